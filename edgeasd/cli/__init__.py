@@ -1,0 +1,70 @@
+"""The ``edgeasd`` command line: a thin layer that parses arguments and wires stages.
+
+Each command group lives in its own module and exposes ``register(subparsers)``,
+which adds its subcommands; each subcommand sets ``func`` (taking the parsed
+``argparse.Namespace`` and returning an exit code). Errors derived from
+:class:`edgeasd.errors.EdgeasdError` are printed with their help text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from edgeasd import __version__
+from edgeasd.errors import EdgeasdError
+
+#: Modules that contribute subcommands, in the order they appear in ``--help``.
+COMMAND_MODULES = (
+    "edgeasd.cli.agent",
+    "edgeasd.cli.bank",
+    "edgeasd.cli.model",
+    "edgeasd.cli.evaluate",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every available command group."""
+    parser = argparse.ArgumentParser(
+        prog="edgeasd",
+        description="Acoustic machine condition monitoring at the edge.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgeasd {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (repeatable)"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:  # a command group not built yet
+            if exc.name != name:
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``edgeasd`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except EdgeasdError as exc:
+        print(exc.format(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

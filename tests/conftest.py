@@ -1,0 +1,34 @@
+"""Shared fixtures.
+
+Tests may read the real clips in ``../shared/data`` (see ``../shared/data/ATTRIBUTION.md``:
+DCASE 2023 Task 2 clips, CC BY 4.0; MIMII clips, CC BY-SA 4.0; DCASE 2022 scores, MIT).
+The product itself never depends on that folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("EDGEASD_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The read-only folder of real test clips; tests that need it skip without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared test data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path_factory, monkeypatch):
+    """Keep every test's state, runtime and log directories out of the user's home."""
+    base = tmp_path_factory.mktemp("edgeasd-dirs")
+    for var in ("STATE_DIRECTORY", "RUNTIME_DIRECTORY", "LOGS_DIRECTORY"):
+        d = base / var.lower()
+        d.mkdir()
+        monkeypatch.setenv(var, str(d))
