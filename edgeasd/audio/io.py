@@ -1,0 +1,381 @@
+"""Reading and writing audio files (WAV, FLAC and whatever else libsndfile reads).
+
+Everything that leaves this module is ``float32`` mono in [-1, 1] at the requested rate.
+Files with any sample rate and channel count are accepted (including 8-channel
+WAVE_FORMAT_EXTENSIBLE recordings such as the MIMII clips); channels are averaged
+(``channel="mix"``) or one of them is picked (``channel=<index>``).
+
+Every way a file can be unusable (missing, empty, truncated, not audio, NaN samples, a
+channel that does not exist) raises :class:`edgeasd.errors.AudioFileError` with a message
+naming the file and a hint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from edgeasd.audio.resample import StreamResampler, resample
+from edgeasd.errors import AudioFileError, InputError
+
+#: File name suffixes a directory scan picks up (lower case).
+AUDIO_SUFFIXES = (".wav", ".flac")
+
+#: How a file's channels become one: ``"mix"`` (mean) or a 0-based channel index.
+Channel = str | int
+
+
+@dataclass(frozen=True)
+class Audio:
+    """A decoded mono signal.
+
+    Attributes
+    ----------
+    samples : np.ndarray
+        Shape ``(n,)``, ``float32`` in [-1, 1].
+    sample_rate : int
+        Rate of ``samples`` in Hz (the requested rate when resampled).
+    source_channels : int
+        Channel count of the file before downmix or selection.
+    duration : float
+        ``n / sample_rate`` in seconds.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    source_channels: int
+    duration: float
+
+
+_READ_HELP = "check that the file is a complete WAV or FLAC recording (e.g. `soxi FILE`)"
+
+
+def check_channel(channel: Channel, n_channels: int, where: str) -> None:
+    """Validate a channel selector against a channel count.
+
+    Parameters
+    ----------
+    channel : str or int
+        ``"mix"`` or a 0-based channel index.
+    n_channels : int
+        Channels available.
+    where : str
+        The file or device name, for the error message.
+
+    Raises
+    ------
+    InputError
+        If ``channel`` is neither ``"mix"`` nor an index below ``n_channels``.
+    """
+    if channel == "mix":
+        return
+    if isinstance(channel, bool) or not isinstance(channel, int | np.integer):
+        raise InputError(
+            f"channel must be 'mix' or a 0-based channel index, not {channel!r}",
+            help="use channel: mix to average all channels, or an integer index",
+        )
+    if not 0 <= channel < n_channels:
+        raise InputError(
+            f"channel {channel} does not exist in {where} ({n_channels} channels)",
+            help=f"use an index from 0 to {n_channels - 1}, or 'mix'",
+        )
+
+
+def to_mono(frames: np.ndarray, channel: Channel) -> np.ndarray:
+    """Downmix or select one channel of a frame block.
+
+    Parameters
+    ----------
+    frames : np.ndarray
+        Shape ``(n, channels)`` or ``(n,)``.
+    channel : str or int
+        ``"mix"`` (mean of the channels) or a channel index (assumed valid).
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(n,)``, ``float32``; a view when nothing needs computing.
+    """
+    if frames.ndim == 1:
+        return frames.astype(np.float32, copy=False)
+    if channel == "mix":
+        if frames.shape[1] == 1:
+            return frames[:, 0].astype(np.float32, copy=False)
+        return frames.mean(axis=1, dtype=np.float32)
+    return frames[:, int(channel)].astype(np.float32, copy=False)
+
+
+def open_audio(path: str | os.PathLike) -> sf.SoundFile:
+    """Open an audio file for reading, turning every failure into ``AudioFileError``.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+
+    Returns
+    -------
+    soundfile.SoundFile
+        Open for reading; the caller closes it.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioFileError(f"audio file not found: {path}", help="check the path")
+    if path.is_dir():
+        raise AudioFileError(
+            f"{path} is a directory, not an audio file", help="pass a WAV or FLAC file"
+        )
+    if path.stat().st_size == 0:
+        raise AudioFileError(f"audio file is empty (0 bytes): {path}", help=_READ_HELP)
+    try:
+        f = sf.SoundFile(str(path))
+    except sf.LibsndfileError as exc:
+        raise AudioFileError(
+            f"cannot read {path} as audio: {exc.error_string}",
+            help=_READ_HELP + "; supported are WAV and FLAC (any rate, any channel count)",
+        ) from exc
+    except (RuntimeError, OSError, TypeError) as exc:  # soundfile < 0.11 raises RuntimeError
+        raise AudioFileError(f"cannot read {path} as audio: {exc}", help=_READ_HELP) from exc
+    if f.frames <= 0:
+        f.close()
+        raise AudioFileError(f"audio file {path} contains no samples", help=_READ_HELP)
+    truncated = _wav_truncation(f)
+    if truncated is not None:
+        f.close()
+        declared, present = truncated
+        raise AudioFileError(
+            f"{path} is truncated: its header announces {declared} bytes of audio, the file "
+            f"holds {present}",
+            help="copy the complete recording again; to keep what is there, rewrite it "
+            "(e.g. `sox in.wav out.wav`)",
+        )
+    return f
+
+
+#: A WAV ``data`` size this large or zero is a placeholder of a streamed recording
+#: (``arecord`` to a pipe), not a promise of that much audio.
+_STREAMED_WAV_SIZE = 0x7FFF0000
+_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def _wav_truncation(f: sf.SoundFile) -> tuple[int, int] | None:
+    """(declared, present) data bytes of a truncated WAV file, else None.
+
+    libsndfile silently reads what a cut-off WAV holds; its header log tells the
+    announced and the present size of the ``data`` chunk.
+    """
+    if f.format not in ("WAV", "WAVEX", "RF64"):
+        return None
+    match = _DATA_SIZE.search(f.extra_info)
+    if match is None:
+        return None
+    declared, present = int(match.group(1)), int(match.group(2))
+    if declared == 0 or declared >= _STREAMED_WAV_SIZE or present >= declared:
+        return None
+    return declared, present
+
+
+def _check_finite(block: np.ndarray, path: Path) -> None:
+    if not np.isfinite(block).all():
+        raise AudioFileError(
+            f"{path} contains NaN or infinite samples",
+            help="re-export the recording as 16-bit PCM or clean float WAV",
+        )
+
+
+def _read_frames(f: sf.SoundFile, frames: int, path: Path) -> np.ndarray:
+    try:
+        block = f.read(frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioFileError(f"{path} is corrupt: {exc}", help=_READ_HELP) from exc
+    _check_finite(block, path)
+    return block
+
+
+def read_audio(
+    path: str | os.PathLike, sample_rate: int | None = None, channel: Channel = "mix"
+) -> Audio:
+    """Read a whole audio file as mono ``float32``.
+
+    Parameters
+    ----------
+    path : path-like
+        WAV, FLAC or another format libsndfile reads; any rate and channel count.
+    sample_rate : int, optional
+        Resample to this rate (polyphase, anti-aliased); ``None`` keeps the file's rate.
+    channel : "mix" or int
+        Average all channels, or take one channel (0-based).
+
+    Returns
+    -------
+    Audio
+        ``samples`` of shape ``(n,)``.
+
+    Raises
+    ------
+    AudioFileError
+        Missing, empty, truncated, non-audio or NaN-containing file.
+    InputError
+        A channel index the file does not have, or a non-positive ``sample_rate``.
+    """
+    path = Path(path)
+    with open_audio(path) as f:
+        check_channel(channel, f.channels, str(path))
+        frames = _read_frames(f, -1, path)
+        rate, n_channels = int(f.samplerate), int(f.channels)
+    if frames.shape[0] == 0:
+        raise AudioFileError(f"audio file {path} contains no samples", help=_READ_HELP)
+    mono = to_mono(frames, channel)
+    if sample_rate is not None and int(sample_rate) != rate:
+        mono = resample(mono, rate, int(sample_rate))
+        rate = int(sample_rate)
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
+    return Audio(mono, rate, n_channels, mono.shape[0] / rate)
+
+
+def iter_audio(
+    path: str | os.PathLike,
+    sample_rate: int,
+    channel: Channel = "mix",
+    block_frames: int = 65536,
+) -> Iterator[np.ndarray]:
+    """Stream a file as mono blocks at ``sample_rate`` without loading it whole.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    sample_rate : int
+        Output rate; blocks are resampled with a :class:`StreamResampler`, so their
+        concatenation equals ``read_audio(path, sample_rate).samples`` up to rounding.
+    channel : "mix" or int
+        Channel selection as in :func:`read_audio`.
+    block_frames : int
+        File frames read per step.
+
+    Yields
+    ------
+    np.ndarray
+        Shape ``(m,)`` ``float32`` blocks (never empty).
+    """
+    path = Path(path)
+    with open_audio(path) as f:
+        check_channel(channel, f.channels, str(path))
+        stream = StreamResampler(int(f.samplerate), int(sample_rate))
+        while True:
+            frames = _read_frames(f, block_frames, path)
+            if frames.shape[0] == 0:
+                break
+            out = stream.process(to_mono(frames, channel))
+            if out.size:
+                yield out
+        tail = stream.flush()
+        if tail.size:
+            yield tail
+
+
+def list_audio_files(directory: str | os.PathLike) -> list[Path]:
+    """WAV/FLAC files directly in ``directory``, sorted by name.
+
+    Parameters
+    ----------
+    directory : path-like
+        A folder.
+
+    Returns
+    -------
+    list of Path
+        Possibly empty.
+    """
+    return sorted(
+        p for p in Path(directory).iterdir() if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+    )
+
+
+def write_audio(
+    path: str | os.PathLike, samples: np.ndarray, sample_rate: int, subtype: str | None = None
+) -> Path:
+    """Write audio crash-safely: a temporary file, fsync, then an atomic rename.
+
+    A reader never sees a half-written file, and after a crash either the old file or the
+    complete new one exists. The format follows the suffix (``.wav``, ``.flac``).
+
+    Parameters
+    ----------
+    path : path-like
+        Destination; its directory must exist.
+    samples : np.ndarray
+        Shape ``(n,)`` or ``(n, channels)``, float in [-1, 1] (values beyond are clipped
+        by integer subtypes).
+    sample_rate : int
+        Rate in Hz.
+    subtype : str, optional
+        libsndfile subtype (``"PCM_16"``, ``"FLOAT"``...); default: the format's default
+        (16-bit PCM for both WAV and FLAC).
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    InputError
+        Empty or non-finite samples, or a bad shape.
+    AudioFileError
+        The file cannot be written.
+    """
+    path = Path(path)
+    data = np.asarray(samples)
+    if data.ndim not in (1, 2) or data.shape[0] == 0:
+        raise InputError(f"samples must have shape (n,) or (n, channels), got {data.shape}")
+    if not np.isfinite(data).all():
+        raise InputError("samples contain NaN or infinite values")
+    fmt = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"cannot tell the audio format from the name {path.name!r}",
+            help="use a .wav or .flac suffix",
+        )
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            sf.write(fh, data, int(sample_rate), format=fmt, subtype=subtype)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError | sf.LibsndfileError | RuntimeError):
+            raise AudioFileError(
+                f"cannot write {path}: {exc}",
+                help="check disk space and permissions of the directory",
+            ) from exc
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist a rename by syncing its directory (best effort where unsupported)."""
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)

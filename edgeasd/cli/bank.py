@@ -1,0 +1,236 @@
+"""``edgeasd bank``: list, summarize, remove and rebuild the reference bank.
+
+``remove`` and ``rebuild`` change the bank on disk under its write lock; they refuse while
+the daemon runs (its in-memory bank would overwrite the change): stop it first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from typing import Any
+
+import numpy as np
+
+from edgeasd.cli.agent import _paths, add_config_arg, config_of
+from edgeasd.errors import BankError, ControlError
+
+
+def _load(config: Any) -> Any:
+    from edgeasd.scoring import ReferenceBank
+
+    path = _paths(config).bank
+    if not path.exists():
+        raise BankError(
+            f"no reference bank at {path}",
+            help="enroll normal operation first: `edgeasd enroll FILE...` or "
+            "`edgeasd enroll --next N`",
+        )
+    return ReferenceBank.load(path)
+
+
+def _refuse_if_running(paths: Any, what: str) -> None:
+    from edgeasd.control import ControlClient, DaemonNotRunning
+
+    try:
+        ControlClient(paths.control_socket, timeout=5).request("status")
+    except DaemonNotRunning:
+        return
+    raise ControlError(
+        f"the daemon is running: `bank {what}` must not change the bank under it",
+        help="stop it (systemctl stop edgeasd), run the command, start it again",
+    )
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``bank list``: one line per reference."""
+    bank = _load(config_of(args))
+    rows = [
+        {
+            "id": int(i),
+            "domain": str(d),
+            "group": str(g),
+            "added": _iso(float(t)),
+            "density": float(r),
+        }
+        for i, d, g, t, r in zip(
+            bank.ids, bank.domains, bank.groups, bank.added_at, bank.density, strict=True
+        )
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'id':>6}  {'domain':<12} {'added':<19}  {'density':>10}  group")
+    for r in rows:
+        print(
+            f"{r['id']:>6}  {r['domain']:<12} {r['added']:<19}  {r['density']:>10.4g}  {r['group']}"
+        )
+    return 0
+
+
+def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
+    """Per-domain counts, groups and density, the threshold and the model."""
+    from edgeasd import enrollment
+
+    domains, groups, density = bank.domains, bank.groups, bank.density
+    threshold, source = enrollment.threshold_for(bank, config) if len(bank) else (None, "-")
+    return {
+        "references": len(bank),
+        "model_id": bank.meta.get("model_id"),
+        "threshold": threshold,
+        "threshold_source": source,
+        "min_references": config.scoring.min_references,
+        "domains": {
+            str(d): {
+                "references": int(np.sum(domains == d)),
+                "groups": len(set(groups[domains == d])),
+                "median_density": float(np.median(density[domains == d])),
+            }
+            for d in sorted(set(domains))
+        },
+    }
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """``bank summary``: per domain tag."""
+    config = config_of(args)
+    s = bank_summary_dict(_load(config), config)
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return 0
+    print(f"{s['references']} references, model {s['model_id']}")
+    print(f"threshold {s['threshold']} ({s['threshold_source']})")
+    if s["references"] < s["min_references"]:
+        print(f"learning: {s['min_references'] - s['references']} more needed before scoring")
+    print(f"{'domain':<16} {'refs':>6} {'groups':>7} {'median density':>15}")
+    for name, d in s["domains"].items():
+        print(f"{name:<16} {d['references']:>6} {d['groups']:>7} {d['median_density']:>15.4g}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    """``bank remove ID...``: drop references (and their kept audio once a group is empty)."""
+    from edgeasd.kept_audio import AudioStore
+    from edgeasd.scoring import ReferenceBank, store
+
+    config = config_of(args)
+    paths = _paths(config)
+    _refuse_if_running(paths, "remove")
+    with store.locked(paths.bank):
+        bank = ReferenceBank.load(paths.bank)
+        missing = sorted(set(args.ids) - {int(i) for i in bank.ids})
+        if missing:
+            raise BankError(
+                f"no reference with id(s) {missing} in {paths.bank}",
+                help="see the ids with `edgeasd bank list`",
+            )
+        bank.remove(args.ids)
+        bank.save(paths.bank)
+    AudioStore(paths.audio_dir, config.enrollment.audio_max_bytes).forget(args.ids)
+    print(f"removed {len(args.ids)} references; {len(bank)} left")
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    """``bank rebuild``: re-embed the kept enrollment audio with the configured model."""
+    from edgeasd import enrollment
+    from edgeasd.kept_audio import AudioStore
+    from edgeasd.pipeline import make_embedder, quality_options
+    from edgeasd.scoring import store
+
+    config = config_of(args)
+    paths = _paths(config)
+    _refuse_if_running(paths, "rebuild")
+    embedder = make_embedder(config)
+    info = embedder.info
+    audio = AudioStore(paths.audio_dir, config.enrollment.audio_max_bytes)
+    records = audio.records()
+    if not records:
+        raise BankError(
+            f"no kept enrollment audio in {paths.audio_dir} to rebuild from",
+            help="enroll normal recordings again (enrollment.keep_audio keeps them "
+            "for the next rebuild)",
+        )
+    hop = config.window.hop_seconds
+    batches = []
+    for r in records:
+        windows = []
+        for segment in audio.segments(r):
+            samples = _at_rate(segment, r["sample_rate"], info.sample_rate)
+            good, _ = enrollment.good_windows(
+                samples,
+                info.sample_rate,
+                info.window_seconds,
+                hop or info.window_seconds,
+                quality_options(config),
+            )
+            windows += [w.samples for w in good]
+        if not windows:
+            print(
+                f"warning: group {r['group']}: no {info.window_seconds:g} s window in its "
+                "kept audio; skipped"
+            )
+            continue
+        batches.append(
+            enrollment.Batch(
+                enrollment.embed_windows(embedder, windows),
+                r["domain"],
+                r["group"],
+                [],
+                info.sample_rate,
+                r["origin"],
+            )
+        )
+    if not batches:
+        raise BankError(
+            "no kept audio yields a window for the configured model",
+            help="enroll recordings at least one model window long",
+        )
+    with store.locked(paths.bank):
+        old = paths.bank.with_name("bank.before-rebuild")
+        if paths.bank.exists():
+            shutil.copy2(paths.bank, old)
+        bank = enrollment.new_bank(config.scoring, info)
+        ids = enrollment.commit(bank, paths.bank, batches)
+    start = 0
+    for b in batches:
+        audio.update_ids(b.group, ids[start : start + len(b.embeddings)])
+        start += len(b.embeddings)
+    print(
+        f"rebuilt the bank with {info.id}: {len(bank)} references in {len(batches)} groups "
+        f"(previous bank kept as {old.name})"
+    )
+    return 0
+
+
+def _at_rate(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    from edgeasd.audio.resample import resample
+
+    return samples if rate_in == rate_out else resample(samples, rate_in, rate_out)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``edgeasd bank ...``."""
+    p = subparsers.add_parser("bank", help="inspect and edit the reference bank")
+    sub = p.add_subparsers(dest="bank_command", metavar="SUBCOMMAND", required=True)
+    c = sub.add_parser("list", help="one line per reference")
+    add_config_arg(c)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_list)
+    c = sub.add_parser("summary", help="references per domain tag, threshold, model")
+    add_config_arg(c)
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_summary)
+    c = sub.add_parser("remove", help="remove references by id (daemon stopped)")
+    add_config_arg(c)
+    c.add_argument("ids", nargs="+", type=int, metavar="ID")
+    c.set_defaults(func=cmd_remove)
+    c = sub.add_parser("rebuild", help="re-embed the kept audio with the configured model")
+    add_config_arg(c)
+    c.set_defaults(func=cmd_rebuild)

@@ -1,0 +1,415 @@
+"""The agent's run loop: source → windower → quality → embedder → bank → detector → sinks.
+
+One thread (the caller of :meth:`Daemon.run`, the main thread under ``edgeasd run``) owns
+the reference bank: it scores windows, and it alone enrolls. Control-socket threads hand it
+:class:`Command` objects through a queue and wait for the reply, so an enrollment is never
+seen half done and is saved (``bank.save``) before the reply reports success.
+
+Service integration (``Type=notify``): ``READY=1`` once the model, the bank and the stream
+are up and the numba kernels are compiled; ``WATCHDOG=1`` only after a window was processed
+while frames keep arriving (a dead audio callback stops it, and systemd restarts us);
+``STATUS=`` with the last score. SIGTERM drops the partial window, flushes the logs and leaves
+the bank intact; SIGHUP reloads the configuration. A lost device is retried
+``device.retries`` times, then the daemon exits with a :class:`~edgeasd.errors.DeviceError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeasd import enrollment
+from edgeasd.audio import quality as audio_quality
+from edgeasd.audio.windower import Windower
+from edgeasd.config import Config, load_config
+from edgeasd.control import Command, ControlServer, drain
+from edgeasd.detect import Detector, make_event
+from edgeasd.errors import ControlError, EdgeasdError
+from edgeasd.kept_audio import keep_audio
+from edgeasd.notify import Notifier
+from edgeasd.paths import resolve_paths
+from edgeasd.pipeline import ResilientSource, make_embedder, quality_options, warm_kernels
+from edgeasd.scoring import store
+from edgeasd.sinks import EventSinks
+from edgeasd.status import StatusBoard
+
+log = logging.getLogger(__name__)
+
+
+class Daemon:
+    """The streaming agent.
+
+    Parameters
+    ----------
+    config : Config
+        The validated configuration (``config.origin`` is re-read on SIGHUP / ``reload``).
+    initial_enroll : list of (n, domain)
+        Enrollments queued before start, each exactly as an ``enroll --next n`` request
+        (one group each): ``edgeasd demo`` and ``enroll --next`` without a daemon.
+    on_record : callable, optional
+        Called with every per-window record and every event (dicts) after they are logged.
+    handle_signals : bool
+        Install SIGTERM/SIGINT/SIGHUP handlers (only possible on the main thread).
+    until_enrolled : bool
+        Stop once every pending enrollment is done (``enroll --next`` without a daemon).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        initial_enroll: Sequence[tuple[int, str]] = (),
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+        handle_signals: bool = True,
+        until_enrolled: bool = False,
+    ) -> None:
+        self.config = config
+        self.dirs = resolve_paths(config)
+        self.on_record = on_record
+        self.handle_signals = handle_signals
+        self.until_enrolled = until_enrolled
+        self._commands: queue.Queue[Command] = queue.Queue()
+        self._active: list[Command] = []  # enroll_next requests collecting windows, in order
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._signal = "ok"  # last signal quality status, to report changes
+        self.notifier = Notifier()
+        self.initial = [Command("enroll_next", {"n": n, "domain": d}) for n, d in initial_enroll]
+        for cmd in self.initial:
+            self._commands.put(cmd)
+
+    # ------------------------------------------------------------------ setup
+
+    def _setup(self) -> None:
+        cfg = self.config
+        self.dirs.ensure()
+        self.embedder = make_embedder(cfg)
+        self.info = self.embedder.info
+        self.window_seconds = cfg.window.seconds or self.info.window_seconds
+        self.hop_seconds = cfg.window.hop_seconds or self.window_seconds
+        self.bank_path = enrollment.bank_path(self.dirs.state_dir)
+        self.bank = enrollment.open_bank(self.bank_path, cfg.scoring, self.info)
+        self._bank_fp = _fingerprint(self.bank_path)
+        warm_kernels(self.bank, self.info.dim, self.info.metric)
+        # the socket first: it refuses to start next to a live daemon, whose status.json
+        # must then stay untouched
+        self.server = ControlServer(self.dirs.control_socket, self._handle).start()
+        self.status = StatusBoard(self.dirs.status_file, self.info)
+        self._apply_config(cfg)
+
+    def _apply_config(self, cfg: Config) -> None:
+        """(Re)build what a reload can change without a restart."""
+        self.config = cfg
+        if getattr(self, "sinks", None) is not None:
+            self.sinks.close()
+        self.sinks = EventSinks.from_config(cfg, self.dirs, log)
+        self._refresh_detector()
+
+    def _refresh_detector(self) -> None:
+        """Rebuild the detector after an enrollment or reload (None: no finite threshold)."""
+        threshold, source = enrollment.threshold_for(self.bank, self.config)
+        det = self.config.detector
+        self.detector = (
+            Detector(threshold, k=det.k, n=det.n, threshold_source=source)
+            if np.isfinite(threshold)
+            else None
+        )
+        self.status.update(
+            threshold=threshold if np.isfinite(threshold) else None,
+            threshold_source=source,
+            bank=enrollment.bank_summary(self.bank),
+            bank_size=len(self.bank),
+            learning_needed=self._learning_needed(),
+            learning=self._learning(),
+        )
+
+    def _learning_needed(self) -> int:
+        return max(0, self.config.scoring.min_references - len(self.bank))
+
+    def _learning(self) -> str | None:
+        """Why the agent cannot score yet (None: it can)."""
+        if self._learning_needed():
+            return (
+                f"{self._learning_needed()} more normal windows needed "
+                "(edgeasd enroll --next N, or enroll FILE...)"
+            )
+        if self.bank.exclude_same_group and len(set(self.bank.groups)) < 2:
+            # each reference's density comes from other groups: with one, scores are raw
+            # distances and the threshold cannot be calibrated
+            return (
+                "a second enrollment session of normal operation is needed (another file or --next)"
+            )
+        return None
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> int:
+        """Run until the source ends or SIGTERM; returns the exit code (0).
+
+        Raises
+        ------
+        DeviceError
+            The capture device was lost and did not come back after ``device.retries``.
+        EdgeasdError
+            Model, bank, config or socket problems found at start.
+        """
+        if self.handle_signals:
+            self._install_signals()
+        try:
+            self._setup()
+            self._loop()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
+
+    def stop(self) -> None:
+        """Ask the run loop to stop after the current block (safe from any thread)."""
+        self._stop.set()
+
+    def _loop(self) -> None:
+        ready = False
+        windower = Windower(self.info.sample_rate, self.window_seconds, self.hop_seconds)
+        stall = self.window_seconds + self.hop_seconds + self.config.device.stall_seconds
+        last_progress, last_ping = time.monotonic(), 0.0
+        self.source = ResilientSource(lambda: self.config, self.info.sample_rate, self._stop)
+        for block in self.source.blocks():
+            self.status.update(write=False, source=self.source.stats)
+            if not ready:
+                self.status.update(state="learning" if self._learning() else "running")
+                self.notifier.ready(self.status.line())
+                ready = True
+            if self._stop.is_set():
+                break
+            self._drain_commands()
+            if self._reload.is_set():
+                self._do_reload()
+                if self.source.reopening:
+                    windower = Windower(
+                        self.info.sample_rate, self.window_seconds, self.hop_seconds
+                    )
+                    continue
+            for window in windower.push(block):
+                self._process(window)
+                last_progress = time.monotonic()
+            now = time.monotonic()
+            if now - last_progress < stall and now - last_ping >= 1.0:
+                self.notifier.watchdog()  # frames arrive and windows get processed
+                last_ping = now
+            if self.until_enrolled and not self._active and self._commands.empty():
+                break
+        # a partial window is dropped here: it is never scored nor enrolled
+
+    def _process(self, window: Any) -> None:
+        t0 = time.perf_counter()
+        q = audio_quality.assess(window.samples, **quality_options(self.config))
+        record = make_event(
+            "window",
+            window.start_time,
+            index=int(window.index),
+            level_dbfs=_round(q.rms_dbfs),
+            quality=q.status,
+        )
+        if q.status != self._signal:  # report changes only, not every bad window
+            self._emit_event(
+                make_event(
+                    "signal",
+                    window.start_time,
+                    previous=self._signal,
+                    window_index=int(window.index),
+                    **q.as_dict(),
+                )
+            )
+            self._signal = q.status
+        if q.status != "ok":
+            record["decision"] = "signal"
+        elif self._still_active():
+            record["decision"] = "enrolling"
+            self._collect(window.samples)
+        elif self._learning():
+            record.update(decision="learning", needed=self._learning_needed())
+        else:
+            self._score(window, record)
+        record["processing_ms"] = round(1000 * (time.perf_counter() - t0), 2)
+        self.sinks.emit(record)
+        self.status.window(record)
+        self.notifier.status(self.status.line())
+        if self.on_record:
+            self.on_record(record)
+
+    def _score(self, window: Any, record: dict[str, Any]) -> None:
+        embedding = self.embedder.embed(window.samples[None, :])
+        scores, nearest = self.bank.score(embedding, return_nearest=True)
+        score, ref = float(scores[0]), int(nearest[0])
+        record.update(
+            score=round(score, 6),
+            nearest_id=ref,
+            nearest_domain=str(self.bank.domains[np.flatnonzero(self.bank.ids == ref)[0]]),
+        )
+        if self.detector is None:  # no finite threshold yet
+            record.update(decision="uncalibrated", threshold=None)
+            return
+        record.update(
+            threshold=self.detector.threshold,
+            decision="anomalous" if score > self.detector.threshold else "normal",
+        )
+        for event in self.detector.update(score, window.start_time, int(window.index)):
+            self._emit_event(event.to_dict())
+
+    def _emit_event(self, event: dict[str, Any]) -> None:
+        self.sinks.emit(event)
+        self.status.event(event)
+        if self.on_record:
+            self.on_record(event)
+
+    # ------------------------------------------------------------------ enrollment
+
+    def _still_active(self) -> bool:
+        """Whether an ``enroll --next`` request collects windows (abandoned ones dropped)."""
+        for cmd in [c for c in self._active if c.abandoned]:
+            log.info("enroll --next abandoned by its client: %d windows dropped", len(cmd.windows))
+            self._active.remove(cmd)
+            self.status.update(enrolling=None)
+        return bool(self._active)
+
+    def _collect(self, samples: np.ndarray) -> None:
+        cmd = self._active[0]
+        cmd.windows.append(samples.copy())
+        self.status.update(enrolling={"collected": len(cmd.windows), "n": cmd.payload["n"]})
+        if len(cmd.windows) < cmd.payload["n"]:
+            return
+        self._active.pop(0)
+        try:
+            batch = enrollment.Batch(
+                embeddings=enrollment.embed_windows(self.embedder, cmd.windows),
+                domain=cmd.payload["domain"],
+                group=enrollment.new_group_id("live"),
+                segments=cmd.windows,
+                sample_rate=self.info.sample_rate,
+                origin="live",
+            )
+            cmd.finish(self._commit([batch]))
+        except EdgeasdError as exc:
+            cmd.finish(error=exc)
+        self.status.update(enrolling=None)
+
+    def _commit(self, batches: list[enrollment.Batch]) -> dict[str, Any]:
+        """Enroll and save all batches (all or nothing), refresh the threshold."""
+        try:
+            with store.locked(self.bank_path):
+                if _fingerprint(self.bank_path) != self._bank_fp:  # written by someone else
+                    log.warning("the bank on disk changed since it was loaded: reloading it")
+                    self.bank = enrollment.open_bank(self.bank_path, self.config.scoring, self.info)
+                ids = enrollment.commit(self.bank, self.bank_path, batches)
+                self._bank_fp = _fingerprint(self.bank_path)
+        except BaseException:
+            self.bank = enrollment.open_bank(self.bank_path, self.config.scoring, self.info)
+            self._bank_fp = _fingerprint(self.bank_path)
+            raise
+        keep_audio(self.dirs.state_dir, self.config.enrollment, batches, ids)
+        self._refresh_detector()
+        result = enrollment.enrollment_result(self.bank, batches, ids)
+        self._emit_event(make_event("enrolled", time.time(), **result))
+        if not self._learning():
+            self.status.update(state="running")
+        return result
+
+    def _drain_commands(self) -> None:
+        for cmd in drain(self._commands):
+            if cmd.abandoned:
+                continue
+            if cmd.kind == "enroll_next":
+                self._active.append(cmd)
+            elif cmd.kind == "commit":
+                try:
+                    cmd.finish(self._commit(cmd.payload["batches"]))
+                except EdgeasdError as exc:
+                    cmd.finish(error=exc)
+            elif cmd.kind == "reload":
+                self._reload.set()
+                cmd.finish({"reloading": True})
+
+    def _handle(self, request: dict[str, Any], gone: Callable[[], bool]) -> dict[str, Any]:
+        """Control-socket handler (runs in a connection thread)."""
+        op = request["op"]
+        if not hasattr(self, "sinks"):
+            raise ControlError("the daemon is still starting", help="retry in a few seconds")
+        if op == "status":
+            return self.status.snapshot()
+        if self._stop.is_set():
+            raise ControlError("the daemon is shutting down", help="retry once it is back")
+        if op == "enroll_files":
+            batches = enrollment.file_batches(
+                request["paths"],
+                self.embedder,
+                request["domain"],
+                self.hop_seconds,
+                quality_options(self.config),
+            )
+            cmd = Command("commit", {"batches": batches})
+        else:
+            cmd = Command(op, {k: v for k, v in request.items() if k != "op"})
+        self._commands.put(cmd)
+        while not cmd.done.wait(0.25):
+            if gone():  # Ctrl-C on `edgeasd enroll --next`: do not enroll behind its back
+                cmd.abandoned = True
+                raise ControlError("the client hung up; request abandoned")
+        return cmd.wait()
+
+    # ------------------------------------------------------------------ reload, shutdown
+
+    def _do_reload(self) -> None:
+        self._reload.clear()
+        self.notifier.reloading()
+        old = self.config
+        try:
+            new = load_config(old.origin) if old.origin else old
+        except EdgeasdError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc.format())
+            self.notifier.ready(self.status.line())
+            return
+        for section in ("model", "window", "scoring", "paths"):
+            if getattr(new, section) != getattr(old, section):
+                log.warning("reload: changes to '%s' take effect after a restart", section)
+        self._apply_config(new)
+        if new.source != old.source:
+            self.source.reopen()
+        log.info("configuration reloaded from %s", old.origin)
+        self.notifier.ready(self.status.line())
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping()
+        for cmd in self._active + drain(self._commands):
+            cmd.finish(
+                error=ControlError(
+                    "the daemon stopped before the enrollment completed; nothing was enrolled",
+                    help="start the daemon again and repeat the request",
+                )
+            )
+        if hasattr(self, "server"):
+            self.server.close()
+        if hasattr(self, "status"):
+            self.status.update(state="stopped")
+        if getattr(self, "sinks", None) is not None:
+            self.sinks.close()
+
+
+def _fingerprint(path: Path) -> bytes | None:
+    """The bank file's checksum (None: no file), to notice writes by other processes."""
+    return store.fingerprint(path) if path.exists() else None
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), 2)

@@ -1,0 +1,346 @@
+"""Enrollment of normal audio into the reference bank.
+
+Two kinds of enrollment exist, with the grouping the bank's calibration relies on:
+
+* recordings (``edgeasd enroll FILE...``): each file is windowed like live audio, and all of
+  its windows form one group (they are not independent of each other);
+* live windows (``edgeasd enroll --next N``): the next N good live windows form one group.
+
+The daemon does live enrollment itself (see :mod:`edgeasd.daemon`); this module holds what
+both the daemon and the direct (daemon not running) mode share: embedding files, opening the
+bank with its model check, committing a batch of groups atomically (all groups or none, saved
+before success is reported), the threshold in force, and direct-mode file enrollment. The
+enrolled audio is kept for ``edgeasd bank rebuild`` by :mod:`edgeasd.kept_audio`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeasd.audio import quality
+from edgeasd.audio.io import read_audio
+from edgeasd.audio.sources import AudioBlock
+from edgeasd.audio.windower import Window, Windower
+from edgeasd.errors import AudioFileError, BankError, ModelError
+from edgeasd.kept_audio import keep_audio
+from edgeasd.scoring import ReferenceBank, store
+from edgeasd.scoring.calibrate import DEFAULT_RULE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One group of embeddings to enroll together.
+
+    Attributes
+    ----------
+    embeddings : np.ndarray, shape (n, dim), float32
+    domain : str
+        Free-form domain tag (``"source"``, ``"target"``, ``"belt-2026"``...).
+    group : str
+        Group id: all windows of one file or of one ``--next`` request.
+    segments : list of np.ndarray, each (samples,) float32
+        The audio the embeddings came from, at ``sample_rate``, kept for rebuilds.
+    sample_rate : int
+    origin : str
+        Where the audio came from (a file path or ``"live"``), for ``bank list``.
+    """
+
+    embeddings: np.ndarray
+    domain: str
+    group: str
+    segments: list[np.ndarray]
+    sample_rate: int
+    origin: str
+
+
+def new_group_id(kind: str) -> str:
+    """A unique, sortable group id such as ``live-20261128T132401-3f2a1c``."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    return f"{kind}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+# ---------------------------------------------------------------------------- bank lifecycle
+
+
+def bank_path(state_dir: str | os.PathLike[str]) -> Path:
+    """Where the reference bank lives: ``<state_dir>/bank``."""
+    return Path(state_dir) / "bank"
+
+
+def new_bank(scoring: Any, model_info: Any) -> ReferenceBank:
+    """An empty bank with the configured scoring options, stamped with the model's id.
+
+    Parameters
+    ----------
+    scoring : edgeasd.config.ScoringConfig
+        ``density``, ``k``, ``r``, ``norm``.
+    model_info : edgeasd.embed.ModelInfo
+    """
+    bank = ReferenceBank(
+        model_info.dim,
+        metric=model_info.metric,
+        density=scoring.density,
+        k=scoring.k,
+        r=scoring.r,
+        norm=scoring.norm,
+    )
+    bank.meta["model_id"] = model_info.id
+    bank.meta["model_name"] = model_info.name
+    return bank
+
+
+def check_model(bank: ReferenceBank, model_info: Any, path: Path | None = None) -> None:
+    """Refuse a bank embedded with another model than ``model_info``.
+
+    Raises
+    ------
+    ModelError
+        With the two model ids and the command that fixes it.
+    """
+    have = bank.meta.get("model_id")
+    if have is not None and have != model_info.id:
+        where = f" {path}" if path else ""
+        raise ModelError(
+            f"the reference bank{where} was embedded with model {have}, but the configured "
+            f"model is {model_info.id}; its scores would be meaningless",
+            help="re-embed the kept enrollment audio with `edgeasd bank rebuild`, or configure "
+            "the previous model again (model.path)",
+        )
+
+
+def open_bank(path: Path, scoring: Any, model_info: Any) -> ReferenceBank:
+    """Load the bank at ``path`` (checking its model) or start an empty one if none exists."""
+    if not Path(path).exists():
+        return new_bank(scoring, model_info)
+    bank = ReferenceBank.load(path)
+    check_model(bank, model_info, path)
+    return bank
+
+
+def commit(bank: ReferenceBank, path: Path, batches: Sequence[Batch]) -> list[int]:
+    """Enroll every batch and save the bank: all groups or none, persisted before returning.
+
+    The caller must hold the bank (the daemon's run-loop thread, or ``store.locked(path)`` in
+    direct mode). On failure the in-memory bank may hold part of the batch: the caller must
+    drop it and reload from ``path``, which still holds the previous state.
+
+    Returns
+    -------
+    list of int
+        The new reference ids, in batch order.
+    """
+    ids: list[int] = []
+    for batch in batches:
+        ids.extend(
+            int(i) for i in bank.enroll(batch.embeddings, domain=batch.domain, group=batch.group)
+        )
+    bank.save(path)
+    return ids
+
+
+def threshold_for(bank: ReferenceBank, cfg: Any) -> tuple[float, str]:
+    """The decision threshold (NaN if none can be derived yet) and where it came from."""
+    rule, value = cfg.threshold.rule, cfg.threshold.value
+    if rule == "fixed":
+        return float(value), f"config: threshold.rule fixed, value {value:g}"
+    if len(bank) == 0:
+        return float("nan"), "none: the bank is empty"
+    if rule in ("quantile", "gamma"):
+        bank.calibrate(rule=rule, q=value)
+    else:  # the bank's default rule, or auto with a configured floor
+        bank.calibrate(rule=rule or DEFAULT_RULE, value=value)
+    return float(bank.threshold_), f"bank of {len(bank)}: {bank.threshold_rule_}"
+
+
+def bank_summary(bank: ReferenceBank) -> dict[str, int]:
+    """Number of references per domain tag."""
+    domains, counts = np.unique(
+        np.asarray(bank.domains, dtype=object).astype(str), return_counts=True
+    )
+    return {str(d): int(c) for d, c in zip(domains, counts, strict=True)}
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def embed_windows(embedder: Any, windows: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
+    """Embed a sequence of equal-length windows.
+
+    Parameters
+    ----------
+    embedder : edgeasd.embed.Embedder
+    windows : sequence of np.ndarray, each (samples,) float32
+
+    Returns
+    -------
+    np.ndarray, shape (len(windows), dim), float32
+    """
+    parts = [
+        embedder.embed(np.stack(windows[i : i + batch_size]).astype(np.float32, copy=False))
+        for i in range(0, len(windows), batch_size)
+    ]
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def good_windows(
+    samples: np.ndarray,
+    sample_rate: int,
+    window_seconds: float,
+    hop_seconds: float,
+    quality_options: dict[str, Any] | None = None,
+) -> tuple[list[Window], int]:
+    """Cut ``samples`` into windows and keep those of usable signal quality.
+
+    Parameters
+    ----------
+    samples : np.ndarray, shape (n,), float32
+    sample_rate : int
+    window_seconds, hop_seconds : float
+    quality_options : dict, optional
+        Keyword arguments of :func:`edgeasd.audio.quality.assess` (the ``quality`` section).
+
+    Returns
+    -------
+    windows : list of Window
+        ``start_time`` is the offset in seconds from the start of ``samples``.
+    rejected : int
+        Windows dropped for silence, clipping or a dead microphone.
+    """
+    windower = Windower(sample_rate, window_seconds, hop_seconds)
+    block = AudioBlock(np.asarray(samples, dtype=np.float32), 0.0)
+    kept, rejected = [], 0
+    for window in windower.push(block):
+        if quality.assess(window.samples, **(quality_options or {})).status == "ok":
+            kept.append(window)
+        else:
+            rejected += 1
+    return kept, rejected
+
+
+def file_windows(
+    path: str | os.PathLike[str],
+    info: Any,
+    hop_seconds: float | None = None,
+    quality_options: dict[str, Any] | None = None,
+) -> tuple[Any, list[Window]]:
+    """Read a recording at the model's rate and cut it into good windows.
+
+    Returns
+    -------
+    audio : edgeasd.audio.io.Audio
+    windows : list of Window
+
+    Raises
+    ------
+    AudioFileError
+        Unreadable file, or no window of usable signal (too short, silent, clipped...).
+    """
+    audio = read_audio(path, sample_rate=info.sample_rate)
+    hop = hop_seconds or info.window_seconds
+    windows, rejected = good_windows(
+        audio.samples, info.sample_rate, info.window_seconds, hop, quality_options
+    )
+    if not windows:
+        raise AudioFileError(
+            f"{path}: no usable {info.window_seconds:g} s window in {audio.duration:.1f} s of "
+            f"audio ({rejected} rejected for silence, clipping or a dead microphone)",
+            help=f"use recordings of the running machine at least {info.window_seconds:g} s "
+            "long with an audible, unclipped sound",
+        )
+    return audio, windows
+
+
+def file_batches(
+    paths: Sequence[str | os.PathLike[str]],
+    embedder: Any,
+    domain: str,
+    hop_seconds: float | None = None,
+    quality_options: dict[str, Any] | None = None,
+) -> list[Batch]:
+    """Read, window and embed recordings: one :class:`Batch` (group) per file.
+
+    Every file is read before anything is returned, so one bad file refuses the whole
+    request (nothing is half enrolled).
+
+    Raises
+    ------
+    AudioFileError
+        A file is unreadable, or has no window of usable signal (too short, silent...).
+    """
+    info = embedder.info
+    batches = []
+    for path in paths:
+        audio, windows = file_windows(path, info, hop_seconds, quality_options)
+        batches.append(
+            Batch(
+                embeddings=embed_windows(embedder, [w.samples for w in windows]),
+                domain=domain,
+                group=new_group_id("file"),
+                segments=[np.asarray(audio.samples, dtype=np.float32)],
+                sample_rate=info.sample_rate,
+                origin=str(Path(path).resolve()),
+            )
+        )
+    return batches
+
+
+def enroll_files_direct(
+    state_dir: Path,
+    paths: Sequence[str | os.PathLike[str]],
+    domain: str,
+    embedder: Any,
+    scoring: Any,
+    enrollment: Any,
+    hop_seconds: float | None = None,
+    quality_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Enroll recordings straight into the bank on disk (no daemon running).
+
+    The files are embedded first; then, under the bank's write lock, the bank is loaded (or
+    created), every file is enrolled as its own group and the bank is saved.
+
+    Returns
+    -------
+    dict
+        ``ids``, ``groups``, ``bank_size``, ``domains`` (per-domain counts), ``threshold``.
+    """
+    batches = file_batches(paths, embedder, domain, hop_seconds, quality_options)
+    path = bank_path(state_dir)
+    with store.locked(path):
+        bank = open_bank(path, scoring, embedder.info)
+        ids = commit(bank, path, batches)
+    keep_audio(state_dir, enrollment, batches, ids)
+    return enrollment_result(bank, batches, ids)
+
+
+def enrollment_result(bank: ReferenceBank, batches: Sequence[Batch], ids: Sequence[int]) -> dict:
+    """The JSON-serializable summary reported after an enrollment."""
+    threshold = getattr(bank, "threshold_", None)
+    return {
+        "ids": [int(i) for i in ids],
+        "groups": [b.group for b in batches],
+        "bank_size": len(bank),
+        "domains": bank_summary(bank),
+        "threshold": None if threshold is None else float(threshold),
+    }
+
+
+def require_bank(bank: ReferenceBank, minimum: int) -> None:
+    """Refuse scoring with a bank smaller than ``minimum`` references."""
+    if len(bank) < minimum:
+        raise BankError(
+            f"the reference bank holds {len(bank)} references; scoring needs at least {minimum}",
+            help="enroll recordings of normal operation first: `edgeasd enroll FILE...` or "
+            "`edgeasd enroll --next N` while the daemon runs",
+        )

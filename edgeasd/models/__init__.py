@@ -1,0 +1,45 @@
+"""The embedding models shipped inside the package, and which one is the default.
+
+* ``edgeasd-directact-v1-int8.onnx``: Direct-ACT trained on simulated machine sounds,
+  int8 (see ``MODEL_CARD.md``), the default once present (``…-v1.onnx``: its fp32
+  original);
+* ``edgeasd-spectral-v1.onnx``: log-mel band statistics, no training, the fallback.
+
+Importing this module never imports torch or onnxruntime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Folder holding the shipped ``.onnx`` files and the model card.
+MODELS_DIR = Path(__file__).resolve().parent
+#: File name of the trained Direct-ACT int8 model.
+DIRECTACT_MODEL = "edgeasd-directact-v1-int8.onnx"
+#: Its fp32 original (kept for the int8-vs-fp32 benchmark and parity checks).
+DIRECTACT_FP32_MODEL = "edgeasd-directact-v1.onnx"
+#: File name of the no-training spectral baseline model.
+SPECTRAL_MODEL = "edgeasd-spectral-v1.onnx"
+#: Preference order of the default model.
+DEFAULT_ORDER = (DIRECTACT_MODEL, SPECTRAL_MODEL)
+
+
+def default_model_path() -> Path:
+    """The model the agent uses when the configuration names none.
+
+    Returns
+    -------
+    pathlib.Path
+        The first shipped file of :data:`DEFAULT_ORDER` that exists (the spectral model's
+        path if, in a broken install, none does; loading it then raises a clear error).
+    """
+    for name in DEFAULT_ORDER:
+        path = MODELS_DIR / name
+        if path.is_file():
+            return path
+    return MODELS_DIR / SPECTRAL_MODEL
+
+
+def spectral_model_path() -> Path:
+    """The no-training spectral baseline model (works for any machine without training)."""
+    return MODELS_DIR / SPECTRAL_MODEL

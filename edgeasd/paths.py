@@ -1,0 +1,185 @@
+"""Where the agent keeps its state, runtime files, logs and caches.
+
+Each directory is, in order of precedence: the key in the configuration's ``paths``
+section; the directory systemd passes to the service (``$STATE_DIRECTORY``,
+``$RUNTIME_DIRECTORY``, ``$LOGS_DIRECTORY``, ``$CACHE_DIRECTORY``; the first entry
+when systemd lists several, separated by ``:``); an XDG-style per-user default:
+
+=========  =====================================================================
+state      ``$XDG_STATE_HOME/edgeasd`` (``~/.local/state/edgeasd``)
+runtime    ``$XDG_RUNTIME_DIR/edgeasd``, else ``/tmp/edgeasd-<uid>``
+logs       ``<state>/log``
+cache      ``$XDG_CACHE_HOME/edgeasd`` (``~/.cache/edgeasd``)
+=========  =====================================================================
+
+Files inside them: the bank at ``<state>/bank``, enrolled audio in ``<state>/audio/``,
+the control socket ``<runtime>/control.sock``, the status snapshot
+``<runtime>/status.json``, the logs ``<logs>/alerts.jsonl`` and ``<logs>/scores.jsonl``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeasd.config import Config
+from edgeasd.errors import ConfigError
+
+
+def _systemd_dir(env: Mapping[str, str], var: str) -> Path | None:
+    value = env.get(var, "")
+    first = value.split(":")[0]
+    return Path(first) if first else None
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    home = env.get("HOME")
+    return Path(home) if home else Path.home()
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The agent's directories and the files in them.
+
+    Attributes
+    ----------
+    state_dir, runtime_dir, log_dir, cache_dir : pathlib.Path
+        The resolved directories (not necessarily existing; see :meth:`ensure`).
+    """
+
+    state_dir: Path
+    runtime_dir: Path
+    log_dir: Path
+    cache_dir: Path
+
+    @property
+    def bank(self) -> Path:
+        """The reference bank (``<state>/bank``)."""
+        return self.state_dir / "bank"
+
+    @property
+    def audio_dir(self) -> Path:
+        """Audio of enrolled windows, kept for re-embedding (``<state>/audio``)."""
+        return self.state_dir / "audio"
+
+    @property
+    def control_socket(self) -> Path:
+        """The daemon's local control socket (``<runtime>/control.sock``)."""
+        return self.runtime_dir / "control.sock"
+
+    @property
+    def status_file(self) -> Path:
+        """The daemon's status snapshot (``<runtime>/status.json``)."""
+        return self.runtime_dir / "status.json"
+
+    @property
+    def alerts_log(self) -> Path:
+        """Alert, recovery, signal and enrollment events (``<logs>/alerts.jsonl``)."""
+        return self.log_dir / "alerts.jsonl"
+
+    @property
+    def scores_log(self) -> Path:
+        """One record per scored window (``<logs>/scores.jsonl``)."""
+        return self.log_dir / "scores.jsonl"
+
+    @property
+    def numba_cache(self) -> Path:
+        """Numba's JIT cache: ``$NUMBA_CACHE_DIR`` when set (systemd unit), else here."""
+        env = os.environ.get("NUMBA_CACHE_DIR")
+        return Path(env) if env else self.cache_dir / "numba"
+
+    def ensure(self, runtime_mode: int = 0o750) -> Paths:
+        """Create the state, runtime and log directories if missing.
+
+        Parameters
+        ----------
+        runtime_mode : int
+            Permissions of a newly created runtime directory (the control socket's
+            group members must be able to reach it).
+
+        Returns
+        -------
+        Paths
+            ``self``, for chaining.
+
+        Raises
+        ------
+        ConfigError
+            A directory cannot be created or is not writable (the message names it).
+        """
+        for name, path, mode in (
+            ("paths.state_dir", self.state_dir, 0o750),
+            ("paths.runtime_dir", self.runtime_dir, runtime_mode),
+            ("paths.log_dir", self.log_dir, 0o750),
+        ):
+            try:
+                path.mkdir(parents=True, exist_ok=True, mode=mode)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot create {name} {path}: {exc.strerror or exc}",
+                    help=f"set {name} in the configuration to a writable folder, "
+                    "or run as the user that owns it",
+                ) from None
+            if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+                raise ConfigError(
+                    f"{name} {path} is not a writable directory",
+                    help=f"fix its permissions or set {name} to another folder",
+                )
+        st = self.runtime_dir.stat()
+        if st.st_uid != os.getuid():
+            # e.g. the /tmp fallback prepared by another user: the socket would be theirs.
+            raise ConfigError(
+                f"paths.runtime_dir {self.runtime_dir} belongs to another user (uid {st.st_uid})",
+                help="set paths.runtime_dir (or $XDG_RUNTIME_DIR) to a folder of your own",
+            )
+        if st.st_mode & stat.S_IWOTH:
+            self.runtime_dir.chmod(runtime_mode)
+        return self
+
+
+def resolve_paths(config: Config | None = None, env: Mapping[str, str] | None = None) -> Paths:
+    """Resolve the agent's directories from a configuration and the environment.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Its ``paths`` section overrides everything else (default: built-in defaults).
+    env : mapping, optional
+        The environment to read (default: ``os.environ``).
+
+    Returns
+    -------
+    Paths
+        Absolute directories; nothing is created.
+    """
+    env = os.environ if env is None else env
+    cfg = (config or Config()).paths
+    home = _home(env)
+    xdg_state = Path(env.get("XDG_STATE_HOME") or home / ".local" / "state")
+    xdg_cache = Path(env.get("XDG_CACHE_HOME") or home / ".cache")
+    state = (
+        Path(cfg.state_dir)
+        if cfg.state_dir
+        else _systemd_dir(env, "STATE_DIRECTORY") or xdg_state / "edgeasd"
+    )
+    if cfg.runtime_dir:
+        runtime = Path(cfg.runtime_dir)
+    elif _systemd_dir(env, "RUNTIME_DIRECTORY"):
+        runtime = _systemd_dir(env, "RUNTIME_DIRECTORY")
+    elif env.get("XDG_RUNTIME_DIR"):
+        runtime = Path(env["XDG_RUNTIME_DIR"]) / "edgeasd"
+    else:
+        runtime = Path("/tmp") / f"edgeasd-{os.getuid()}"
+    logs = (
+        Path(cfg.log_dir) if cfg.log_dir else _systemd_dir(env, "LOGS_DIRECTORY") or state / "log"
+    )
+    cache = _systemd_dir(env, "CACHE_DIRECTORY") or xdg_cache / "edgeasd"
+    return Paths(
+        state_dir=state.absolute(),
+        runtime_dir=runtime.absolute(),
+        log_dir=logs.absolute(),
+        cache_dir=cache.absolute(),
+    )

@@ -1,0 +1,296 @@
+"""Threshold calibration without domain labels, by leave-one-group-out scoring.
+
+Leave-one-group-out (LOGO)
+--------------------------
+References are not independent: an agent enrolls consecutive, overlapping windows
+of one recording, and each ``enroll`` call (or explicit ``group``) is one group.
+The LOGO score of a reference y of group g is the score y would get from the bank
+built without group g::
+
+    s_loo(y) = min_{y' not in g} norm(A(y, y'), rho_{-g}(y'))
+
+where ``rho_{-g}(y')`` is the density of y' recomputed as if no member of g had
+been enrolled (its neighbour list without g's members, or for the global mean its
+sums without g's distances); the same floor as in scoring applies, and a y' left
+without any neighbour takes the full bank's no-neighbour fallback (median density).
+This is exact, not an approximation. With a single group there is nothing
+to leave out: all LOGO scores are NaN.
+
+Threshold rules
+---------------
+- ``quantile``: the q-quantile of the LOGO scores;
+- ``gamma``: the q-percentile of a gamma distribution fitted to them (the DCASE
+  baseline's rule: ``scipy.stats.gamma.fit`` with free shape, location, scale);
+- ``fixed``: a constant. Under ``ratio`` a score is a distance in units of the
+  matched reference's own neighbour distance, so a constant is interpretable;
+- ``auto`` (default): ``max(fixed, quantile)`` with ``fixed`` = 3 under ``ratio``.
+  The constant is a floor that keeps small banks (a handful of target-domain
+  references after a domain shift) from producing a tiny, noisy threshold; the
+  quantile lifts it where the normal data is more spread out than the floor assumes.
+  Without LOGO scores it is the constant alone.
+
+Why this default (``benchmarks/bench_scoring.py``, table in BENCHMARKS.md; 990
+source + 10 target windows in overlapping-window recordings): per-window
+leave-one-out flags 100 % of unseen normal recordings (a window's nearest neighbour
+is its overlapping twin); leave-one-group-out without ``exclude_same_group`` still
+flags 100 % of the target domain; with ``exclude_same_group`` the 0.95-quantile gives
+about 5 % false alarms per domain and the floor of 3 gives 0 % in both domains, also
+for a bank of only the 10 target windows (there the quantile gave 9 % and the gamma
+fit 28 %). The price: anomalies that move a recording by about its own
+session-to-session spread stay below 3 (the quantile caught ~80 % of those). On real
+fan recordings normal windows scored about 1-3 and anomalous ones about 75, so a
+floor of 3 matches that scale; ``calibrate("quantile")`` is there for more
+sensitivity.
+
+Cost: two passes of float64 BLAS distances over the bank, O(N² · dim), plus a partial
+selection per reference; computed lazily (on the next use of the threshold) after
+enrollments: 0.1-0.3 s at N = 1,000, dim 64 on a loaded 2-core machine, and it grows
+as N², so large banks (N = 10,000) take tens of seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgeasd.errors import InputError
+from edgeasd.scoring import kernels
+
+if TYPE_CHECKING:
+    from edgeasd.scoring.bank import ReferenceBank
+
+RULES = ("auto", "quantile", "gamma", "fixed")
+DEFAULT_RULE = "auto"
+DEFAULT_Q = 0.95
+#: Default constant of the ``fixed`` / ``auto`` rules per normalization. ``ratio``:
+#: a query 3x farther from its nearest reference than that reference's own neighbour
+#: distance. ``difference``/``none`` are in raw distance units with no natural scale:
+#: no floor there.
+DEFAULT_FIXED = {"ratio": 3.0, "difference": -np.inf, "none": -np.inf}
+_CHUNK = 1 << 22  # distance-matrix entries per BLAS chunk (32 MiB float64)
+#: Banks larger than this compute LOGO scores for a sample of groups (see loo_scores).
+MAX_LOO_ROWS = 2000
+
+
+@dataclass
+class Calibration:
+    """Calibration settings and their last result (kept with the bank)."""
+
+    rule: str = DEFAULT_RULE
+    q: float = DEFAULT_Q
+    value: float | None = None
+    stale: bool = True
+    loo_stale: bool = True
+    threshold: float = float("nan")
+    description: str = "not calibrated"
+    loo: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    def configure(self, rule: str | None, q: float | None, value: float | None, norm: str) -> None:
+        """Validate and store new settings (``None`` keeps the current one)."""
+        rule = self.rule if rule is None else rule
+        q = self.q if q is None else float(q)
+        if rule not in RULES:
+            raise InputError(f"unknown calibration rule {rule!r}", help=f"use one of {RULES}")
+        if not 0.0 < q < 1.0:
+            raise InputError(f"calibration q must be in (0, 1), got {q}")
+        if rule == "fixed" and value is None and self.value is None:
+            value = DEFAULT_FIXED[norm]
+            if not np.isfinite(value):
+                raise InputError(f"the fixed rule needs a value under norm={norm!r}")
+        if value is not None and not np.isfinite(value):
+            raise InputError(f"calibration value must be finite, got {value}")
+        self.rule, self.q = rule, q
+        self.value = self.value if value is None else float(value)
+        self.stale = True
+
+    def update(self, bank: ReferenceBank) -> None:
+        """Recompute the threshold (and the LOGO scores if the bank changed)."""
+        if self.loo_stale or self.loo.shape[0] != len(bank):
+            self.loo = loo_scores(bank)
+            self.loo_stale = False
+        fixed = DEFAULT_FIXED[bank.norm] if self.value is None else self.value
+        self.threshold, self.description = threshold(self.loo, self.rule, self.q, fixed)
+        self.stale = False
+
+
+def threshold(loo: np.ndarray, rule: str, q: float, fixed: float) -> tuple[float, str]:
+    """Apply a threshold rule to LOGO scores.
+
+    Parameters
+    ----------
+    loo : (N,) float64
+        LOGO scores (NaN entries ignored).
+    rule : str
+        One of :data:`RULES`.
+    q : float
+        Quantile / percentile in (0, 1).
+    fixed : float
+        Constant of the ``fixed`` rule and floor of ``auto`` (``-inf``: none).
+
+    Returns
+    -------
+    threshold : float
+        NaN when a data-driven rule has fewer than 2 finite scores.
+    description : str
+        How it was derived, for operators.
+    """
+    s = loo[np.isfinite(loo)]
+    what = f"{s.size} leave-one-group-out scores"
+    if rule == "fixed":
+        return fixed, f"fixed threshold {fixed:.4g}"
+    if s.size < 2:
+        if rule == "auto" and np.isfinite(fixed):
+            return fixed, f"fixed threshold {fixed:.4g} (fewer than 2 groups to calibrate on)"
+        return float("nan"), f"uncalibrated: {rule} rule needs at least 2 {what[2:]}"
+    if rule == "gamma":
+        from scipy import stats
+
+        try:
+            shape, loc, scale = stats.gamma.fit(s)
+            t = float(stats.gamma.ppf(q, shape, loc=loc, scale=scale))
+        except (ValueError, RuntimeError, FloatingPointError):
+            t = float("nan")
+        if np.isfinite(t):
+            return t, f"gamma fit to {what}, {100 * q:g}th percentile = {t:.4g}"
+        t = float(np.quantile(s, q))
+        return t, f"{q:g}-quantile of {what} = {t:.4g} (gamma fit failed)"
+    t = float(np.quantile(s, q))
+    if rule == "quantile" or t >= fixed:
+        return t, f"{q:g}-quantile of {what} = {t:.4g}"
+    return fixed, f"floor {fixed:.4g} (above the {q:g}-quantile {t:.4g} of {what})"
+
+
+def _dist_rows(y: np.ndarray, ysq: np.ndarray, rows: np.ndarray, metric: str) -> np.ndarray:
+    """Distances of ``y[rows]`` to all of ``y``, shape ``(len(rows), N)`` float64.
+
+    ``y`` is float64 here: float64 BLAS keeps ``|x|^2 + |y|^2 - 2 <x, y>`` accurate to
+    ~1e-16 even for near duplicates (float32 products would give ~1e-7).
+    """
+    ss = np.maximum(ysq[rows, None] + ysq[None, :] - 2.0 * (y[rows] @ y.T), 0.0)
+    return np.minimum(0.25 * ss, 1.0) if metric == "cosine" else 0.25 * np.sqrt(ss)
+
+
+def loo_scores(bank: ReferenceBank) -> np.ndarray:
+    """Leave-one-group-out scores of every reference, shape ``(N,)`` float64.
+
+    NaN for references with no reference outside their group (a single-group bank),
+    and, in banks of more than :data:`MAX_LOO_ROWS` references, for those outside a
+    seeded random sample of whole groups holding about that many (which keeps the
+    cost near ``MAX_LOO_ROWS * N * dim`` instead of ``N² * dim``).
+    """
+    n = len(bank)
+    out = np.full(n, np.nan)
+    grp = bank._grp[:n]
+    if n == 0 or np.unique(grp).size < 2:
+        return out
+    y, ysq, ids = bank._y[:n].astype(np.float64), bank._ysq[:n], bank._ids[:n]
+    state = bank._state
+    raw = state.rho(n)
+    finite = raw[np.isfinite(raw)]
+    fallback = float(np.median(finite)) if finite.size else bank._neutral()
+    norm = kernels.NORMS[bank.norm]
+    group_size = np.bincount(grp, minlength=len(bank._group_labels.names)).astype(np.int64)
+    step = max(1, _CHUNK // n)
+    width = max(state.width, 1)
+    loo_g = np.full((n, width), -1, np.int64)
+    loo_rho = np.full((n, width), np.nan)
+    sampled = _sample_groups(grp, group_size, MAX_LOO_ROWS)
+    if state.length is not None:
+        nb = state.nb_id[:n]
+        list_grp = np.where(nb >= 0, grp[np.searchsorted(ids, np.maximum(nb, 0))], -1)
+        # only references with a sampled group among their neighbours can change
+        need = np.flatnonzero(((list_grp >= 0) & sampled[np.maximum(list_grp, 0)]).any(axis=1))
+        for a in range(0, need.size, step):
+            rows = need[a : a + step]
+            kernels.loo_density_table(
+                _dist_rows(y, ysq, rows, bank.metric),
+                rows,
+                ids,
+                grp,
+                bank.exclude_same_group,
+                list_grp,
+                group_size,
+                state.base[:width],
+                loo_g,
+                loo_rho,
+            )
+    # Queries ordered by group so that a chunk always holds whole groups (mode 1 needs
+    # each group's summed distances).
+    sums = state.sums[:n]
+    if state.length is None:
+        # Recompute the global-mean sums from the same float64 distances as the group
+        # shares subtracted from them below: (S - S_g) cancels when g holds most of a
+        # reference's neighbours, and mixing precisions would show there.
+        sums = np.empty(n)
+        for a in range(0, n, step):
+            rows = np.arange(a, min(n, a + step))
+            dist = _dist_rows(y, ysq, rows, bank.metric)
+            ok = np.ones(dist.shape, dtype=bool)
+            ok[np.arange(rows.size), rows] = False
+            if bank.exclude_same_group:
+                ok &= grp[None, :] != grp[rows, None]
+            sums[rows] = np.where(ok, dist, 0.0).sum(axis=1)
+    queries = np.flatnonzero(sampled[grp])
+    order = queries[np.argsort(grp[queries], kind="stable")]
+    bounds = np.flatnonzero(np.diff(grp[order])) + 1
+    starts = np.concatenate([[0], bounds]).astype(np.int64)
+    ends = np.append(starts[1:], order.size)
+    a = 0
+    while a < len(starts):
+        b = a + 1
+        while b < len(starts) and ends[b] - starts[a] <= step:
+            b += 1
+        lo, hi = starts[a], ends[b - 1]
+        rows = order[lo:hi]
+        dist = _dist_rows(y, ysq, rows, bank.metric)
+        q_grp = grp[rows]
+        local = np.searchsorted(np.unique(q_grp), q_grp)
+        gsum = np.zeros((1, 1))
+        gcount = np.zeros((1, 1), np.int64)
+        if state.length is None:
+            gsum = np.add.reduceat(dist, starts[a:b] - lo, axis=0)
+            gcount = np.repeat(group_size[np.unique(q_grp)][:, None], n, axis=1)
+        res = np.empty(rows.size)
+        kernels.loo_scores(
+            dist,
+            q_grp,
+            local,
+            grp,
+            raw,
+            0 if state.length is not None else 1,
+            loo_g,
+            loo_rho,
+            gsum,
+            gcount,
+            sums,
+            state.counts[:n],
+            fallback,
+            bank_eps(),
+            norm,
+            res,
+        )
+        out[rows] = res
+        a = b
+    return out
+
+
+def _sample_groups(grp: np.ndarray, group_size: np.ndarray, max_rows: int) -> np.ndarray:
+    """Mask over group codes: all groups, or a seeded random set of ~``max_rows`` rows."""
+    present = np.unique(grp)
+    mask = np.zeros(group_size.size, dtype=bool)
+    if grp.size <= max_rows:
+        mask[present] = True
+        return mask
+    shuffled = np.random.default_rng(0).permutation(present)
+    total = np.cumsum(group_size[shuffled])
+    mask[shuffled[: max(1, int(np.searchsorted(total, max_rows, side="right")))]] = True
+    return mask
+
+
+def bank_eps() -> float:
+    """The density floor used in scoring (imported lazily to avoid a cycle)."""
+    from edgeasd.scoring.bank import RHO_EPS
+
+    return RHO_EPS

@@ -1,0 +1,301 @@
+"""Crash-safe on-disk format of a reference bank, and the write lock.
+
+File format (one file, version :data:`FORMAT_VERSION`; no pickle anywhere)::
+
+    b"EDGEASD-BANK\\n"            magic, 13 bytes
+    uint64 little-endian        length H of the header
+    H bytes                     UTF-8 JSON header: format, bank parameters, names,
+                                meta, calibration settings, and for every array its
+                                name, dtype (whitelisted), shape, offset and size
+    payload                     the raw little-endian array bytes, back to back
+    32 bytes                    SHA-256 of everything before it
+
+Loading verifies the length and the checksum before parsing anything, so a
+truncated or corrupt file raises :class:`~edgeasd.errors.BankCorruptError` naming
+the file and never yields partial data.
+
+Saving is atomic: the bytes go to a temporary file in the same directory, which is
+fsync'ed, renamed over the target (``os.replace``), and the directory is fsync'ed.
+A crash at any point leaves either the old or the new file; an enrollment whose
+``save`` returned is on disk. Writers hold an exclusive ``fcntl.flock`` on the
+sibling ``<file>.lock``; readers need no lock. The lock is re-entrant within a
+process, so ``bank.save(path)`` inside ``with locked(path):`` does not deadlock.
+
+Typical read-modify-write by another process (e.g. ``edgeasd enroll`` while the
+daemon is stopped)::
+
+    with store.transaction(path) as bank:     # locks, loads, saves on success
+        bank.enroll(X, group="recording-7")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgeasd.errors import BankCorruptError, BankError, BankLockedError, InputError
+
+if TYPE_CHECKING:
+    from edgeasd.scoring.bank import ReferenceBank
+
+MAGIC = b"EDGEASD-BANK\n"
+FORMAT_VERSION = 1
+_DTYPES = {"<f4", "<f8", "<i8"}
+_HELP_CORRUPT = "restore the bank from a backup or enroll normal recordings again"
+_held: dict[str, list] = {}  # realpath of the lock file -> [fd, depth]
+_held_guard = threading.Lock()
+
+
+def lock_path(path: str | Path) -> Path:
+    """The lock file guarding ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def locked(path: str | Path, timeout: float = 10.0) -> Iterator[Path]:
+    """Hold the exclusive write lock of the bank file ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The bank file (it need not exist yet; its directory must).
+    timeout : float
+        Seconds to wait for another process to release the lock.
+
+    Yields
+    ------
+    Path
+        The bank file path.
+
+    Raises
+    ------
+    BankLockedError
+        Another process still holds the lock after ``timeout`` seconds.
+    """
+    lp = lock_path(path)
+    key = os.path.realpath(lp)
+    with _held_guard:
+        if key in _held:
+            _held[key][1] += 1
+            fd = None
+        else:
+            fd = _acquire(lp, timeout)
+            _held[key] = [fd, 1]
+    try:
+        yield Path(path)
+    finally:
+        with _held_guard:
+            _held[key][1] -= 1
+            if _held[key][1] == 0:
+                fcntl.flock(_held[key][0], fcntl.LOCK_UN)
+                os.close(_held[key][0])
+                del _held[key]
+
+
+def _acquire(lp: Path, timeout: float) -> int:
+    try:
+        fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise BankError(
+            f"cannot open the bank lock file {lp}: {exc.strerror}",
+            help="check that the bank's directory exists and is writable",
+        ) from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                os.close(fd)
+                raise BankLockedError(
+                    f"the bank {lp.with_suffix('')} is locked by another process ({lp})",
+                    help="wait for the other edgeasd command to finish, or send the change "
+                    "to the running daemon (edgeasd enroll talks to it when it runs)",
+                ) from None
+            time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def transaction(
+    path: str | Path, create: Callable[[], ReferenceBank] | None = None, timeout: float = 10.0
+) -> Iterator[ReferenceBank]:
+    """Locked read-modify-write: load (or ``create()``), yield, save if no exception.
+
+    Raises
+    ------
+    BankError
+        The file does not exist and no ``create`` was given.
+    """
+    with locked(path, timeout):
+        if Path(path).exists():
+            bank = load_bank(path)
+        elif create is not None:
+            bank = create()
+        else:
+            raise BankError(
+                f"no reference bank at {path}", help="enroll normal recordings first to create one"
+            )
+        yield bank
+        save_bank(bank, path)
+
+
+def fingerprint(path: str | Path) -> bytes:
+    """The stored checksum of a bank file (changes with every save), 32 bytes."""
+    with open(path, "rb") as f:
+        f.seek(-32, os.SEEK_END)
+        return f.read(32)
+
+
+def encode(header: dict, arrays: dict[str, np.ndarray]) -> bytes:
+    """Serialize a JSON header and arrays into the file format (checksum included)."""
+    specs, offset, chunks = [], 0, []
+    for name, arr in arrays.items():
+        arr = np.ascontiguousarray(arr)
+        dt = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
+        arr = arr.astype(dt, copy=False)
+        if dt.str not in _DTYPES:
+            raise InputError(f"array {name} has unsupported dtype {dt.str}")
+        data = arr.tobytes()
+        specs.append(
+            {
+                "name": name,
+                "dtype": dt.str,
+                "shape": list(arr.shape),
+                "offset": offset,
+                "nbytes": len(data),
+            }
+        )
+        offset += len(data)
+        chunks.append(data)
+    try:
+        head = json.dumps(
+            {**header, "format": FORMAT_VERSION, "arrays": specs}, allow_nan=True
+        ).encode()
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"bank meta is not JSON-serializable: {exc}",
+            help="store only str/int/float/bool/list/dict values in bank.meta",
+        ) from None
+    body = b"".join([MAGIC, len(head).to_bytes(8, "little"), head, *chunks])
+    return body + hashlib.sha256(body).digest()
+
+
+def decode(blob: bytes, name: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """Verify and parse what :func:`encode` wrote; ``name`` is used in errors."""
+
+    def corrupt(why: str) -> BankCorruptError:
+        return BankCorruptError(f"bank file {name} is corrupt: {why}", help=_HELP_CORRUPT)
+
+    if len(blob) < len(MAGIC) + 8 + 32 or not blob.startswith(MAGIC):
+        raise corrupt("not an edgeasd bank file, or truncated")
+    if hashlib.sha256(blob[:-32]).digest() != blob[-32:]:
+        raise corrupt("checksum mismatch (truncated or modified)")
+    hlen = int.from_bytes(blob[len(MAGIC) : len(MAGIC) + 8], "little")
+    start = len(MAGIC) + 8
+    try:
+        header = json.loads(blob[start : start + hlen])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise corrupt(f"unreadable header ({exc})") from None
+    if header.get("format") != FORMAT_VERSION:
+        raise BankCorruptError(
+            f"bank file {name} has format {header.get('format')!r}; this "
+            f"edgeasd reads format {FORMAT_VERSION}",
+            help="upgrade edgeasd or rebuild the bank",
+        )
+    payload = memoryview(blob)[start + hlen : len(blob) - 32]
+    arrays = {}
+    for spec in header["arrays"]:
+        if spec["dtype"] not in _DTYPES:
+            raise corrupt(f"array {spec['name']} has unsupported dtype {spec['dtype']}")
+        dt = np.dtype(spec["dtype"])
+        count = int(np.prod(spec["shape"], dtype=np.int64))
+        end = spec["offset"] + spec["nbytes"]
+        if end > len(payload) or count * dt.itemsize != spec["nbytes"]:
+            raise corrupt(f"array {spec['name']} does not fit the payload")
+        raw = payload[spec["offset"] : end]
+        arrays[spec["name"]] = np.frombuffer(raw, dt, count).reshape(spec["shape"]).copy()
+    return header, arrays
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` atomically and durably (temp, fsync, rename, fsync dir)."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    for stale in directory.glob(f".{path.name}.tmp-*"):  # left by crashed writers
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    tmp = directory / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise BankError(
+            f"cannot write the bank file {path}: {exc.strerror}",
+            help="check free disk space and permissions of the directory",
+        ) from None
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def save_bank(bank: ReferenceBank, path: str | Path, timeout: float = 10.0) -> None:
+    """Write ``bank`` to the file ``path`` under the lock (waiting up to ``timeout`` s)."""
+    from edgeasd.scoring.serialize import to_state
+
+    header, arrays = to_state(bank)
+    data = encode(header, arrays)
+    with locked(path, timeout):
+        write_atomic(path, data)
+
+
+def load_bank(path: str | Path) -> ReferenceBank:
+    """Read and verify a bank file.
+
+    Raises
+    ------
+    BankError
+        The file does not exist or cannot be read.
+    BankCorruptError
+        Truncated, corrupt, inconsistent or of another format version.
+    """
+    from edgeasd.scoring.serialize import from_state
+
+    try:
+        blob = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise BankError(
+            f"no reference bank at {path}", help="enroll normal recordings first to create one"
+        ) from None
+    except OSError as exc:
+        raise BankError(f"cannot read the bank file {path}: {exc.strerror}") from None
+    header, arrays = decode(blob, str(path))
+    try:
+        return from_state(header, arrays)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise BankCorruptError(
+            f"bank file {path} is inconsistent: {exc!r}", help=_HELP_CORRUPT
+        ) from None

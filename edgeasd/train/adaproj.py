@@ -1,0 +1,98 @@
+"""AdaProj: angular classification against class-specific subspaces, AdaCos-scaled.
+
+Each class ``c`` owns ``m`` learnable unit vectors ``W_c`` (shape ``(dim, m)``, here
+``m = 32``) spanning a subspace. An embedding ``x`` (unit norm) is compared with its
+projection ``P_c x = W_c W_cᵀ x`` by the cosine ``cos θ_c = <x, P_c x> / ‖P_c x‖``
+(which equals the norm of the orthogonal projection when ``W_c`` is orthonormal). The
+logits ``s · cos θ_c`` go through softmax cross-entropy with soft targets (mixup), and
+the scale ``s`` is set each batch as in AdaCos: ``s = log(B_avg) / cos(min(π/4, θ_med))``
+with ``B_avg`` the mean summed non-target exponent and ``θ_med`` the median target angle.
+Compared with one centre per class, a subspace lets normal sounds of a class spread
+over several directions, which keeps the embedding informative for anomaly detection.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgeasd.errors import InputError
+
+
+class AdaProj(nn.Module):
+    """AdaProj classification loss.
+
+    Parameters
+    ----------
+    dim : int
+        Embedding width.
+    n_classes : int
+        Number of classes (at least 2).
+    subspace_dim : int
+        Vectors spanning each class subspace.
+    """
+
+    def __init__(self, dim: int, n_classes: int, subspace_dim: int = 32) -> None:
+        super().__init__()
+        if n_classes < 2:
+            raise InputError(f"AdaProj needs at least 2 classes, got {n_classes}")
+        self.n_classes = n_classes
+        self.weight = nn.Parameter(torch.randn(n_classes, subspace_dim, dim) / math.sqrt(dim))
+        self.register_buffer("scale", torch.tensor(math.sqrt(2.0) * math.log(n_classes - 1)))
+
+    def cosines(self, x: torch.Tensor) -> torch.Tensor:
+        """Cosine between each embedding and its projection on each class subspace.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, dim)
+
+        Returns
+        -------
+        torch.Tensor, shape (batch, n_classes), values in [-1, 1]
+        """
+        x = F.normalize(x, dim=1)
+        w = F.normalize(self.weight, dim=2)  # (c, m, d)
+        coef = torch.einsum("bd,cmd->bcm", x, w)
+        proj = torch.einsum("bcm,cmd->bcd", coef, w)
+        cos = (proj * x.unsqueeze(1)).sum(dim=2) / proj.norm(dim=2).clamp_min(1e-8)
+        return cos.clamp(-1.0, 1.0)
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Weighted soft-target cross-entropy of the scaled subspace cosines.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, dim)
+            Embeddings.
+        target : torch.Tensor, shape (batch, n_classes)
+            Soft class targets, each row summing to 1 (or 0 for ignored rows).
+        weight : torch.Tensor, shape (batch,)
+            Per-sample weight (0 excludes a sample, e.g. target-domain clips).
+
+        Returns
+        -------
+        torch.Tensor, shape ()
+        """
+        cos = self.cosines(x)
+        if self.training:
+            self._update_scale(cos.detach(), target)
+        logp = F.log_softmax(self.scale * cos, dim=1)
+        per_sample = -(target * logp).sum(dim=1)
+        return (per_sample * weight).sum() / weight.sum().clamp_min(1.0)
+
+    @torch.no_grad()
+    def _update_scale(self, cos: torch.Tensor, target: torch.Tensor) -> None:
+        valid = target.sum(dim=1) > 0
+        if not bool(valid.any()):
+            return
+        cos, target = cos[valid], target[valid]
+        non_target = (target == 0).float()
+        b_avg = (torch.exp(self.scale * cos) * non_target).sum(dim=1).mean()
+        theta = torch.acos((cos * target).sum(dim=1) / target.sum(dim=1))
+        theta_med = torch.median(theta).clamp(max=math.pi / 4)
+        scale = torch.log(b_avg.clamp_min(1e-6)) / torch.cos(theta_med)
+        self.scale.copy_(scale.clamp(1.0, 64.0))

@@ -1,0 +1,116 @@
+"""Model metadata (the ``metadata_props`` contract) and atomic ONNX file writing.
+
+Torch-free, so that quantization and inspection work without the training extra.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+
+from edgeasd.errors import InputError, ModelError
+
+#: ``metadata_props`` keys every edgeasd model carries.
+METADATA_KEYS = (
+    "sample_rate",
+    "window_seconds",
+    "embedding_dim",
+    "metric",
+    "model_name",
+    "model_version",
+    "training_data",
+)
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What an edgeasd ONNX model declares about itself (see ARCHITECTURE.md)."""
+
+    sample_rate: int
+    window_seconds: float
+    embedding_dim: int
+    model_name: str
+    model_version: str
+    training_data: str
+    metric: str = "cosine"
+
+    def __post_init__(self) -> None:
+        if self.metric not in ("cosine", "euclidean"):
+            raise InputError(f"metric must be 'cosine' or 'euclidean', got {self.metric!r}")
+        if self.sample_rate <= 0 or self.window_seconds <= 0 or self.embedding_dim <= 0:
+            raise InputError("sample_rate, window_seconds and embedding_dim must be positive")
+
+    @property
+    def window_samples(self) -> int:
+        """Samples per window, ``round(sample_rate * window_seconds)``."""
+        return round(self.sample_rate * self.window_seconds)
+
+    def as_props(self) -> dict[str, str]:
+        """The ``metadata_props`` key/value strings."""
+        return {key: str(getattr(self, key)) for key in METADATA_KEYS}
+
+
+def set_metadata(model: onnx.ModelProto, metadata: ModelMetadata) -> None:
+    """Replace the edgeasd keys of ``model.metadata_props`` by ``metadata`` (in place)."""
+    props = {p.key: p.value for p in model.metadata_props}
+    props.update(metadata.as_props())
+    del model.metadata_props[:]
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file as a dict (graph not loaded into memory twice)."""
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
+    """Check ``model`` and write it atomically as one file (no external data)."""
+    path = Path(path)
+    onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(model.SerializeToString())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def metadata_of(path: str | os.PathLike) -> ModelMetadata:
+    """The :class:`ModelMetadata` an edgeasd ONNX file carries.
+
+    Raises
+    ------
+    ModelError
+        When a key is missing or malformed.
+    """
+    props = read_metadata(path)
+    missing = [k for k in METADATA_KEYS if k not in props]
+    if missing:
+        raise ModelError(
+            f"{path} lacks metadata {', '.join(missing)}",
+            help="export the model with `edgeasd export`, which writes the metadata",
+        )
+    try:
+        return ModelMetadata(
+            sample_rate=int(props["sample_rate"]),
+            window_seconds=float(props["window_seconds"]),
+            embedding_dim=int(props["embedding_dim"]),
+            model_name=props["model_name"],
+            model_version=props["model_version"],
+            training_data=props["training_data"],
+            metric=props["metric"],
+        )
+    except ValueError as exc:
+        raise ModelError(f"{path} has malformed metadata: {exc}", help="re-export it") from exc

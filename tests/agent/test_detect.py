@@ -1,0 +1,127 @@
+"""The k-of-n detector against a plain reference implementation."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edgeasd.detect import Detector, iso_time, make_event
+from edgeasd.errors import InputError
+
+
+def reference(scores, threshold, k, n):
+    """Alert/recovered indices by brute force: recount the last n scored windows each time."""
+    history, alerting, events = [], False, []
+    for i, s in enumerate(scores):
+        if s is None:
+            continue
+        history.append(s > threshold)
+        count = sum(history[-n:])
+        if not alerting and count >= k:
+            alerting = True
+            events.append(("alert", i, count))
+        elif alerting and count < k:
+            alerting = False
+            events.append(("recovered", i, count))
+    return events
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.floats(0, 10, allow_nan=False)), max_size=60),
+    st.integers(1, 6),
+    st.integers(0, 5),
+    st.floats(0, 10),
+)
+def test_matches_reference(scores, k, extra, threshold):
+    n = k + extra
+    det = Detector(threshold, k=k, n=n, threshold_source="test")
+    got = []
+    for i, s in enumerate(scores):
+        for e in det.update(s, 1000.0 + i, i):
+            got.append((e.event, e.window_index, e.exceeding))
+            assert e.threshold == threshold and e.threshold_source == "test"
+            assert (e.k, e.n) == (k, n)
+    assert got == reference(scores, threshold, k, n)
+    assert det.windows == sum(s is not None for s in scores)
+    assert det.alerts == sum(1 for g in got if g[0] == "alert")
+
+
+def test_debounce_and_recovery_fields():
+    det = Detector(2.0, k=2, n=3, threshold_source="bank auto")
+    scores = [1.0, 3.0, 1.0, 4.0, 5.0, 1.0, 1.0, 1.0]
+    events = {i: det.update(s, 100.0 + 10 * i, i) for i, s in enumerate(scores)}
+    alert = events[3][0]
+    assert alert.event == "alert" and alert.score == 4.0 and alert.exceeding == 2
+    assert det.state()["alerting"] is False
+    rec = events[6][0]  # windows 4, 5, 6: one exceedance left
+    assert rec.event == "recovered" and rec.started == 130.0 and rec.max_score == 5.0
+    d = rec.to_dict()
+    assert d["event"] == "recovered" and d["duration_seconds"] == 30.0
+    assert datetime.fromisoformat(d["time"]).timestamp() == pytest.approx(160.0)
+    assert datetime.fromisoformat(d["started"]).timestamp() == pytest.approx(130.0)
+    assert sum(len(v) for v in events.values()) == 2
+
+
+def test_quality_skipped_windows_do_not_count_as_normal():
+    det = Detector(1.0, k=1, n=1)
+    assert [e.event for e in det.update(2.0, 0.0, 0)] == ["alert"]
+    for i in range(1, 5):  # a dead microphone during the alert: no recovery
+        assert det.update(None, float(i), i) == []
+    assert det.alerting
+    assert [e.event for e in det.update(0.5, 5.0, 5)] == ["recovered"]
+
+
+def test_equal_to_threshold_does_not_exceed():
+    det = Detector(2.0)
+    assert det.update(2.0, 0.0, 0) == []
+    assert det.update(np.float32(2.0001), 1.0, 1)[0].event == "alert"
+
+
+def test_set_threshold_and_reset():
+    det = Detector(1.0, k=1, n=2)
+    det.update(2.0, 0.0, 0)
+    det.set_threshold(5.0, "fixed")
+    assert det.state()["threshold"] == 5.0 and det.state()["threshold_source"] == "fixed"
+    events = det.update(2.0, 1.0, 1)  # window 0 still counts as exceeding (old threshold)
+    assert events == [] and det.alerting
+    (rec,) = det.update(2.0, 2.0, 2)
+    assert rec.event == "recovered" and rec.threshold == 5.0
+    det.reset()
+    assert det.exceeding == 0 and not det.alerting
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"threshold": float("nan")}, "finite"),
+        ({"threshold": "2"}, "number"),
+        ({"threshold": 1.0, "k": 3, "n": 2}, "must not exceed"),
+        ({"threshold": 1.0, "k": 0}, "positive"),
+        ({"threshold": 1.0, "n": True}, "positive"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        Detector(**kwargs)
+
+
+def test_bad_scores():
+    det = Detector(1.0)
+    with pytest.raises(InputError, match="NaN"):
+        det.update(math.nan, 0.0, 7)
+    with pytest.raises(InputError, match="number"):
+        det.update("high", 0.0, 7)
+    assert det.windows == 0
+
+
+def test_make_event_and_iso_time():
+    e = make_event("window", 1700000000.25, score=1.5, nearest=None, domain="target")
+    assert list(e)[:2] == ["time", "event"] and "nearest" not in e
+    assert datetime.fromisoformat(e["time"]).timestamp() == 1700000000.25
+    assert datetime.fromisoformat(iso_time(0.0)).utcoffset() is not None

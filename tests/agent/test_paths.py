@@ -1,0 +1,108 @@
+"""Directory resolution: config > systemd variables > XDG fallbacks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from edgeasd.config import config_from_dict
+from edgeasd.errors import ConfigError
+from edgeasd.paths import resolve_paths
+
+
+def test_xdg_fallbacks():
+    env = {"HOME": "/home/op"}
+    p = resolve_paths(None, env)
+    assert p.state_dir == Path("/home/op/.local/state/edgeasd")
+    assert p.runtime_dir == Path(f"/tmp/edgeasd-{os.getuid()}")
+    assert p.log_dir == p.state_dir / "log"
+    assert p.cache_dir == Path("/home/op/.cache/edgeasd")
+    env.update(XDG_STATE_HOME="/x/state", XDG_RUNTIME_DIR="/run/user/7", XDG_CACHE_HOME="/x/c")
+    p = resolve_paths(None, env)
+    assert (p.state_dir, p.runtime_dir, p.cache_dir) == (
+        Path("/x/state/edgeasd"),
+        Path("/run/user/7/edgeasd"),
+        Path("/x/c/edgeasd"),
+    )
+
+
+def test_systemd_directories_win_over_xdg():
+    env = {
+        "HOME": "/home/op",
+        "XDG_RUNTIME_DIR": "/run/user/7",
+        "STATE_DIRECTORY": "/var/lib/edgeasd:/var/lib/other",
+        "RUNTIME_DIRECTORY": "/run/edgeasd",
+        "LOGS_DIRECTORY": "/var/log/edgeasd",
+        "CACHE_DIRECTORY": "/var/cache/edgeasd",
+    }
+    p = resolve_paths(None, env)
+    assert p.state_dir == Path("/var/lib/edgeasd")
+    assert p.runtime_dir == Path("/run/edgeasd")
+    assert p.log_dir == Path("/var/log/edgeasd")
+    assert p.cache_dir == Path("/var/cache/edgeasd")
+    assert p.bank == Path("/var/lib/edgeasd/bank")
+    assert p.audio_dir == Path("/var/lib/edgeasd/audio")
+    assert p.control_socket == Path("/run/edgeasd/control.sock")
+    assert p.status_file == Path("/run/edgeasd/status.json")
+    assert p.alerts_log == Path("/var/log/edgeasd/alerts.jsonl")
+    assert p.scores_log == Path("/var/log/edgeasd/scores.jsonl")
+
+
+def test_config_wins_over_everything(tmp_path):
+    cfg = config_from_dict(
+        {"paths": {"state_dir": "s", "runtime_dir": "/r", "log_dir": None}},
+        origin=str(tmp_path / "c.yaml"),
+    )
+    p = resolve_paths(cfg, {"STATE_DIRECTORY": "/var/lib/edgeasd", "LOGS_DIRECTORY": "/l"})
+    assert p.state_dir == tmp_path / "s" and p.runtime_dir == Path("/r")
+    assert p.log_dir == Path("/l")
+
+
+def test_numba_cache_follows_the_environment(monkeypatch):
+    p = resolve_paths(None, {"HOME": "/h"})
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    assert p.numba_cache == Path("/h/.cache/edgeasd/numba")
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/var/cache/edgeasd/numba")
+    assert p.numba_cache == Path("/var/cache/edgeasd/numba")
+
+
+def test_ensure_creates_directories(tmp_path):
+    cfg = config_from_dict(
+        {"paths": {"state_dir": str(tmp_path / "s"), "runtime_dir": str(tmp_path / "r")}}
+    )
+    p = resolve_paths(cfg, {"HOME": str(tmp_path)}).ensure()
+    assert p.state_dir.is_dir() and p.runtime_dir.is_dir() and p.log_dir.is_dir()
+    assert p.runtime_dir.stat().st_mode & 0o777 == 0o750 & ~_umask()
+
+
+def _umask() -> int:
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
+@pytest.mark.skipif(os.getuid() == 0, reason="root can write anywhere")
+def test_ensure_names_an_unwritable_directory(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    cfg = config_from_dict({"paths": {"state_dir": str(locked / "state")}})
+    with pytest.raises(ConfigError, match=r"paths\.state_dir"):
+        resolve_paths(cfg).ensure()
+
+
+def test_ensure_refuses_a_file_in_the_way(tmp_path):
+    (tmp_path / "file").write_text("x")
+    cfg = config_from_dict({"paths": {"log_dir": str(tmp_path / "file")}})
+    with pytest.raises(ConfigError, match=r"paths\.log_dir"):
+        resolve_paths(cfg).ensure()
+
+
+def test_ensure_refuses_a_runtime_dir_of_another_user(tmp_path, monkeypatch):
+    cfg = config_from_dict({"paths": {"runtime_dir": str(tmp_path / "r")}})
+    p = resolve_paths(cfg)
+    p.runtime_dir.mkdir()
+    monkeypatch.setattr("edgeasd.paths.os.getuid", lambda: os.stat(tmp_path).st_uid + 4242)
+    with pytest.raises(ConfigError, match="belongs to another user"):
+        p.ensure()

@@ -1,0 +1,174 @@
+"""Operator commands in-process: enroll (direct), score, bank list/summary/remove/rebuild,
+status and tail without a daemon, config check, doctor."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from support.onnx_models import make_test_model
+
+from edgeasd.cli import main
+from edgeasd.scoring import ReferenceBank
+
+from .conftest import wav
+
+
+@pytest.fixture
+def enrolled(tmp_path, make_config, capsys):
+    """A config whose bank holds three recordings (3 groups, 2 windows each)."""
+    cfg = make_config(None)
+    files = [wav(tmp_path / f"n{i}.wav", [(2, "normal")], seed=10 * i) for i in range(3)]
+    assert main(["enroll", "--config", str(cfg), "--domain", "source", *map(str, files)]) == 0
+    out = capsys.readouterr().out
+    assert "enrolled 6 references directly (no daemon running) in 3 group(s)" in out
+    return cfg
+
+
+def test_enroll_direct_and_bank_list_summary(enrolled, tmp_path, capsys) -> None:
+    assert main(["bank", "list", "--config", str(enrolled), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in rows] == list(range(6)) and {r["domain"] for r in rows} == {"source"}
+    assert main(["bank", "summary", "--config", str(enrolled), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["references"] == 6 and s["domains"]["source"]["groups"] == 3
+    assert main(["bank", "summary", "--config", str(enrolled)]) == 0
+    assert "source" in capsys.readouterr().out
+
+
+def test_enroll_needs_next_or_files(make_config, capsys) -> None:
+    assert main(["enroll", "--config", str(make_config(None))]) == 2
+    assert "either --next N or one or more FILEs" in capsys.readouterr().err
+
+
+def test_score_table_and_csv(enrolled, tmp_path, capsys) -> None:
+    normal = wav(tmp_path / "ok.wav", [(2, "normal")], seed=77)
+    bad = wav(tmp_path / "bad.wav", [(2, "anomalous")], seed=78)
+    capsys.readouterr()
+    assert main(["score", "--config", str(enrolled), str(normal), str(bad)]) == 0
+    table = capsys.readouterr().out
+    lines = {line.split()[0].rsplit("/", 1)[-1]: line for line in table.splitlines()[2:]}
+    assert lines["ok.wav"].endswith("normal") and lines["bad.wav"].endswith("ANOMALOUS")
+    assert main(["score", "--config", str(enrolled), "--csv", str(bad)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["decision"] for r in rows] == ["anomalous", "anomalous"]
+    assert {"file", "window", "score", "threshold", "nearest_id", "nearest_domain"} <= set(rows[0])
+
+
+def test_bank_remove(enrolled, tmp_path, capsys) -> None:
+    assert main(["bank", "remove", "--config", str(enrolled), "0", "1"]) == 0
+    assert "removed 2 references; 4 left" in capsys.readouterr().out
+    assert main(["bank", "remove", "--config", str(enrolled), "99"]) == 2
+    assert "no reference with id(s) [99]" in capsys.readouterr().err
+    audio = sorted(p.name for p in (tmp_path / "state" / "audio").glob("*.json"))
+    assert len(audio) == 2  # the emptied group's audio is gone
+
+
+def test_model_change_refused_then_bank_rebuild(enrolled, tmp_path, make_config, capsys):
+    new_model = make_test_model(tmp_path / "new.onnx", window_seconds=0.5, dim=12)
+    cfg = make_config(None, model={"path": str(new_model)})
+    probe = wav(tmp_path / "p.wav", [(2, "normal")], seed=5)
+    assert main(["score", "--config", str(cfg), str(probe)]) == 2
+    err = capsys.readouterr().err
+    assert "embedded with model" in err and "edgeasd bank rebuild" in err
+    assert main(["bank", "rebuild", "--config", str(cfg)]) == 0
+    assert "12 references in 3 groups" in capsys.readouterr().out  # 0.5 s windows now
+    bank = ReferenceBank.load(tmp_path / "state" / "bank")
+    assert bank.dim == 12 and len(bank) == 12 and "new.onnx" not in bank.meta["model_id"]
+    assert (tmp_path / "state" / "bank.before-rebuild").exists()
+    assert main(["score", "--config", str(cfg), str(probe)]) == 0
+
+
+def test_status_and_tail_without_daemon(enrolled, capsys) -> None:
+    assert main(["status", "--config", str(enrolled)]) == 3
+    assert "never started" in capsys.readouterr().out
+    assert main(["tail", "--config", str(enrolled)]) == 0
+
+
+def test_config_check_and_doctor(make_config, tmp_path, capsys) -> None:
+    cfg = make_config(wav(tmp_path / "f.wav", [(2, "normal")]))
+    assert main(["config", "check", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "configuration ok" in out and str(tmp_path / "state") in out
+    assert main(["doctor", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    for name in ("config", "paths", "model", "bank", "numba", "disk"):
+        assert f"] {name}" in out
+    assert "[WARN] bank" in out  # no bank yet: learning
+    broken = make_config(None, model={"path": str(tmp_path / "missing.onnx")})
+    assert main(["doctor", "--config", str(broken)]) == 1
+    assert "[FAIL] model" in capsys.readouterr().out
+
+
+def test_enroll_next_without_daemon_captures_from_the_source(make_config, tmp_path, capsys):
+    cfg = make_config(wav(tmp_path / "f.wav", [(1, "silence"), (4, "normal")]))
+    assert main(["enroll", "--config", str(cfg), "--domain", "target", "--next", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "enrolled 3 references directly (no daemon running) in 1 group(s)" in out
+    assert sorted(ReferenceBank.load(tmp_path / "state" / "bank").domains) == ["target"] * 3
+    # a source that ends first: nothing enrolled, a clear message
+    assert main(["enroll", "--config", str(cfg), "--next", "9"]) == 2
+    assert "stopped before the enrollment completed" in capsys.readouterr().err
+    assert len(ReferenceBank.load(tmp_path / "state" / "bank")) == 3
+
+
+def test_tail_prints_alerts_human_and_json(make_config, tmp_path, capsys) -> None:
+    from edgeasd.config import load_config
+    from edgeasd.daemon import Daemon
+
+    cfg = make_config(wav(tmp_path / "f.wav", [(4, "normal"), (2, "anomalous")]))
+    Daemon(load_config(cfg), initial_enroll=[(2, "a"), (2, "b")], handle_signals=False).run()
+    capsys.readouterr()
+    assert main(["tail", "--config", str(cfg)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("ALERT" in line and "window 4" in line for line in lines)
+    assert main(["tail", "--config", str(cfg), "--json", "-n", "1"]) == 0
+    (last,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert last["event"] == "alert" and last["window_index"] == 4
+
+
+def test_bad_audio_files_one_clear_message_each(enrolled, tmp_path, capsys) -> None:
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    good = wav(tmp_path / "good.wav", [(2, "normal")], seed=3)
+    truncated = tmp_path / "truncated.wav"
+    truncated.write_bytes(good.read_bytes()[:60])
+    text = tmp_path / "notes.wav"
+    text.write_text("this is not audio\n")
+    for bad in (empty, truncated, text):
+        assert main(["enroll", "--config", str(enrolled), str(good), str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("error:") == 1 and bad.name in err and "Traceback" not in err
+    assert len(ReferenceBank.load(tmp_path / "state" / "bank")) == 6  # nothing half enrolled
+
+
+def test_score_eight_channel_mimii_clip(enrolled, shared_data, capsys) -> None:
+    clip = sorted((shared_data / "mimii").rglob("*.wav"))[0]
+    assert main(["score", "--config", str(enrolled), "--csv", str(clip)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 10  # 10 s, 8 channels mixed down, 1 s windows
+
+
+def test_tail_follow_prints_new_events(make_config, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from edgeasd.sinks import JsonlLog
+
+    cfg = make_config(None)
+    (tmp_path / "log").mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edgeasd", "tail", "-f", "--json", "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with JsonlLog(tmp_path / "log" / "alerts.jsonl", 1 << 20, 1) as sink:
+            sink.write({"time": "2026-11-28T10:00:00Z", "event": "alert", "score": 9.0})
+        line = proc.stdout.readline()  # blocks until tail -f prints it
+        assert json.loads(line)["event"] == "alert"
+    finally:
+        proc.terminate()
+        proc.wait(10)

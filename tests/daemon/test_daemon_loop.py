@@ -1,0 +1,271 @@
+"""The run loop in-process on file sources: learning, scoring, signal events, reload,
+device-loss retries, status snapshot."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgeasd import pipeline
+from edgeasd.config import load_config
+from edgeasd.daemon import Daemon
+from edgeasd.errors import DeviceError, ModelError
+from edgeasd.scoring import ReferenceBank
+
+from .conftest import wav
+
+
+def _run(config_path, **kwargs) -> tuple[Daemon, list[dict]]:
+    records: list[dict] = []
+    d = Daemon(load_config(config_path), on_record=records.append, handle_signals=False, **kwargs)
+    assert d.run() == 0
+    return d, records
+
+
+def test_learning_enrollment_then_scoring_and_signal_changes(tmp_path, make_config) -> None:
+    feed = wav(
+        tmp_path / "f.wav",
+        [(6, "normal"), (2, "silence"), (2, "normal"), (3, "anomalous"), (2, "normal")],
+    )
+    cfg = make_config(feed)
+    d, records = _run(cfg, initial_enroll=[(2, "source"), (2, "target")])
+    windows = [r for r in records if r["event"] == "window"]
+    assert [w["decision"] for w in windows] == (
+        ["enrolling"] * 4
+        + ["normal"] * 2
+        + ["signal"] * 2
+        + ["normal"] * 2
+        + ["anomalous"] * 3
+        + ["normal"] * 2
+    )
+    events = [r for r in records if r["event"] != "window"]
+    kinds = [(e["event"], e.get("status")) for e in events]
+    assert kinds == [
+        ("enrolled", None),
+        ("enrolled", None),
+        ("signal", "dead"),
+        ("signal", "ok"),
+        ("alert", None),
+        ("recovered", None),
+    ]
+    snap = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert snap["state"] == "stopped" and snap["windows"] == 15
+    assert snap["windows_scored"] == 9 and snap["alerts"] == 1
+    assert snap["bank"] == {"source": 2, "target": 2} and snap["learning_needed"] == 0
+    assert snap["source"]["frames"] == 15 * 16000
+    bank = ReferenceBank.load(tmp_path / "state" / "bank")
+    assert len(bank) == 4 and sorted(set(bank.groups)) == sorted(snap_groups(records))
+    assert bank.meta["model_id"] == d.info.id
+    logged = [json.loads(x) for x in (tmp_path / "log" / "scores.jsonl").read_text().splitlines()]
+    assert [x["index"] for x in logged] == list(range(15))
+
+
+def snap_groups(records: list[dict]) -> list[str]:
+    return [g for r in records if r["event"] == "enrolled" for g in r["groups"]]
+
+
+def test_learning_state_without_enrollment_never_alerts(tmp_path, make_config) -> None:
+    feed = wav(tmp_path / "f.wav", [(2, "normal"), (2, "anomalous")])
+    _, records = _run(make_config(feed))
+    windows = [r for r in records if r["event"] == "window"]
+    assert [w["decision"] for w in windows] == ["learning"] * 4
+    assert all(w["needed"] == 4 for w in windows)
+    assert not [r for r in records if r["event"] == "alert"]
+
+
+def test_sighup_reload_applies_new_threshold(tmp_path, make_config) -> None:
+    feed = wav(tmp_path / "f.wav", [(8, "normal")])
+    cfg = make_config(feed)
+    records: list[dict] = []
+    d = Daemon(load_config(cfg), initial_enroll=[(2, "a"), (2, "b")], handle_signals=False)
+
+    def on_record(r: dict) -> None:
+        records.append(r)
+        if r["event"] == "window" and r["index"] == 5:
+            make_config(feed, threshold={"rule": "fixed", "value": 0.0})
+            d._reload.set()  # what the SIGHUP handler does
+
+    d.on_record = on_record
+    d.run()
+    decisions = [r["decision"] for r in records if r["event"] == "window"]
+    assert decisions[4:6] == ["normal", "normal"] and decisions[6:] == ["anomalous"] * 2
+    assert d.detector.threshold_source.startswith("config: threshold.rule fixed")
+
+
+def test_bad_reload_keeps_running_config(tmp_path, make_config, caplog) -> None:
+    feed = wav(tmp_path / "f.wav", [(6, "normal")])
+    cfg = make_config(feed)
+    d = Daemon(load_config(cfg), initial_enroll=[(2, "a"), (2, "b")], handle_signals=False)
+
+    def on_record(r: dict) -> None:
+        if r["event"] == "window" and r["index"] == 4:
+            cfg.write_text("detector: {k: 5, n: 1}\n")
+            d._reload.set()
+
+    d.on_record = on_record
+    d.run()
+    assert "reload failed" in caplog.text and "detector.k" in caplog.text
+    assert d.config.detector.k == 1
+
+
+class _DeadSource:
+    opened = 0
+
+    def __init__(self, *args, **kwargs) -> None:
+        type(self).opened += 1
+
+    def blocks(self):
+        raise DeviceError("no audio from 'usb mic' for 5.0 s", help="check the cable")
+        yield  # pragma: no cover
+
+    def stats(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def test_device_loss_bounded_retries_then_clear_error(tmp_path, make_config, monkeypatch):
+    monkeypatch.setattr(pipeline, "make_source", _DeadSource)
+    cfg = make_config(None, device={"retries": 2, "retry_delay_seconds": 0.0})
+    with pytest.raises(
+        DeviceError, match="capture failed, still after 2 retries: no audio from 'usb mic'"
+    ):
+        Daemon(load_config(cfg), handle_signals=False).run()
+    assert _DeadSource.opened == 3
+    snap = json.loads((tmp_path / "run" / "status.json").read_text())
+    assert snap["state"] == "stopped"
+
+
+def test_bank_of_another_model_is_refused(tmp_path, make_config, model) -> None:
+    from support.onnx_models import make_test_model
+
+    feed = wav(tmp_path / "f.wav", [(4, "normal")])
+    _run(make_config(feed), initial_enroll=[(2, "a")])
+    other = make_test_model(tmp_path / "other.onnx", window_seconds=1.0, dim=12)
+    cfg = make_config(feed, model={"path": str(other)})
+    with pytest.raises(ModelError, match="embedded with model test-spectral") as info:
+        Daemon(load_config(cfg), handle_signals=False).run()
+    assert "edgeasd bank rebuild" in info.value.help
+
+
+def test_bank_written_by_another_process_is_not_overwritten(tmp_path, make_config) -> None:
+    from edgeasd import enrollment
+    from edgeasd.pipeline import make_embedder
+
+    feed = wav(tmp_path / "f.wav", [(6, "normal")])
+    config = load_config(make_config(feed))
+    other = wav(tmp_path / "other.wav", [(3, "normal")], seed=9)
+    d = Daemon(config, initial_enroll=[(2, "a"), (2, "b")], handle_signals=False)
+
+    def on_record(r: dict) -> None:
+        if r["event"] == "window" and r["index"] == 2:  # between the two live enrollments
+            state = tmp_path / "state"
+            enrollment.enroll_files_direct(
+                state, [other], "direct", make_embedder(config), config.scoring, config.enrollment
+            )
+
+    d.on_record = on_record
+    d.run()
+    bank = ReferenceBank.load(tmp_path / "state" / "bank")
+    assert sorted(bank.domains) == ["a", "a", "b", "b"] + ["direct"] * 3
+
+
+def test_second_daemon_refuses_and_leaves_the_first_alone(tmp_path, make_config) -> None:
+    import os
+    import threading
+    import time
+
+    from edgeasd.control import ControlClient
+    from edgeasd.errors import ControlError
+
+    feed = wav(tmp_path / "f.wav", [(2, "normal")])
+    cfg = make_config(None, source={"kind": "file", "path": str(feed), "realtime": True,
+                                    "loop": True})  # fmt: skip
+    first = Daemon(load_config(cfg), handle_signals=False)
+    thread = threading.Thread(target=first.run)
+    thread.start()
+    try:
+        sock = tmp_path / "run" / "control.sock"
+        for _ in range(300):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        assert ControlClient(sock).request("status")["pid"] == os.getpid()
+        with pytest.raises(ControlError, match="already listens"):
+            Daemon(load_config(cfg), handle_signals=False).run()
+        assert ControlClient(sock).request("status")["state"] in ("starting", "learning")
+    finally:
+        first.stop()
+        thread.join(20)
+    assert not thread.is_alive()
+    assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "stopped"
+
+
+def test_one_enrollment_session_is_not_enough_to_score(tmp_path, make_config) -> None:
+    feed = wav(tmp_path / "f.wav", [(6, "normal")])
+    d, records = _run(make_config(feed), initial_enroll=[(4, "a")])
+    decisions = [r["decision"] for r in records if r["event"] == "window"]
+    assert decisions == ["enrolling"] * 4 + ["learning"] * 2
+    snap = d.status.snapshot()
+    assert snap["learning_needed"] == 0 and "second enrollment session" in snap["learning"]
+    assert d.status.line().startswith("learning: a second enrollment session")
+
+
+def test_sd_notify_ready_status_watchdog_stopping(tmp_path, make_config, monkeypatch) -> None:
+    import socket
+
+    addr = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(addr)
+    sock.settimeout(0)
+    monkeypatch.setenv("NOTIFY_SOCKET", addr)
+    feed = wav(tmp_path / "f.wav", [(5, "normal")])
+    _run(make_config(feed), initial_enroll=[(2, "a"), (2, "b")])
+    messages = []
+    while True:
+        try:
+            messages.append(sock.recv(4096).decode())
+        except BlockingIOError:
+            break
+    sock.close()
+    ready = next(i for i, m in enumerate(messages) if "READY=1" in m)
+    assert "STATUS=" in messages[ready]
+    assert any("WATCHDOG=1" in m for m in messages[ready:])
+    assert not any("WATCHDOG=1" in m for m in messages[:ready])
+    assert any(m.startswith("STATUS=score ") for m in messages)  # the last score
+    assert messages[-1] == "STOPPING=1"
+
+
+def test_enroll_next_abandoned_by_its_client_enrolls_nothing(tmp_path, make_config) -> None:
+    import socket
+    import threading
+    import time
+
+    feed = wav(tmp_path / "f.wav", [(2, "normal")])
+    source = {"kind": "file", "path": str(feed), "realtime": True, "loop": True}
+    d = Daemon(load_config(make_config(None, source=source)), handle_signals=False)
+    thread = threading.Thread(target=d.run)
+    thread.start()
+    try:
+        path = tmp_path / "run" / "control.sock"
+        for _ in range(300):
+            if path.exists() and hasattr(d, "sinks"):
+                break
+            time.sleep(0.05)
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(str(path))
+        client.sendall(b'{"op": "enroll_next", "n": 2, "domain": "x"}\n')
+        for _ in range(100):  # until the first window is collected
+            if d.status.snapshot()["enrolling"]:
+                break
+            time.sleep(0.05)
+        assert d.status.snapshot()["enrolling"]["collected"] == 1
+        client.close()  # Ctrl-C
+        time.sleep(2.5)  # past the point where the request would have completed
+        assert d.status.snapshot()["enrolling"] is None
+        assert not (tmp_path / "state" / "bank").exists()
+    finally:
+        d.stop()
+        thread.join(20)

@@ -1,0 +1,95 @@
+"""Enrollment helpers: file batches, atomic commit, kept audio with its size cap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeasd import enrollment
+from edgeasd.config import Config
+from edgeasd.embed import Embedder
+from edgeasd.errors import AudioFileError, InputError, ModelError
+from edgeasd.kept_audio import AudioStore
+from edgeasd.scoring import ReferenceBank
+
+from .conftest import RATE, wav
+
+
+@pytest.fixture
+def embedder(model) -> Embedder:
+    return Embedder(model)
+
+
+def test_file_batches_one_group_per_file_and_bad_files_refuse_all(tmp_path, embedder) -> None:
+    a = wav(tmp_path / "a.wav", [(3.5, "normal")], seed=1)
+    b = wav(tmp_path / "b.wav", [(1, "normal"), (1, "silence"), (1, "normal")], seed=2)
+    batches = enrollment.file_batches([a, b], embedder, "target")
+    assert [len(x.embeddings) for x in batches] == [3, 2]  # partial and silent windows dropped
+    assert len({x.group for x in batches}) == 2 and {x.domain for x in batches} == {"target"}
+    assert batches[0].origin == str(a.resolve())
+    short = wav(tmp_path / "short.wav", [(0.5, "normal")])
+    with pytest.raises(AudioFileError, match=r"short.wav: no usable 1 s window in 0.5 s"):
+        enrollment.file_batches([a, short], embedder, "x")
+    (tmp_path / "junk.wav").write_bytes(b"RIFF0000WAVEjunk")
+    with pytest.raises(AudioFileError, match=r"junk\.wav"):
+        enrollment.file_batches([tmp_path / "junk.wav"], embedder, "x")
+
+
+def test_commit_is_all_or_nothing_on_disk(tmp_path, embedder) -> None:
+    path = tmp_path / "bank"
+    bank = enrollment.new_bank(Config().scoring, embedder.info)
+    good = enrollment.Batch(np.ones((2, 16), np.float32), "s", "g1", [], RATE, "x")
+    ids = enrollment.commit(bank, path, [good])
+    assert ids == [0, 1]
+    bad = enrollment.Batch(np.full((2, 16), np.nan, np.float32), "s", "g3", [], RATE, "x")
+    good2 = enrollment.Batch(np.ones((1, 16), np.float32) * 2, "s", "g2", [], RATE, "x")
+    with pytest.raises(InputError):
+        enrollment.commit(bank, path, [good2, bad])
+    assert len(ReferenceBank.load(path)) == 2  # the half-enrolled batch never reached disk
+
+
+def test_open_bank_checks_the_model(tmp_path, embedder) -> None:
+    path = tmp_path / "bank"
+    bank = enrollment.open_bank(path, Config().scoring, embedder.info)
+    assert len(bank) == 0 and bank.meta["model_id"] == embedder.info.id
+    bank.enroll(np.eye(3, 16, dtype=np.float32) + 0.1)
+    bank.save(path)
+    other = type(embedder.info)(**{**embedder.info.__dict__, "sha256": "f" * 64})
+    with pytest.raises(ModelError, match="ffffffffffffffff") as info:
+        enrollment.open_bank(path, Config().scoring, other)
+    assert "edgeasd bank rebuild" in info.value.help
+
+
+def _batch(group: str, seconds: float, seed: int) -> enrollment.Batch:
+    rng = np.random.default_rng(seed)
+    seg = (0.1 * rng.standard_normal(round(seconds * RATE))).astype(np.float32)
+    return enrollment.Batch(
+        np.ones((1, 16), np.float32), "d", group, [seg, seg[:RATE]], RATE, "live"
+    )
+
+
+def test_audio_store_keeps_segments_and_tracks_ids(tmp_path) -> None:
+    store = AudioStore(tmp_path / "audio", max_bytes=10**9)
+    store.keep(_batch("g1", 2, 0), [0, 1])
+    store.keep(_batch("g2", 1, 1), [2])
+    records = store.records()
+    assert [r["group"] for r in records] == ["g1", "g2"]
+    segs = list(store.segments(records[0]))
+    assert [len(s) for s in segs] == [2 * RATE, RATE]
+    assert np.abs(segs[1] - segs[0][:RATE]).max() < 1e-3  # FLAC 16 bit
+    store.forget([1])
+    assert store.records()[0]["ids"] == [0]
+    store.forget([0])  # group empty: its audio goes
+    assert [r["group"] for r in store.records()] == ["g2"]
+    assert not (tmp_path / "audio" / "g1.flac").exists()
+
+
+def test_audio_store_cap_deletes_oldest(tmp_path, caplog) -> None:
+    store = AudioStore(tmp_path / "audio", max_bytes=10**9)
+    store.keep(_batch("old", 3, 0), [0])
+    one = store.size()
+    store.max_bytes = int(one * 1.5)
+    store.keep(_batch("new", 3, 1), [1])
+    assert [r["group"] for r in store.records()] == ["new"]
+    assert store.size() <= store.max_bytes
+    assert "deleting the audio of group old" in caplog.text

@@ -1,0 +1,121 @@
+"""The shipped models: default choice, metadata contract, and what they can tell apart."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+
+from edgeasd.models import (
+    DEFAULT_ORDER,
+    MODELS_DIR,
+    SPECTRAL_MODEL,
+    default_model_path,
+    spectral_model_path,
+)
+
+METADATA_KEYS = (
+    "sample_rate",
+    "window_seconds",
+    "embedding_dim",
+    "metric",
+    "model_name",
+    "model_version",
+    "training_data",
+)
+SHIPPED = [MODELS_DIR / name for name in DEFAULT_ORDER if (MODELS_DIR / name).is_file()]
+UNSEEN = "compressor"  # the machine type the shipped Direct-ACT never saw in training
+
+
+def auc(normal: np.ndarray, anomalous: np.ndarray) -> float:
+    """Probability that an anomalous score exceeds a normal one (ties count half)."""
+    diff = anomalous[:, None] - normal[None, :]
+    return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
+
+
+def test_default_model_is_the_first_shipped_one():
+    assert SHIPPED, "no shipped model in edgeasd/models"
+    assert default_model_path() == SHIPPED[0]
+    assert spectral_model_path().name == SPECTRAL_MODEL
+
+
+def test_models_package_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, edgeasd.models; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_model_follows_the_contract(path):
+    model = onnx.load(str(path))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert set(METADATA_KEYS) <= set(meta)
+    assert meta["metric"] == "cosine"
+    assert path.stat().st_size < 8 * 2**20  # "a few MB"
+    (inp,) = model.graph.input
+    assert inp.name == "waveform"
+    dims = inp.type.tensor_type.shape.dim
+    assert dims[1].dim_value == round(int(meta["sample_rate"]) * float(meta["window_seconds"]))
+    assert [o.name for o in model.graph.output] == ["embedding"]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_model_embeds_unit_vectors(path):
+    embed = pytest.importorskip("edgeasd.embed")
+    e = embed.Embedder(path)
+    x = (0.1 * np.random.default_rng(0).standard_normal((3, e.window_samples))).astype(np.float32)
+    y = e.embed(x)
+    assert y.shape == (3, e.info.dim) and np.isfinite(y).all()
+    np.testing.assert_allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-3)
+    np.testing.assert_allclose(e.embed(x), y, atol=1e-6)  # deterministic
+
+
+@pytest.fixture(scope="module")
+def unseen_clips():
+    """Normal references, normal tests and clearly faulty clips of the unseen type."""
+    synth = pytest.importorskip("edgeasd.synth")
+    spec = synth.MACHINE_TYPES[UNSEEN]
+    attrs = {k: a.source[0] for k, a in spec.attributes.items()}
+
+    def clips(seeds, **kw):
+        return np.stack(
+            [synth.render(UNSEEN, 10.0, 16000, seed=s, attributes=attrs, **kw) for s in seeds]
+        )
+
+    refs, normal = clips(range(8)), clips(range(100, 104))
+    faulty = np.concatenate(
+        [clips(range(200, 202), anomaly=kind, severity=1.5) for kind in spec.anomalies]
+    )
+    return refs, normal, faulty
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_model_separates_faults_of_an_unseen_machine_type(path, unseen_clips):
+    embed = pytest.importorskip("edgeasd.embed")
+    e = embed.Embedder(path)
+    assert UNSEEN not in e.info.training_data
+    refs, normal, faulty = (e.embed(x) for x in unseen_clips)
+
+    def score(q):
+        return 1.0 - (q @ refs.T).max(axis=1)  # nearest-neighbour cosine distance
+
+    assert auc(score(normal), score(faulty)) >= 0.9
+
+
+def test_spectral_model_clusters_real_machines(shared_data):
+    """Real DCASE 2023 clips: same-type pairs are more similar than different-type pairs."""
+    embed = pytest.importorskip("edgeasd.embed")
+    from edgeasd.audio.io import read_audio
+    from edgeasd.train.quality import clustering
+
+    e = embed.Embedder(spectral_model_path())
+    files = sorted((shared_data / "dcase2023-t2").glob("*/*/*.wav"))
+    assert len(files) >= 14
+    n = e.window_samples
+    x = np.stack([np.resize(read_audio(f, 16000).samples, n) for f in files])
+    types = np.array([f.parent.parent.name for f in files])
+    c = clustering(e.embed(x), types)
+    assert c.margin > 0.05
+    assert c.nn_accuracy > 2.0 / c.n_types  # far above chance

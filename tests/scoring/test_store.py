@@ -1,0 +1,203 @@
+"""On-disk format: round trip, corruption, locking, transactions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from edgeasd.errors import BankCorruptError, BankError, BankLockedError, InputError
+from edgeasd.scoring import ReferenceBank, store
+
+from .helpers import MODES, clustered, make_bank
+
+
+@pytest.fixture
+def saved(tmp_path):
+    rng = np.random.default_rng(1)
+    bank = ReferenceBank(6)
+    bank.enroll(clustered(rng, 20, 5, 6), group=[i % 3 for i in range(25)], domain="source")
+    bank.enroll(clustered(rng, 3, 2, 6), domain="target")
+    bank.meta.update({"model_id": "fan-1.0:0123456789abcdef", "notes": ["a", 1]})
+    bank.calibrate("quantile", q=0.9)
+    path = tmp_path / "bank.edb"
+    bank.save(path)
+    return bank, path
+
+
+@pytest.mark.parametrize("mode", MODES[::4])
+def test_round_trip_every_mode(tmp_path, mode):
+    rng = np.random.default_rng(0)
+    bank = make_bank(mode, 5, exclude_same_group=True)
+    bank.enroll(clustered(rng, 12, 4, 5), group=[i % 4 for i in range(16)])
+    bank.remove(bank.ids[::5])
+    bank.save(tmp_path / "b")
+    back = ReferenceBank.load(tmp_path / "b")
+    for attr in (
+        "ids",
+        "density",
+        "embeddings",
+        "domains",
+        "groups",
+        "added_at",
+        "neighbour_ids",
+        "loo_scores_",
+    ):
+        np.testing.assert_array_equal(getattr(back, attr), getattr(bank, attr), err_msg=attr)
+    assert back.threshold_ == bank.threshold_ and back.threshold_rule_ == bank.threshold_rule_
+    Q = clustered(rng, 3, 3, 5)
+    np.testing.assert_array_equal(back.score(Q), bank.score(Q))
+    # the loaded bank keeps growing incrementally with fresh ids
+    X = clustered(rng, 2, 1, 5)
+    np.testing.assert_array_equal(back.enroll(X, group=9), bank.enroll(X, group=9))
+    np.testing.assert_array_equal(back.density, bank.density)
+
+
+def test_meta_and_calibration_survive(saved):
+    bank, path = saved
+    back = ReferenceBank.load(path)
+    assert back.meta == bank.meta
+    assert back.threshold_rule_.startswith("0.9-quantile")
+    assert back.domains.tolist() == bank.domains.tolist()
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "magic", "empty", "append"])
+def test_corrupt_files_name_the_file_and_never_load(saved, damage):
+    _, path = saved
+    blob = bytearray(path.read_bytes())
+    if damage == "flip":
+        blob[len(blob) // 2] ^= 0x01
+    elif damage == "truncate":
+        blob = blob[: len(blob) - 100]
+    elif damage == "magic":
+        blob[:4] = b"PK\x03\x04"
+    elif damage == "empty":
+        blob = bytearray()
+    else:
+        blob += b"\x00"
+    path.write_bytes(bytes(blob))
+    with pytest.raises(BankCorruptError, match=str(path)) as info:
+        ReferenceBank.load(path)
+    assert info.value.help
+
+
+def test_every_truncation_point_is_detected(saved):
+    _, path = saved
+    blob = path.read_bytes()
+    for cut in np.linspace(0, len(blob) - 1, 25).astype(int):
+        path.write_bytes(blob[:cut])
+        with pytest.raises(BankCorruptError):
+            ReferenceBank.load(path)
+
+
+def test_other_format_version_is_refused(saved, monkeypatch):
+    bank, path = saved
+    monkeypatch.setattr(store, "FORMAT_VERSION", 99)
+    bank.save(path)
+    monkeypatch.undo()
+    with pytest.raises(BankCorruptError, match="format 99"):
+        ReferenceBank.load(path)
+
+
+def test_missing_file_and_unserializable_meta(saved, tmp_path):
+    bank, path = saved
+    with pytest.raises(BankError, match="no reference bank"):
+        ReferenceBank.load(tmp_path / "nope.edb")
+    before = path.read_bytes()
+    bank.meta["bad"] = object()
+    with pytest.raises(InputError, match="JSON"):
+        bank.save(path)
+    assert path.read_bytes() == before
+
+
+def test_failed_rename_leaves_old_file(saved, monkeypatch):
+    bank, path = saved
+    before = path.read_bytes()
+    bank.enroll(np.ones(6))
+
+    def crash(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "replace", crash)
+    with pytest.raises(BankError, match="No space left"):
+        bank.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert not list(path.parent.glob(".bank.edb.tmp-*"))
+
+
+def test_stale_temp_files_are_cleaned_and_ignored(saved):
+    bank, path = saved
+    stale = path.parent / ".bank.edb.tmp-99999"
+    stale.write_bytes(b"half a bank")
+    assert len(ReferenceBank.load(path)) == len(bank)
+    bank.save(path)
+    assert not stale.exists()
+
+
+def test_lock_blocks_other_processes_and_is_reentrant(saved):
+    bank, path = saved
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
+            import sys, time
+            from edgeasd.scoring import store
+            with store.locked({str(path)!r}):
+                print("locked", flush=True)
+                sys.stdin.readline()
+            """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(BankLockedError, match="locked by another process") as info:
+            with store.locked(path, timeout=0.2):
+                pass
+        assert info.value.help
+        with pytest.raises(BankLockedError):
+            bank.save(path, timeout=0.1)
+    finally:
+        holder.communicate("\n", timeout=20)
+    with store.locked(path, timeout=1.0):
+        bank.save(path)  # re-entrant: no deadlock with our own lock
+        with store.locked(path, timeout=0.1):
+            pass
+
+
+def test_transaction_saves_on_success_only(tmp_path):
+    path = tmp_path / "t.edb"
+    with pytest.raises(BankError, match="no reference bank"):
+        with store.transaction(path):
+            pass
+    with store.transaction(path, create=lambda: ReferenceBank(3)) as bank:
+        bank.enroll(np.eye(3), group="a")
+    first = store.fingerprint(path)
+    with pytest.raises(RuntimeError):
+        with store.transaction(path) as bank:
+            bank.enroll(np.ones(3), group="b")
+            raise RuntimeError("operator pressed ctrl-c")
+    assert len(ReferenceBank.load(path)) == 3 and store.fingerprint(path) == first
+    with store.transaction(path) as bank:
+        bank.enroll(np.ones(3), group="b")
+    assert len(ReferenceBank.load(path)) == 4 and store.fingerprint(path) != first
+
+
+@pytest.mark.parametrize("kw", [{}, {"density": "gwrp", "r": 1.0}, {"k": 3}])
+def test_empty_bank_round_trip_then_grows(tmp_path, kw):
+    path = tmp_path / "empty.edb"
+    ReferenceBank(4, **kw).save(path)
+    bank = ReferenceBank.load(path)
+    assert len(bank) == 0 and bank.threshold_ == 3.0
+    rng = np.random.default_rng(0)
+    bank.enroll(rng.normal(size=(30, 4)), group=[i % 3 for i in range(30)])
+    fresh = ReferenceBank(4, **kw)
+    fresh.enroll(bank.embeddings * 1.0, group=bank.groups.tolist())
+    np.testing.assert_allclose(bank.density, fresh.density, rtol=1e-6)
