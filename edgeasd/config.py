@@ -139,7 +139,11 @@ class QualityConfig:
 
 @dataclass(frozen=True)
 class PathsConfig:
-    """``paths``: where state, runtime files and logs go (null = systemd/XDG defaults)."""
+    """``paths``: where state, runtime files and logs go.
+
+    null = systemd's directories, else the service's own when the configuration is the
+    system one (``/etc/edgeasd/*.yaml``), else per-user XDG defaults (``edgeasd.paths``).
+    """
 
     state_dir: str | None = _opt(None, (str, _NULL), path=True)
     runtime_dir: str | None = _opt(None, (str, _NULL), path=True)
@@ -156,8 +160,15 @@ class LogsConfig:
 
 @dataclass(frozen=True)
 class EnrollmentConfig:
-    """``enrollment``: keeping enrolled audio so a new model can re-embed it."""
+    """``enrollment``: grouping of enrolled windows, and keeping their audio for re-embedding.
 
+    ``group_seconds``: an enrollment (a ``--next N`` request, a file) is split into groups
+    of at most this much contiguous audio. Windows within a group are near twins and do
+    not define each other's density (``scoring.exclude_same_group``) and are left out
+    together in calibration; windows of different groups count as independent samples.
+    """
+
+    group_seconds: float = _opt(60.0, (float,), lo=0.0, lo_open=True, hi=86400.0)
     keep_audio: bool = _opt(True, (bool,))
     audio_max_bytes: int = _opt(268435456, (int,), lo=0, hi=2**44)
 

@@ -77,8 +77,8 @@ class Command:
         ``"enroll_next"``, ``"commit"`` or ``"reload"``.
     payload : dict
         The request's parameters (``n``, ``domain``; ``batches``).
-    windows : list of np.ndarray
-        Windows collected so far (``enroll_next``).
+    windows : list of edgeasd.audio.windower.Window
+        Windows collected so far (``enroll_next``), with their start times.
     abandoned : bool
         The client hung up before the command started or finished: the owner drops it
         (nothing of it is enrolled unless its commit had already begun).

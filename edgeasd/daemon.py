@@ -16,6 +16,7 @@ the bank intact; SIGHUP reloads the configuration. A lost device is retried
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import signal
 import threading
@@ -28,7 +29,7 @@ import numpy as np
 
 from edgeasd import enrollment
 from edgeasd.audio import quality as audio_quality
-from edgeasd.audio.windower import Windower
+from edgeasd.audio.windower import Window, Windower
 from edgeasd.config import Config, load_config
 from edgeasd.control import Command, ControlServer, drain
 from edgeasd.detect import Detector, make_event
@@ -53,7 +54,8 @@ class Daemon:
         The validated configuration (``config.origin`` is re-read on SIGHUP / ``reload``).
     initial_enroll : list of (n, domain)
         Enrollments queued before start, each exactly as an ``enroll --next n`` request
-        (one group each): ``edgeasd demo`` and ``enroll --next`` without a daemon.
+        (groups of ``enrollment.group_seconds``): ``edgeasd demo`` and ``enroll --next``
+        without a daemon.
     on_record : callable, optional
         Called with every per-window record and every event (dicts) after they are logged.
     handle_signals : bool
@@ -142,10 +144,15 @@ class Daemon:
                 "(edgeasd enroll --next N, or enroll FILE...)"
             )
         if self.bank.exclude_same_group and len(set(self.bank.groups)) < 2:
-            # each reference's density comes from other groups: with one, scores are raw
-            # distances and the threshold cannot be calibrated
+            # each reference's density comes from other groups: with one (a first enrollment
+            # shorter than enrollment.group_seconds), scores are raw distances and the
+            # threshold cannot be calibrated. Any further enrollment is a new group; ask for
+            # a full group's worth so that the new group is more than a single window.
+            seconds = self.config.enrollment.group_seconds
+            n = max(1, math.ceil(seconds / self.hop_seconds))
             return (
-                "a second enrollment session of normal operation is needed (another file or --next)"
+                f"enroll at least {seconds:g} more seconds of normal operation "
+                f"(edgeasd enroll --next {n}, or enroll FILE...)"
             )
         return None
 
@@ -237,7 +244,7 @@ class Daemon:
             record["decision"] = "signal"
         elif self._still_active():
             record["decision"] = "enrolling"
-            self._collect(window.samples)
+            self._collect(window)
         elif self._learning():
             record.update(decision="learning", needed=self._learning_needed())
         else:
@@ -284,23 +291,22 @@ class Daemon:
             self.status.update(enrolling=None)
         return bool(self._active)
 
-    def _collect(self, samples: np.ndarray) -> None:
+    def _collect(self, window: Window) -> None:
         cmd = self._active[0]
-        cmd.windows.append(samples.copy())
+        cmd.windows.append(Window(window.samples.copy(), window.start_time, window.index))
         self.status.update(enrolling={"collected": len(cmd.windows), "n": cmd.payload["n"]})
         if len(cmd.windows) < cmd.payload["n"]:
             return
         self._active.pop(0)
         try:
-            batch = enrollment.Batch(
-                embeddings=enrollment.embed_windows(self.embedder, cmd.windows),
-                domain=cmd.payload["domain"],
-                group=enrollment.new_group_id("live"),
-                segments=cmd.windows,
-                sample_rate=self.info.sample_rate,
-                origin="live",
+            batches = enrollment.live_batches(
+                cmd.windows,
+                self.embedder,
+                cmd.payload["domain"],
+                self.window_seconds,
+                self.config.enrollment.group_seconds,
             )
-            cmd.finish(self._commit([batch]))
+            cmd.finish(self._commit(batches))
         except EdgeasdError as exc:
             cmd.finish(error=exc)
         self.status.update(enrolling=None)
@@ -357,6 +363,7 @@ class Daemon:
                 request["domain"],
                 self.hop_seconds,
                 quality_options(self.config),
+                self.config.enrollment.group_seconds,
             )
             cmd = Command("commit", {"batches": batches})
         else:

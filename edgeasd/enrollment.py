@@ -1,10 +1,21 @@
 """Enrollment of normal audio into the reference bank.
 
-Two kinds of enrollment exist, with the grouping the bank's calibration relies on:
+Two kinds of enrollment exist, with the grouping the bank's density and calibration rely on
+(``exclude_same_group``: a reference's density ignores its own group, and calibration leaves
+whole groups out):
 
-* recordings (``edgeasd enroll FILE...``): each file is windowed like live audio, and all of
-  its windows form one group (they are not independent of each other);
-* live windows (``edgeasd enroll --next N``): the next N good live windows form one group.
+* recordings (``edgeasd enroll FILE...``): each file is windowed like live audio;
+* live windows (``edgeasd enroll --next N``): the next N good live windows.
+
+In both, the windows are split by their start times into consecutive groups of at most
+``enrollment.group_seconds`` (default 60 s) of contiguous audio (:func:`chunk_windows`).
+Windows that close together (overlapping or adjacent windows of one recording) are near
+twins: they must not define each other's density, nor be left out separately in
+calibration. Windows farther apart count as independent normal samples, so a single long
+enrollment already yields several groups, and a few minutes enrolled after a domain shift
+give the new domain densities measured among its own windows rather than distances to the
+old domain. A 10 s clip is one group. One request stays all-or-nothing: all its groups are
+committed together (:func:`commit`).
 
 The daemon does live enrollment itself (see :mod:`edgeasd.daemon`); this module holds what
 both the daemon and the direct (daemon not running) mode share: embedding files, opening the
@@ -19,7 +30,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,12 +41,15 @@ from edgeasd.audio import quality
 from edgeasd.audio.io import read_audio
 from edgeasd.audio.sources import AudioBlock
 from edgeasd.audio.windower import Window, Windower
-from edgeasd.errors import AudioFileError, BankError, ModelError
+from edgeasd.errors import AudioFileError, BankError, InputError, ModelError
 from edgeasd.kept_audio import keep_audio
 from edgeasd.scoring import ReferenceBank, store
-from edgeasd.scoring.calibrate import DEFAULT_RULE
+from edgeasd.scoring.calibrate import DEFAULT_FIXED
 
 log = logging.getLogger(__name__)
+
+#: Default of ``enrollment.group_seconds``: most contiguous audio per enrollment group.
+DEFAULT_GROUP_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -48,7 +62,8 @@ class Batch:
     domain : str
         Free-form domain tag (``"source"``, ``"target"``, ``"belt-2026"``...).
     group : str
-        Group id: all windows of one file or of one ``--next`` request.
+        Group id: the windows of one chunk (at most ``enrollment.group_seconds`` of
+        contiguous audio) of one file or one ``--next`` request.
     segments : list of np.ndarray, each (samples,) float32
         The audio the embeddings came from, at ``sample_rate``, kept for rebuilds.
     sample_rate : int
@@ -70,6 +85,167 @@ def new_group_id(kind: str) -> str:
     return f"{kind}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
+def chunk_group_ids(kind: str, n: int) -> list[str]:
+    """Group ids of the ``n`` chunks of one request: a common id plus the chunk number.
+
+    Parameters
+    ----------
+    kind : str
+        ``"live"`` or ``"file"``.
+    n : int
+        Number of chunks.
+
+    Returns
+    -------
+    list of str
+        ``["live-20261128T132401-3f2a1c-000", "...-001", ...]``: unique, and sorted in
+        enrollment order.
+    """
+    base = new_group_id(kind)
+    return [f"{base}-{i:03d}" for i in range(n)]
+
+
+#: Slack on time comparisons: live start times are UNIX times (float64 resolution ~0.2 us).
+_TIME_EPS = 1e-6
+
+
+def chunk_windows(
+    start_times: Iterable[float], window_seconds: float, group_seconds: float
+) -> list[list[int]]:
+    """Split windows into consecutive groups of at most ``group_seconds`` of audio.
+
+    A window joins the current group while the group, from its first window's start to
+    this window's end, spans at most ``group_seconds``; otherwise it starts the next
+    group (a gap in the audio therefore starts a new group too). A window is never split,
+    and a window longer than ``group_seconds`` is a group of its own.
+
+    Parameters
+    ----------
+    start_times : iterable of float
+        Start time of each window in seconds (UNIX time or an offset into a file).
+    window_seconds : float
+        Window length.
+    group_seconds : float
+        Most audio per group (``enrollment.group_seconds``), > 0.
+
+    Returns
+    -------
+    list of list of int
+        Indices into ``start_times``, each group in time order, groups in time order;
+        every index appears exactly once.
+
+    Raises
+    ------
+    InputError
+        ``group_seconds`` or ``window_seconds`` is not a positive number.
+    """
+    if not (group_seconds > 0 and window_seconds > 0):
+        raise InputError(
+            f"group_seconds ({group_seconds}) and window_seconds ({window_seconds}) must be > 0",
+            help="set enrollment.group_seconds to a positive number of seconds",
+        )
+    starts = np.asarray(list(start_times), dtype=np.float64)
+    chunks: list[list[int]] = []
+    first = 0.0
+    for i in np.argsort(starts, kind="stable"):
+        t = float(starts[i])
+        if not chunks or t + window_seconds - first > group_seconds + _TIME_EPS:
+            chunks.append([])
+            first = t
+        chunks[-1].append(int(i))
+    return chunks
+
+
+def chunked_batches(
+    embeddings: np.ndarray,
+    windows: Sequence[Window],
+    window_seconds: float,
+    group_seconds: float,
+    *,
+    kind: str,
+    domain: str,
+    sample_rate: int,
+    origin: str,
+    audio: np.ndarray | None = None,
+) -> list[Batch]:
+    """Split one request's embedded windows into batches of at most ``group_seconds``.
+
+    Parameters
+    ----------
+    embeddings : np.ndarray, shape (len(windows), dim), float32
+    windows : sequence of Window
+        The windows the embeddings came from (``start_time`` in seconds).
+    window_seconds, group_seconds : float
+        See :func:`chunk_windows`.
+    kind : str
+        Prefix of the group ids (``"live"``, ``"file"``).
+    domain : str
+    sample_rate : int
+    origin : str
+    audio : np.ndarray, optional
+        The whole recording, whose offset 0 is ``start_time`` 0 (file enrollment): each
+        batch then keeps the contiguous audio its windows cover as one segment. Without
+        it (live), each batch keeps its windows' samples, one segment per window.
+
+    Returns
+    -------
+    list of Batch
+        In time order, with ids from :func:`chunk_group_ids`.
+    """
+    chunks = chunk_windows([w.start_time for w in windows], window_seconds, group_seconds)
+    groups = chunk_group_ids(kind, len(chunks))
+    batches = []
+    for chunk, group in zip(chunks, groups, strict=True):
+        if audio is None:
+            segments = [windows[i].samples for i in chunk]
+        else:
+            first, last = windows[chunk[0]], windows[chunk[-1]]
+            lo = round(first.start_time * sample_rate)
+            hi = round(last.start_time * sample_rate) + len(last.samples)
+            segments = [np.asarray(audio[lo:hi], dtype=np.float32)]
+        batches.append(
+            Batch(
+                embeddings=embeddings[chunk],
+                domain=domain,
+                group=group,
+                segments=segments,
+                sample_rate=sample_rate,
+                origin=origin,
+            )
+        )
+    return batches
+
+
+def live_batches(
+    windows: Sequence[Window],
+    embedder: Any,
+    domain: str,
+    window_seconds: float,
+    group_seconds: float,
+) -> list[Batch]:
+    """Embed the windows of one ``enroll --next N`` request, split into groups by time.
+
+    Parameters
+    ----------
+    windows : sequence of Window
+        The collected live windows (``start_time`` in UNIX seconds).
+    embedder : edgeasd.embed.Embedder
+    domain : str
+    window_seconds, group_seconds : float
+        See :func:`chunk_windows`.
+    """
+    return chunked_batches(
+        embed_windows(embedder, [w.samples for w in windows]),
+        windows,
+        window_seconds,
+        group_seconds,
+        kind="live",
+        domain=domain,
+        sample_rate=embedder.info.sample_rate,
+        origin="live",
+    )
+
+
 # ---------------------------------------------------------------------------- bank lifecycle
 
 
@@ -84,7 +260,7 @@ def new_bank(scoring: Any, model_info: Any) -> ReferenceBank:
     Parameters
     ----------
     scoring : edgeasd.config.ScoringConfig
-        ``density``, ``k``, ``r``, ``norm``.
+        ``density``, ``k``, ``r``, ``norm``, ``exclude_same_group``.
     model_info : edgeasd.embed.ModelInfo
     """
     bank = ReferenceBank(
@@ -94,6 +270,7 @@ def new_bank(scoring: Any, model_info: Any) -> ReferenceBank:
         k=scoring.k,
         r=scoring.r,
         norm=scoring.norm,
+        exclude_same_group=scoring.exclude_same_group,
     )
     bank.meta["model_id"] = model_info.id
     bank.meta["model_name"] = model_info.name
@@ -150,16 +327,35 @@ def commit(bank: ReferenceBank, path: Path, batches: Sequence[Batch]) -> list[in
 
 
 def threshold_for(bank: ReferenceBank, cfg: Any) -> tuple[float, str]:
-    """The decision threshold (NaN if none can be derived yet) and where it came from."""
-    rule, value = cfg.threshold.rule, cfg.threshold.value
-    if rule == "fixed":
-        return float(value), f"config: threshold.rule fixed, value {value:g}"
-    if len(bank) == 0:
+    """The decision threshold (NaN if none can be derived yet) and where it came from.
+
+    Applies the ``threshold`` section with :meth:`ReferenceBank.calibrate` (``rule``, ``q``,
+    ``value``). ``value`` null means the bank's default constant for its normalization
+    (:data:`edgeasd.scoring.calibrate.DEFAULT_FIXED`: 3.0 under ``ratio``); it is passed
+    explicitly, so that a constant configured earlier and saved with the bank does not
+    outlive its removal from the configuration.
+
+    Parameters
+    ----------
+    bank : ReferenceBank
+    cfg : edgeasd.config.Config
+
+    Returns
+    -------
+    threshold : float
+        NaN for a data-driven rule on an empty bank, or one that cannot calibrate yet.
+    source : str
+        How it was derived, for the status and the alert records.
+    """
+    t = cfg.threshold
+    value = t.value
+    if value is None and np.isfinite(DEFAULT_FIXED[bank.norm]):
+        value = float(DEFAULT_FIXED[bank.norm])
+    if t.rule != "fixed" and len(bank) == 0:
         return float("nan"), "none: the bank is empty"
-    if rule in ("quantile", "gamma"):
-        bank.calibrate(rule=rule, q=value)
-    else:  # the bank's default rule, or auto with a configured floor
-        bank.calibrate(rule=rule or DEFAULT_RULE, value=value)
+    bank.calibrate(rule=t.rule, q=t.q, value=value)
+    if t.rule == "fixed":
+        return float(bank.threshold_), f"config: threshold.rule fixed, value {bank.threshold_:g}"
     return float(bank.threshold_), f"bank of {len(bank)}: {bank.threshold_rule_}"
 
 
@@ -267,11 +463,30 @@ def file_batches(
     domain: str,
     hop_seconds: float | None = None,
     quality_options: dict[str, Any] | None = None,
+    group_seconds: float = DEFAULT_GROUP_SECONDS,
 ) -> list[Batch]:
-    """Read, window and embed recordings: one :class:`Batch` (group) per file.
+    """Read, window and embed recordings, each split into groups of ``group_seconds``.
 
     Every file is read before anything is returned, so one bad file refuses the whole
-    request (nothing is half enrolled).
+    request (nothing is half enrolled). Each :class:`Batch` keeps the contiguous audio
+    its windows cover (for ``bank rebuild``).
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+    embedder : edgeasd.embed.Embedder
+    domain : str
+    hop_seconds : float, optional
+        Step between windows (default: the model's window length).
+    quality_options : dict, optional
+        The ``quality`` section, as keyword arguments.
+    group_seconds : float
+        ``enrollment.group_seconds``: most audio per group (see :func:`chunk_windows`).
+
+    Returns
+    -------
+    list of Batch
+        File by file, each file's groups in time order.
 
     Raises
     ------
@@ -282,15 +497,16 @@ def file_batches(
     batches = []
     for path in paths:
         audio, windows = file_windows(path, info, hop_seconds, quality_options)
-        batches.append(
-            Batch(
-                embeddings=embed_windows(embedder, [w.samples for w in windows]),
-                domain=domain,
-                group=new_group_id("file"),
-                segments=[np.asarray(audio.samples, dtype=np.float32)],
-                sample_rate=info.sample_rate,
-                origin=str(Path(path).resolve()),
-            )
+        batches += chunked_batches(
+            embed_windows(embedder, [w.samples for w in windows]),
+            windows,
+            info.window_seconds,
+            group_seconds,
+            kind="file",
+            domain=domain,
+            sample_rate=info.sample_rate,
+            origin=str(Path(path).resolve()),
+            audio=audio.samples,
         )
     return batches
 
@@ -308,14 +524,17 @@ def enroll_files_direct(
     """Enroll recordings straight into the bank on disk (no daemon running).
 
     The files are embedded first; then, under the bank's write lock, the bank is loaded (or
-    created), every file is enrolled as its own group and the bank is saved.
+    created), every file is enrolled as groups of ``enrollment.group_seconds`` of audio and
+    the bank is saved (all groups of all files, or nothing).
 
     Returns
     -------
     dict
         ``ids``, ``groups``, ``bank_size``, ``domains`` (per-domain counts), ``threshold``.
     """
-    batches = file_batches(paths, embedder, domain, hop_seconds, quality_options)
+    batches = file_batches(
+        paths, embedder, domain, hop_seconds, quality_options, enrollment.group_seconds
+    )
     path = bank_path(state_dir)
     with store.locked(path):
         bank = open_bank(path, scoring, embedder.info)

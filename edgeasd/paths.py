@@ -1,9 +1,18 @@
 """Where the agent keeps its state, runtime files, logs and caches.
 
-Each directory is, in order of precedence: the key in the configuration's ``paths``
-section; the directory systemd passes to the service (``$STATE_DIRECTORY``,
-``$RUNTIME_DIRECTORY``, ``$LOGS_DIRECTORY``, ``$CACHE_DIRECTORY``; the first entry
-when systemd lists several, separated by ``:``); an XDG-style per-user default:
+Each directory is, in order of precedence:
+
+1. the key in the configuration's ``paths`` section;
+2. the directory systemd passes to the service (``$STATE_DIRECTORY``,
+   ``$RUNTIME_DIRECTORY``, ``$LOGS_DIRECTORY``, ``$CACHE_DIRECTORY``; the first entry
+   when systemd lists several, separated by ``:``);
+3. the system service's directories (``/var/lib/edgeasd``, ``/run/edgeasd``,
+   ``/var/log/edgeasd``), when the configuration in use is the system one: a file
+   directly in ``/etc/edgeasd`` (the unit's ``ConfigurationDirectory=``, see
+   :data:`SYSTEM_DIRS`). This is how an operator's ``edgeasd status``, ``enroll`` and
+   ``tail`` find the service: their shell has none of systemd's variables, but they
+   read ``/etc/edgeasd/edgeasd.yaml`` (the CLI's default when it exists);
+4. an XDG-style per-user default:
 
 =========  =====================================================================
 state      ``$XDG_STATE_HOME/edgeasd`` (``~/.local/state/edgeasd``)
@@ -11,6 +20,12 @@ runtime    ``$XDG_RUNTIME_DIR/edgeasd``, else ``/tmp/edgeasd-<uid>``
 logs       ``<state>/log``
 cache      ``$XDG_CACHE_HOME/edgeasd`` (``~/.cache/edgeasd``)
 =========  =====================================================================
+
+Rule 3 depends only on which configuration file is used, never on what exists on the
+machine: a developer running from a checkout (``--config configs/edgeasd.yaml``, or no
+configuration) on a machine where the service is installed keeps the per-user
+directories and never touches the service's bank. The cache stays per-user under rule 3
+(the service's numba cache is its own, ``NUMBA_CACHE_DIR``).
 
 Files inside them: the bank at ``<state>/bank``, enrolled audio in ``<state>/audio/``,
 the control socket ``<runtime>/control.sock``, the status snapshot
@@ -27,6 +42,37 @@ from pathlib import Path
 
 from edgeasd.config import Config
 from edgeasd.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SystemDirs:
+    """The systemd unit's directories (``systemd/edgeasd.service``).
+
+    Attributes
+    ----------
+    config_dir : pathlib.Path
+        ``ConfigurationDirectory=``: a configuration file directly in it is "the system
+        configuration", and selects the directories below when neither the configuration
+        nor systemd's variables name them.
+    state_dir, runtime_dir, log_dir : pathlib.Path
+        ``StateDirectory=``, ``RuntimeDirectory=``, ``LogsDirectory=``.
+    """
+
+    config_dir: Path = Path("/etc/edgeasd")
+    state_dir: Path = Path("/var/lib/edgeasd")
+    runtime_dir: Path = Path("/run/edgeasd")
+    log_dir: Path = Path("/var/log/edgeasd")
+
+    def holds(self, config_file: str | os.PathLike[str] | None) -> bool:
+        """Whether ``config_file`` lies directly in :attr:`config_dir` (symlinks not followed)."""
+        if not config_file:
+            return False
+        parent = Path(os.path.abspath(config_file)).parent
+        return parent == Path(os.path.abspath(self.config_dir))
+
+
+#: The directories of the installed service (``systemd/edgeasd.service``).
+SYSTEM_DIRS = SystemDirs()
 
 
 def _systemd_dir(env: Mapping[str, str], var: str) -> Path | None:
@@ -140,15 +186,23 @@ class Paths:
         return self
 
 
-def resolve_paths(config: Config | None = None, env: Mapping[str, str] | None = None) -> Paths:
+def resolve_paths(
+    config: Config | None = None,
+    env: Mapping[str, str] | None = None,
+    system: SystemDirs = SYSTEM_DIRS,
+) -> Paths:
     """Resolve the agent's directories from a configuration and the environment.
 
     Parameters
     ----------
     config : Config, optional
-        Its ``paths`` section overrides everything else (default: built-in defaults).
+        Its ``paths`` section overrides everything else (default: built-in defaults). When
+        it was loaded from a file in ``system.config_dir``, directories it leaves null and
+        systemd does not pass are the service's (``system``).
     env : mapping, optional
         The environment to read (default: ``os.environ``).
+    system : SystemDirs
+        The service's directories (a parameter for tests; nothing is read from them).
 
     Returns
     -------
@@ -156,26 +210,32 @@ def resolve_paths(config: Config | None = None, env: Mapping[str, str] | None = 
         Absolute directories; nothing is created.
     """
     env = os.environ if env is None else env
-    cfg = (config or Config()).paths
+    config = config or Config()
+    cfg = config.paths
+    service = system.holds(config.origin)
     home = _home(env)
     xdg_state = Path(env.get("XDG_STATE_HOME") or home / ".local" / "state")
     xdg_cache = Path(env.get("XDG_CACHE_HOME") or home / ".cache")
-    state = (
-        Path(cfg.state_dir)
-        if cfg.state_dir
-        else _systemd_dir(env, "STATE_DIRECTORY") or xdg_state / "edgeasd"
-    )
+    if cfg.state_dir:
+        state = Path(cfg.state_dir)
+    else:
+        state = _systemd_dir(env, "STATE_DIRECTORY") or (
+            system.state_dir if service else xdg_state / "edgeasd"
+        )
     if cfg.runtime_dir:
         runtime = Path(cfg.runtime_dir)
     elif _systemd_dir(env, "RUNTIME_DIRECTORY"):
         runtime = _systemd_dir(env, "RUNTIME_DIRECTORY")
+    elif service:
+        runtime = system.runtime_dir
     elif env.get("XDG_RUNTIME_DIR"):
         runtime = Path(env["XDG_RUNTIME_DIR"]) / "edgeasd"
     else:
         runtime = Path("/tmp") / f"edgeasd-{os.getuid()}"
-    logs = (
-        Path(cfg.log_dir) if cfg.log_dir else _systemd_dir(env, "LOGS_DIRECTORY") or state / "log"
-    )
+    if cfg.log_dir:
+        logs = Path(cfg.log_dir)
+    else:
+        logs = _systemd_dir(env, "LOGS_DIRECTORY") or (system.log_dir if service else state / "log")
     cache = _systemd_dir(env, "CACHE_DIRECTORY") or xdg_cache / "edgeasd"
     return Paths(
         state_dir=state.absolute(),

@@ -68,7 +68,13 @@ def warm_kernels(bank: ReferenceBank, dim: int, metric: str) -> None:
     query = rng.standard_normal((1, dim)).astype(np.float32)
     if len(bank) == 0:
         bank = ReferenceBank(
-            dim, metric=metric, density=bank.density_mode, k=bank.k, r=bank.r, norm=bank.norm
+            dim,
+            metric=metric,
+            density=bank.density_mode,
+            k=bank.k,
+            r=bank.r,
+            norm=bank.norm,
+            exclude_same_group=bank.exclude_same_group,
         )
         refs = rng.standard_normal((3, dim)).astype(np.float32)
         bank.enroll(refs, domain="warm-up", group=["a", "b", "c"])

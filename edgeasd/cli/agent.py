@@ -19,9 +19,11 @@ from typing import Any
 
 from edgeasd.config import Config, load_config
 from edgeasd.errors import InputError
+from edgeasd.paths import SYSTEM_DIRS
 
-#: Configuration read when ``--config`` is not given and ``$EDGEASD_CONFIG`` is unset.
-SYSTEM_CONFIG = Path("/etc/edgeasd/edgeasd.yaml")
+#: Configuration read when ``--config`` is not given and ``$EDGEASD_CONFIG`` is unset; being
+#: in the system's configuration directory, it selects the service's directories (paths.py).
+SYSTEM_CONFIG = SYSTEM_DIRS.config_dir / "edgeasd.yaml"
 
 
 def default_config_path() -> str | None:

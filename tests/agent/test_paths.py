@@ -1,4 +1,4 @@
-"""Directory resolution: config > systemd variables > XDG fallbacks."""
+"""Directory resolution: config > systemd variables > system config's dirs > XDG fallbacks."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from edgeasd.config import config_from_dict
+from edgeasd.config import config_from_dict, load_config
 from edgeasd.errors import ConfigError
-from edgeasd.paths import resolve_paths
+from edgeasd.paths import SYSTEM_DIRS, SystemDirs, resolve_paths
 
 
 def test_xdg_fallbacks():
@@ -106,3 +106,59 @@ def test_ensure_refuses_a_runtime_dir_of_another_user(tmp_path, monkeypatch):
     monkeypatch.setattr("edgeasd.paths.os.getuid", lambda: os.stat(tmp_path).st_uid + 4242)
     with pytest.raises(ConfigError, match="belongs to another user"):
         p.ensure()
+
+
+def _system(root: Path) -> SystemDirs:
+    """The service's directories under a test root (nothing real under /etc, /var, /run)."""
+    return SystemDirs(
+        config_dir=root / "etc" / "edgeasd",
+        state_dir=root / "var" / "lib" / "edgeasd",
+        runtime_dir=root / "run" / "edgeasd",
+        log_dir=root / "var" / "log" / "edgeasd",
+    )
+
+
+def _config_in(folder: Path, text: str = "paths: {}\n"):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "edgeasd.yaml").write_text(text)
+    return load_config(folder / "edgeasd.yaml")
+
+
+def test_the_system_config_selects_the_service_directories(tmp_path):
+    system = _system(tmp_path)
+    env = {"HOME": "/home/op", "XDG_RUNTIME_DIR": "/run/user/1000"}  # an operator's shell
+    p = resolve_paths(_config_in(system.config_dir), env, system)
+    assert p.state_dir == system.state_dir and p.bank == system.state_dir / "bank"
+    assert p.runtime_dir == system.runtime_dir
+    assert p.control_socket == system.runtime_dir / "control.sock"
+    assert p.log_dir == system.log_dir
+    assert p.cache_dir == Path("/home/op/.cache/edgeasd")  # the operator's own cache
+    assert SYSTEM_DIRS.holds("/etc/edgeasd/edgeasd.yaml")
+    assert SYSTEM_DIRS.state_dir == Path("/var/lib/edgeasd")
+
+
+def test_the_system_config_yields_to_the_config_and_to_systemd(tmp_path):
+    system = _system(tmp_path)
+    cfg = _config_in(system.config_dir, "paths: {log_dir: /srv/logs}\n")
+    env = {"HOME": "/h", "STATE_DIRECTORY": "/var/lib/other", "RUNTIME_DIRECTORY": "/run/o"}
+    p = resolve_paths(cfg, env, system)
+    assert (p.state_dir, p.runtime_dir, p.log_dir) == (
+        Path("/var/lib/other"),
+        Path("/run/o"),
+        Path("/srv/logs"),
+    )
+
+
+def test_a_checkout_config_keeps_per_user_directories(tmp_path):
+    system = _system(tmp_path)
+    system.state_dir.mkdir(parents=True)  # the service is installed on this machine
+    env = {"HOME": "/home/dev", "XDG_RUNTIME_DIR": "/run/user/1000"}
+    for cfg in (
+        _config_in(tmp_path / "checkout" / "configs"),
+        _config_in(system.config_dir / "sub"),  # only files directly in the folder count
+        None,
+    ):
+        p = resolve_paths(cfg, env, system)
+        assert p.state_dir == Path("/home/dev/.local/state/edgeasd")
+        assert p.runtime_dir == Path("/run/user/1000/edgeasd")
+        assert p.log_dir == p.state_dir / "log"

@@ -1,0 +1,1 @@
+"""Tests of the audio input stages: file I/O, resampling, sources, microphone, windower."""

@@ -1,0 +1,1 @@
+"""Tests of the shipped default model and its model card."""
