@@ -120,8 +120,7 @@ def bench_batch(rng: np.random.Generator) -> str:
             f"{t['fused'] / t['blas']:.2f}x |"
         )
     return (
-        f"N = {n:,}, dim {DIM}, cosine. `BATCH_MIN` = {bank_module.BATCH_MIN}, "
-        f"`FUSED_MAX_N` = {bank_module.FUSED_MAX_N:,}.\n\n"
+        f"N = {n:,}, dim {DIM}, cosine. `BATCH_MIN` = {bank_module.BATCH_MIN}.\n\n"
     ) + "\n".join(rows)
 
 
@@ -295,8 +294,7 @@ def main() -> None:
     print("### Score one query (dim 512, cosine, knn K=1, ratio)\n")
     print(
         "Goal: edgeasd no slower than numpy at any N. `bank.score(q)` is the default path "
-        "(the fused single-pass loop up to `FUSED_MAX_N` references, else the BLAS product + "
-        "one fused normalize-and-min pass; chosen from the next table); "
+        "(BLAS product + one fused normalize-and-min pass, chosen from the next table); "
         "`fused kernel` is the single-pass numba loop (`kernels.score_fused`, used for "
         "euclidean).\n"
     )

@@ -87,12 +87,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         learn = config.scoring.min_references
         print(
             f"edgeasd demo: a simulated fan; its first {learn} normal windows are enrolled "
-            "(learning, as two sessions), then every window is scored; a bearing fault "
+            "(learning), then every window is scored; a bearing fault "
             "starts later.\n"
         )
-        half = learn // 2
-        sessions = [(half, "demo"), (learn - half, "demo")]  # two groups: calibration needs 2
-        daemon = Daemon(config, initial_enroll=sessions, on_record=_print_record)
+        # one request; its windows form groups of enrollment.group_seconds (calibration
+        # leaves whole groups out, so it needs at least two)
+        daemon = Daemon(config, initial_enroll=[(learn, "demo")], on_record=_print_record)
         daemon.run()
         alerts = daemon.status.snapshot()["alerts"]
     print(f"\ndemo finished: {alerts} alert(s). Next: `edgeasd doctor`, then `edgeasd run`.")

@@ -42,18 +42,15 @@ RHO_EPS = 1e-10
 #: Distance A at or below which two references are reported as (near) duplicates.
 #: Under cosine A = 1e-6 is an angle of about 0.11 degrees.
 DUPLICATE_DISTANCE = 1e-6
-#: Cosine scoring takes the BLAS path (``Q @ Y.T``, then one fused normalize-and-min
-#: pass) from ``BATCH_MIN`` queries per call, or for any query count once the bank
-#: holds more than ``FUSED_MAX_N`` references; below both, the single-pass numba loop
-#: (``kernels.score_fused``) wins because it reads the bank once with no temporary.
-#: Measured in BENCHMARKS.md ("Fused single-pass loop vs BLAS path"): at N = 10,000 the
-#: fused loop took about half the BLAS time for 1-2 queries, lost from 4 queries on,
-#: and at N = 100,000 a memory-bound BLAS matrix-vector product was ~2x faster. The
-#: BLAS path computes A = 0.5 (1 - <q, y>) from float32 products: ~1e-7 absolute
-#: distance error. Euclidean always uses the fused loop, since
+#: Queries per call from which cosine scoring takes the BLAS path (``Q @ Y.T``, then
+#: one fused normalize-and-min pass). Measured in BENCHMARKS.md ("Fused single-pass
+#: loop vs BLAS path"): on a quiet machine OpenBLAS's matrix-vector product beat the
+#: fused single-pass loop (``kernels.score_fused``) even for one query at N = 10,000
+#: (under heavy load from other processes the loop sometimes won), so the BLAS path is
+#: used from 1 query on. It computes A = 0.5 (1 - <q, y>) from float32 products: ~1e-7
+#: absolute distance error. Euclidean always uses the fused loop, since
 #: sqrt(|q|^2 + |y|^2 - 2 <q, y>) would amplify that error at small distances.
-BATCH_MIN = 4
-FUSED_MAX_N = 32_768
+BATCH_MIN = 1
 _METRICS = kernels.METRICS
 _NORMS = kernels.NORMS
 
@@ -345,7 +342,7 @@ class ReferenceBank:
         pos = np.empty(Q.shape[0], np.int64)
         scores = np.empty(Q.shape[0], np.float64)
         metric, norm = _METRICS[self.metric], _NORMS[self.norm]
-        if self.metric != "cosine" or (Q.shape[0] < BATCH_MIN and self._n <= FUSED_MAX_N):
+        if Q.shape[0] < BATCH_MIN or self.metric != "cosine":
             for i in range(Q.shape[0]):
                 scores[i], pos[i] = kernels.score_fused(
                     Q[i], self._y, self._n, self._rho, metric, norm

@@ -1,11 +1,15 @@
 """Training, export and int8 quantization of embedding models (the ``train`` extra).
 
-This is the only package that imports torch; the agent only needs onnxruntime and the
-exported ``.onnx`` files. Modules:
+Only the modules that build or train networks import torch; the agent only needs
+onnxruntime and the exported ``.onnx`` files. Modules:
 
 * ``frontend``: exportable feature code (STFT magnitude, log1p FFT, mel filterbank),
 * ``spectral``: the no-training log-mel statistics baseline model,
-* ``export``: torch → self-contained ONNX with edgeasd ``metadata_props``,
-* ``data``, ``directact``, ``adaproj``, ``trainer``: Direct-ACT and its training,
-* ``quantize``: static int8 QDQ quantization with calibration clips.
+* ``directact``, ``adaproj``, ``trainer``: Direct-ACT, its loss and training loop,
+* ``data``: DCASE-layout clips and auxiliary classes (torch-free),
+* ``export``: torch → self-contained ONNX; ``metadata``: the ``metadata_props``
+  contract (torch-free),
+* ``quantize``: static int8 QDQ quantization with calibration clips (torch-free),
+* ``deploy``: checkpoint → fp32 + int8 files (``edgeasd export``),
+* ``quality``: model-card measurements on real clips (torch-free).
 """

@@ -12,18 +12,11 @@ from pathlib import Path
 
 import onnx
 
+from edgeasd.embed import REQUIRED_METADATA
 from edgeasd.errors import InputError, ModelError
 
-#: ``metadata_props`` keys every edgeasd model carries.
-METADATA_KEYS = (
-    "sample_rate",
-    "window_seconds",
-    "embedding_dim",
-    "metric",
-    "model_name",
-    "model_version",
-    "training_data",
-)
+#: ``metadata_props`` keys every edgeasd model carries (the embedder's contract).
+METADATA_KEYS = REQUIRED_METADATA
 
 
 @dataclass(frozen=True)

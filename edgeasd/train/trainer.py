@@ -71,6 +71,8 @@ class TrainConfig:
             raise InputError(f"batch_size must be at least 2, got {self.batch_size}")
         if self.epochs <= 0 or self.lr <= 0:
             raise InputError("epochs and lr must be positive")
+        if self.crop_seconds is not None and self.crop_seconds <= 0:
+            raise InputError(f"crop_seconds must be positive, got {self.crop_seconds}")
 
 
 class Heads(torch.nn.Module):

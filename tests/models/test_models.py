@@ -6,24 +6,22 @@ import numpy as np
 import onnx
 import pytest
 
+from edgeasd.embed import REQUIRED_METADATA
 from edgeasd.models import (
     DEFAULT_ORDER,
+    DIRECTACT_FP32_MODEL,
     MODELS_DIR,
     SPECTRAL_MODEL,
     default_model_path,
     spectral_model_path,
 )
 
-METADATA_KEYS = (
-    "sample_rate",
-    "window_seconds",
-    "embedding_dim",
-    "metric",
-    "model_name",
-    "model_version",
-    "training_data",
-)
-SHIPPED = [MODELS_DIR / name for name in DEFAULT_ORDER if (MODELS_DIR / name).is_file()]
+METADATA_KEYS = REQUIRED_METADATA
+SHIPPED = [
+    MODELS_DIR / name
+    for name in (*DEFAULT_ORDER, DIRECTACT_FP32_MODEL)
+    if (MODELS_DIR / name).is_file()
+]
 UNSEEN = "compressor"  # the machine type the shipped Direct-ACT never saw in training
 
 
@@ -33,9 +31,10 @@ def auc(normal: np.ndarray, anomalous: np.ndarray) -> float:
     return float((diff > 0).mean() + 0.5 * (diff == 0).mean())
 
 
-def test_default_model_is_the_first_shipped_one():
+def test_default_model_is_the_first_shipped_one_in_preference_order():
     assert SHIPPED, "no shipped model in edgeasd/models"
-    assert default_model_path() == SHIPPED[0]
+    present = [MODELS_DIR / n for n in DEFAULT_ORDER if (MODELS_DIR / n).is_file()]
+    assert default_model_path() == present[0]
     assert spectral_model_path().name == SPECTRAL_MODEL
 
 

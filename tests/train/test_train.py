@@ -17,7 +17,6 @@ pytest.importorskip("onnxscript")
 
 import onnxruntime as ort
 import torch
-from conftest import SAMPLE_RATE, tone_clip
 
 from edgeasd.errors import InputError, ModelError
 from edgeasd.train.deploy import export_checkpoint
@@ -28,6 +27,8 @@ from edgeasd.train.trainer import (
     network_from_checkpoint,
     train,
 )
+
+from .conftest import SAMPLE_RATE, tone_clip
 
 pytestmark = pytest.mark.train
 TINY_MODEL = {"window_seconds": 2.0, "width": 4, "branch_dim": 32}

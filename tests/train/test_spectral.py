@@ -1,0 +1,37 @@
+"""The shipped spectral model is what ``python -m edgeasd.train.spectral`` builds."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxscript")
+
+from edgeasd.models import spectral_model_path  # noqa: E402
+from edgeasd.train.metadata import metadata_of  # noqa: E402
+from edgeasd.train.spectral import EMBEDDING_DIM, SpectralEmbedding, build  # noqa: E402
+
+pytestmark = pytest.mark.train
+
+
+def test_rebuilt_spectral_model_matches_the_shipped_file_and_torch(tmp_path):
+    rebuilt = build(tmp_path / "spectral.onnx")
+    assert metadata_of(rebuilt) == metadata_of(spectral_model_path())
+    rng = np.random.default_rng(0)
+    t = np.arange(160000) / 16000
+    x = np.stack(
+        [
+            0.1 * rng.standard_normal(160000),
+            0.3 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.standard_normal(160000),
+        ]
+    ).astype(np.float32)
+    shipped = ort.InferenceSession(str(spectral_model_path())).run(None, {"waveform": x})[0]
+    fresh = ort.InferenceSession(str(rebuilt)).run(None, {"waveform": x})[0]
+    with torch.no_grad():
+        ref = SpectralEmbedding()(torch.from_numpy(x)).numpy()
+    assert shipped.shape == (2, EMBEDDING_DIM)
+    np.testing.assert_allclose(fresh, shipped, atol=1e-6)
+    np.testing.assert_allclose(shipped, ref, atol=1e-5)
+    assert abs(float(shipped[0] @ shipped[1])) < 0.99  # noise and a tone differ
