@@ -379,7 +379,15 @@ class ControlClient:
                 f"the daemon closed the connection without answering {op!r}",
                 help="it may have stopped or crashed: check `edgeasd status` and its log",
             )
-        response = json.loads(line)
+        try:
+            response = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            response = None
+        if not isinstance(response, dict):
+            raise ControlError(
+                f"the daemon sent a malformed or truncated answer to {op!r}",
+                help="it may have stopped mid-answer: check `edgeasd status` and its log",
+            )
         if not response.get("ok"):
             raise ControlError(response.get("error", "request failed"), help=response.get("help"))
         return response["result"]

@@ -112,11 +112,22 @@ class Daemon:
         self.config = cfg
         if getattr(self, "sinks", None) is not None:
             self.sinks.close()
+        self._quality = quality_options(cfg)  # before sinks: _handle waits for those
         self.sinks = EventSinks.from_config(cfg, self.dirs, log)
         self._refresh_detector()
 
+    def _bank_changed(self) -> None:
+        """Cache what the per-window path reads from the bank (after a load or enrollment).
+
+        ``bank.domains`` and ``bank.groups`` build arrays of all N references: read them
+        here once, not per window.
+        """
+        self._domain_of = enrollment.domain_by_id(self.bank)
+        self._n_groups = len(set(self.bank.groups.tolist()))
+
     def _refresh_detector(self) -> None:
         """Rebuild the detector after an enrollment or reload (None: no finite threshold)."""
+        self._bank_changed()
         threshold, source = enrollment.threshold_for(self.bank, self.config)
         det = self.config.detector
         self.detector = (
@@ -143,7 +154,7 @@ class Daemon:
                 f"{self._learning_needed()} more normal windows needed "
                 "(edgeasd enroll --next N, or enroll FILE...)"
             )
-        if self.bank.exclude_same_group and len(set(self.bank.groups)) < 2:
+        if self.bank.exclude_same_group and self._n_groups < 2:
             # each reference's density comes from other groups: with one (a first enrollment
             # shorter than enrollment.group_seconds), scores are raw distances and the
             # threshold cannot be calibrated. Any further enrollment is a new group; ask for
@@ -221,7 +232,7 @@ class Daemon:
 
     def _process(self, window: Any) -> None:
         t0 = time.perf_counter()
-        q = audio_quality.assess(window.samples, **quality_options(self.config))
+        q = audio_quality.assess(window.samples, **self._quality)
         record = make_event(
             "window",
             window.start_time,
@@ -252,7 +263,8 @@ class Daemon:
         record["processing_ms"] = round(1000 * (time.perf_counter() - t0), 2)
         self.sinks.emit(record)
         self.status.window(record)
-        self.notifier.status(self.status.line())
+        if self.notifier.enabled:  # line() snapshots the status: skip it outside systemd
+            self.notifier.status(self.status.line())
         if self.on_record:
             self.on_record(record)
 
@@ -263,7 +275,7 @@ class Daemon:
         record.update(
             score=round(score, 6),
             nearest_id=ref,
-            nearest_domain=str(self.bank.domains[np.flatnonzero(self.bank.ids == ref)[0]]),
+            nearest_domain=self._domain_of[ref],
         )
         if self.detector is None:  # no finite threshold yet
             record.update(decision="uncalibrated", threshold=None)
@@ -293,7 +305,7 @@ class Daemon:
 
     def _collect(self, window: Window) -> None:
         cmd = self._active[0]
-        cmd.windows.append(Window(window.samples.copy(), window.start_time, window.index))
+        cmd.windows.append(window)  # the windower hands out a fresh array per window
         self.status.update(enrolling={"collected": len(cmd.windows), "n": cmd.payload["n"]})
         if len(cmd.windows) < cmd.payload["n"]:
             return
@@ -323,6 +335,7 @@ class Daemon:
         except BaseException:
             self.bank = enrollment.open_bank(self.bank_path, self.config.scoring, self.info)
             self._bank_fp = _fingerprint(self.bank_path)
+            self._bank_changed()
             raise
         keep_audio(self.dirs.state_dir, self.config.enrollment, batches, ids)
         self._refresh_detector()
@@ -362,7 +375,7 @@ class Daemon:
                 self.embedder,
                 request["domain"],
                 self.hop_seconds,
-                quality_options(self.config),
+                self._quality,
                 self.config.enrollment.group_seconds,
             )
             cmd = Command("commit", {"batches": batches})

@@ -367,6 +367,14 @@ def bank_summary(bank: ReferenceBank) -> dict[str, int]:
     return {str(d): int(c) for d, c in zip(domains, counts, strict=True)}
 
 
+def domain_by_id(bank: ReferenceBank) -> dict[int, str]:
+    """Domain tag of each reference id, for O(1) ``nearest_domain`` lookups per window.
+
+    ``bank.domains`` builds an array of all N tags: read it once, not once per window.
+    """
+    return dict(zip(bank.ids.tolist(), bank.domains.tolist(), strict=True))
+
+
 # ---------------------------------------------------------------------------- files
 
 

@@ -260,6 +260,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     bank = enrollment.open_bank(path, config.scoring, embedder.info)
     enrollment.require_bank(bank, 1)
     threshold, source = enrollment.threshold_for(bank, config)
+    domain_of = enrollment.domain_by_id(bank)
     rows = []
     for file in args.files:
         _, windows = enrollment.file_windows(
@@ -278,7 +279,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                     "threshold": threshold,
                     "decision": "anomalous" if s > threshold else "normal",
                     "nearest_id": int(ref),
-                    "nearest_domain": str(bank.domains[bank.ids == ref][0]),
+                    "nearest_domain": domain_of[int(ref)],
                 }
             )
     if args.csv:

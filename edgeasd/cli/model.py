@@ -88,9 +88,10 @@ def run_synth(args: argparse.Namespace) -> int:
     if args.out is None:
         raise InputError("edgeasd synth needs --out DIR", help="e.g. edgeasd synth --out data/sim")
 
-    snr_db = None if args.no_background else args.snr_db
-    if snr_db is None and not args.no_background:
-        snr_db = DEFAULT_SNR_DB
+    if args.no_background:
+        snr_db = None
+    else:
+        snr_db = DEFAULT_SNR_DB if args.snr_db is None else args.snr_db
     manifest = write_dataset(
         args.out,
         machines=args.machines,

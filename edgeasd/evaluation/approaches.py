@@ -19,7 +19,7 @@ Table III's qualitative columns are attributes of each :class:`Approach`:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,21 +106,52 @@ def bank_scores(
     norm: str = "none",
     domains: np.ndarray | None = None,
     rule: str | None = None,
+    threshold: bool = True,
 ) -> Scored:
     """Score ``test (m, dim)`` against ``refs (n, dim)`` with a ReferenceBank.
 
     Each reference is its own group (one clip each), so densities use all other references.
     The threshold is the bank's label-free calibrated one, with its default rule unless
-    ``rule`` names another (see :meth:`ReferenceBank.calibrate`).
+    ``rule`` names another (see :meth:`ReferenceBank.calibrate`); ``threshold=False`` skips
+    the calibration (its leave-one-out pass costs more than the scoring) and leaves it NaN.
     """
+    bank = _bank(refs, density, k, r, norm, domains)
+    scores = np.asarray(bank.score(test), dtype=np.float64)
+    if not threshold:
+        return Scored(scores)
+    if rule is not None:
+        bank.calibrate(rule=rule)
+    return Scored(scores, float(bank.threshold_))
+
+
+def bank_scores_per_rule(
+    refs: np.ndarray, test: np.ndarray, rules: Sequence[str], norm: str = "none"
+) -> dict[str, Scored]:
+    """:func:`bank_scores` (knn, K = 1) under each calibration rule of ``rules``.
+
+    One bank serves every rule: the scores do not depend on the rule, and the bank keeps its
+    leave-one-out scores across ``calibrate`` calls, so only the threshold is redone.
+    """
+    bank = _bank(refs, "knn", 1, None, norm, None)
+    scores = np.asarray(bank.score(test), dtype=np.float64)
+    return {rule: Scored(scores, float(bank.calibrate(rule=rule))) for rule in rules}
+
+
+def _bank(
+    refs: np.ndarray,
+    density: str,
+    k: int,
+    r: float | None,
+    norm: str,
+    domains: np.ndarray | None,
+):
+    """A cosine ReferenceBank holding ``refs``, each reference its own group."""
     from edgeasd.scoring import ReferenceBank
 
     bank = ReferenceBank(refs.shape[1], metric="cosine", density=density, k=k, r=r, norm=norm)
     dom = "source" if domains is None else [str(d) for d in domains]
     bank.enroll(refs, domain=dom, group=list(range(len(refs))))
-    if rule is not None:
-        bank.calibrate(rule=rule)
-    return Scored(np.asarray(bank.score(test), dtype=np.float64), float(bank.threshold_))
+    return bank
 
 
 def kmeans(x: np.ndarray, n_means: int, seed: int = 0, iters: int = 100) -> np.ndarray:

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeasd.evaluation.approaches import Approach, Scored, SectionData, bank_scores, proposed
+from edgeasd.evaluation.approaches import (
+    Approach,
+    Scored,
+    SectionData,
+    bank_scores,
+    bank_scores_per_rule,
+)
 from edgeasd.evaluation.metrics import Summary, harmonic_mean, section_result, summarize
 
 #: GWRP decays of the sweep (the paper's Fig. 3).
@@ -119,11 +125,14 @@ def sweep(
         settings = tqdm(settings, desc="sweep", unit="setting")
     rows = []
     for density, value in settings:
-        run = (
-            proposed("knn", norm, k=int(value))
-            if density == "knn"
-            else proposed("gwrp", norm, r=value)
-        )
+        kw = {"k": int(value)} if density == "knn" else {"r": value}
+
+        def run(d: SectionData, density: str = density, kw: dict = kw) -> Scored:
+            # the sweep reports AUCs only: no threshold, so no calibration pass
+            return bank_scores(
+                d.train, d.test, density, norm=norm, domains=d.train_domains, threshold=False, **kw
+            )
+
         a = Approach(f"{density}-{value:g}", "", False, False, True, run)
         r = evaluate(sections, a).row()
         rows.append(SweepRow(density, value, r["source"], r["target"], r["mixed"], r["official"]))
@@ -188,7 +197,8 @@ def rule_operating_points(
     """
     out = []
     for name, norm in (("nn", "none"), ("knn-ratio", "ratio")):
+        per_section = [bank_scores_per_rule(d.train, d.test, rules, norm=norm) for d in sections]
         for rule in rules:
-            scored = [bank_scores(d.train, d.test, norm=norm, rule=rule) for d in sections]
+            scored = [by_rule[rule] for by_rule in per_section]
             out.append(_rates(f"{name}, {rule}", sections, scored))
     return out

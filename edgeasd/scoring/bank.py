@@ -47,9 +47,10 @@ DUPLICATE_DISTANCE = 1e-6
 #: loop vs BLAS path"): on a quiet machine OpenBLAS's matrix-vector product beat the
 #: fused single-pass loop (``kernels.score_fused``) even for one query at N = 10,000
 #: (under heavy load from other processes the loop sometimes won), so the BLAS path is
-#: used from 1 query on. It computes A = 0.5 (1 - <q, y>) from float32 products: ~1e-7
-#: absolute distance error. Euclidean always uses the fused loop, since
-#: sqrt(|q|^2 + |y|^2 - 2 <q, y>) would amplify that error at small distances.
+#: used from 1 query on. It computes A = 0.25 (|q|^2 + |y|^2 - 2 <q, y>), i.e.
+#: 0.5 (1 - <q, y>) for unit rows, from float32 products: ~1e-7 absolute distance error.
+#: Euclidean always uses the fused loop, since sqrt(|q|^2 + |y|^2 - 2 <q, y>) would
+#: amplify that error at small distances.
 BATCH_MIN = 1
 _METRICS = kernels.METRICS
 _NORMS = kernels.NORMS
@@ -238,13 +239,17 @@ class ReferenceBank:
         return self._ids[n_old:n].copy()
 
     def _report_duplicates(self, dist: np.ndarray, n_old: int) -> None:
-        """Record pairs (new id, other id, A) with A <= DUPLICATE_DISTANCE."""
+        """Record pairs (new id, other id, A) with A <= DUPLICATE_DISTANCE.
+
+        ``dist[r, c]`` is the distance of row ``r`` to new row ``n_old + c``; each pair is
+        reported once, against an earlier row (``r < n_old + c``).
+        """
         ids = self._ids[: self._n]
         rows, cols = np.nonzero(dist <= DUPLICATE_DISTANCE)
         pairs = [
             (int(ids[n_old + c]), int(ids[r]), float(dist[r, c]))
             for r, c in zip(rows, cols, strict=True)
-            if r != n_old + c and not (r >= n_old and r > n_old + c)
+            if r < n_old + c
         ]
         self.last_enroll_report_ = {
             "enrolled": int(dist.shape[1]),

@@ -279,6 +279,17 @@ def _insert(lst_id: np.ndarray, lst_d: np.ndarray, p: int, cnt: int, d: float, i
     return min(cnt + 1, cap)
 
 
+@njit(cache=True, inline="always")
+def _eligible(
+    ident: int, group: int, other: int, other_group: int, exclude_same_group: bool
+) -> bool:
+    """Whether reference ``other`` may be a density neighbour of reference ``ident``.
+
+    Never itself (by id); with ``exclude_same_group`` never one of its own group.
+    """
+    return other != ident and not (exclude_same_group and other_group == group)
+
+
 @njit(cache=True)
 def insert_candidates(
     dist: np.ndarray,
@@ -315,9 +326,7 @@ def insert_candidates(
         cnt = nb_n[p]
         wd, wid = _tail(nb_id, nb_d, p, cnt)
         for j in range(dist.shape[1]):
-            if col_ids[j] == row_ids[i]:
-                continue
-            if exclude_same_group and col_grp[j] == row_grp[i]:
+            if not _eligible(row_ids[i], row_grp[i], col_ids[j], col_grp[j], exclude_same_group):
                 continue
             if _before(dist[i, j], col_ids[j], wd, wid):
                 cnt = _insert(nb_id, nb_d, p, cnt, dist[i, j], col_ids[j])
@@ -356,12 +365,23 @@ def add_sums(
     for i in range(dist.shape[0]):
         p = row_pos[i]
         for j in range(dist.shape[1]):
-            if col_ids[j] == row_ids[i]:
-                continue
-            if exclude_same_group and col_grp[j] == row_grp[i]:
+            if not _eligible(row_ids[i], row_grp[i], col_ids[j], col_grp[j], exclude_same_group):
                 continue
             sums[p] += sign * dist[i, j]
             counts[p] += int(sign)
+
+
+@njit(cache=True)
+def _weighted(lst_d: np.ndarray, c: int, base: np.ndarray) -> float:
+    """``sum_k w_k lst_d[k]`` with ``w = base[:c] / base[:c].sum()``; NaN when ``c == 0``."""
+    if c == 0:
+        return np.nan
+    num = 0.0
+    den = 0.0
+    for k in range(c):
+        num += base[k] * lst_d[k]
+        den += base[k]
+    return num / den
 
 
 @njit(cache=True)
@@ -386,29 +406,8 @@ def rho_from_lists(nb_d: np.ndarray, nb_n: np.ndarray, n: int, base: np.ndarray)
     """
     out = np.empty(n, dtype=np.float64)
     for i in range(n):
-        c = nb_n[i]
-        if c == 0:
-            out[i] = np.nan
-            continue
-        num = 0.0
-        den = 0.0
-        for k in range(c):
-            num += base[k] * nb_d[i, k]
-            den += base[k]
-        out[i] = num / den
+        out[i] = _weighted(nb_d[i], nb_n[i], base)
     return out
-
-
-@njit(cache=True)
-def _weighted(lst_d: np.ndarray, c: int, base: np.ndarray) -> float:
-    if c == 0:
-        return np.nan
-    num = 0.0
-    den = 0.0
-    for k in range(c):
-        num += base[k] * lst_d[k]
-        den += base[k]
-    return num / den
 
 
 @njit(cache=True)
@@ -474,7 +473,7 @@ def loo_density_table(
         if not per_group:
             wd, wid = _tail(top_id, top_d, 0, cnt)
             for j in range(dist.shape[1]):
-                if j == p or (exclude_same_group and grp[j] == grp[p]):
+                if not _eligible(p, grp[p], j, grp[j], exclude_same_group):
                     continue
                 if _before(dist[i, j], j, wd, wid):
                     cnt = _insert(top_id, top_d, 0, cnt, dist[i, j], j)
@@ -497,7 +496,7 @@ def loo_density_table(
             if per_group:
                 wd, wid = _tail(top_id, sel, 0, c)
                 for j in range(dist.shape[1]):
-                    if j == p or grp[j] == g or (exclude_same_group and grp[j] == grp[p]):
+                    if grp[j] == g or not _eligible(p, grp[p], j, grp[j], exclude_same_group):
                         continue
                     if _before(dist[i, j], j, wd, wid):
                         c = _insert(top_id, sel, 0, c, dist[i, j], j)

@@ -141,6 +141,28 @@ def test_missing_socket_means_daemon_not_running(tmp_path) -> None:
     assert "edgeasd run" in info.value.help
 
 
+@pytest.mark.parametrize("answer", [b"garbage\n", b'{"ok": true, "res', b"[1]\n"])
+def test_malformed_answer_is_a_control_error(tmp_path, answer) -> None:
+    # bug fix: a truncated or non-JSON answer raised JSONDecodeError (a traceback)
+    path = socket_path(tmp_path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
+        srv.bind(str(path))
+        srv.listen(1)
+
+        def answer_once() -> None:
+            conn, _ = srv.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(answer)
+
+        t = threading.Thread(target=answer_once, daemon=True)
+        t.start()
+        with pytest.raises(ControlError, match="malformed or truncated") as info:
+            ControlClient(path, timeout=5).request("status")
+        t.join(5)
+    assert "edgeasd status" in info.value.help
+
+
 def test_stale_socket_is_replaced_live_one_refused(tmp_path) -> None:
     path = socket_path(tmp_path)
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -9,6 +9,7 @@ from edgeasd.errors import InputError
 from edgeasd.evaluation.approaches import (
     APPROACHES,
     bank_scores,
+    bank_scores_per_rule,
     distances,
     kmeans,
     lof_scores,
@@ -66,6 +67,26 @@ def test_bank_threshold_is_finite():
     d = two_density_section(2)
     s = bank_scores(d.train, d.test, norm="ratio")
     assert np.isfinite(s.threshold) and s.threshold > 0
+
+
+@pytest.mark.parametrize("norm", ["none", "ratio"])
+def test_one_bank_per_rule_equals_a_bank_per_rule(norm):
+    d = two_density_section(2)
+    rules = ("auto", "quantile", "gamma")
+    got = bank_scores_per_rule(d.train, d.test, rules, norm=norm)
+    assert list(got) == list(rules)
+    for rule in rules:
+        want = bank_scores(d.train, d.test, norm=norm, rule=rule)
+        np.testing.assert_array_equal(got[rule].scores, want.scores)
+        assert got[rule].threshold == want.threshold
+
+
+def test_bank_scores_without_threshold_skips_only_the_calibration():
+    d = two_density_section(2)
+    full = bank_scores(d.train, d.test, "gwrp", r=0.5, norm="ratio")
+    bare = bank_scores(d.train, d.test, "gwrp", r=0.5, norm="ratio", threshold=False)
+    np.testing.assert_array_equal(bare.scores, full.scores)
+    assert np.isnan(bare.threshold) and np.isfinite(full.threshold)
 
 
 def test_distances_are_half_one_minus_cosine():

@@ -7,12 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from edgeasd.evaluation.approaches import APPROACHES, Scored
+from edgeasd.evaluation.approaches import APPROACHES, Approach, Scored, proposed
 from edgeasd.evaluation.comparison import (
     SWEEP_R,
     ApproachResult,
     SweepRow,
     compare,
+    evaluate,
     k_values,
     operating_point,
     sweep,
@@ -60,6 +61,16 @@ def test_sweep_covers_k_and_r(sections):
     r0 = next(r for r in rows if r.density == "gwrp" and r.value == 0.0)
     assert r0.target == pytest.approx(knn[0].target)
     assert "K=209" in sweep_table(rows) and "r=0.99" in sweep_table(rows)
+
+
+def test_sweep_rows_equal_the_proposed_approach(sections):
+    rows = sweep(sections)
+    for row in (rows[0], rows[-1]):  # knn K=1 and gwrp r=1
+        kw = {"k": int(row.value)} if row.density == "knn" else {"r": row.value}
+        run = proposed(row.density, "ratio", **kw)
+        want = evaluate(sections, Approach("x", "", False, False, True, run)).row()
+        got = (row.source, row.target, row.mixed, row.official)
+        assert got == (want["source"], want["target"], want["mixed"], want["official"])
 
 
 def test_operating_point_counts(sections):
