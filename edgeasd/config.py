@@ -79,6 +79,7 @@ class SourceConfig:
     device: str | None = _opt(None, (str, _NULL))
     channels: str | int = _opt("mix", (str, int), choices=("mix",), lo=0, hi=255)
     capture_rate: int | None = _opt(None, (int, _NULL), lo=1000, hi=768000)
+    capture_channels: int | None = _opt(None, (int, _NULL), lo=1, hi=1024)
     path: str | None = _opt(None, (str, _NULL), path=True)
     realtime: bool = _opt(True, (bool,))
     loop: bool = _opt(False, (bool,))

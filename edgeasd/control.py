@@ -42,12 +42,13 @@ from edgeasd.errors import ControlError, EdgeasdError
 
 log = logging.getLogger(__name__)
 
-#: File name of the socket inside the runtime directory.
-SOCKET_NAME = "control.sock"
 #: Largest request or response line accepted, in bytes.
 MAX_LINE_BYTES = 1 << 20
 #: Permissions of the socket file: owner and group may connect, others not.
 SOCKET_MODE = 0o660
+#: Seconds the accept loop waits after an unexpected error (doubling up to the maximum
+#: while errors repeat, e.g. EMFILE: too many open files), so it never spins hot.
+ACCEPT_BACKOFF = (0.05, 2.0)
 #: Parameters each request takes, with their types.
 REQUESTS: dict[str, dict[str, type]] = {
     "status": {},
@@ -114,11 +115,6 @@ def drain(commands: queue.Queue[Command]) -> list[Command]:
             out.append(commands.get_nowait())
         except queue.Empty:
             return out
-
-
-def socket_path(runtime_dir: str | os.PathLike[str]) -> Path:
-    """The control socket's path inside ``runtime_dir``."""
-    return Path(runtime_dir) / SOCKET_NAME
 
 
 def parse_request(line: bytes | str) -> dict[str, Any]:
@@ -234,16 +230,33 @@ class ControlServer:
         return self
 
     def _accept_loop(self) -> None:
-        assert self._sock is not None
+        """Accept connections until :meth:`close`, surviving unexpected accept errors.
+
+        An error other than the poll timeout (e.g. EMFILE) is logged with its traceback
+        and retried after a back-off (:data:`ACCEPT_BACKOFF`), so that the socket keeps
+        answering once the cause goes away instead of going silent while the daemon runs.
+        """
+        sock = self._sock  # close() sets self._sock to None; closing it ends accept()
+        assert sock is not None
+        delay = ACCEPT_BACKOFF[0]
         while not self._stop.is_set():
             try:
-                conn, _ = self._sock.accept()
+                conn, _ = sock.accept()
             except TimeoutError:
                 continue
             except OSError:
                 if self._stop.is_set():
                     return
-                raise
+                log.exception(
+                    "control socket %s: accepting a connection failed; retrying in %g s",
+                    self.path,
+                    delay,
+                )
+                if self._stop.wait(delay):
+                    return
+                delay = min(2 * delay, ACCEPT_BACKOFF[1])
+                continue
+            delay = ACCEPT_BACKOFF[0]
             conn.settimeout(None)
             threading.Thread(
                 target=self._serve, args=(conn,), name="control-conn", daemon=True
@@ -252,7 +265,10 @@ class ControlServer:
     def _serve(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rb") as reader:
             while not self._stop.is_set():
-                line = reader.readline(MAX_LINE_BYTES + 1)
+                try:
+                    line = reader.readline(MAX_LINE_BYTES + 1)
+                except OSError:  # the client reset the connection
+                    return
                 if not line:
                     return
                 try:
@@ -316,7 +332,7 @@ class ControlClient:
     Parameters
     ----------
     path : path-like
-        The control socket (see :func:`socket_path`).
+        The control socket (:attr:`edgeasd.paths.Paths.control_socket`).
     timeout : float or None
         Seconds to wait for each response; ``None`` waits as long as it takes.
     """

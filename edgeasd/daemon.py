@@ -11,6 +11,8 @@ while frames keep arriving (a dead audio callback stops it, and systemd restarts
 ``STATUS=`` with the last score. SIGTERM drops the partial window, flushes the logs and leaves
 the bank intact; SIGHUP reloads the configuration. A lost device is retried
 ``device.retries`` times, then the daemon exits with a :class:`~edgeasd.errors.DeviceError`.
+An unexpected error (a bug) during an enrollment is logged with its traceback and answered
+as an error to the waiting client; the bank is reloaded from disk and the daemon goes on.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ class Daemon:
         self.info = self.embedder.info
         self.window_seconds = cfg.window.seconds or self.info.window_seconds
         self.hop_seconds = cfg.window.hop_seconds or self.window_seconds
-        self.bank_path = enrollment.bank_path(self.dirs.state_dir)
+        self.bank_path = self.dirs.bank
         self.bank = enrollment.open_bank(self.bank_path, cfg.scoring, self.info)
         self._bank_fp = _fingerprint(self.bank_path)
         warm_kernels(self.bank, self.info.dim, self.info.metric)
@@ -310,6 +312,7 @@ class Daemon:
         if len(cmd.windows) < cmd.payload["n"]:
             return
         self._active.pop(0)
+        batches: list[enrollment.Batch] = []
         try:
             batches = enrollment.live_batches(
                 cmd.windows,
@@ -321,7 +324,10 @@ class Daemon:
             cmd.finish(self._commit(batches))
         except EdgeasdError as exc:
             cmd.finish(error=exc)
-        self.status.update(enrolling=None)
+        except Exception as exc:
+            self._enrollment_failed(cmd, exc, batches)
+        finally:
+            self.status.update(enrolling=None)
 
     def _commit(self, batches: list[enrollment.Batch]) -> dict[str, Any]:
         """Enroll and save all batches (all or nothing), refresh the threshold."""
@@ -337,7 +343,7 @@ class Daemon:
             self._bank_fp = _fingerprint(self.bank_path)
             self._bank_changed()
             raise
-        keep_audio(self.dirs.state_dir, self.config.enrollment, batches, ids)
+        keep_audio(self.dirs.audio_dir, self.config.enrollment, batches, ids)
         self._refresh_detector()
         result = enrollment.enrollment_result(self.bank, batches, ids)
         self._emit_event(make_event("enrolled", time.time(), **result))
@@ -345,8 +351,52 @@ class Daemon:
             self.status.update(state="running")
         return result
 
+    def _enrollment_failed(
+        self, cmd: Command, exc: Exception, batches: Sequence[enrollment.Batch]
+    ) -> None:
+        """Answer an enrollment that hit an unexpected (non-:class:`EdgeasdError`) error.
+
+        The traceback goes to the log (the journal under systemd), the bank is reloaded
+        from disk, so that nothing half-enrolled stays in memory, and the client gets an
+        error naming the failure. When the bank cannot be reloaded, the client still gets
+        its answer, then the reload's error propagates and stops the daemon.
+
+        Parameters
+        ----------
+        cmd : Command
+            The ``enroll_next`` or ``commit`` command that failed.
+        exc : Exception
+            What it raised.
+        batches : sequence of edgeasd.enrollment.Batch
+            Its groups, when they were embedded before the failure (to tell the client
+            whether they reached the bank on disk).
+        """
+        log.error(
+            "%s request failed with an unexpected error; reloading the bank from disk",
+            cmd.kind,
+            exc_info=exc,
+        )
+        what = f"the enrollment failed with an internal error ({type(exc).__name__}: {exc})"
+        advice = "the traceback is in the daemon's log (`journalctl -u edgeasd`); please report it"
+        try:
+            self.bank = enrollment.open_bank(self.bank_path, self.config.scoring, self.info)
+            self._bank_fp = _fingerprint(self.bank_path)
+            self._refresh_detector()
+        except BaseException:
+            cmd.finish(
+                error=ControlError(
+                    f"{what}, and the bank could not be reloaded: the daemon stops", help=advice
+                )
+            )
+            raise
+        saved = {b.group for b in batches} & set(self.bank.groups.tolist())
+        outcome = "its references are in the bank" if saved else "nothing was enrolled"
+        cmd.finish(error=ControlError(f"{what}; {outcome}", help=advice))
+
     def _drain_commands(self) -> None:
-        for cmd in drain(self._commands):
+        pending = drain(self._commands)
+        while pending:
+            cmd = pending.pop(0)
             if cmd.abandoned:
                 continue
             if cmd.kind == "enroll_next":
@@ -356,6 +406,13 @@ class Daemon:
                     cmd.finish(self._commit(cmd.payload["batches"]))
                 except EdgeasdError as exc:
                     cmd.finish(error=exc)
+                except Exception as exc:
+                    try:
+                        self._enrollment_failed(cmd, exc, cmd.payload["batches"])
+                    except BaseException:
+                        for rest in pending:  # answered by _shutdown
+                            self._commands.put(rest)
+                        raise
             elif cmd.kind == "reload":
                 self._reload.set()
                 cmd.finish({"reloading": True})

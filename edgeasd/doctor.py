@@ -3,8 +3,9 @@
 Checks, in order (later ones are skipped when the configuration cannot be loaded):
 ``config`` (loads and validates), ``paths`` (state/runtime/log directories writable),
 ``model`` (loads, metadata), ``bank`` (loads, same model, enough references), ``device``
-(microphone sources only: records 0.5 s and checks the level), ``numba`` (cache directory
-writable), ``disk`` (free space for the logs and the kept enrollment audio).
+(microphone sources only: records 0.5 s and judges it with the configuration's ``quality``
+thresholds), ``numba`` (cache directory writable), ``disk`` (free space for the logs and
+the kept enrollment audio).
 """
 
 from __future__ import annotations
@@ -112,16 +113,20 @@ def _bank_check(path: Path, config: object, info: object) -> Check:
 
 
 def _device_check(config: object, sample_rate: int) -> Check:
+    """Record :data:`RECORD_SECONDS` and judge them with the configuration's ``quality``."""
     try:
         from edgeasd.audio.microphone import record
+        from edgeasd.pipeline import quality_options
 
         src = config.source
         rec = record(
             RECORD_SECONDS,
             device=src.device,
             sample_rate=sample_rate,
+            quality=quality_options(config),
             channels=src.channels,
             capture_rate=src.capture_rate,
+            capture_channels=src.capture_channels,
         )
     except EdgeasdError as exc:
         return _fail("device", exc)

@@ -43,6 +43,7 @@ from edgeasd.audio.sources import AudioBlock
 from edgeasd.audio.windower import Window, Windower
 from edgeasd.errors import AudioFileError, BankError, InputError, ModelError
 from edgeasd.kept_audio import keep_audio
+from edgeasd.paths import Paths
 from edgeasd.scoring import ReferenceBank, store
 from edgeasd.scoring.calibrate import DEFAULT_FIXED
 
@@ -247,11 +248,6 @@ def live_batches(
 
 
 # ---------------------------------------------------------------------------- bank lifecycle
-
-
-def bank_path(state_dir: str | os.PathLike[str]) -> Path:
-    """Where the reference bank lives: ``<state_dir>/bank``."""
-    return Path(state_dir) / "bank"
 
 
 def new_bank(scoring: Any, model_info: Any) -> ReferenceBank:
@@ -520,7 +516,7 @@ def file_batches(
 
 
 def enroll_files_direct(
-    state_dir: Path,
+    dirs: Paths,
     paths: Sequence[str | os.PathLike[str]],
     domain: str,
     embedder: Any,
@@ -535,6 +531,14 @@ def enroll_files_direct(
     created), every file is enrolled as groups of ``enrollment.group_seconds`` of audio and
     the bank is saved (all groups of all files, or nothing).
 
+    Parameters
+    ----------
+    dirs : edgeasd.paths.Paths
+        The agent's directories: the bank (``dirs.bank``) and the kept audio
+        (``dirs.audio_dir``).
+    paths : sequence of path-like
+        The recordings to enroll.
+
     Returns
     -------
     dict
@@ -543,11 +547,11 @@ def enroll_files_direct(
     batches = file_batches(
         paths, embedder, domain, hop_seconds, quality_options, enrollment.group_seconds
     )
-    path = bank_path(state_dir)
+    path = dirs.bank
     with store.locked(path):
         bank = open_bank(path, scoring, embedder.info)
         ids = commit(bank, path, batches)
-    keep_audio(state_dir, enrollment, batches, ids)
+    keep_audio(dirs.audio_dir, enrollment, batches, ids)
     return enrollment_result(bank, batches, ids)
 
 

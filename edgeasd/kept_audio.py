@@ -36,7 +36,7 @@ class AudioStore:
     Parameters
     ----------
     directory : path-like
-        ``<state_dir>/audio``.
+        ``<state_dir>/audio`` (:attr:`edgeasd.paths.Paths.audio_dir`).
     max_bytes : int
         Cap on the folder's total size.
     """
@@ -130,12 +130,24 @@ class AudioStore:
 
 
 def keep_audio(
-    state_dir: Path, enrollment: Any, batches: Sequence[Any], ids: Sequence[int]
+    audio_dir: Path, enrollment: Any, batches: Sequence[Any], ids: Sequence[int]
 ) -> None:
-    """Keep the batches' audio if ``enrollment.keep_audio`` (never fails the enrollment)."""
+    """Keep the batches' audio if ``enrollment.keep_audio`` (never fails the enrollment).
+
+    Parameters
+    ----------
+    audio_dir : pathlib.Path
+        The kept audio's folder, :attr:`edgeasd.paths.Paths.audio_dir`.
+    enrollment : edgeasd.config.EnrollmentConfig
+        ``keep_audio`` and ``audio_max_bytes``.
+    batches : sequence of edgeasd.enrollment.Batch
+        The enrolled groups.
+    ids : sequence of int
+        The bank ids of the batches' embeddings, in order.
+    """
     if not enrollment.keep_audio:
         return
-    audio = AudioStore(Path(state_dir) / "audio", enrollment.audio_max_bytes)
+    audio = AudioStore(audio_dir, enrollment.audio_max_bytes)
     start = 0
     for batch in batches:
         n = len(batch.embeddings)

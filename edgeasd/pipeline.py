@@ -40,6 +40,7 @@ def source_options(config: Config) -> tuple[str, dict[str, Any]]:
             "device": s.device,
             "channels": s.channels,
             "capture_rate": s.capture_rate,
+            "capture_channels": s.capture_channels,
             "stall_seconds": config.device.stall_seconds,
         }
     if s.kind == "file":

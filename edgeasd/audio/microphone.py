@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 BLOCKSIZE = 1024
 
 #: Devices reporting more input channels than this are virtual (ALSA ``default``, ``plug``,
-#: PulseAudio report up to 128): for them "mix" opens one channel and ALSA converts.
+#: PulseAudio report up to 128): for them "mix" opens one channel and ALSA converts
+#: (set ``source.capture_channels`` to open another number).
 MAX_HARDWARE_CHANNELS = 32
 
 
@@ -84,9 +85,10 @@ class MicrophoneSource(BaseSource):
     capture_rate : int, optional
         Rate the device runs at; ``None`` means the device's default rate.
     capture_channels : int, optional
-        Channels to open; ``None``: see :func:`default_capture_channels`. A virtual ALSA
-        device converts silently (and may drop periods) when this differs from what its
-        slave delivers, so set it for such devices.
+        Channels to open (the configuration's ``source.capture_channels``); ``None``:
+        see :func:`default_capture_channels`. A virtual ALSA device converts silently
+        (and may drop periods) when this differs from what its slave delivers, so set
+        ``source.capture_channels`` for such devices.
     blocksize : int, optional
         Frames per callback; default :data:`BLOCKSIZE`. 0 lets PortAudio choose (it may
         pick odd period sizes, which some ALSA plugins handle badly).
@@ -283,7 +285,11 @@ class Recording:
 
 
 def record(
-    seconds: float = 0.5, device: str | None = None, sample_rate: int = 16000, **options: Any
+    seconds: float = 0.5,
+    device: str | None = None,
+    sample_rate: int = 16000,
+    quality: dict[str, Any] | None = None,
+    **options: Any,
 ) -> Recording:
     """Record a few seconds from a device and measure the level.
 
@@ -295,6 +301,9 @@ def record(
         Device name substring(s); ``None`` for the default input.
     sample_rate : int
         Output rate.
+    quality : dict, optional
+        Keyword arguments of :func:`~edgeasd.audio.quality.assess` (the configuration's
+        ``quality`` thresholds); ``None``: its defaults.
     **options
         Further :class:`MicrophoneSource` arguments (``channels``, ``capture_rate``...).
 
@@ -312,4 +321,4 @@ def record(
                 break
         name = source.info.name
     samples = np.concatenate(parts)[:n]
-    return Recording(samples, sample_rate, assess(samples), name)
+    return Recording(samples, sample_rate, assess(samples, **(quality or {})), name)

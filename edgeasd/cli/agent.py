@@ -238,7 +238,7 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
     embedder = make_embedder(config)
     hop = config.window.hop_seconds
     return enrollment.enroll_files_direct(
-        paths.state_dir,
+        paths,
         files,
         args.domain,
         embedder,

@@ -104,6 +104,8 @@ def test_partial_file_and_relative_paths(tmp_path):
         ({"source": {"channels": -1}}, "'source.channels' is -1, out of range"),
         ({"source": {"realtime": "yes please"}}, "'source.realtime' is the string"),
         ({"source": {"device": ""}}, "'source.device' is an empty string"),
+        ({"source": {"capture_channels": 0}}, "'source.capture_channels' is 0, out of range"),
+        ({"source": {"capture_channels": "2"}}, "'source.capture_channels' is the string"),
         (
             {"window": {"seconds": 0}},
             "'window.seconds' is 0.0, out of range; allowed: a number > 0",
@@ -206,3 +208,23 @@ def test_any_input_gives_a_config_or_a_config_error(data):
         for key, value in (values or {}).items():
             if not (isinstance(value, str) and value.startswith("~")):  # paths: expanded
                 assert cfg.to_dict()[name][key] == value
+
+
+def test_capture_channels_reaches_the_microphone_source(monkeypatch):
+    """``source.capture_channels`` (null = automatic) is passed to ``MicrophoneSource``."""
+    from edgeasd.audio import microphone
+    from edgeasd.audio.sources import make_source
+    from edgeasd.pipeline import source_options
+
+    params = inspect.signature(microphone.MicrophoneSource.__init__).parameters
+    assert "capture_channels" in params
+    seen = []
+    monkeypatch.setattr(microphone, "MicrophoneSource", lambda **kw: seen.append(kw) or kw)
+    assert config_from_dict({}).source.capture_channels is None
+    for value in (None, 2):
+        config = config_from_dict({"source": {"kind": "microphone", "capture_channels": value}})
+        kind, options = source_options(config)
+        assert options["capture_channels"] == value
+        make_source(kind, options, 16000)
+    assert "capture_channels" not in seen[0]  # null: MicrophoneSource's automatic choice
+    assert seen[1]["capture_channels"] == 2

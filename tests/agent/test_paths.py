@@ -162,3 +162,20 @@ def test_a_checkout_config_keeps_per_user_directories(tmp_path):
         assert p.state_dir == Path("/home/dev/.local/state/edgeasd")
         assert p.runtime_dir == Path("/run/user/1000/edgeasd")
         assert p.log_dir == p.state_dir / "log"
+
+
+def test_paths_is_the_only_owner_of_the_file_names():
+    """The bank, the kept audio and the control socket are named only in ``paths.py``:
+    everything else takes them from a :class:`Paths` (no second definition to drift)."""
+    import re
+
+    from edgeasd import control, enrollment
+
+    assert not hasattr(enrollment, "bank_path")
+    assert not hasattr(control, "socket_path") and not hasattr(control, "SOCKET_NAME")
+    package = Path(__file__).resolve().parents[2] / "edgeasd"
+    spelled = re.compile(r'"control\.sock"|/ "bank"|/ "audio"')
+    owners = sorted(
+        str(f.relative_to(package)) for f in package.rglob("*.py") if spelled.search(f.read_text())
+    )
+    assert owners == ["paths.py"]

@@ -102,6 +102,48 @@ def test_config_check_and_doctor(make_config, tmp_path, capsys) -> None:
     assert "[FAIL] model" in capsys.readouterr().out
 
 
+def test_doctor_device_check_uses_the_configured_quality_thresholds(
+    make_config, monkeypatch
+) -> None:
+    """A quiet (-60 dBFS) microphone passes the default -70 dBFS silence floor and fails
+    a configured -50 dBFS one; the configured ``source.capture_channels`` is used."""
+    import numpy as np
+
+    from edgeasd import doctor
+    from edgeasd.audio import microphone
+    from edgeasd.audio.sources import AudioBlock
+    from edgeasd.config import load_config
+
+    opened = []
+
+    class QuietMicrophone:
+        def __init__(self, device, sample_rate, **options):
+            opened.append(options)
+            self.info = type("Info", (), {"name": "quiet"})()
+            self.rate = sample_rate
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def blocks(self):
+            rng = np.random.default_rng(0)
+            noise = rng.standard_normal(self.rate) * 10 ** (-60 / 20)
+            yield AudioBlock(noise.astype(np.float32), 0.0)
+
+    monkeypatch.setattr(microphone, "MicrophoneSource", QuietMicrophone)
+    mic = {"kind": "microphone", "capture_channels": 2}
+    default = load_config(make_config(None, source=mic))
+    check = doctor._device_check(default, 16000)
+    assert check.level == "ok", check
+    strict = load_config(make_config(None, source=mic, quality={"silence_dbfs": -50.0}))
+    check = doctor._device_check(strict, 16000)
+    assert check.level == "fail" and check.detail.endswith("silence") and check.help
+    assert opened[-1]["capture_channels"] == 2
+
+
 def test_enroll_next_without_daemon_captures_from_the_source(make_config, tmp_path, capsys):
     cfg = make_config(wav(tmp_path / "f.wav", [(1, "silence"), (4, "normal")]))
     assert main(["enroll", "--config", str(cfg), "--domain", "target", "--next", "3"]) == 0

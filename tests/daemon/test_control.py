@@ -16,9 +16,14 @@ from edgeasd.control import (
     ControlServer,
     DaemonNotRunning,
     parse_request,
-    socket_path,
 )
 from edgeasd.errors import BankError, ControlError
+from edgeasd.paths import Paths
+
+
+def socket_path(directory):
+    """The control socket of a runtime directory, as the daemon names it."""
+    return Paths(directory, directory, directory, directory).control_socket
 
 
 @pytest.mark.parametrize(
@@ -85,6 +90,39 @@ def test_handler_errors_keep_message_and_help(server) -> None:
         client.request("enroll_next", n=1, domain="crash")
     # the server survives both
     assert client.request("status")["echo"]["op"] == "status"
+
+
+def test_accept_error_is_logged_and_the_server_keeps_answering(
+    tmp_path, monkeypatch, caplog
+) -> None:
+    """An unexpected OSError from accept() (EMFILE...) must not kill the accept thread."""
+    import errno
+    import logging
+
+    real_accept = socket.socket.accept
+    failed = threading.Event()
+
+    srv = ControlServer(socket_path(tmp_path), _handler)
+
+    def accept_failing_once(sock):
+        if sock is srv._sock and not failed.is_set():
+            failed.set()
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_accept(sock)
+
+    monkeypatch.setattr(socket.socket, "accept", accept_failing_once)
+    with caplog.at_level(logging.ERROR, logger="edgeasd.control"):
+        srv.start()
+        try:
+            assert failed.wait(5)
+            client = ControlClient(srv.path, timeout=5)
+            assert client.request("status") == {"echo": {"op": "status"}}
+            assert srv._thread.is_alive()
+        finally:
+            srv.close()
+    assert not srv._thread.is_alive() and not srv.path.exists()  # a clean stop
+    (record,) = [r for r in caplog.records if "accepting a connection failed" in r.message]
+    assert record.exc_info is not None and "Too many open files" in record.exc_text
 
 
 def test_client_refuses_bad_request_before_sending(server) -> None:

@@ -11,6 +11,7 @@ from edgeasd import pipeline
 from edgeasd.config import load_config
 from edgeasd.daemon import Daemon
 from edgeasd.errors import DeviceError, ModelError
+from edgeasd.paths import resolve_paths
 from edgeasd.scoring import ReferenceBank
 
 from .conftest import wav
@@ -161,9 +162,13 @@ def test_bank_written_by_another_process_is_not_overwritten(tmp_path, make_confi
 
     def on_record(r: dict) -> None:
         if r["event"] == "window" and r["index"] == 2:  # between the two live enrollments
-            state = tmp_path / "state"
             enrollment.enroll_files_direct(
-                state, [other], "direct", make_embedder(config), config.scoring, config.enrollment
+                resolve_paths(config),
+                [other],
+                "direct",
+                make_embedder(config),
+                config.scoring,
+                config.enrollment,
             )
 
     d.on_record = on_record
@@ -269,3 +274,80 @@ def test_enroll_next_abandoned_by_its_client_enrolls_nothing(tmp_path, make_conf
     finally:
         d.stop()
         thread.join(20)
+
+
+class _FailingOnce:
+    """An embedder whose first ``embed`` call raises a RuntimeError (an unexpected bug)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.failed = inner, False
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def embed(self, x):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("injected embedder failure")
+        return self.inner.embed(x)
+
+
+def _assert_internal_error(cmd) -> None:
+    from edgeasd.errors import ControlError
+
+    with pytest.raises(ControlError) as info:
+        cmd.wait()  # what the control thread sends back to `edgeasd enroll`
+    assert "RuntimeError: injected" in info.value.message
+    assert "nothing was enrolled" in info.value.message
+    assert "journalctl -u edgeasd" in info.value.help
+
+
+def test_unexpected_error_in_live_enrollment_answers_and_keeps_running(
+    tmp_path, make_config, monkeypatch, caplog
+) -> None:
+    from edgeasd import daemon as daemon_module
+
+    real = daemon_module.make_embedder
+    monkeypatch.setattr(daemon_module, "make_embedder", lambda cfg: _FailingOnce(real(cfg)))
+    feed = wav(tmp_path / "f.wav", [(8, "normal")])
+    with caplog.at_level("ERROR", logger="edgeasd.daemon"):
+        d, records = _run(make_config(feed), initial_enroll=[(2, "a"), (2, "b"), (2, "c")])
+    failed, *others = d.initial
+    _assert_internal_error(failed)
+    assert [cmd.wait()["bank_size"] for cmd in others] == [2, 4]  # the daemon went on
+    assert sorted(ReferenceBank.load(tmp_path / "state" / "bank").domains) == ["b"] * 2 + ["c"] * 2
+    decisions = [r["decision"] for r in records if r["event"] == "window"]
+    assert decisions == ["enrolling"] * 6 + ["normal"] * 2
+    (logged,) = [r for r in caplog.records if r.exc_info]
+    assert "injected embedder failure" in logged.exc_text
+
+
+def test_unexpected_error_in_a_file_commit_leaves_the_bank_intact(
+    tmp_path, make_config, monkeypatch
+) -> None:
+    from edgeasd import enrollment
+    from edgeasd.control import Command
+    from edgeasd.pipeline import make_embedder
+
+    config = load_config(make_config(wav(tmp_path / "f.wav", [(6, "normal")])))
+    files = [wav(tmp_path / "other.wav", [(3, "normal")], seed=9)]
+    commit = Command(
+        "commit", {"batches": enrollment.file_batches(files, make_embedder(config), "direct")}
+    )
+    real_save = ReferenceBank.save
+
+    def save_failing_once(bank, path):
+        if not commit.done.is_set():  # after the references were added in memory
+            raise RuntimeError("injected save failure")
+        return real_save(bank, path)
+
+    monkeypatch.setattr(ReferenceBank, "save", save_failing_once)
+    d = Daemon(config, initial_enroll=[(2, "a"), (2, "b")], handle_signals=False)
+    d._commands.put(commit)  # as `edgeasd enroll FILE` would, next to two --next requests
+    assert d.run() == 0
+    with pytest.raises(Exception, match="RuntimeError: injected save failure"):
+        commit.wait()
+    assert "nothing was enrolled" in commit.error.message
+    assert "journalctl -u edgeasd" in commit.error.help
+    assert sorted(ReferenceBank.load(tmp_path / "state" / "bank").domains) == ["a"] * 2 + ["b"] * 2
+    assert sorted(d.bank.domains) == ["a"] * 2 + ["b"] * 2  # no half-enrolled "direct"

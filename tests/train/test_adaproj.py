@@ -55,7 +55,7 @@ def test_training_separates_classes_and_adapts_scale():
     loss = AdaProj(16, 4, subspace_dim=2)
     opt = torch.optim.Adam(loss.parameters(), lr=0.05)
     y, w = torch.eye(4)[labels], torch.ones(len(labels))
-    first = float(loss(x, y, w))
+    first = float(loss(x, y, w).detach())
     s0 = float(loss.scale)
     for _ in range(100):
         opt.zero_grad()
