@@ -278,7 +278,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         step += 1
         losses.append(loss.item())
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.3f}", cls=f"{parts['cls']:.3f}")
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", cls=f"{parts['cls']:.3f}")
         timed_out = cfg.max_minutes and time.monotonic() - started > 60 * cfg.max_minutes
         if step % cfg.checkpoint_every == 0 or step == total or timed_out:
             checkpoint()
