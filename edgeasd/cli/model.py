@@ -157,6 +157,13 @@ def _register_training(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="train the spectrogram branch on random S-second crops (faster on small CPUs)",
     )
+    t.add_argument(
+        "--fault-data",
+        type=Path,
+        metavar="DIR",
+        help="fault-aware training: the anomalous test/ clips of this DCASE-layout folder "
+        "become extra classes, one per machine type and section",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
     t.add_argument("--restart", action="store_true", help="discard an existing checkpoint")
@@ -217,6 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         crop_seconds=args.crop_seconds,
+        fault_data=str(args.fault_data) if args.fault_data else None,
         model={"width": args.width, "window_seconds": args.window_seconds},
     )
     print(train(cfg, progress=True))

@@ -24,8 +24,18 @@ from edgeasd.errors import InputError
 from edgeasd.evaluation.datasets import Clip, scan_dataset
 
 
-def class_key(clip: Clip) -> str:
-    """Auxiliary-task class of a clip: ``<machine>/section_<nn>/<attributes>``."""
+def class_key(clip: Clip) -> str | None:
+    """Auxiliary-task class of a clip, or None for a clip without class loss.
+
+    Normal source-domain clips: ``<machine>/section_<nn>/<attributes>``. Anomalous
+    clips (only used for fault-aware training, see :class:`ClipSet`):
+    ``<machine>/section_<nn>/anomaly``, whatever their domain and attributes. Normal
+    target-domain clips: None (no class loss, as in the reference code).
+    """
+    if clip.label == "anomaly":
+        return f"{clip.machine}/section_{clip.section}/anomaly"
+    if clip.domain == "target":
+        return None
     return f"{clip.machine}/section_{clip.section}/{clip.attributes or '-'}"
 
 
@@ -103,8 +113,9 @@ class ClipSet:
         Longer clips keep only their first ``max_seconds``.
     classes : sequence of str, optional
         Class keys in label order (to reuse a trained model's classes); default: the
-        sorted class keys of the source-domain clips. Clips of unknown classes and all
-        target-domain clips get label ``-1`` (no class loss).
+        sorted class keys (:func:`class_key`) of the clips. Clips of unknown classes and
+        normal target-domain clips get label ``-1`` (no class loss). Anomalous clips
+        (fault-aware training) form one class per machine type and section.
     progress : bool
         Show a tqdm bar while loading.
 
@@ -125,14 +136,12 @@ class ClipSet:
     ) -> None:
         self.clips = list(clips)
         self.sample_rate = sample_rate
+        keys = [class_key(c) for c in self.clips]
         if classes is None:
-            classes = sorted({class_key(c) for c in self.clips if c.domain != "target"})
+            classes = sorted({k for k in keys if k is not None})
         self.classes = list(classes)
         index = {k: i for i, k in enumerate(self.classes)}
-        self.labels = np.array(
-            [index.get(class_key(c), -1) if c.domain != "target" else -1 for c in self.clips],
-            dtype=np.int64,
-        )
+        self.labels = np.array([index.get(k, -1) for k in keys], dtype=np.int64)
         limit = round(max_seconds * sample_rate)
         self.audio = [
             _to_int16(load_clip(c.path, sample_rate)[:limit])

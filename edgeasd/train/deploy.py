@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 def training_summary(state: dict) -> str:
     """One-line ``training_data`` metadata from a checkpoint."""
     tc = state.get("train_config", {})
+    faults = f" + anomalies of {Path(tc['fault_data']).name}" if tc.get("fault_data") else ""
     return (
         f"{state.get('n_clips', '?')} clips of {','.join(state.get('machines', []))} "
-        f"from {Path(tc.get('data', '?')).name}; {len(state['classes'])} classes; "
+        f"from {Path(tc.get('data', '?')).name}{faults}; {len(state['classes'])} classes; "
         f"{state['step']} steps"
     )
 

@@ -4,11 +4,11 @@ Dynamic quantization of this CNN was slower than fp32 (the activations are re-sc
 run time), so edgeasd quantizes statically: onnxruntime runs the fp32 model on a few
 dozen calibration windows, records the range of every activation, and inserts
 QuantizeLinear/DequantizeLinear pairs around the convolutions and dense layers (per
-channel int8 weights, uint8 activations). The feature front-end (FFT, STFT, magnitudes,
-``log1p``, mean subtraction) and the first convolution of each branch stay in float, see
-:func:`front_end_nodes`: the transforms have no int8 kernels, their intermediate values
-span many orders of magnitude, and onnxruntime's int8 convolution with a single input
-channel is slower than the float one.
+channel int8 weights, uint8 activations). The feature front-end (the Fourier matrix
+products, magnitudes, ``log1p``, mean subtraction) and the first convolution of each
+branch stay in float, see :func:`front_end_nodes`: a spectrum spans many orders of
+magnitude (a quiet band next to a loud tone), which 8 bits cannot hold, and
+onnxruntime's int8 convolution with a single input channel is slower than the float one.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def single_channel_convs(model: onnx.ModelProto) -> list[str]:
 def front_end_nodes(model: onnx.ModelProto) -> list[str]:
     """The first convolution of each branch and every node upstream of it (the features).
 
-    The front-end (FFT, STFT, magnitudes, ``log1p``, mean subtraction) stays in float:
-    its intermediate values span many orders of magnitude.
+    The front-end (Fourier matrix products, magnitudes, ``log1p``, mean subtraction)
+    stays in float: its intermediate values span many orders of magnitude.
     """
     producer = {out: node for node in model.graph.node for out in node.output}
     by_name = {node.name: node for node in model.graph.node}

@@ -47,6 +47,14 @@ class TrainConfig:
     (fully convolutional, max-pooled over time) then sees a random crop of that length
     during training while the spectrum branch still sees the whole window; at inference
     both see the whole window. None trains on full windows, as the reference does.
+
+    ``fault_data`` adds **fault-aware training** (outlier exposure), an edgeasd
+    extension of the reference recipe: the anomalous ``test`` clips of another
+    DCASE-layout folder (e.g. simulated faults of the training machine types, rendered
+    with a different seed) join the auxiliary task as one extra class per machine type
+    and section. The class loss then rewards features that separate fault signatures
+    (impulse trains, sidebands, cavitation noise) from normal operation, not only the
+    operating attributes.
     """
 
     data: str
@@ -64,6 +72,7 @@ class TrainConfig:
     threads: int | None = None
     checkpoint_every: int = 20
     crop_seconds: float | None = None
+    fault_data: str | None = None
     model: dict = field(default_factory=dict)  # DirectACTConfig fields
 
     def __post_init__(self) -> None:
@@ -207,6 +216,18 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     model_cfg = DirectACTConfig(**(resumed["model_config"] if resumed else cfg.model))
 
     clips = [c for c in scan(cfg.data, "train", cfg.machines) if c.machine not in cfg.exclude]
+    if cfg.fault_data:
+        faults = [
+            c
+            for c in scan(cfg.fault_data, "test", cfg.machines)
+            if c.label == "anomaly" and c.machine not in cfg.exclude
+        ]
+        if not faults:
+            raise InputError(
+                f"no anomalous test clips under {cfg.fault_data}",
+                help="--fault-data needs <machine>/test/*_anomaly_*.wav files",
+            )
+        clips += faults
     data = ClipSet(
         clips,
         model_cfg.sample_rate,

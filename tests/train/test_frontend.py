@@ -14,9 +14,11 @@ from edgeasd.train.data import fit_length
 torch = pytest.importorskip("torch")
 
 from edgeasd.train.frontend import (  # noqa: E402
+    fft_factors,
     log_fft_magnitude,
     mel_filterbank,
     next_power_of_two,
+    rfft_magnitude,
     stft_magnitude,
 )
 
@@ -39,6 +41,57 @@ def test_next_power_of_two_matches_reference(n):
 def test_next_power_of_two_rejects_zero():
     with pytest.raises(InputError):
         next_power_of_two(0)
+
+
+@given(st.integers(1, 20), st.sampled_from([2, 8, 16, 64, 128]))
+def test_fft_factors_are_powers_of_two_that_multiply_to_n(bits, max_radix):
+    n = 1 << bits
+    factors = fft_factors(n, max_radix)
+    assert int(np.prod(factors)) == n
+    assert all(f >= 2 and f & (f - 1) == 0 and f <= max_radix for f in factors)
+    assert max(factors) <= 2 * min(factors)  # balanced stages
+    assert len(factors) == -(-bits // (max_radix.bit_length() - 1))
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 96, 1000])
+def test_fft_factors_rejects_non_powers_of_two(n):
+    with pytest.raises(InputError, match="power of two"):
+        fft_factors(n)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(1, 17).flatmap(
+        lambda bits: arrays(
+            np.float64,
+            st.tuples(st.integers(1, 3), st.just(1 << bits)),
+            elements=st.floats(-1, 1, allow_nan=False),
+        )
+    )
+)
+def test_rfft_magnitude_matches_numpy(x):
+    """The matrix-product FFT equals numpy's |rfft| for every length 2 .. 131072."""
+    got = rfft_magnitude(torch.from_numpy(x.astype(np.float32))).numpy()
+    ref = np.abs(np.fft.rfft(x, axis=-1))
+    assert got.shape == ref.shape
+    scale = max(1.0, np.abs(x).sum(axis=-1).max())  # bound of every |X_k|
+    np.testing.assert_allclose(got, ref, atol=2e-6 * scale)
+
+
+def test_rfft_magnitude_of_a_sine_is_one_line():
+    n = 4096
+    x = np.sin(2 * np.pi * 100 * np.arange(n) / n)
+    got = rfft_magnitude(torch.from_numpy(x.astype(np.float32))[None])[0].numpy()
+    assert np.argmax(got) == 100
+    np.testing.assert_allclose(got[100], n / 2, rtol=1e-5)
+    assert np.delete(got, 100).max() < 1e-3
+
+
+def test_stft_rejects_a_hop_that_does_not_divide_the_frame():
+    with pytest.raises(InputError, match="hop"):
+        stft_magnitude(torch.zeros(1, 4096), 1024, 300)
+    with pytest.raises(InputError, match="shorter"):
+        stft_magnitude(torch.zeros(1, 1000), 1024, 512)
 
 
 @settings(max_examples=25, deadline=None)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxscript")
@@ -136,3 +137,33 @@ def test_embedder_runs_the_exported_model(trained, held_out):
     out = e.embed(held_out[:2])
     assert out.shape == (2, 64)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-3)
+
+
+def test_fault_data_adds_one_anomaly_class_per_machine_and_section(tiny_dataset, tmp_path):
+    """Fault-aware training: anomalous test clips of --fault-data become extra classes."""
+    rng = np.random.default_rng(5)
+    faults = tmp_path / "faults"
+    for machine, f0 in (("fan", 520.0), ("pump", 150.0)):
+        folder = faults / machine / "test"
+        folder.mkdir(parents=True)
+        for i, (domain, label) in enumerate(
+            [("source", "anomaly"), ("target", "anomaly"), ("source", "normal")]
+        ):
+            clip = tone_clip(f0, rng) + 0.3 * (rng.random(32000) < 0.001)  # clicks
+            name = f"section_00_{domain}_test_{label}_{i:04d}_rpm_10.wav"
+            sf.write(folder / name, clip.astype(np.float32), SAMPLE_RATE)
+    cfg = tiny_config(tiny_dataset, tmp_path / "run", 1)
+    cfg.fault_data = str(faults)
+    train(cfg, progress=False)
+    state = load_checkpoint(tmp_path / "run")
+    assert state["n_clips"] == 34 + 4  # the normal test clip is not used
+    assert "fan/section_00/anomaly" in state["classes"]
+    assert "pump/section_00/anomaly" in state["classes"]
+    assert len(state["classes"]) == 6
+
+
+def test_fault_data_without_anomalies_is_an_input_error(tiny_dataset, tmp_path):
+    cfg = tiny_config(tiny_dataset, tmp_path / "run", 1)
+    cfg.fault_data = str(tiny_dataset)  # has no test/ split at all
+    with pytest.raises(InputError):
+        train(cfg, progress=False)
