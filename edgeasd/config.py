@@ -11,13 +11,15 @@ defaults below, so the two cannot drift apart.
 
 Relative paths in a file (``model.path``, ``source.path``, ``paths.*``) are resolved
 against the directory of that file.
+
+This module holds the sections, their cross-key checks and the YAML loading; the
+generic field-spec machinery (:func:`_opt`, value checks, path resolution, building a
+section from a mapping) is in :mod:`edgeasd.config_schema`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,49 +28,28 @@ from typing import Any
 
 import yaml
 
+from edgeasd.config_schema import _NULL, _build_section, _opt, _unknown
 from edgeasd.errors import ConfigError
-
-_NULL = type(None)
-
-
-def _opt(
-    default: Any,
-    types: tuple[type, ...],
-    *,
-    choices: tuple[Any, ...] | None = None,
-    lo: float | None = None,
-    hi: float | None = None,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    path: bool = False,
-) -> Any:
-    """A dataclass field with its schema in ``metadata``.
-
-    Parameters
-    ----------
-    default : Any
-        Default value (immutable).
-    types : tuple of type
-        Accepted Python types after YAML parsing (``type(None)`` allows null). ``int``
-        is accepted where ``float`` is, ``bool`` never counts as a number.
-    choices : tuple, optional
-        Allowed string values.
-    lo, hi : float, optional
-        Inclusive numeric bounds (exclusive when ``lo_open`` / ``hi_open``).
-    path : bool
-        The value is a file system path, resolved against the config file's folder.
-    """
-    spec = {"types": types, "choices": choices, "lo": lo, "hi": hi}
-    spec.update(lo_open=lo_open, hi_open=hi_open, path=path)
-    return field(default=default, metadata={"spec": spec})
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """``model``: the ONNX embedding model."""
+    """``model``: the ONNX embedding model, or an ensemble of them.
 
-    path: str | None = _opt(None, (str, _NULL), path=True)
+    ``path`` is null (the shipped default), one file (a string) or, in YAML, a list of
+    files, stored as a tuple: an ensemble whose cosine distances are averaged
+    (``edgeasd.ensemble``).
+    """
+
+    path: str | tuple[str, ...] | None = _opt(None, (str, list, _NULL), path=True)
     threads: int = _opt(1, (int,), lo=1, hi=64)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The configured model files: ``()`` for the shipped default, else one or more."""
+        if self.path is None:
+            return ()
+        return (self.path,) if isinstance(self.path, str) else tuple(self.path)
 
 
 @dataclass(frozen=True)
@@ -204,7 +185,10 @@ class Config:
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The configuration as plain nested dicts (YAML/JSON-serializable, no ``origin``)."""
         return {
-            f.name: dataclasses.asdict(getattr(self, f.name))
+            f.name: {
+                key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(getattr(self, f.name)).items()
+            }
             for f in dataclasses.fields(self)
             if f.name != "origin"
         }
@@ -222,102 +206,6 @@ class Config:
 _SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config) if f.name != "origin"}
 _SECTIONS_HELP = "sections: " + ", ".join(_SECTIONS)
 _KEYS_HELP = "every key is documented, with its default, in configs/edgeasd.yaml"
-
-
-def _unknown(key: str, allowed: Mapping[str, Any], prefix: str) -> str:
-    where = f"{prefix}{key}"
-    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
-    hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
-    return f"unknown key '{where}'{hint}"
-
-
-def _describe(spec: dict[str, Any]) -> str:
-    """What a field allows, in words, for error messages."""
-    parts = []
-    types = spec["types"]
-    if spec["choices"]:
-        parts.append(" or ".join(repr(c) for c in spec["choices"]))
-    names = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}
-    for t in types:
-        if t is _NULL:
-            continue
-        if t is str and spec["choices"]:
-            continue
-        text = names[t]
-        if t in (int, float) and (spec["lo"] is not None or spec["hi"] is not None):
-            lo = "" if spec["lo"] is None else f"{'>' if spec['lo_open'] else '>='} {spec['lo']:g}"
-            hi = "" if spec["hi"] is None else f"{'<' if spec['hi_open'] else '<='} {spec['hi']:g}"
-            text += " " + " and ".join(p for p in (lo, hi) if p)
-        parts.append(text)
-    if _NULL in types:
-        parts.append("null")
-    return ", or ".join(parts)
-
-
-def _check_value(key: str, value: Any, spec: dict[str, Any]) -> Any:
-    """Validate one value against its spec; returns it (ints widened to float)."""
-    types = spec["types"]
-    allowed = _describe(spec)
-    if value is None:
-        if _NULL in types:
-            return None
-        raise ConfigError(f"'{key}' must not be null; allowed: {allowed}")
-    is_bool = isinstance(value, bool)
-    if is_bool and bool not in types:
-        raise ConfigError(f"'{key}' is {value!r}; allowed: {allowed}")
-    if isinstance(value, str):
-        if str not in types:
-            raise ConfigError(f"'{key}' is the string {value!r}; allowed: {allowed}")
-        if spec["choices"] and value not in spec["choices"]:
-            close = difflib.get_close_matches(value, spec["choices"], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"'{key}' is {value!r}{hint}; allowed: {allowed}")
-        if not value.strip():
-            raise ConfigError(f"'{key}' is an empty string; allowed: {allowed}")
-        return value
-    if is_bool:
-        return value
-    if isinstance(value, int) and int not in types and float in types:
-        value = float(value)
-    if isinstance(value, float) and float in types:
-        if not math.isfinite(value):
-            raise ConfigError(f"'{key}' is {value}; allowed: {allowed}")
-    elif not (isinstance(value, int) and int in types):
-        kind = type(value).__name__
-        raise ConfigError(f"'{key}' is a {kind} ({value!r}); allowed: {allowed}")
-    lo, hi = spec["lo"], spec["hi"]
-    if (lo is not None and (value < lo or (spec["lo_open"] and value == lo))) or (
-        hi is not None and (value > hi or (spec["hi_open"] and value == hi))
-    ):
-        raise ConfigError(f"'{key}' is {value!r}, out of range; allowed: {allowed}")
-    return value
-
-
-def _build_section(name: str, cls: type, values: Any, base: Path | None) -> Any:
-    if values is None:
-        values = {}
-    if not isinstance(values, Mapping):
-        raise ConfigError(
-            f"'{name}' must be a mapping of keys, got {type(values).__name__}",
-            help=f"write '{name}:' followed by indented 'key: value' lines",
-        )
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in values.items():
-        key = str(key)
-        if key not in fields:
-            raise ConfigError(
-                _unknown(key, fields, f"{name}."),
-                help=f"keys of '{name}': " + ", ".join(fields),
-            )
-        spec = fields[key].metadata["spec"]
-        value = _check_value(f"{name}.{key}", value, spec)
-        if spec["path"] and value is not None:
-            value = os.path.expanduser(value)
-            if base is not None and not os.path.isabs(value):
-                value = str(base / value)
-        kwargs[key] = value
-    return cls(**kwargs)
 
 
 def _cross_checks(config: Config) -> None:

@@ -74,7 +74,8 @@ def run_checks(config_path: str | os.PathLike[str] | None) -> Iterator[Check]:
             "model",
             "ok",
             f"{info.id}: {info.window_seconds:g} s at "
-            f"{info.sample_rate} Hz, {info.dim}-d {info.metric}",
+            f"{info.sample_rate} Hz, {info.dim}-d {info.metric}"
+            + (f"; averages {', '.join(info.members)}" if info.members else ""),
         )
     except EdgeasdError as exc:
         yield _fail("model", exc)

@@ -53,7 +53,9 @@ class ModelInfo:
     training_data : str
         Free-text description of the training data.
     sha256 : str
-        Hex SHA-256 of the model file.
+        Hex SHA-256 of the model file (of an ensemble: of its members' hashes).
+    members : tuple of str
+        The member models' ids of an ensemble (``edgeasd.ensemble``); empty for one model.
     """
 
     name: str
@@ -64,6 +66,7 @@ class ModelInfo:
     metric: str
     training_data: str
     sha256: str
+    members: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -77,7 +80,9 @@ class ModelInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serializable fields, ``id`` and ``window_samples`` included."""
-        return {**asdict(self), "id": self.id, "window_samples": self.window_samples}
+        d = {**asdict(self), "id": self.id, "window_samples": self.window_samples}
+        d["members"] = list(self.members)
+        return d
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str], sha256: str, source: str) -> ModelInfo:

@@ -1,9 +1,10 @@
 """Building the pipeline's stages from a configuration (shared by the daemon and the CLI).
 
-Glue that would otherwise be repeated: the embedder with the default model, the source's
-``make_source`` arguments, the quality checks' keyword arguments, the warm-up that compiles
-the numba kernels before the daemon reports ``READY=1``, and :class:`ResilientSource`,
-which reopens the configured source after a device failure, a bounded number of times.
+Glue that would otherwise be repeated: the embedder (the default model, one file or an
+ensemble), the source's ``make_source`` arguments, the quality checks' keyword arguments,
+the warm-up that compiles the numba kernels before the daemon reports ``READY=1``, and
+:class:`ResilientSource`, which reopens the configured source after a device failure, a
+bounded number of times.
 """
 
 from __future__ import annotations
@@ -19,17 +20,23 @@ import numpy as np
 from edgeasd.audio.sources import AudioBlock, make_source
 from edgeasd.config import Config
 from edgeasd.embed import Embedder
+from edgeasd.ensemble import EnsembleEmbedder, load_embedder
 from edgeasd.errors import DeviceError
 from edgeasd.scoring import ReferenceBank
 
 log = logging.getLogger(__name__)
 
 
-def make_embedder(config: Config) -> Embedder:
-    """The configured model (``model.path``, else the shipped default) on ``model.threads``."""
+def make_embedder(config: Config) -> Embedder | EnsembleEmbedder:
+    """The configured model on ``model.threads``.
+
+    ``model.path`` null: the shipped default; one file: that model; a list of files: their
+    :class:`~edgeasd.ensemble.EnsembleEmbedder` (a list of one: that model).
+    """
     from edgeasd.models import default_model_path
 
-    return Embedder(config.model.path or default_model_path(), threads=config.model.threads)
+    paths = config.model.paths or (default_model_path(),)
+    return load_embedder(paths, threads=config.model.threads)
 
 
 def source_options(config: Config) -> tuple[str, dict[str, Any]]:

@@ -47,6 +47,7 @@ class StatusBoard:
                 "id": model_info.id,
                 "window_seconds": model_info.window_seconds,
                 "sample_rate": model_info.sample_rate,
+                "members": list(getattr(model_info, "members", ())),
             },
             "windows": 0,
             "windows_scored": 0,

@@ -147,6 +147,7 @@ def _format_status(s: dict[str, Any]) -> str:
     lines += [
         f"uptime:     {s.get('uptime_seconds', 0):.0f} s (pid {s.get('pid')})",
         f"model:      {s['model']['id']}",
+        *(f"  member:   {m}" for m in s["model"].get("members") or ()),
         f"windows:    {s.get('windows', 0)} processed, {s.get('windows_scored', 0)} scored, "
         f"{s.get('alerts', 0)} alerts",
         f"threshold:  {s.get('threshold')}  ({s.get('threshold_source', '-')})",
@@ -346,7 +347,13 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             else ""
         )
     )
-    print(f"  model:    {config.model.path or 'shipped default'}")
+    files = config.model.paths
+    if len(files) > 1:
+        print(f"  model:    ensemble of {len(files)} (distances averaged):")
+        for file in files:
+            print(f"            - {file}")
+    else:
+        print(f"  model:    {files[0] if files else 'shipped default'}")
     for name in ("state_dir", "runtime_dir", "log_dir"):
         print(f"  {name + ':':<10}{getattr(paths, name)}")
     return 0

@@ -46,8 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     which.add_argument(
         "--model",
         type=Path,
+        nargs="+",
         metavar="ONNX",
-        help="embedding model (default: the shipped default model)",
+        help="embedding model (default: the shipped default model); several files: their "
+        "ensemble, cosine distances averaged",
     )
     which.add_argument(
         "--embedding",

@@ -236,7 +236,7 @@ def render_markdown(
 
 def run_evaluation(
     data: str | Path,
-    model: str | Path | None = None,
+    model: str | Path | Sequence[str | Path] | None = None,
     out: str | Path = "eval-out",
     ground_truth: str | Path | None = None,
     cache_dir: str | Path | None = None,
@@ -247,16 +247,17 @@ def run_evaluation(
 ) -> EvaluationReport:
     """Embed ``data`` with ``model`` (default: the shipped default model), compare approaches.
 
+    ``model`` may list several files: their ensemble (``edgeasd.ensemble``) is evaluated.
     See the module docstring for the outputs written under ``out``.
     """
-    from edgeasd.embed import Embedder
+    from edgeasd.ensemble import load_embedder
     from edgeasd.models import default_model_path
 
     chosen = select(approaches)
     out = Path(out)
     clips = scan_dataset(data, ground_truth)
     split_sections(clips)  # fail on an unusable dataset before the long embedding step
-    embedder = Embedder(model if model is not None else default_model_path(), threads=threads)
+    embedder = load_embedder(model if model is not None else default_model_path(), threads)
     cache = EmbeddingCache(cache_dir if cache_dir is not None else out / "embedding-cache")
     emb = cache.get_or_compute(
         embedder.info.id, [c.path for c in clips], lambda _: embed_clips(clips, embedder, progress)

@@ -87,6 +87,24 @@ def test_partial_file_and_relative_paths(tmp_path):
     assert cfg.origin == str(path)
 
 
+def test_model_path_list_form(tmp_path):
+    """``model.path`` as a list: an ensemble; each entry resolved like the single path."""
+    path = tmp_path / "conf" / "a.yaml"
+    path.parent.mkdir()
+    path.write_text("model:\n  path:\n    - m1.onnx\n    - ../m2.onnx\n    - /abs/m3.onnx\n")
+    cfg = load_config(path)
+    want = (str(tmp_path / "conf" / "m1.onnx"), str(tmp_path / "conf" / "../m2.onnx"))
+    assert cfg.model.path == (*want, "/abs/m3.onnx") == cfg.model.paths
+    d = cfg.to_dict()
+    assert d["model"]["path"] == [*want, "/abs/m3.onnx"]  # a list: YAML- and JSON-safe
+    assert yaml.safe_load(yaml.safe_dump(d)) == d and config_from_dict(d) == cfg
+    assert cfg.replace(model={"threads": 2}).model.path == cfg.model.path
+    one = config_from_dict({"model": {"path": ["~/m.onnx"]}})
+    assert one.model.paths == (str(Path("~/m.onnx").expanduser()),)
+    assert Config().model.paths == ()
+    assert config_from_dict({"model": {"path": "m.onnx"}}).model.paths == ("m.onnx",)
+
+
 @pytest.mark.parametrize(
     ("data", "needle"),
     [
@@ -125,7 +143,15 @@ def test_partial_file_and_relative_paths(tmp_path):
         ),
         ({"logs": {"max_bytes": 10}}, "'logs.max_bytes' is 10, out of range"),
         ({"model": {"threads": None}}, "'model.threads' must not be null"),
-        ({"model": {"path": ["a"]}}, "'model.path' is a list"),
+        ({"model": {"path": []}}, "'model.path' is an empty list; allowed: a string, or a"),
+        ({"model": {"path": ["a", 3]}}, "'model.path[1]' is a int (3); allowed: a string"),
+        ({"model": {"path": ["a", ["b"]]}}, "'model.path[1]' is a list (['b'])"),
+        ({"model": {"path": [{"b": 1}]}}, "'model.path[0]' is a mapping"),
+        ({"model": {"path": ["a", None]}}, "'model.path[1]' must not be null"),
+        ({"model": {"path": ["a", " "]}}, "'model.path[1]' is an empty string"),
+        ({"model": {"path": ["/m/a", "/m/b", "/m/a"]}}, "'model.path' lists /m/a more than"),
+        ({"source": {"path": ["a"]}}, "'source.path' is a list (['a'])"),
+        ({"model": {"threads": [1]}}, "'model.threads' is a list ([1])"),
         (["model"], "must be a mapping of sections"),
     ],
 )

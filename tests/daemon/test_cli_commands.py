@@ -214,3 +214,38 @@ def test_tail_follow_prints_new_events(make_config, tmp_path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_ensemble_model_through_daemon_and_cli(make_config, model, tmp_path, capsys) -> None:
+    """``model.path`` listing two models: the daemon, score, status and doctor use the ensemble."""
+    from edgeasd.config import load_config
+    from edgeasd.daemon import Daemon
+
+    second = make_test_model(tmp_path / "m2.onnx", window_seconds=1.0, dim=8, frame=128)
+    feed = wav(tmp_path / "f.wav", [(4, "normal"), (2, "anomalous")])
+    cfg = make_config(feed, model={"path": [str(model), str(second)]})
+    Daemon(load_config(cfg), initial_enroll=[(2, "a"), (2, "b")], handle_signals=False).run()
+    bank = ReferenceBank.load(tmp_path / "state" / "bank")
+    assert bank.dim == 24 and bank.meta["model_id"].startswith("ensemble-2x:")
+    capsys.readouterr()
+    assert main(["tail", "--config", str(cfg), "--json"]) == 0
+    events = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [e["window_index"] for e in events if e["event"] == "alert"] == [4]
+    bad = wav(tmp_path / "bad.wav", [(2, "anomalous")], seed=78)
+    assert main(["score", "--config", str(cfg), "--csv", str(bad)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["decision"] for r in rows] == ["anomalous", "anomalous"]
+    assert main(["status", "--config", str(cfg)]) == 3  # last snapshot, daemon stopped
+    out = capsys.readouterr().out
+    assert "model:      ensemble-2x:" in out and out.count("  member:   test-spectral-1:") == 2
+    assert main(["config", "check", "--config", str(cfg)]) == 0
+    assert f"ensemble of 2 (distances averaged):\n            - {model}\n" in (
+        capsys.readouterr().out
+    )
+    main(["doctor", "--config", str(cfg)])
+    out = capsys.readouterr().out
+    assert "[ok  ] model        ensemble-2x:" in out and "; averages test-spectral-1:" in out
+    # the bank of the ensemble refuses one of its members alone
+    single = make_config(feed, model={"path": str(model)})
+    assert main(["score", "--config", str(single), str(bad)]) == 2
+    assert "embedded with model ensemble-2x:" in capsys.readouterr().err

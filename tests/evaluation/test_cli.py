@@ -141,3 +141,21 @@ def test_eval_on_anonymized_test_files_with_ground_truth(tiny_dataset, tmp_path)
     assert json.loads(res.stdout)["official_score"] == pytest.approx(
         dev.results[0].row()["official"]
     )
+
+
+def test_eval_of_an_ensemble_of_models(tiny_dataset, tmp_path, capsys):
+    """``eval --model A B``: the ensemble of the two models is embedded and evaluated."""
+    from support.onnx_models import make_test_model
+
+    from edgeasd.cli import main
+
+    a = make_test_model(tmp_path / "a.onnx", window_seconds=1.0)
+    b = make_test_model(tmp_path / "b.onnx", window_seconds=1.0, dim=8, frame=128)
+    out = tmp_path / "out"
+    args = ["eval", "--data", str(tiny_dataset), "--out", str(out), "--approaches", "nn"]
+    assert main([*args, "--model", str(a), str(b), "--json"]) == 0
+    capsys.readouterr()
+    report = (out / "report.md").read_text()
+    assert "ensemble-2x:" in report
+    cached = sorted(p.name for p in (out / "embedding-cache").iterdir())
+    assert cached and all("ensemble" in name for name in cached), cached
