@@ -1,10 +1,11 @@
 """The embedding models shipped inside the package, and which one is the default.
 
-* ``edgeasd-spectral-v1.onnx``: log-mel band statistics, no training: the default;
-* ``edgeasd-directact-v1-int8.onnx``: Direct-ACT trained on simulated machine sounds,
-  int8 (``…-v1.onnx``: its fp32 original). It is *not* the default: on the first-shot
-  check (faults of a machine type it never saw) it scored below the spectral model,
-  see ``MODEL_CARD.md``; select it with ``model.path`` in the configuration.
+* ``edgeasd-spectral-v2.onnx``: log-mel band statistics, no training: the default;
+* ``edgeasd-directact-v2-int8.onnx``: Direct-ACT trained on simulated machine sounds,
+  int8 (``…-v2.onnx``: its fp32 original, for re-quantizing on your own clips). It is
+  *not* the default: on held-out simulated machines, of types it saw and of one it never
+  saw, it scored below the spectral model, see ``MODEL_CARD.md``; select it with
+  ``model.path`` in the configuration, alone or in an ensemble.
 
 Importing this module never imports torch or onnxruntime.
 """
@@ -16,13 +17,13 @@ from pathlib import Path
 #: Folder holding the shipped ``.onnx`` files and the model card.
 MODELS_DIR = Path(__file__).resolve().parent
 #: File name of the trained Direct-ACT int8 model.
-DIRECTACT_MODEL = "edgeasd-directact-v1-int8.onnx"
+DIRECTACT_MODEL = "edgeasd-directact-v2-int8.onnx"
 #: Its fp32 original (kept for the int8-vs-fp32 benchmark and parity checks).
-DIRECTACT_FP32_MODEL = "edgeasd-directact-v1.onnx"
+DIRECTACT_FP32_MODEL = "edgeasd-directact-v2.onnx"
 #: File name of the no-training spectral baseline model.
-SPECTRAL_MODEL = "edgeasd-spectral-v1.onnx"
+SPECTRAL_MODEL = "edgeasd-spectral-v2.onnx"
 #: Preference order of the default model: the spectral model first, because the trained
-#: Direct-ACT did not beat it on the first-shot check of MODEL_CARD.md. A retrained model
+#: Direct-ACT did not beat it on the held-out checks of MODEL_CARD.md. A retrained model
 #: that does goes first here.
 DEFAULT_ORDER = (SPECTRAL_MODEL, DIRECTACT_MODEL)
 

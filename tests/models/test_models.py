@@ -52,7 +52,10 @@ def test_shipped_model_follows_the_contract(path):
     meta = {p.key: p.value for p in model.metadata_props}
     assert set(METADATA_KEYS) <= set(meta)
     assert meta["metric"] == "cosine"
-    assert path.stat().st_size < 8 * 2**20  # "a few MB"
+    # The deployed files are "a few MB"; the fp32 original is shipped for re-quantization
+    # on a user's own calibration clips (edgeasd quantize) and for the int8 benchmark.
+    limit = 16 if path.name == DIRECTACT_FP32_MODEL else 8
+    assert path.stat().st_size < limit * 2**20
     (inp,) = model.graph.input
     assert inp.name == "waveform"
     dims = inp.type.tensor_type.shape.dim

@@ -59,5 +59,5 @@ def test_quantize_writes_an_int8_model_with_metadata(tiny_dataset, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     meta = metadata_of(out)
-    assert meta.model_version == "v1-int8"
+    assert meta.model_version == f"{metadata_of(spectral_model_path()).model_version}-int8"
     assert meta.embedding_dim == metadata_of(spectral_model_path()).embedding_dim
