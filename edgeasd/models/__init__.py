@@ -1,6 +1,6 @@
 """The embedding models shipped inside the package, and which one is the default.
 
-* ``edgeasd-spectral-v2.onnx``: log-mel band statistics, no training: the default;
+* ``edgeasd-spectral-v1.onnx``: log-mel band statistics, no training: the default;
 * ``edgeasd-directact-v2-int8.onnx``: Direct-ACT trained on simulated machine sounds,
   int8 (``…-v2.onnx``: its fp32 original, for re-quantizing on your own clips). It is
   *not* the default: on held-out simulated machines, of types it saw and of one it never
@@ -21,7 +21,7 @@ DIRECTACT_MODEL = "edgeasd-directact-v2-int8.onnx"
 #: Its fp32 original (kept for the int8-vs-fp32 benchmark and parity checks).
 DIRECTACT_FP32_MODEL = "edgeasd-directact-v2.onnx"
 #: File name of the no-training spectral baseline model.
-SPECTRAL_MODEL = "edgeasd-spectral-v2.onnx"
+SPECTRAL_MODEL = "edgeasd-spectral-v1.onnx"
 #: Preference order of the default model: the spectral model first, because the trained
 #: Direct-ACT did not beat it on the held-out checks of MODEL_CARD.md. A retrained model
 #: that does goes first here.

@@ -1,6 +1,6 @@
 """The no-training baseline embedding: log-mel band statistics of the whole window.
 
-``edgeasd-spectral-v2`` needs no training data, so it works for any machine out of the
+``edgeasd-spectral-v1`` needs no training data, so it works for any machine out of the
 box and is the fallback default model. For a 10 s window at 16 kHz it computes a
 64-band log-mel spectrogram (Hann 1024, hop 512) and summarizes each band over time:
 
@@ -13,7 +13,7 @@ box and is the fallback default model. For a 10 s window at 16 kHz it computes a
 Levels are in decibels divided by 10 so all blocks have comparable magnitudes; the
 196-d vector is L2-normalized for cosine scoring. Build the shipped file with::
 
-    python -m edgeasd.train.spectral [--out edgeasd/models/edgeasd-spectral-v2.onnx]
+    python -m edgeasd.train.spectral [--out edgeasd/models/edgeasd-spectral-v1.onnx]
 
 The build is deterministic (fixed filterbank, no random numbers).
 """
@@ -37,7 +37,7 @@ HOP = 512
 N_MELS = 64
 EMBEDDING_DIM = 3 * N_MELS + 4
 MODEL_NAME = "edgeasd-spectral"
-MODEL_VERSION = "v2"
+MODEL_VERSION = "v1"
 
 
 class SpectralEmbedding(torch.nn.Module):
@@ -67,7 +67,7 @@ class SpectralEmbedding(torch.nn.Module):
         -------
         torch.Tensor, shape (batch, 3 * n_mels + 4), unit L2 norm
         """
-        power = stft_magnitude(waveform, N_FFT, HOP) ** 2  # (batch, bins, frames)
+        power = stft_magnitude(waveform, N_FFT, HOP, method="stft") ** 2  # (batch, bins, frames)
         mel = torch.matmul(self.filterbank, power)  # (batch, mels, frames)
         level = torch.log10(mel + 1e-10)  # bels = dB / 10
         band_mean = level.mean(dim=2)
