@@ -12,6 +12,8 @@ same code.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -49,8 +51,13 @@ def fft_factors(n: int, max_radix: int = MAX_RADIX) -> list[int]:
     return [1 << b for b in sorted(sizes)]
 
 
+@lru_cache(maxsize=32)
 def _twiddles(rows: int, cols: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``exp(-2πi·r·c/n)`` for ``r < rows, c < cols`` as (cos, sin) float32 tensors."""
+    """``exp(-2πi·r·c/n)`` for ``r < rows, c < cols`` as (cos, sin) float32 tensors.
+
+    Cached: a training step would otherwise recompute the same tables every batch.
+    Callers must not modify the returned tensors in place.
+    """
     r = np.arange(rows)[:, None]
     c = np.arange(cols)[None, :]
     angle = -2.0 * np.pi * ((r * c) % n) / n  # reduce first: exact for large r*c

@@ -113,10 +113,11 @@ def store_weights_int8(model: onnx.ModelProto, nodes: Sequence[str], min_size: i
     for node in model.graph.node:
         if node.name in wanted and node.op_type in ("Conv", "Gemm") and len(node.input) > 1:
             init = inits.get(node.input[1])
-            transposed = node.op_type == "Gemm" and not any(
+            # A Gemm without transB stores (in, out): axis 0 is not the output channel.
+            in_by_out = node.op_type == "Gemm" and not any(
                 a.name == "transB" and a.i == 1 for a in node.attribute
             )
-            if init is not None and np.prod(init.dims) >= min_size and not transposed:
+            if init is not None and np.prod(init.dims) >= min_size and not in_by_out:
                 w = numpy_helper.to_array(init).astype(np.float32)
                 peak = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
                 scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
