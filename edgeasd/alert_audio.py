@@ -112,7 +112,7 @@ class AlertAudio:
                 meta.get("window_index"),
             )
 
-    def close(self, timeout: float = 30.0) -> None:
+    def close(self, timeout: float = 10.0) -> None:
         """Finish the queued writes (at most ``timeout`` seconds) and stop the writer."""
         if self._thread is None:
             return

@@ -115,11 +115,12 @@ class Daemon:
         self.config = cfg
         if getattr(self, "sinks", None) is not None:
             self.sinks.close()
-            self.alert_audio.close()
         self._quality = quality_options(cfg)  # before sinks: _handle waits for those
-        self.alert_audio = AlertAudio(
-            self.dirs.alert_audio_dir, cfg.logs.alert_audio_max_bytes, self.info.sample_rate
-        )
+        if getattr(self, "alert_audio", None) is None:
+            self.alert_audio = AlertAudio(
+                self.dirs.alert_audio_dir, cfg.logs.alert_audio_max_bytes, self.info.sample_rate
+            )
+        self.alert_audio.max_bytes = cfg.logs.alert_audio_max_bytes  # a reload may change it
         self.sinks = EventSinks.from_config(cfg, self.dirs, log)
         self._refresh_detector()
 
@@ -497,7 +498,8 @@ class Daemon:
             self.status.update(state="stopped")
         if getattr(self, "sinks", None) is not None:
             self.sinks.close()
-            self.alert_audio.close()
+        if getattr(self, "alert_audio", None) is not None:
+            self.alert_audio.close()  # finishes the queued alert audio writes
 
 
 def _fingerprint(path: Path) -> bytes | None:

@@ -300,7 +300,11 @@ def render_report(
             help="give --since earlier than --until",
         )
     windows, events = load_range(paths, since, until)
-    span = f"{_fmt_time(since)} to {_fmt_time(until) if until is not None else 'now'}"
+    span = (
+        f"since {_fmt_time(since)}"
+        if until is None
+        else f"{_fmt_time(since)} to {_fmt_time(until)}"
+    )
     if not windows and not events:
         raise InputError(
             f"nothing was logged from {span} in {paths.log_dir}",
@@ -316,7 +320,7 @@ def render_report(
     scored = sum(1 for w in windows if w.get("score") is not None)
     body = [
         f"<h1>edgeasd report: {html.escape(span)}</h1>",
-        f"<p>{len(windows)} windows ({scored} scored), {len(alerts)} alerts, "
+        f"<p>{len(windows)} windows ({scored} scored), {len(alerts)} alert(s), "
         f"{len(events) - len(alerts)} other events; logs in {html.escape(str(paths.log_dir))}."
         f" Generated {html.escape(_fmt_time(time.time() if now is None else now))}.</p>",
         "<h2>Timeline</h2>",
