@@ -29,6 +29,9 @@ from edgeasd.status import write_json_atomic
 
 log = logging.getLogger(__name__)
 
+#: Writing one 10 s, 16 kHz window (FLAC encoding, two fsyncs) took 56 ms median, 84 ms max on
+#: the development machine's disk, three times a window's whole processing (~19 ms): hence the
+#: worker thread; handing a window over takes ~0.03 ms.
 #: Alerts waiting for the writer; one is raised per anomaly episode (k-of-n debounce), so
 #: more than a few pending means the disk is stuck: further ones are dropped, not queued.
 QUEUE_SIZE = 8

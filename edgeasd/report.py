@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import html
+import io
 import logging
 import os
 import re
@@ -234,7 +235,20 @@ _CSS = (
 )
 
 
-def _panel_html(n: int, panel: AlertPanel, plots: Any) -> str:
+def _audio(samples: np.ndarray, sample_rate: int, label: str) -> str:
+    """An ``<audio>`` player with the samples embedded as 16-bit FLAC."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, samples, sample_rate, format="FLAC", subtype="PCM_16")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return (
+        f"<figure><figcaption>{html.escape(label)}</figcaption>"
+        f'<audio controls preload="none" src="data:audio/flac;base64,{data}"></audio></figure>'
+    )
+
+
+def _panel_html(n: int, panel: AlertPanel, plots: Any, audio: bool) -> str:
     e, r, g = panel.event, panel.record or {}, panel.group or {}
     score, thr = e.get("score"), e.get("threshold")
     head = (
@@ -265,11 +279,20 @@ def _panel_html(n: int, panel: AlertPanel, plots: Any) -> str:
         ref_mel = None if panel.reference is None else log_mel(panel.reference, panel.sample_rate)
         png = plots.alert_png(alert_mel, ref_mel, panel.sample_rate, r.get("nearest_id"))
         parts.append(f"<p>{_img(png, f'alert {n} spectrograms')}</p>")
+        if audio:  # ~340 kB per 10 s window at 16 kHz
+            parts.append(_audio(panel.audio, panel.sample_rate, "alerted window"))
+            if panel.reference is not None:
+                parts.append(_audio(panel.reference, panel.sample_rate, "nearest reference"))
     return "".join(parts) + "</div>"
 
 
 def render_report(
-    paths: Any, config: Any, since: float, until: float | None, now: float | None = None
+    paths: Any,
+    config: Any,
+    since: float,
+    until: float | None,
+    now: float | None = None,
+    audio: bool = True,
 ) -> tuple[str, dict[str, int]]:
     """The HTML report of ``[since, until]`` and what it holds.
 
@@ -280,6 +303,10 @@ def render_report(
     config : edgeasd.config.Config
     since, until : float
         UNIX times; ``until`` None = everything logged since ``since``.
+    now : float, optional
+        The time printed as "generated" (default: now).
+    audio : bool
+        Embed the alerted window's and the reference's audio as players (FLAC).
 
     Returns
     -------
@@ -316,7 +343,11 @@ def render_report(
     plots.pyplot()  # fails with the install hint before any work
     alerts = [e for e in events if e.get("event") == "alert"]
     panels = alert_panels(paths, config, alerts)
-    timeline = plots.timeline_png(windows, events)
+    domains = {
+        g["group"]: g["domain"]
+        for g in AudioStore(paths.audio_dir, config.enrollment.audio_max_bytes).records()
+    }
+    timeline = plots.timeline_png(windows, events, domains)
     scored = sum(1 for w in windows if w.get("score") is not None)
     body = [
         f"<h1>edgeasd report: {html.escape(span)}</h1>",
@@ -332,7 +363,7 @@ def render_report(
         if panels
         else "",
     ]
-    body += [_panel_html(i + 1, p, plots) for i, p in enumerate(panels)]
+    body += [_panel_html(i + 1, p, plots, audio) for i, p in enumerate(panels)]
     doc = (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f"<title>edgeasd report {html.escape(span)}</title><style>{_CSS}</style></head>"

@@ -66,7 +66,11 @@ def _signal_spans(events: Sequence[dict[str, Any]], end: float) -> list[tuple[fl
     return spans
 
 
-def timeline_png(windows: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]) -> bytes:
+def timeline_png(
+    windows: Sequence[dict[str, Any]],
+    events: Sequence[dict[str, Any]],
+    group_domains: dict[str, str] | None = None,
+) -> bytes:
     """Score over time (log axis) with threshold, alerts, enrollments, domains and signal.
 
     Parameters
@@ -76,6 +80,8 @@ def timeline_png(windows: Sequence[dict[str, Any]], events: Sequence[dict[str, A
         ``threshold`` and ``nearest_domain``.
     events : sequence of dict
         The other events (``alert``, ``recovered``, ``enrolled``, ``signal``) with ``unix``.
+    group_domains : dict, optional
+        Enrollment group id → domain (from the kept enrollment audio), to label enrollments.
     """
     plt = pyplot()
     import matplotlib.dates as mdates
@@ -122,8 +128,9 @@ def timeline_png(windows: Sequence[dict[str, Any]], events: Sequence[dict[str, A
             ax.axvline(_dt(e["unix"]), label=label, **style[kind])
             if kind == "enrolled":
                 n = len(e.get("ids") or ())
+                tags = {(group_domains or {}).get(g) for g in e.get("groups") or ()} - {None}
                 ax.annotate(
-                    f"+{n} refs",
+                    f"+{n} refs" + (f" ({', '.join(sorted(tags))})" if tags else ""),
                     (_dt(e["unix"]), 1.0),
                     xycoords=("data", "axes fraction"),
                     rotation=90,
@@ -147,7 +154,7 @@ def timeline_png(windows: Sequence[dict[str, Any]], events: Sequence[dict[str, A
     ax.set_title("score over time")
     ax.grid(True, which="major", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return _png(fig)
 
 

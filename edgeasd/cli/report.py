@@ -20,7 +20,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         else (now if until is None else until) - DEFAULT_SECONDS
     )
     config = config_of(args)
-    text, counts = render_report(_paths(config), config, since, until, now=now)
+    text, counts = render_report(
+        _paths(config), config, since, until, now=now, audio=not args.no_audio
+    )
     path = write_report(args.output, text)
     print(
         f"wrote {path}: {counts['windows']} windows, {counts['alerts']} alerts, "
@@ -56,5 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="edgeasd-report.html",
         metavar="PATH",
         help="the HTML file to write (edgeasd-report.html)",
+    )
+    p.add_argument(
+        "--no-audio",
+        action="store_true",
+        help="leave out the audio players (each alert adds ~0.7 MB: its window and reference)",
     )
     p.set_defaults(func=cmd_report)

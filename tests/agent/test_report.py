@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import yaml
 from e2e.harness import RATE, Setup, make_setup
 
@@ -106,6 +107,14 @@ def test_report_has_a_timeline_and_one_nonblank_png_per_alert(demo: Setup, repor
     for alt, img in images.items():
         assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 500, alt
         assert img[..., :3].std() > 0.05, f"{alt} is blank"
+    # two players per alert (its window, its reference), each one window of FLAC
+    players = re.findall(
+        r'<audio controls preload="none" src="data:audio/flac;base64,([^"]+)"', html
+    )
+    assert len(players) == 2 * n_alerts
+    for data in players:
+        audio, rate = sf.read(io.BytesIO(base64.b64decode(data)))
+        assert rate == RATE and audio.shape == (RATE,) and audio.std() > 0.01
     # the panel names the nearest reference, its domain and enrollment time
     record = alert_records(demo.logs / "alert-audio")[0]
     assert f"#{record['nearest_id']} (domain demo)" in html
@@ -159,9 +168,10 @@ def test_report_says_what_audio_is_missing_and_still_renders(demo: Setup, tmp_pa
     n = len(_alerts(demo))
     panels = {f"alert {i + 1} spectrograms" for i in range(n)}
     # no enrollment audio: the alert's spectrogram, and a note instead of the reference
-    proc = _report(demo, out, "--since", "2h", config=path)
+    proc = _report(demo, out, "--since", "2h", "--no-audio", config=path)
     assert proc.returncode == 0, proc.stderr
     html = out.read_text()
+    assert "<audio" not in html
     assert html.count("is not kept (enrollment.keep_audio is off") == n
     assert set(_images(html)) == {"timeline"} | panels
     # no alert audio either: a note, no picture, still a report
