@@ -124,10 +124,17 @@ def load_range(paths: Any, since: float, until: float | None) -> tuple[list, lis
     """
     out: tuple[list, list] = ([], [])
     for target, path in zip(out, (paths.scores_log, paths.alerts_log), strict=True):
-        for event in read_events(path):
-            t = event_time(event)
-            if _in_range(t, since, until):
-                target.append({**event, "unix": t})
+        try:
+            for event in read_events(path):
+                t = event_time(event)
+                if _in_range(t, since, until):
+                    target.append({**event, "unix": t})
+        except OSError as exc:  # the service's logs are 0750 edgeasd:edgeasd
+            raise InputError(
+                f"cannot read the log {path}: {exc.strerror or exc}",
+                help="run the report as the service's user or root "
+                "(sudo -u edgeasd edgeasd report ...)",
+            ) from None
         target.sort(key=lambda e: e["unix"])
     return out
 

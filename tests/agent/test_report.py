@@ -278,3 +278,25 @@ def test_report_without_matplotlib_names_the_extra(demo: Setup, tmp_path) -> Non
     assert "matplotlib, which is not installed" in proc.stderr
     assert "pip install 'edgeasd[plot]'" in proc.stderr
     assert not out.exists()
+
+
+def test_timeline_draws_signal_recovery_and_enrollment_marks() -> None:
+    """Events the demo does not produce: bad signal stretches, recoveries, unscored spans."""
+    from edgeasd.report_plots import timeline_png
+
+    t0 = 1_800_000_000.0
+    windows = [
+        {"unix": t0 + i, "score": s, "threshold": 3.0, "nearest_domain": d}
+        for i, (s, d) in enumerate([(0.5, "source"), (4.0, "source"), (-0.2, "target")] * 5)
+    ] + [{"unix": t0 + 20, "decision": "signal"}]
+    events = [
+        {"unix": t0 - 5, "event": "enrolled", "ids": [0, 1], "groups": ["g1"]},
+        {"unix": t0 + 1, "event": "alert"},
+        {"unix": t0 + 2, "event": "recovered"},
+        {"unix": t0 + 6, "event": "signal", "status": "silence"},
+        {"unix": t0 + 9, "event": "signal", "status": "ok"},
+        {"unix": t0 + 18, "event": "signal", "status": "clipping"},  # lasts to the end
+    ]
+    for w in (windows, windows[-1:]):  # with scores (symlog: one is negative), without any
+        img = plt_image.imread(io.BytesIO(timeline_png(w, events, {"g1": "source"})))
+        assert img[..., :3].std() > 0.05
