@@ -300,3 +300,29 @@ def test_timeline_draws_signal_recovery_and_enrollment_marks() -> None:
     for w in (windows, windows[-1:]):  # with scores (symlog: one is negative), without any
         img = plt_image.imread(io.BytesIO(timeline_png(w, events, {"g1": "source"})))
         assert img[..., :3].std() > 0.05
+
+
+def test_reference_window_in_kept_file_and_live_enrollments(tmp_path) -> None:
+    from edgeasd.enrollment import Batch
+    from edgeasd.kept_audio import AudioStore
+    from edgeasd.report import reference_audio
+
+    rng = np.random.default_rng(1)
+    store = AudioStore(tmp_path, 2**30)
+    win, hop = 800, 500
+    whole = (0.3 * rng.uniform(-1, 1, 2 * hop + win)).astype(np.float32)  # 3 windows
+    emb = np.zeros((3, 4), np.float32)
+    store.keep(Batch(emb, "source", "file-a", [whole], RATE, "a.wav"), [5, 6, 7])
+    live = [(0.3 * rng.uniform(-1, 1, win)).astype(np.float32) for _ in range(3)]
+    store.keep(Batch(emb, "target", "live-b", live, RATE, "live"), [8, 9, 10])
+    file_group, live_group = store.records()
+    kept = read_audio(tmp_path / "file-a.flac").samples  # 16-bit as stored
+    for i, ref in enumerate([5, 6, 7]):  # file enrollment: window i starts at i * hop
+        got, note = reference_audio(store, file_group, ref, win)
+        np.testing.assert_array_equal(got, kept[i * hop : i * hop + win])
+        assert "even spacing" in note
+    got, note = reference_audio(store, live_group, 9, win)
+    assert note is None and np.abs(got - live[1]).max() < 1e-4
+    store.update_ids("live-b", [8, 10])  # a removal: ids no longer match the segments
+    got, note = reference_audio(store, store.records()[1], 10, win)
+    assert got is None and "no longer maps reference ids" in note
