@@ -134,10 +134,16 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class LogsConfig:
-    """``logs``: size-capped rotation of ``alerts.jsonl`` and ``scores.jsonl``."""
+    """``logs``: size-capped rotation of ``alerts.jsonl`` and ``scores.jsonl``.
+
+    ``alert_audio_max_bytes`` caps the kept audio of alerted windows (``edgeasd.alert_audio``;
+    0 keeps none). Default 64 MiB: a 10 s window at 16 kHz is ~255 kB as FLAC (measured on
+    the demo machine, normal and faulty), so ~260 alerts, each one anomaly episode.
+    """
 
     max_bytes: int = _opt(10485760, (int,), lo=4096, hi=2**40)
     backups: int = _opt(5, (int,), lo=0, hi=1000)
+    alert_audio_max_bytes: int = _opt(67108864, (int,), lo=0, hi=2**44)
 
 
 @dataclass(frozen=True)

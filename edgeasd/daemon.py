@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgeasd import enrollment
+from edgeasd.alert_audio import AlertAudio
 from edgeasd.audio import quality as audio_quality
 from edgeasd.audio.windower import Window, Windower
 from edgeasd.config import Config, load_config
@@ -115,6 +116,11 @@ class Daemon:
         if getattr(self, "sinks", None) is not None:
             self.sinks.close()
         self._quality = quality_options(cfg)  # before sinks: _handle waits for those
+        if getattr(self, "alert_audio", None) is None:
+            self.alert_audio = AlertAudio(
+                self.dirs.alert_audio_dir, cfg.logs.alert_audio_max_bytes, self.info.sample_rate
+            )
+        self.alert_audio.max_bytes = cfg.logs.alert_audio_max_bytes  # a reload may change it
         self.sinks = EventSinks.from_config(cfg, self.dirs, log)
         self._refresh_detector()
 
@@ -287,7 +293,18 @@ class Daemon:
             decision="anomalous" if score > self.detector.threshold else "normal",
         )
         for event in self.detector.update(score, window.start_time, int(window.index)):
-            self._emit_event(event.to_dict())
+            self._emit_event(fields := event.to_dict())
+            if event.event == "alert":  # queued: written off the audio path
+                self.alert_audio.keep(
+                    window.samples,
+                    {
+                        **fields,
+                        "unix_time": event.time,
+                        "nearest_id": ref,
+                        "nearest_domain": self._domain_of[ref],
+                        "model": self.info.id,
+                    },
+                )
 
     def _emit_event(self, event: dict[str, Any]) -> None:
         self.sinks.emit(event)
@@ -481,6 +498,8 @@ class Daemon:
             self.status.update(state="stopped")
         if getattr(self, "sinks", None) is not None:
             self.sinks.close()
+        if getattr(self, "alert_audio", None) is not None:
+            self.alert_audio.close()  # finishes the queued alert audio writes
 
 
 def _fingerprint(path: Path) -> bytes | None:
