@@ -216,19 +216,36 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         how = "by the running daemon"
     except DaemonNotRunning:
         result, how = _enroll_direct(config, paths, args, files), "directly (no daemon running)"
+    threshold = result.get("threshold")
     print(
         f"enrolled {len(result['ids'])} references {how} in {len(result['groups'])} "
         f"group(s); bank: {result['bank_size']} references "
         f"({', '.join(f'{d}: {n}' for d, n in result['domains'].items())}), "
-        f"threshold {result['threshold']}"
+        f"threshold {'none' if threshold is None else f'{threshold:.4g}'} "
+        f"({result.get('threshold_source', '-')})"
     )
+    print(f"state: {_state_line(result)}")
+    for warning in result.get("warnings") or ():
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _state_line(state: dict[str, Any]) -> str:
+    """``learning: ...``, ``uncalibrated: ...`` or ``ready``, from a BankState dict."""
+    name = state.get("state", "?")
+    if name == "learning":
+        return f"learning: {state.get('learning')}"
+    if name == "uncalibrated":
+        return (
+            f"uncalibrated (no threshold, windows get no verdict): {state.get('threshold_source')}"
+        )
+    return "ready: windows get a verdict (normal/anomalous)"
 
 
 def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: list[str]):
     from edgeasd import enrollment
     from edgeasd.daemon import Daemon
-    from edgeasd.pipeline import make_embedder, quality_options
+    from edgeasd.pipeline import check_window, make_embedder, quality_options
 
     paths.ensure()
     if args.next is not None:  # capture from the configured source ourselves
@@ -237,6 +254,7 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
         (cmd,) = daemon.initial
         return cmd.wait()  # raises if the source ended before N good windows
     embedder = make_embedder(config)
+    check_window(config, embedder.info)
     hop = config.window.hop_seconds
     return enrollment.enroll_files_direct(
         paths,
@@ -247,56 +265,156 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
         config.enrollment,
         hop,
         quality_options(config),
+        config=config,
     )
 
 
+#: Columns of ``edgeasd score --csv``, one row per window (no-signal windows included).
+SCORE_COLUMNS = (
+    "file",
+    "window",
+    "start_seconds",
+    "score",
+    "threshold",
+    "decision",
+    "clipped",
+    "clip_fraction",
+    "reason",
+    "nearest_id",
+    "nearest_domain",
+)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
-    """``edgeasd score``: one-shot scores of recordings against the bank on disk."""
-    from edgeasd import enrollment
-    from edgeasd.pipeline import make_embedder, quality_options
+    """``edgeasd score``: one-shot verdicts on recordings against the bank on disk.
+
+    Every readable file is scored, whatever happens to the others: an unreadable one gets
+    a named error on stderr, and the exit status is 2 once every other row is written.
+    Windows without signal appear with decision ``no-signal`` and their reason; clipped
+    windows are scored and flagged.
+    """
+    from edgeasd import decision, enrollment
+    from edgeasd.errors import EdgeasdError
+    from edgeasd.pipeline import check_window, make_embedder, quality_options
 
     config = config_of(args)
     embedder = make_embedder(config)
+    info = embedder.info
+    check_window(config, info)
     path = _paths(config).bank
-    bank = enrollment.open_bank(path, config.scoring, embedder.info)
+    bank = enrollment.open_bank(path, config.scoring, info)
     enrollment.require_bank(bank, 1)
-    threshold, source = enrollment.threshold_for(bank, config)
+    hop = config.window.hop_seconds or info.window_seconds
+    state = decision.bank_state(bank, config, hop)
+    for warning in state.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     domain_of = enrollment.domain_by_id(bank)
-    rows = []
-    for file in args.files:
-        _, windows = enrollment.file_windows(
-            file, embedder.info, config.window.hop_seconds, quality_options(config)
-        )
-        scores, nearest = bank.score(
-            enrollment.embed_windows(embedder, [w.samples for w in windows]), return_nearest=True
-        )
-        for w, s, ref in zip(windows, scores, nearest, strict=True):
-            rows.append(
-                {
-                    "file": file,
-                    "window": w.index,
-                    "start_seconds": round(w.start_time, 3),
-                    "score": round(float(s), 6),
-                    "threshold": threshold,
-                    "decision": "anomalous" if s > threshold else "normal",
-                    "nearest_id": int(ref),
-                    "nearest_domain": domain_of[int(ref)],
-                }
-            )
+    writer = None
     if args.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(SCORE_COLUMNS), restval="")
         writer.writeheader()
-        writer.writerows(rows)
-        return 0
-    print(f"threshold {threshold:.4g} ({source})")
-    print(f"{'file':<40} {'windows':>7} {'max score':>10} {'mean':>8}  decision")
+    else:
+        shown = (
+            state.threshold_source
+            if state.calibrated
+            else "uncalibrated: " + str(state.threshold_source)
+        )
+        print(f"threshold {state.threshold:.4g} ({shown})")
+        if state.learning:
+            print(f"learning: {state.learning}; no verdicts until then")
+        print(f"{'file':<40} {'windows':>7} {'scored':>6} {'max score':>10} {'mean':>8}  decision")
+    failed = 0
     for file in args.files:
-        mine = [r for r in rows if r["file"] == file]
-        top = max(r["score"] for r in mine)
-        mean = sum(r["score"] for r in mine) / len(mine)
-        flag = "ANOMALOUS" if top > threshold else "normal"
-        print(f"{_short(file, 40):<40} {len(mine):>7} {top:>10.4f} {mean:>8.4f}  {flag}")
+        try:
+            rows = _score_file(file, embedder, bank, state, domain_of, hop, quality_options(config))
+        except EdgeasdError as exc:  # unreadable: name it, go on with the others
+            print(exc.format(), file=sys.stderr, flush=True)
+            failed += 1
+            continue
+        if writer is not None:
+            writer.writerows(rows)
+            sys.stdout.flush()
+        else:
+            print(_score_line(file, rows), flush=True)
+    if failed:
+        print(
+            f"error: {failed} of {len(args.files)} file(s) could not be scored (see above)",
+            file=sys.stderr,
+        )
+        return 2
     return 0
+
+
+def _score_file(
+    file: str,
+    embedder: Any,
+    bank: Any,
+    state: Any,
+    domain_of: dict[int, str],
+    hop: float,
+    quality: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """One row per window of ``file``: its verdict (:func:`edgeasd.decision.decide`)."""
+    from edgeasd import decision, enrollment
+    from edgeasd.audio.io import read_audio
+    from edgeasd.errors import AudioFileError
+
+    info = embedder.info
+    audio = read_audio(file, sample_rate=info.sample_rate)
+    assessed = enrollment.assessed_windows(
+        audio.samples, info.sample_rate, info.window_seconds, hop, quality
+    )
+    if not assessed:
+        raise AudioFileError(
+            f"{file}: {audio.duration:.1f} s of audio is shorter than one "
+            f"{info.window_seconds:g} s window",
+            help=f"score recordings at least {info.window_seconds:g} s long",
+        )
+    scorable = [w for w, q in assessed if q.scorable]
+    by_index: dict[int, tuple[float, int]] = {}
+    if scorable:
+        embeddings = enrollment.embed_windows(embedder, [w.samples for w in scorable])
+        scores, nearest = bank.score(embeddings, return_nearest=True)
+        for w, score, ref in zip(scorable, scores, nearest, strict=True):
+            by_index[w.index] = (float(score), int(ref))
+    rows = []
+    for w, q in assessed:
+        score, ref = by_index.get(w.index, (None, None))
+        verdict = decision.decide(score, state, q)
+        rows.append(
+            {
+                "file": file,
+                "window": w.index,
+                "start_seconds": round(w.start_time, 3),
+                "score": None if score is None else round(score, 6),
+                "nearest_id": ref,
+                "nearest_domain": None if ref is None else domain_of[ref],
+                **verdict.fields(),
+            }
+        )
+    return rows
+
+
+def _score_line(file: str, rows: list[dict[str, Any]]) -> str:
+    """The table line of one file: windows, scored, max and mean score, summary decision."""
+    from edgeasd import decision
+
+    scored = [r["score"] for r in rows if r.get("score") is not None]
+    top = f"{max(scored):>10.4f}" if scored else f"{'-':>10}"
+    mean = f"{sum(scored) / len(scored):>8.4f}" if scored else f"{'-':>8}"
+    verdict = decision.summarize([r["decision"] for r in rows])
+    flags = []
+    clipped = sum(bool(r.get("clipped")) for r in rows)
+    if clipped:
+        flags.append(f"{clipped} clipped")
+    silent = [r for r in rows if r["decision"] == "no-signal"]
+    if silent:
+        flags.append(
+            f"{len(silent)} no-signal ({', '.join(sorted({r['reason'] for r in silent}))})"
+        )
+    label = verdict.upper() if verdict == "anomalous" else verdict
+    tail = f"  [{'; '.join(flags)}]" if flags else ""
+    return f"{_short(file, 40):<40} {len(rows):>7} {len(scored):>6} {top} {mean}  {label}{tail}"
 
 
 def _short(text: str, width: int) -> str:
@@ -356,6 +474,22 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(f"  model:    {files[0] if files else 'shipped default'}")
     for name in ("state_dir", "runtime_dir", "log_dir"):
         print(f"  {name + ':':<10}{getattr(paths, name)}")
+    return _check_against_model_and_bank(config, paths)
+
+
+def _check_against_model_and_bank(config: Config, paths: Any) -> int:
+    """``window.seconds`` against the model (an error), scoring keys against the bank (warn)."""
+    from edgeasd import enrollment
+    from edgeasd.pipeline import check_window, make_embedder
+    from edgeasd.scoring import ReferenceBank
+
+    info = make_embedder(config).info
+    check_window(config, info)  # raises ConfigError: the daemon would refuse to start
+    print(f"  window:   {info.window_seconds:g} s (the model's)")
+    if paths.bank.exists():
+        mismatch = enrollment.settings_mismatch(ReferenceBank.load(paths.bank), config.scoring)
+        if mismatch:
+            print(f"warning: {mismatch}")
     return 0
 
 

@@ -35,7 +35,7 @@ def test_learning_enrollment_then_scoring_and_signal_changes(tmp_path, make_conf
     assert [w["decision"] for w in windows] == (
         ["enrolling"] * 4
         + ["normal"] * 2
-        + ["signal"] * 2
+        + ["no-signal"] * 2
         + ["normal"] * 2
         + ["anomalous"] * 3
         + ["normal"] * 2
