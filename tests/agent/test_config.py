@@ -51,7 +51,6 @@ def test_defaults_match_the_scoring_engine():
 
 def test_defaults_match_quality_assess():
     from edgeasd.audio.quality import assess
-
     from edgeasd.pipeline import quality_options
 
     params = inspect.signature(assess).parameters
