@@ -155,8 +155,11 @@ def _format_status(s: dict[str, Any]) -> str:
         + ", ".join(f"{d}: {n}" for d, n in (s.get("bank") or {}).items())
         + ")",
     ]
+    if s.get("decision_state"):
+        lines.append(f"decisions:  {s['decision_state']}")
     if s.get("learning"):
         lines.append(f"learning:   {s['learning']}")
+    lines += [f"warning:    {w}" for w in s.get("warnings") or ()]
     if s.get("enrolling"):
         lines.append(f"enrolling:  {s['enrolling']['collected']} of {s['enrolling']['n']}")
     last = s.get("last") or {}
