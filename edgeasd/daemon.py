@@ -270,12 +270,9 @@ class Daemon:
             self._signal = q.status
         if not q.scorable:
             record.update(decision.decide(None, self._state, q).fields())
-        elif self._still_active():
-            record["decision"] = "enrolling"  # only good (not clipped) windows are enrolled
-            if q.ok:
-                self._collect(window)
-            else:
-                record["reason"] = "clipped windows are not enrolled"
+        elif q.ok and self._still_active():  # a clipped window is never enrolled: scored
+            record["decision"] = "enrolling"
+            self._collect(window)
         elif self._state.learning:
             record.update(decision.decide(None, self._state, q).fields())
             record["needed"] = self._state.learning_needed
