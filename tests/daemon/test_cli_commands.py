@@ -292,7 +292,7 @@ def test_window_seconds_is_checked_against_the_model(make_config, tmp_path, caps
     assert "'window.seconds' is 2 but the model" in err and "takes 1 s windows" in err
     assert main(["doctor", "--config", str(cfg)]) == 1
     assert "[FAIL] model" in capsys.readouterr().out
-    with pytest.raises(ConfigError, match="window.seconds"):
+    with pytest.raises(ConfigError, match=r"window\.seconds"):
         Daemon(load_config(cfg), handle_signals=False).run()  # refused at start-up
 
 
