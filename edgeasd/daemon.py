@@ -131,11 +131,10 @@ class Daemon:
     def _bank_changed(self) -> None:
         """Cache what the per-window path reads from the bank (after a load or enrollment).
 
-        ``bank.domains`` and ``bank.groups`` build arrays of all N references: read them
-        here once, not per window.
+        ``bank.domains`` builds an array of all N references: read it here once, not per
+        window (the group count is in ``self._state``, see :meth:`_refresh_detector`).
         """
         self._domain_of = enrollment.domain_by_id(self.bank)
-        self._n_groups = len(set(self.bank.groups.tolist()))
 
     def _refresh_detector(self) -> None:
         """Update the bank state and the threshold in place (after an enrollment or reload).
