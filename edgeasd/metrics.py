@@ -55,7 +55,9 @@ class _StatusCollector:
 
     def collect(self):
         s = self.status() if self.status else {}
-        state = GaugeMetricFamily("edgeasd_state", "1 for the agent's current state", labels=["state"])
+        state = GaugeMetricFamily(
+            "edgeasd_state", "1 for the agent's current state", labels=["state"]
+        )
         for name in STATES:
             state.add_metric([name], float(s.get("state") == name))
         yield state
@@ -137,22 +139,33 @@ class Metrics:
             "edgeasd_windows", "Windows processed, by decision", ["decision"], registry=r
         )
         self.scored = Counter("edgeasd_windows_scored", "Windows scored", registry=r)
-        self.last_score = Gauge("edgeasd_last_score", "Anomaly score of the last window", registry=r)
+        self.last_score = Gauge(
+            "edgeasd_last_score", "Anomaly score of the last window", registry=r
+        )
         self.events = Counter("edgeasd_events", "Events raised, by kind", ["kind"], registry=r)
         for kind in ("alert", "recovered", "signal", "enrolled"):
             self.events.labels(kind)  # present at 0 from the start
         self.anomaly = Gauge("edgeasd_anomaly", "1 while an alert is ongoing", registry=r)
         self.signal = Gauge(
-            "edgeasd_signal_state", "1 for the current signal quality status", ["status"], registry=r
+            "edgeasd_signal_state",
+            "1 for the current signal quality status",
+            ["status"],
+            registry=r,
         )
         for status_name in STATUSES:
             self.signal.labels(status_name).set(float(status_name == "ok"))
         self.enrollments = Counter("edgeasd_enrollments", "Enrollments committed", registry=r)
         self.embed = Histogram(
-            "edgeasd_embed_seconds", "Embedding time per window", buckets=LATENCY_BUCKETS, registry=r
+            "edgeasd_embed_seconds",
+            "Embedding time per window",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.score = Histogram(
-            "edgeasd_score_seconds", "Bank scoring time per window", buckets=LATENCY_BUCKETS, registry=r
+            "edgeasd_score_seconds",
+            "Bank scoring time per window",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         build = Info("edgeasd_build", "Version of the agent and its model", registry=r)
         model = ((status() if status else {}).get("model")) or {}

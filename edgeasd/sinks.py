@@ -409,7 +409,7 @@ class EventSinks:
         self.scores.flush()
 
     def close(self) -> None:
-        """Close both logs and the observers (those a reload carried over are gone from the list)."""
+        """Close both logs and the observers (except those a reload carried over)."""
         self.alerts.close()
         self.scores.close()
         for obs in self.observers:

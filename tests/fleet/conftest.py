@@ -34,6 +34,7 @@ class Broker:
     port: int
     tls: dict[str, Path] | None = None
     users: dict[str, str] | None = None
+    persist: bool = False
     proc: subprocess.Popen | None = None
     log: Path = field(init=False)
 
@@ -41,10 +42,18 @@ class Broker:
         self.log = self.root / "mosquitto.log"
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "persistence false",
             f"log_dest file {self.log}",
             "log_type all",
         ]
+        if self.persist:  # sessions survive a SIGKILL: saved at (nearly) every change
+            lines += [
+                "persistence true",
+                f"persistence_location {self.root}/",
+                "autosave_on_changes true",
+                "autosave_interval 1",
+            ]
+        else:
+            lines.append("persistence false")
         if os.geteuid() == 0:  # else mosquitto drops to its own user, who cannot read tmp_path
             lines.append("user root")
         if self.users:
@@ -96,10 +105,14 @@ def broker(tmp_path):
         pytest.skip(f"mosquitto not installed at {MOSQUITTO} (apt-get install mosquitto)")
     started: list[Broker] = []
 
-    def make(tls: dict[str, Path] | None = None, users: dict[str, str] | None = None) -> Broker:
+    def make(
+        tls: dict[str, Path] | None = None,
+        users: dict[str, str] | None = None,
+        persist: bool = False,
+    ) -> Broker:
         root = tmp_path / f"broker{len(started)}"
         root.mkdir()
-        b = Broker(root, free_port(), tls, users).start()
+        b = Broker(root, free_port(), tls, users, persist).start()
         started.append(b)
         return b
 
@@ -111,13 +124,17 @@ def broker(tmp_path):
 class Subscriber:
     """A paho client that records every message of its subscriptions, (topic, payload, retain)."""
 
-    def __init__(self, port: int, topics: list[str], **tls: Any) -> None:
+    def __init__(self, port: int, topics: list[str], persistent: bool = False, **tls: Any) -> None:
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, bytes, bool]] = []
         self._cond = threading.Condition()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"sub-{port}")
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=f"sub-{port}-{id(self)}",
+            clean_session=not persistent,  # persistent: the broker queues while we are away
+        )
         if tls:
             self.client.tls_set(**tls)
 
@@ -167,8 +184,8 @@ def subscribe():
     """``subscribe(port, topics, **tls) -> Subscriber``; disconnected after the test."""
     made: list[Subscriber] = []
 
-    def make(port: int, topics: list[str], **tls: Any) -> Subscriber:
-        sub = Subscriber(port, topics, **tls)
+    def make(port: int, topics: list[str], persistent: bool = False, **tls: Any) -> Subscriber:
+        sub = Subscriber(port, topics, persistent, **tls)
         made.append(sub)
         return sub
 

@@ -17,7 +17,7 @@ from .conftest import make_ca
 
 pytest.importorskip("paho.mqtt.client")
 
-from edgeasd.mqtt import MqttSink, read_password  # noqa: E402
+from edgeasd.mqtt import MqttSink, read_password
 
 
 def _status() -> dict:
@@ -33,7 +33,9 @@ def _status() -> dict:
 
 
 def _sink(tmp_path, port: int, **keys) -> MqttSink:
-    cfg = MqttConfig(enabled=True, host="127.0.0.1", port=port, site="plant", machine="pump1", **keys)
+    cfg = MqttConfig(
+        enabled=True, host="127.0.0.1", port=port, site="plant", machine="pump1", **keys
+    )
     return MqttSink(cfg, tmp_path / "queue.sqlite", _status)
 
 
@@ -74,9 +76,7 @@ def test_events_status_and_discovery_reach_a_subscriber(tmp_path, broker, subscr
     assert "value_json.last_score" in score["value_template"]
 
 
-def test_retained_status_and_discovery_reach_a_late_subscriber(
-    tmp_path, broker, subscribe
-) -> None:
+def test_retained_status_and_discovery_reach_a_late_subscriber(tmp_path, broker, subscribe) -> None:
     b = broker()
     sink = _sink(tmp_path, b.port)
     try:
@@ -197,7 +197,7 @@ def test_password_sources_and_refusals(tmp_path) -> None:
     f.write_text("from-file")
     with_file = MqttConfig(enabled=True, username="u", password_file=str(f))
     assert read_password(with_file, env={"CREDENTIALS_DIRECTORY": str(tmp_path)}) == "from-file"
-    with pytest.raises(ConfigError, match="mqtt.username"):
+    with pytest.raises(ConfigError, match=r"mqtt\.username"):
         read_password(MqttConfig(password_file=str(f)), env={})
     with pytest.raises(ConfigError, match="cannot read the MQTT password"):
         read_password(MqttConfig(username="u", password_file=str(tmp_path / "no")), env={})
