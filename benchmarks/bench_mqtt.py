@@ -2,7 +2,7 @@
 dead one.
 
 Run with ``python benchmarks/run.py mqtt`` (or ``python benchmarks/bench_mqtt.py
-[--windows 300]``). Each configuration runs ``edgeasd run`` with the shipped default model
+[--windows 200]``). Each configuration runs ``edgeasd run`` with the shipped default model
 on a simulated fan (``DemoSource``: 40 s normal, then 20 s with a bearing fault) looped as
 fast as the daemon takes it, so that one window in three raises an alert or a recovery:
 far more events than a real machine gives, the worst case for the sink. Measured, after a
@@ -122,7 +122,7 @@ def _measure(root: Path, name: str, config: Path, env: dict, windows: int) -> di
     }
 
 
-def main(windows: int = 300) -> None:
+def main(windows: int = 200) -> None:
     """Run the configurations and print a Markdown table."""
     if not Path(MOSQUITTO).exists():
         print(f"skipped: {MOSQUITTO} not installed")
@@ -200,5 +200,5 @@ def main(windows: int = 300) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--windows", type=int, default=300, help="windows measured per row")
+    parser.add_argument("--windows", type=int, default=200, help="windows measured per row")
     main(parser.parse_args().windows)

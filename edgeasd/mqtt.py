@@ -130,6 +130,7 @@ class MqttSink:
         self._connected = threading.Event()
         self._announce = False
         self._status_due = 0.0
+        self._failed_quietly = False  # a failed connect was logged since the last success
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id or self.node_id,
@@ -143,6 +144,7 @@ class MqttSink:
         client.reconnect_delay_set(_RECONNECT_MIN, _RECONNECT_MAX)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
         self.client = client
         self.port = cfg.port or (8883 if cfg.tls else 1883)
         client.connect_async(cfg.host, self.port, cfg.keepalive_seconds)
@@ -179,12 +181,24 @@ class MqttSink:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.warning("MQTT broker %s:%d refused the connection: %s", *self._where, reason_code)
+            level = logging.DEBUG if self._failed_quietly else logging.WARNING
+            log.log(
+                level, "MQTT broker %s:%d refused the connection: %s", *self._where, reason_code
+            )
+            self._failed_quietly = True
             return
         log.info("MQTT connected to %s:%d", *self._where)
+        self._failed_quietly = False
         self._announce = True
+        self._status_due = 0.0  # a restarted broker may have lost the retained status
         self._connected.set()
         self._wake.set()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # the first failure in a row at WARNING, the retries (every 1 to 30 s) at DEBUG
+        level = logging.DEBUG if self._failed_quietly else logging.WARNING
+        log.log(level, "MQTT broker %s:%d unreachable; events wait on disk", *self._where)
+        self._failed_quietly = True
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._connected.is_set() and not self._stop.is_set():
