@@ -122,7 +122,6 @@ class MqttSink:
         self.base = f"{cfg.topic_prefix}/{cfg.site}/{self.machine}"
         self.node_id = re.sub(r"[^A-Za-z0-9_-]", "_", f"edgeasd_{cfg.site}_{self.machine}")
         password = read_password(cfg)
-        self.queue = DiskQueue(queue_path, cfg.queue_max_bytes)
         self.anomaly = False
         self.published = 0
         self._stop = threading.Event()
@@ -140,12 +139,20 @@ class MqttSink:
         if cfg.username is not None:
             client.username_pw_set(cfg.username, password)
         if cfg.tls:
-            client.tls_set(ca_certs=cfg.ca_file, certfile=cfg.cert_file, keyfile=cfg.key_file)
+            try:
+                client.tls_set(ca_certs=cfg.ca_file, certfile=cfg.cert_file, keyfile=cfg.key_file)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise ConfigError(
+                    f"cannot load the MQTT TLS files: {exc}",
+                    help="check mqtt.ca_file, mqtt.cert_file and mqtt.key_file (PEM files "
+                    "readable by the service user)",
+                ) from None
         client.reconnect_delay_set(_RECONNECT_MIN, _RECONNECT_MAX)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         self.client = client
+        self.queue = DiskQueue(queue_path, cfg.queue_max_bytes)
         self.port = cfg.port or (8883 if cfg.tls else 1883)
         client.connect_async(cfg.host, self.port, cfg.keepalive_seconds)
         client.loop_start()  # paho's thread: connects, reconnects, reads and writes

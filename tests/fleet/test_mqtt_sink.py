@@ -201,6 +201,9 @@ def test_password_sources_and_refusals(tmp_path) -> None:
         read_password(MqttConfig(password_file=str(f)), env={})
     with pytest.raises(ConfigError, match="cannot read the MQTT password"):
         read_password(MqttConfig(username="u", password_file=str(tmp_path / "no")), env={})
+    with pytest.raises(ConfigError, match="cannot load the MQTT TLS files"):
+        MqttSink(MqttConfig(tls=True, ca_file=str(tmp_path / "no-ca.pem")), tmp_path / "q")
+    assert not (tmp_path / "q").exists()  # nothing left behind
     with pytest.raises(ConfigError, match="secrets never go into the configuration") as exc:
         config_from_dict({"mqtt": {"enabled": True, "password": "hunter2"}})
     assert "hunter2" not in exc.value.message and "LoadCredential" in exc.value.help
