@@ -28,6 +28,8 @@ from typing import Any
 
 import yaml
 
+from edgeasd import config_fleet
+from edgeasd.config_fleet import MetricsConfig, MqttConfig
 from edgeasd.config_schema import _NULL, _build_section, _opt, _unknown
 from edgeasd.errors import ConfigError
 
@@ -195,6 +197,8 @@ class Config:
     logs: LogsConfig = field(default_factory=LogsConfig)
     enrollment: EnrollmentConfig = field(default_factory=EnrollmentConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     #: The file this configuration was loaded from (None for built-in defaults).
     origin: str | None = field(default=None, compare=False)
 
@@ -257,6 +261,7 @@ def _cross_checks(config: Config) -> None:
             f"'detector.k' ({d.k}) is larger than 'detector.n' ({d.n})",
             help="alert when k of the last n windows exceed the threshold: k must be <= n",
         )
+    config_fleet.check(config.mqtt, config.metrics)
 
 
 def config_from_dict(data: Mapping[str, Any] | None, origin: str | None = None) -> Config:
@@ -281,6 +286,7 @@ def config_from_dict(data: Mapping[str, Any] | None, origin: str | None = None) 
             f"the configuration must be a mapping of sections, got {type(data).__name__}",
             help=_SECTIONS_HELP,
         )
+    config_fleet.refuse_secrets(data)
     base = Path(origin).resolve().parent if origin else None
     sections = {}
     for name, values in data.items():

@@ -122,15 +122,20 @@ class Daemon:
     def _apply_config(self, cfg: Config) -> None:
         """(Re)build what a reload can change without a restart."""
         self.config = cfg
-        if getattr(self, "sinks", None) is not None:
-            self.sinks.close()
+        old = getattr(self, "sinks", None)
         self._quality = quality_options(cfg)  # before sinks: _handle waits for those
         if getattr(self, "alert_audio", None) is None:
             self.alert_audio = AlertAudio(
                 self.dirs.alert_audio_dir, cfg.logs.alert_audio_max_bytes, self.info.sample_rate
             )
         self.alert_audio.max_bytes = cfg.logs.alert_audio_max_bytes  # a reload may change it
-        self.sinks = EventSinks.from_config(cfg, self.dirs, log)
+        # built before the old ones close: they take over the MQTT sink and metrics
+        # whose settings did not change (the old sinks then close the rest)
+        self.sinks = EventSinks.from_config(
+            cfg, self.dirs, log, status=self.status.snapshot, previous=old
+        )
+        if old is not None:
+            old.close()
         self.signal_watch.alert_seconds = cfg.quality.no_signal_alert_seconds
         self._refresh_detector()
 
@@ -292,13 +297,18 @@ class Daemon:
             self.on_record(record)
 
     def _score(self, window: Any, record: dict[str, Any], q: audio_quality.Quality) -> None:
+        t0 = time.perf_counter()
         embedding = self.embedder.embed(window.samples[None, :])
+        t1 = time.perf_counter()
         scores, nearest = self.bank.score(embedding, return_nearest=True)
+        t2 = time.perf_counter()
         score, ref = float(scores[0]), int(nearest[0])
         record.update(
             score=round(score, 6),
             nearest_id=ref,
             nearest_domain=self._domain_of[ref],
+            embed_ms=round(1000 * (t1 - t0), 3),
+            score_ms=round(1000 * (t2 - t1), 3),
         )
         verdict = decision.decide(score, self._state, q)
         record.update(verdict.fields())

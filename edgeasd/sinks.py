@@ -17,7 +17,7 @@ import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -330,6 +330,10 @@ class EventSinks:
         Receives :func:`format_event` lines: ``alert``, ``reminder`` and ``signal`` at
         WARNING, other non-window events at INFO, windows at DEBUG (default: this module's
         logger).
+    observers : sequence, optional
+        Objects with ``emit(event)`` and ``close()`` that also get every record and event
+        after the logs (the MQTT sink, the metrics: :mod:`edgeasd.fleet`). An observer
+        that raises is logged, never stops the logs nor the daemon.
     """
 
     def __init__(
@@ -339,20 +343,58 @@ class EventSinks:
         max_bytes: int = 10 * 2**20,
         backups: int = 5,
         logger: logging.Logger | None = None,
+        observers: Sequence[Any] = (),
     ) -> None:
         self.alerts = JsonlLog(alerts_path, max_bytes, backups)
         self.scores = JsonlLog(scores_path, max_bytes, backups)
         self.logger = logger or log
+        self.observers = list(observers)
+        self._failing: set[int] = set()  # observers whose last emit raised (logged once)
 
     @classmethod
-    def from_config(cls, config: Any, paths: Any, logger: logging.Logger | None = None):
-        """Sinks at ``paths.alerts_log``/``paths.scores_log`` with ``config.logs`` rotation."""
+    def from_config(
+        cls,
+        config: Any,
+        paths: Any,
+        logger: logging.Logger | None = None,
+        *,
+        status: Callable[[], dict[str, Any]] | None = None,
+        previous: EventSinks | None = None,
+    ):
+        """Sinks at ``paths.alerts_log``/``paths.scores_log`` with ``config.logs`` rotation.
+
+        Plus the MQTT sink and metrics the config enables (:func:`edgeasd.fleet.observers`;
+        ``status`` feeds their status data, ``previous`` are the sinks a reload replaces,
+        whose unchanged observers are carried over).
+        """
+        from edgeasd import fleet
+
+        observers = fleet.observers(
+            config, paths, status, previous.observers if previous is not None else None
+        )
         return cls(
-            paths.alerts_log, paths.scores_log, config.logs.max_bytes, config.logs.backups, logger
+            paths.alerts_log,
+            paths.scores_log,
+            config.logs.max_bytes,
+            config.logs.backups,
+            logger,
+            observers,
         )
 
     def emit(self, event: dict[str, Any]) -> None:
-        """Write one event to its log and the operational log."""
+        """Write one event to its log and the operational log, then hand it to the observers."""
+        self._emit_logs(event)
+        for obs in self.observers:
+            try:
+                obs.emit(event)
+            except Exception:
+                if id(obs) not in self._failing:
+                    self.logger.exception("%s failed to take an event", type(obs).__name__)
+                self._failing.add(id(obs))
+            else:
+                self._failing.discard(id(obs))
+
+    def _emit_logs(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "window":
             self.scores.write(event)
@@ -369,6 +411,12 @@ class EventSinks:
         self.scores.flush()
 
     def close(self) -> None:
-        """Close both logs."""
+        """Close both logs and the observers (except those a reload carried over)."""
         self.alerts.close()
         self.scores.close()
+        for obs in self.observers:
+            try:
+                obs.close()
+            except Exception:
+                self.logger.exception("closing %s failed", type(obs).__name__)
+        self.observers = []
