@@ -2,10 +2,11 @@
 
 Topics, under ``<topic_prefix>/<site>/<machine>`` (``mqtt`` section of the config):
 
-- ``.../event/<kind>``: ``alert``, ``reminder``, ``recovered``, ``signal``, ``enrolled`` events, QoS 1,
-  the event's JSON (as in ``alerts.jsonl``) plus ``seq``, a number that increases by
-  event and survives restarts; at-least-once delivery may repeat a message, a
-  subscriber drops a ``seq`` it has seen.
+- ``.../event/<kind>``: ``alert``, ``reminder``, ``recovered``, ``signal``, ``enrolled``
+  events (alerts of ``kind`` ``no_signal`` included), QoS 1, the event's JSON (as in
+  ``alerts.jsonl``) plus ``seq``, a number that increases by event and survives
+  restarts; at-least-once delivery may repeat a message, a subscriber drops a ``seq``
+  it has seen.
 - ``.../status``: retained JSON (state, anomaly, last score, threshold, bank size per
   domain, model, version...), published on connect, after each event and every
   ``heartbeat_seconds`` (the heartbeat: its ``time`` tells the agent is alive).
