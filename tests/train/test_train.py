@@ -11,13 +11,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
+import onnxscript  # noqa: F401  (needed by edgeasd.train.export)
 import pytest
 import soundfile as sf
-
-pytest.importorskip("torch")
-pytest.importorskip("onnxscript")
-
-import onnxruntime as ort
 import torch
 
 from edgeasd.errors import InputError, ModelError
