@@ -26,7 +26,8 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     silent skip (CI installs the extra, README command 2).
     """
     deselected = "not train" in (config.option.markexpr or "")
-    if collection_path == TRAIN_TESTS and deselected:
+    inside = collection_path == TRAIN_TESTS or TRAIN_TESTS in collection_path.parents
+    if inside and deselected:
         return importlib.util.find_spec("torch") is None or None
     return None
 
