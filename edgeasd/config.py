@@ -107,16 +107,26 @@ class DetectorConfig:
 
     k: int = _opt(1, (int,), lo=1, hi=1000)
     n: int = _opt(1, (int,), lo=1, hi=1000)
+    #: Repeat a ``reminder`` (with the episode's peak score) this often while an anomaly
+    #: lasts; 0 = never. One hour: an operator who missed the alert hears of it again
+    #: within a shift, while a day-long episode adds 24 lines, not one per window.
+    reminder_seconds: float = _opt(3600.0, (float,), lo=0.0, hi=7 * 86400.0)
 
 
 @dataclass(frozen=True)
 class QualityConfig:
-    """``quality``: signal checks; keyword arguments of ``edgeasd.audio.quality.assess``."""
+    """``quality``: signal checks (keyword arguments of ``edgeasd.audio.quality.assess``)
+    and the no-signal alert."""
 
     silence_dbfs: float = _opt(-70.0, (float,), lo=-240.0, hi=0.0)
     clip_level: float = _opt(0.999, (float,), lo=0.0, lo_open=True, hi=1.0)
     clip_fraction: float = _opt(0.001, (float,), lo=0.0, lo_open=True, hi=1.0)
     dead_range: float = _opt(1.0 / 32768.0, (float,), lo=0.0, hi=2.0)
+    #: Windows without signal (dead, silence, invalid) lasting this long raise an ``alert``
+    #: of kind ``no_signal``; 0 = never. 60 s: six default 10 s windows, so one dropped
+    #: window (a knocked cable) pages nobody, while a dead microphone is an incident
+    #: reported within a minute.
+    no_signal_alert_seconds: float = _opt(60.0, (float,), lo=0.0, hi=7 * 86400.0)
 
 
 @dataclass(frozen=True)
@@ -134,10 +144,16 @@ class PathsConfig:
 
 @dataclass(frozen=True)
 class LogsConfig:
-    """``logs``: size-capped rotation of ``alerts.jsonl`` and ``scores.jsonl``."""
+    """``logs``: size-capped rotation of ``alerts.jsonl`` and ``scores.jsonl``.
+
+    ``alert_audio_max_bytes`` caps the kept audio of alerted windows (``edgeasd.alert_audio``;
+    0 keeps none). Default 64 MiB: a 10 s window at 16 kHz is ~255 kB as FLAC (measured on
+    the demo machine, normal and faulty), so ~260 alerts, each one anomaly episode.
+    """
 
     max_bytes: int = _opt(10485760, (int,), lo=4096, hi=2**40)
     backups: int = _opt(5, (int,), lo=0, hi=1000)
+    alert_audio_max_bytes: int = _opt(67108864, (int,), lo=0, hi=2**44)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ as an error to the waiting client; the bank is reloaded from disk and the daemon
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import signal
 import threading
@@ -29,17 +28,24 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd import enrollment
+from edgeasd import decision, enrollment
+from edgeasd.alert_audio import AlertAudio
 from edgeasd.audio import quality as audio_quality
 from edgeasd.audio.windower import Window, Windower
 from edgeasd.config import Config, load_config
 from edgeasd.control import Command, ControlServer, drain
-from edgeasd.detect import Detector, make_event
+from edgeasd.detect import Detector, SignalWatch, make_event
 from edgeasd.errors import ControlError, EdgeasdError
 from edgeasd.kept_audio import keep_audio
 from edgeasd.notify import Notifier
 from edgeasd.paths import resolve_paths
-from edgeasd.pipeline import ResilientSource, make_embedder, quality_options, warm_kernels
+from edgeasd.pipeline import (
+    ResilientSource,
+    check_window,
+    make_embedder,
+    quality_options,
+    warm_kernels,
+)
 from edgeasd.scoring import store
 from edgeasd.sinks import EventSinks
 from edgeasd.status import StatusBoard
@@ -97,6 +103,7 @@ class Daemon:
         self.dirs.ensure()
         self.embedder = make_embedder(cfg)
         self.info = self.embedder.info
+        check_window(cfg, self.info)
         self.window_seconds = cfg.window.seconds or self.info.window_seconds
         self.hop_seconds = cfg.window.hop_seconds or self.window_seconds
         self.bank_path = self.dirs.bank
@@ -107,6 +114,9 @@ class Daemon:
         # must then stay untouched
         self.server = ControlServer(self.dirs.control_socket, self._handle).start()
         self.status = StatusBoard(self.dirs.status_file, self.info)
+        self.detector: Detector | None = None  # built at the first finite threshold, then kept
+        self._warned: set[str] = set()
+        self.signal_watch = SignalWatch(cfg.quality.no_signal_alert_seconds, self.window_seconds)
         self._apply_config(cfg)
 
     def _apply_config(self, cfg: Config) -> None:
@@ -115,59 +125,65 @@ class Daemon:
         if getattr(self, "sinks", None) is not None:
             self.sinks.close()
         self._quality = quality_options(cfg)  # before sinks: _handle waits for those
+        if getattr(self, "alert_audio", None) is None:
+            self.alert_audio = AlertAudio(
+                self.dirs.alert_audio_dir, cfg.logs.alert_audio_max_bytes, self.info.sample_rate
+            )
+        self.alert_audio.max_bytes = cfg.logs.alert_audio_max_bytes  # a reload may change it
         self.sinks = EventSinks.from_config(cfg, self.dirs, log)
+        self.signal_watch.alert_seconds = cfg.quality.no_signal_alert_seconds
         self._refresh_detector()
 
     def _bank_changed(self) -> None:
         """Cache what the per-window path reads from the bank (after a load or enrollment).
 
-        ``bank.domains`` and ``bank.groups`` build arrays of all N references: read them
-        here once, not per window.
+        ``bank.domains`` builds an array of all N references: read it here once, not per
+        window (the group count is in ``self._state``, see :meth:`_refresh_detector`).
         """
         self._domain_of = enrollment.domain_by_id(self.bank)
-        self._n_groups = len(set(self.bank.groups.tolist()))
 
     def _refresh_detector(self) -> None:
-        """Rebuild the detector after an enrollment or reload (None: no finite threshold)."""
+        """Update the bank state and the threshold in place (after an enrollment or reload).
+
+        The detector is built once, at the first finite threshold, and then only updated
+        (:meth:`Detector.set_threshold`, :meth:`Detector.set_debounce`): a continuing episode
+        keeps its single alert across enrollments and reloads. Without a finite threshold
+        the windows are ``uncalibrated`` and the detector is not fed.
+        """
         self._bank_changed()
-        threshold, source = enrollment.threshold_for(self.bank, self.config)
+        st = decision.bank_state(self.bank, self.config, self.hop_seconds)
+        for warning in st.warnings:
+            if warning not in self._warned:  # each once: not at every enrollment
+                log.warning("%s", warning)
+        self._warned = set(st.warnings)
+        self._state = st
         det = self.config.detector
-        self.detector = (
-            Detector(threshold, k=det.k, n=det.n, threshold_source=source)
-            if np.isfinite(threshold)
-            else None
-        )
+        if st.calibrated and self.detector is None:
+            self.detector = Detector(
+                st.threshold,
+                k=det.k,
+                n=det.n,
+                threshold_source=st.threshold_source,
+                reminder_seconds=det.reminder_seconds,
+            )
+        elif st.calibrated:
+            self.detector.set_threshold(st.threshold, st.threshold_source)
+        if self.detector is not None:
+            self.detector.set_debounce(det.k, det.n, det.reminder_seconds)
         self.status.update(
-            threshold=threshold if np.isfinite(threshold) else None,
-            threshold_source=source,
+            threshold=st.threshold if st.calibrated else None,
+            threshold_source=st.threshold_source,
+            decision_state=st.state,
+            warnings=list(st.warnings),
             bank=enrollment.bank_summary(self.bank),
             bank_size=len(self.bank),
-            learning_needed=self._learning_needed(),
-            learning=self._learning(),
+            learning_needed=st.learning_needed,
+            learning=st.learning,
         )
 
-    def _learning_needed(self) -> int:
-        return max(0, self.config.scoring.min_references - len(self.bank))
-
     def _learning(self) -> str | None:
-        """Why the agent cannot score yet (None: it can)."""
-        if self._learning_needed():
-            return (
-                f"{self._learning_needed()} more normal windows needed "
-                "(edgeasd enroll --next N, or enroll FILE...)"
-            )
-        if self.bank.exclude_same_group and self._n_groups < 2:
-            # each reference's density comes from other groups: with one (a first enrollment
-            # shorter than enrollment.group_seconds), scores are raw distances and the
-            # threshold cannot be calibrated. Any further enrollment is a new group; ask for
-            # a full group's worth so that the new group is more than a single window.
-            seconds = self.config.enrollment.group_seconds
-            n = max(1, math.ceil(seconds / self.hop_seconds))
-            return (
-                f"enroll at least {seconds:g} more seconds of normal operation "
-                f"(edgeasd enroll --next {n}, or enroll FILE...)"
-            )
-        return None
+        """Why the agent cannot score yet (None: it can); see :func:`decision.learning_reason`."""
+        return self._state.learning
 
     # ------------------------------------------------------------------ run
 
@@ -242,6 +258,10 @@ class Daemon:
             level_dbfs=_round(q.rms_dbfs),
             quality=q.status,
         )
+        for event in self.signal_watch.update(
+            q.scorable, window.start_time, int(window.index), q.status
+        ):
+            self._emit_event(event)
         if q.status != self._signal:  # report changes only, not every bad window
             self._emit_event(
                 make_event(
@@ -253,15 +273,16 @@ class Daemon:
                 )
             )
             self._signal = q.status
-        if q.status != "ok":
-            record["decision"] = "signal"
-        elif self._still_active():
+        if not q.scorable:
+            record.update(decision.decide(None, self._state, q).fields())
+        elif q.ok and self._still_active():  # a clipped window is never enrolled: scored
             record["decision"] = "enrolling"
             self._collect(window)
-        elif self._learning():
-            record.update(decision="learning", needed=self._learning_needed())
+        elif self._state.learning:
+            record.update(decision.decide(None, self._state, q).fields())
+            record["needed"] = self._state.learning_needed
         else:
-            self._score(window, record)
+            self._score(window, record, q)
         record["processing_ms"] = round(1000 * (time.perf_counter() - t0), 2)
         self.sinks.emit(record)
         self.status.window(record)
@@ -270,7 +291,7 @@ class Daemon:
         if self.on_record:
             self.on_record(record)
 
-    def _score(self, window: Any, record: dict[str, Any]) -> None:
+    def _score(self, window: Any, record: dict[str, Any], q: audio_quality.Quality) -> None:
         embedding = self.embedder.embed(window.samples[None, :])
         scores, nearest = self.bank.score(embedding, return_nearest=True)
         score, ref = float(scores[0]), int(nearest[0])
@@ -279,15 +300,25 @@ class Daemon:
             nearest_id=ref,
             nearest_domain=self._domain_of[ref],
         )
-        if self.detector is None:  # no finite threshold yet
-            record.update(decision="uncalibrated", threshold=None)
-            return
-        record.update(
-            threshold=self.detector.threshold,
-            decision="anomalous" if score > self.detector.threshold else "normal",
-        )
-        for event in self.detector.update(score, window.start_time, int(window.index)):
-            self._emit_event(event.to_dict())
+        verdict = decision.decide(score, self._state, q)
+        record.update(verdict.fields())
+        if verdict.state not in ("normal", "anomalous") or self.detector is None:
+            return  # uncalibrated: no verdict to debounce
+        for event in self.detector.update(
+            score, window.start_time, int(window.index), verdict.flags
+        ):
+            self._emit_event(fields := event.to_dict())
+            if event.event == "alert":  # queued: written off the audio path
+                self.alert_audio.keep(
+                    window.samples,
+                    {
+                        **fields,
+                        "unix_time": event.time,
+                        "nearest_id": ref,
+                        "nearest_domain": self._domain_of[ref],
+                        "model": self.info.id,
+                    },
+                )
 
     def _emit_event(self, event: dict[str, Any]) -> None:
         self.sinks.emit(event)
@@ -345,7 +376,7 @@ class Daemon:
             raise
         keep_audio(self.dirs.audio_dir, self.config.enrollment, batches, ids)
         self._refresh_detector()
-        result = enrollment.enrollment_result(self.bank, batches, ids)
+        result = enrollment.enrollment_result(self.bank, batches, ids, self._state)
         self._emit_event(make_event("enrolled", time.time(), **result))
         if not self._learning():
             self.status.update(state="running")
@@ -481,6 +512,8 @@ class Daemon:
             self.status.update(state="stopped")
         if getattr(self, "sinks", None) is not None:
             self.sinks.close()
+        if getattr(self, "alert_audio", None) is not None:
+            self.alert_audio.close()  # finishes the queued alert audio writes
 
 
 def _fingerprint(path: Path) -> bytes | None:

@@ -5,6 +5,15 @@ detector alerts on the rising edge, when at least ``k`` of the last ``n`` scored
 exceed, and reports ``recovered`` when, while alerting, fewer than ``k`` of the last
 ``n`` exceed. Windows that signal-quality checks flagged are skipped (pass
 ``score=None``): they count neither as normal nor as anomalous.
+
+The detector keeps its state for as long as the daemon runs: a new threshold (after an
+enrollment or a reload) is set in place (:meth:`Detector.set_threshold`), so that one
+continuing episode gives one ``alert`` and one ``recovered``. While an episode lasts, a
+``reminder`` repeats every ``reminder_seconds`` with the episode's peak score.
+
+:class:`SignalWatch` does the same for a dead input: windows without signal that last
+``alert_seconds`` give an ``alert`` of kind ``no_signal`` and, when sound is back, a
+``recovered`` of kind ``no_signal``. Anomaly events carry ``kind: "anomaly"``.
 """
 
 from __future__ import annotations
@@ -47,7 +56,7 @@ class Event:
     Attributes
     ----------
     event : str
-        ``"alert"`` or ``"recovered"``.
+        ``"alert"``, ``"reminder"`` (an episode still going on) or ``"recovered"``.
     time : float
         UNIX time of the window that triggered it.
     window_index : int
@@ -63,9 +72,14 @@ class Event:
     k, n : int
         The debounce setting.
     started : float, optional
-        ``recovered`` only: UNIX time of the alert's window.
+        ``reminder``/``recovered``: UNIX time of the alert's window.
     max_score : float, optional
-        ``recovered`` only: the highest score while alerting.
+        ``reminder``/``recovered``: the episode's peak score so far.
+    kind : str
+        ``"anomaly"`` (:class:`SignalWatch` events are ``"no_signal"``).
+    flags : dict, optional
+        Flags of the triggering window, merged into the record (``clipped``,
+        ``clip_fraction``).
     """
 
     event: str
@@ -79,11 +93,14 @@ class Event:
     n: int
     started: float | None = None
     max_score: float | None = None
+    kind: str = "anomaly"
+    flags: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The event as sinks write it (see :func:`make_event`), times in ISO 8601."""
         fields = asdict(self)
-        del fields["event"], fields["time"]
+        del fields["event"], fields["time"], fields["flags"]
+        fields.update(self.flags or {})
         if self.started is not None:
             fields["started"] = iso_time(self.started)
             fields["duration_seconds"] = round(self.time - self.started, 3)
@@ -110,28 +127,46 @@ class Detector:
         Alert when at least ``k`` of the last ``n`` scored windows exceed (1 <= k <= n).
     threshold_source : str
         Where the threshold came from; copied into every event and :meth:`state`.
+    reminder_seconds : float
+        While alerting, repeat a ``reminder`` event when this much time (window times)
+        passed since the alert or the last reminder; 0: never.
     """
 
     threshold: float
     k: int = 1
     n: int = 1
     threshold_source: str = ""
+    reminder_seconds: float = 0.0
     alerting: bool = field(default=False, init=False)
     windows: int = field(default=0, init=False)
     alerts: int = field(default=0, init=False)
     _recent: deque[bool] = field(init=False, repr=False)
     _started: float | None = field(default=None, init=False, repr=False)
     _max_score: float = field(default=-math.inf, init=False, repr=False)
+    _noticed: float = field(default=-math.inf, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.threshold = _check_threshold(self.threshold)
-        for name in ("k", "n"):
-            value = getattr(self, name)
+        self._recent = deque(maxlen=1)
+        self.set_debounce(self.k, self.n, self.reminder_seconds)
+
+    def set_debounce(self, k: int, n: int, reminder_seconds: float | None = None) -> None:
+        """Change ``k``, ``n`` (and ``reminder_seconds``) in place (a reload).
+
+        The last ``n`` exceedances and an ongoing alert are kept, so a reload never
+        raises a second alert for a continuing episode.
+        """
+        for name, value in (("k", k), ("n", n)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}")
-        if self.k > self.n:
-            raise InputError(f"k ({self.k}) must not exceed n ({self.n})")
-        self._recent = deque(maxlen=self.n)
+        if k > n:
+            raise InputError(f"k ({k}) must not exceed n ({n})")
+        if reminder_seconds is not None:
+            if not (isinstance(reminder_seconds, (int, float)) and reminder_seconds >= 0):
+                raise InputError(f"reminder_seconds must be >= 0, got {reminder_seconds!r}")
+            self.reminder_seconds = float(reminder_seconds)
+        self.k, self.n = k, n
+        self._recent = deque(self._recent, maxlen=n)
 
     @property
     def exceeding(self) -> int:
@@ -150,7 +185,13 @@ class Detector:
         self._started = None
         self._max_score = -math.inf
 
-    def update(self, score: float | None, time: float, window_index: int) -> list[Event]:
+    def update(
+        self,
+        score: float | None,
+        time: float,
+        window_index: int,
+        flags: dict[str, Any] | None = None,
+    ) -> list[Event]:
         """Feed one window's score.
 
         Parameters
@@ -162,11 +203,15 @@ class Detector:
             UNIX time of the window's first sample.
         window_index : int
             The window's index in the stream.
+        flags : dict, optional
+            The window's flags (``{"clipped": True, "clip_fraction": 0.02}``), copied into
+            an event it triggers.
 
         Returns
         -------
         list of Event
-            ``[]``, ``[alert]`` on the rising edge, or ``[recovered]`` on the falling edge.
+            ``[]``, ``[alert]`` on the rising edge, ``[reminder]`` while alerting every
+            ``reminder_seconds``, or ``[recovered]`` on the falling edge.
 
         Raises
         ------
@@ -190,21 +235,30 @@ class Detector:
             self._max_score = max(self._max_score, score)
         if not self.alerting and exceeding >= self.k:
             self.alerting, self._started, self._max_score = True, time, score
+            self._noticed = time
             self.alerts += 1
-            return [self._event("alert", score, time, window_index, exceeding)]
-        if self.alerting and exceeding < self.k:
-            event = self._event(
-                "recovered",
-                score,
-                time,
-                window_index,
-                exceeding,
-                started=self._started,
-                max_score=self._max_score,
-            )
+            return [self._event("alert", score, time, window_index, exceeding, flags=flags)]
+        if not self.alerting:
+            return []
+        kind = "recovered" if exceeding < self.k else "reminder"
+        if kind == "reminder" and not (
+            self.reminder_seconds > 0 and time - self._noticed >= self.reminder_seconds
+        ):
+            return []
+        event = self._event(
+            kind,
+            score,
+            time,
+            window_index,
+            exceeding,
+            started=self._started,
+            max_score=self._max_score,
+            flags=flags,
+        )
+        self._noticed = time
+        if kind == "recovered":
             self.alerting, self._started, self._max_score = False, None, -math.inf
-            return [event]
-        return []
+        return [event]
 
     def _event(self, kind: str, score: float, time: float, index: int, exc: int, **kw) -> Event:
         return Event(
@@ -229,7 +283,76 @@ class Detector:
             "n": self.n,
             "alerting": self.alerting,
             "alert_started": iso_time(self._started) if self._started is not None else None,
+            "peak_score": self._max_score if self.alerting else None,
             "exceeding": self.exceeding,
             "windows": self.windows,
             "alerts": self.alerts,
         }
+
+
+@dataclass
+class SignalWatch:
+    """Alert when the input carries no signal (digital silence, a dead microphone) too long.
+
+    Parameters
+    ----------
+    alert_seconds : float
+        Alert once the windows without signal cover this much time (from the first one's
+        start to the current one's end); 0: never alert.
+    window_seconds : float
+        Length of a window.
+    """
+
+    alert_seconds: float
+    window_seconds: float
+    alerting: bool = field(default=False, init=False)
+    _since: float | None = field(default=None, init=False, repr=False)
+
+    def update(self, has_signal: bool, time: float, window_index: int, status: str) -> list:
+        """Feed one window; returns ``[]`` or one event record (dict, see :func:`make_event`).
+
+        Parameters
+        ----------
+        has_signal : bool
+            Whether the window carries information (:attr:`Quality.scorable`).
+        time : float
+            UNIX time of the window's first sample.
+        window_index : int
+        status : str
+            The window's quality status (``dead``, ``silence``, ``invalid``, ...).
+        """
+        if has_signal:
+            if self._since is None:
+                return []
+            since, self._since = self._since, None
+            if not self.alerting:
+                return []
+            self.alerting = False
+            return [
+                make_event(
+                    "recovered",
+                    time,
+                    kind="no_signal",
+                    window_index=window_index,
+                    started=iso_time(since),
+                    duration_seconds=round(time - since, 3),
+                )
+            ]
+        if self._since is None:
+            self._since = time
+        lasted = time + self.window_seconds - self._since
+        if self.alerting or not (0 < self.alert_seconds <= lasted + 1e-6):
+            return []
+        self.alerting = True
+        return [
+            make_event(
+                "alert",
+                time,
+                kind="no_signal",
+                status=status,
+                window_index=window_index,
+                started=iso_time(self._since),
+                no_signal_seconds=round(lasted, 3),
+                alert_seconds=self.alert_seconds,
+            )
+        ]

@@ -67,9 +67,10 @@ def run_checks(config_path: str | os.PathLike[str] | None) -> Iterator[Check]:
         return
     info = None
     try:
-        from edgeasd.pipeline import make_embedder
+        from edgeasd.pipeline import check_window, make_embedder
 
         info = make_embedder(config).info
+        check_window(config, info)
         yield Check(
             "model",
             "ok",
@@ -101,16 +102,24 @@ def _bank_check(path: Path, config: object, info: object) -> Check:
         bank = enrollment.open_bank(path, config.scoring, info)
     except EdgeasdError as exc:
         return _fail("bank", exc)
-    need = config.scoring.min_references
+    from edgeasd import decision
+
     per = ", ".join(f"{d}: {n}" for d, n in enrollment.bank_summary(bank).items())
-    if len(bank) < need:
-        return Check(
-            "bank",
-            "warn",
-            f"{len(bank)} references ({per}); scoring needs {need}",
-            f"enroll {need - len(bank)} more normal windows",
-        )
-    return Check("bank", "ok", f"{len(bank)} references ({per})")
+    state = decision.bank_state(bank, config, config.window.hop_seconds or info.window_seconds)
+    detail = f"{len(bank)} references ({per}); {state.state}"
+    if state.learning:
+        return Check("bank", "warn", detail, state.learning)
+    if not state.calibrated:
+        return Check("bank", "warn", f"{detail}: {state.threshold_source}", _CALIBRATE_HELP)
+    if state.warnings:
+        return Check("bank", "warn", f"{detail}; " + "; ".join(state.warnings))
+    return Check("bank", "ok", f"{detail}, threshold {state.threshold:.4g}")
+
+
+_CALIBRATE_HELP = (
+    "enroll normal audio of another recording or session, or set threshold.rule: fixed "
+    "with threshold.value"
+)
 
 
 def _device_check(config: object, sample_rate: int) -> Check:

@@ -26,6 +26,7 @@ enrolled audio is kept for ``edgeasd bank rebuild`` by :mod:`edgeasd.kept_audio`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -292,12 +293,52 @@ def check_model(bank: ReferenceBank, model_info: Any, path: Path | None = None) 
         )
 
 
+#: Scoring settings a bank fixes when it is built: ``scoring.<key>`` -> bank attribute.
+BANK_SETTINGS = {
+    "density": "density_mode",
+    "k": "k",
+    "r": "r",
+    "norm": "norm",
+    "exclude_same_group": "exclude_same_group",
+}
+
+
+def settings_mismatch(bank: ReferenceBank, scoring: Any) -> str | None:
+    """Which ``scoring`` keys differ from the settings the bank was built with (None: none).
+
+    A bank keeps the density, k, r, norm and exclude_same_group it was built with; changing
+    them in the configuration does nothing until ``edgeasd bank rebuild``. This warns rather
+    than refuses: the agent keeps monitoring with the bank it has (the daemon degrades,
+    never dies), and the message says how to apply the new settings.
+    """
+    diff = [
+        f"scoring.{key}: config {getattr(scoring, key)!r}, bank {getattr(bank, attr)!r}"
+        for key, attr in BANK_SETTINGS.items()
+        if getattr(scoring, key) != getattr(bank, attr)
+    ]
+    if not diff:
+        return None
+    return (
+        "the bank was built with other scoring settings than configured ("
+        + "; ".join(diff)
+        + "); the bank's are in force: apply the configured ones with `edgeasd bank rebuild` "
+        "(daemon stopped), or set them back in the configuration"
+    )
+
+
 def open_bank(path: Path, scoring: Any, model_info: Any) -> ReferenceBank:
-    """Load the bank at ``path`` (checking its model) or start an empty one if none exists."""
+    """Load the bank at ``path`` (checking its model) or start an empty one if none exists.
+
+    Logs a warning when the configured ``scoring`` settings differ from the bank's
+    (:func:`settings_mismatch`).
+    """
     if not Path(path).exists():
         return new_bank(scoring, model_info)
     bank = ReferenceBank.load(path)
     check_model(bank, model_info, path)
+    mismatch = settings_mismatch(bank, scoring)
+    if mismatch:
+        log.warning("%s", mismatch)
     return bank
 
 
@@ -314,10 +355,14 @@ def commit(bank: ReferenceBank, path: Path, batches: Sequence[Batch]) -> list[in
         The new reference ids, in batch order.
     """
     ids: list[int] = []
-    for batch in batches:
-        ids.extend(
-            int(i) for i in bank.enroll(batch.embeddings, domain=batch.domain, group=batch.group)
+    if batches:  # one call: densities (and their warnings) reflect the whole request
+        n = [len(b.embeddings) for b in batches]
+        new = bank.enroll(
+            np.concatenate([b.embeddings for b in batches]),
+            domain=[b.domain for b, m in zip(batches, n, strict=True) for _ in range(m)],
+            group=[b.group for b, m in zip(batches, n, strict=True) for _ in range(m)],
         )
+        ids = [int(i) for i in new]
     bank.save(path)
     return ids
 
@@ -417,15 +462,41 @@ def good_windows(
     rejected : int
         Windows dropped for silence, clipping or a dead microphone.
     """
+    assessed = assessed_windows(samples, sample_rate, window_seconds, hop_seconds, quality_options)
+    kept = [w for w, q in assessed if q.ok]
+    return kept, len(assessed) - len(kept)
+
+
+def assessed_windows(
+    samples: np.ndarray,
+    sample_rate: int,
+    window_seconds: float,
+    hop_seconds: float,
+    quality_options: dict[str, Any] | None = None,
+) -> list[tuple[Window, quality.Quality]]:
+    """Cut ``samples`` into windows, each with its signal quality (none dropped).
+
+    Returns
+    -------
+    list of (Window, Quality)
+        ``start_time`` is the offset in seconds from the start of ``samples``.
+    """
     windower = Windower(sample_rate, window_seconds, hop_seconds)
     block = AudioBlock(np.asarray(samples, dtype=np.float32), 0.0)
-    kept, rejected = [], 0
-    for window in windower.push(block):
-        if quality.assess(window.samples, **(quality_options or {})).status == "ok":
-            kept.append(window)
-        else:
-            rejected += 1
-    return kept, rejected
+    return [(w, quality.assess(w.samples, **(quality_options or {}))) for w in windower.push(block)]
+
+
+def rejection_reasons(qualities: Sequence[quality.Quality]) -> str:
+    """Why windows were refused for enrollment, e.g. ``"3 clipped (...), 1 dead"``."""
+    counts: dict[str, int] = {}
+    for q in qualities:
+        if not q.ok:
+            counts[q.status] = counts.get(q.status, 0) + 1
+    parts = []
+    for status, n in counts.items():
+        why = " (the bank must not learn clipping as normal)" if status == "clipping" else ""
+        parts.append(f"{n} {'clipped' if status == 'clipping' else status}{why}")
+    return ", ".join(parts)
 
 
 def file_windows(
@@ -448,15 +519,23 @@ def file_windows(
     """
     audio = read_audio(path, sample_rate=info.sample_rate)
     hop = hop_seconds or info.window_seconds
-    windows, rejected = good_windows(
+    assessed = assessed_windows(
         audio.samples, info.sample_rate, info.window_seconds, hop, quality_options
     )
+    windows = [w for w, q in assessed if q.ok]
+    reasons = rejection_reasons([q for _, q in assessed])
     if not windows:
         raise AudioFileError(
-            f"{path}: no usable {info.window_seconds:g} s window in {audio.duration:.1f} s of "
-            f"audio ({rejected} rejected for silence, clipping or a dead microphone)",
-            help=f"use recordings of the running machine at least {info.window_seconds:g} s "
-            "long with an audible, unclipped sound",
+            f"{path}: no usable {info.window_seconds:g} s window in "
+            f"{audio.duration:.1f} s of audio to enroll"
+            + (f" (refused: {reasons})" if reasons else " (shorter than one window)"),
+            help=f"enroll recordings of the running machine at least {info.window_seconds:g} s "
+            "long with an audible sound that is not clipped (lower the input gain: a clipped "
+            "window is scored, but never enrolled)",
+        )
+    if reasons:
+        log.warning(
+            "%s: %s window(s) not enrolled: %s", path, len(assessed) - len(windows), reasons
         )
     return audio, windows
 
@@ -524,6 +603,7 @@ def enroll_files_direct(
     enrollment: Any,
     hop_seconds: float | None = None,
     quality_options: dict[str, Any] | None = None,
+    config: Any = None,
 ) -> dict[str, Any]:
     """Enroll recordings straight into the bank on disk (no daemon running).
 
@@ -539,11 +619,22 @@ def enroll_files_direct(
     paths : sequence of path-like
         The recordings to enroll.
 
+    config : edgeasd.config.Config, optional
+        The whole configuration: the reported threshold is its rule's
+        (:func:`edgeasd.decision.bank_state`). Default: built from ``scoring`` and
+        ``enrollment`` with the other sections at their defaults.
+
     Returns
     -------
     dict
-        ``ids``, ``groups``, ``bank_size``, ``domains`` (per-domain counts), ``threshold``.
+        ``ids``, ``groups``, ``bank_size``, ``domains`` (per-domain counts), and the
+        fields of :meth:`edgeasd.decision.BankState.as_dict` (``state``, ``threshold``...).
     """
+    from edgeasd import decision
+    from edgeasd.config import Config
+
+    if config is None:
+        config = dataclasses.replace(Config(), scoring=scoring, enrollment=enrollment)
     batches = file_batches(
         paths, embedder, domain, hop_seconds, quality_options, enrollment.group_seconds
     )
@@ -552,18 +643,30 @@ def enroll_files_direct(
         bank = open_bank(path, scoring, embedder.info)
         ids = commit(bank, path, batches)
     keep_audio(dirs.audio_dir, enrollment, batches, ids)
-    return enrollment_result(bank, batches, ids)
+    state = decision.bank_state(bank, config, hop_seconds or embedder.info.window_seconds)
+    return enrollment_result(bank, batches, ids, state)
 
 
-def enrollment_result(bank: ReferenceBank, batches: Sequence[Batch], ids: Sequence[int]) -> dict:
-    """The JSON-serializable summary reported after an enrollment."""
-    threshold = getattr(bank, "threshold_", None)
+def enrollment_result(
+    bank: ReferenceBank, batches: Sequence[Batch], ids: Sequence[int], state: Any
+) -> dict:
+    """The JSON-serializable summary reported after an enrollment.
+
+    Parameters
+    ----------
+    bank : ReferenceBank
+    batches : sequence of Batch
+    ids : sequence of int
+    state : edgeasd.decision.BankState
+        The bank's state under the configuration (:func:`edgeasd.decision.bank_state`):
+        the threshold reported is the configured rule's, never a rule stored earlier.
+    """
     return {
         "ids": [int(i) for i in ids],
         "groups": [b.group for b in batches],
         "bank_size": len(bank),
         "domains": bank_summary(bank),
-        "threshold": None if threshold is None else float(threshold),
+        **state.as_dict(),
     }
 
 

@@ -128,6 +128,11 @@ class Paths:
         return self.log_dir / "alerts.jsonl"
 
     @property
+    def alert_audio_dir(self) -> Path:
+        """Audio of alerted windows with their sidecars (``<logs>/alert-audio``)."""
+        return self.log_dir / "alert-audio"
+
+    @property
     def scores_log(self) -> Path:
         """One record per scored window (``<logs>/scores.jsonl``)."""
         return self.log_dir / "scores.jsonl"

@@ -21,7 +21,7 @@ from edgeasd.audio.sources import AudioBlock, make_source
 from edgeasd.config import Config
 from edgeasd.embed import Embedder
 from edgeasd.ensemble import EnsembleEmbedder, load_embedder
-from edgeasd.errors import DeviceError
+from edgeasd.errors import ConfigError, DeviceError
 from edgeasd.scoring import ReferenceBank
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,31 @@ def source_options(config: Config) -> tuple[str, dict[str, Any]]:
     return s.kind, {"realtime": s.realtime}
 
 
+def check_window(config: Config, info: Any) -> None:
+    """Refuse a ``window.seconds`` other than the model's (it could not embed a window).
+
+    Raises
+    ------
+    ConfigError
+        Naming both lengths and the fix.
+    """
+    seconds = config.window.seconds
+    if seconds is not None and round(seconds * info.sample_rate) != info.window_samples:
+        raise ConfigError(
+            f"'window.seconds' is {seconds:g} but the model {info.name} takes "
+            f"{info.window_seconds:g} s windows",
+            help=f"set window.seconds to null (the model's length) or to {info.window_seconds:g}",
+        )
+
+
 def quality_options(config: Config) -> dict[str, Any]:
     """Keyword arguments of :func:`edgeasd.audio.quality.assess` (the ``quality`` section)."""
     q = config.quality
-    return {f.name: getattr(q, f.name) for f in dataclasses.fields(q)}
+    return {
+        f.name: getattr(q, f.name)
+        for f in dataclasses.fields(q)
+        if f.name != "no_signal_alert_seconds"  # the daemon's alert, not a level check
+    }
 
 
 def warm_kernels(bank: ReferenceBank, dim: int, metric: str) -> None:

@@ -306,8 +306,9 @@ def format_event(event: dict[str, Any]) -> str:
     if "exceeding" in rest and "n" in rest:
         parts.append(f"{rest.pop('exceeding')} of last {rest.pop('n')} windows")
         rest.pop("k", None)
-    if kind == "recovered" and "duration_seconds" in rest:
-        parts.append(f"after {rest.pop('duration_seconds')} s")
+    if kind in ("recovered", "reminder") and "duration_seconds" in rest:
+        word = "after" if kind == "recovered" else "ongoing for"
+        parts.append(f"{word} {rest.pop('duration_seconds')} s")
         rest.pop("started", None)
     if "window_index" in rest:
         parts.append(f"window {rest.pop('window_index')}")
@@ -327,8 +328,9 @@ class EventSinks:
     max_bytes, backups : int
         Rotation of each log (see :class:`JsonlLog`).
     logger : logging.Logger, optional
-        Receives :func:`format_event` lines: ``alert`` and ``signal`` at WARNING, other
-        non-window events at INFO, windows at DEBUG (default: this module's logger).
+        Receives :func:`format_event` lines: ``alert``, ``reminder`` and ``signal`` at
+        WARNING, other non-window events at INFO, windows at DEBUG (default: this module's
+        logger).
     """
 
     def __init__(
@@ -359,7 +361,7 @@ class EventSinks:
                 self.logger.debug("%s", format_event(event))
             return
         self.alerts.write(event)
-        level = logging.WARNING if kind in ("alert", "signal") else logging.INFO
+        level = logging.WARNING if kind in ("alert", "reminder", "signal") else logging.INFO
         self.logger.log(level, "%s", format_event(event))
 
     def flush(self) -> None:

@@ -101,8 +101,10 @@ class StatusBoard:
         last = s.get("last") or {}
         if "score" not in last:
             return f"{s['state']}: {s['windows']} windows, last {last.get('decision', '-')}"
+        threshold = last.get("threshold")
+        shown = "none" if threshold is None else f"{threshold:.3g}"  # uncalibrated: no threshold
         return (
-            f"score {last['score']:.3g} (threshold {last['threshold']:.3g}) {last['decision']}, "
+            f"score {last['score']:.3g} (threshold {shown}) {last['decision']}, "
             f"{s['windows_scored']} scored, {s['alerts']} alerts"
         )
 

@@ -1,7 +1,10 @@
-"""Signal quality of a window: digital silence, clipping, a dead microphone.
+"""Signal quality of a window: no signal (digital silence, a dead microphone), clipping.
 
-Windows whose status is not ``"ok"`` must neither be scored as normal nor enrolled; the
-daemon turns them into ``signal`` events instead.
+Only windows without information go unscored (:attr:`Quality.scorable` false: ``invalid``,
+``dead``, ``silence``); the daemon reports them as ``no-signal`` and, when they last,
+alerts on its own (``quality.no_signal_alert_seconds``). A clipped window is scored like
+any other and flagged (a loud fault is often what makes a microphone clip), but it is never
+enrolled (:attr:`Quality.ok`): the bank must not learn clipping as normal.
 
 Levels are in dBFS relative to a full-scale *square* wave (RMS 1.0 = 0 dBFS), so a
 full-scale sine reads -3 dBFS. The RMS is taken after removing the DC offset, so that a
@@ -17,7 +20,10 @@ import numpy as np
 from edgeasd.errors import InputError
 
 #: Quality status values, in the order they are checked.
-STATUSES = ("dead", "clipping", "silence", "ok")
+STATUSES = ("invalid", "dead", "clipping", "silence", "ok")
+
+#: Statuses of windows without information: never scored, never enrolled.
+NO_SIGNAL = ("invalid", "dead", "silence")
 
 #: Level reported for a signal without any variation (instead of -inf, which JSON lacks).
 FLOOR_DBFS = -240.0
@@ -53,7 +59,8 @@ class Quality:
     dc_offset : float
         Mean of the samples.
     status : str
-        ``"ok"``, ``"silence"``, ``"clipping"`` or ``"dead"``.
+        ``"ok"``, ``"silence"``, ``"clipping"``, ``"dead"`` or ``"invalid"`` (NaN or
+        infinite samples; the levels are then those of the finite samples).
     """
 
     rms_dbfs: float
@@ -64,8 +71,18 @@ class Quality:
 
     @property
     def ok(self) -> bool:
-        """Whether the window may be scored and enrolled."""
+        """Whether the window may be enrolled (good signal, not clipped)."""
         return self.status == "ok"
+
+    @property
+    def scorable(self) -> bool:
+        """Whether the window carries information to score (clipped windows do)."""
+        return self.status not in NO_SIGNAL
+
+    @property
+    def clipped(self) -> bool:
+        """Whether more than the tolerated fraction of samples is clipped."""
+        return self.status == "clipping"
 
     def as_dict(self) -> dict:
         """JSON-ready fields (all plain floats and strings)."""
@@ -84,6 +101,7 @@ def assess(
 
     The checks run in the order of :data:`STATUSES`; the first that applies wins:
 
+    - ``invalid``: a sample is NaN or infinite (a broken driver or file);
     - ``dead``: peak-to-peak range ``<= dead_range`` (digital zeros, a value stuck at DC
       or at a rail, an unplugged input);
     - ``clipping``: more than ``clip_fraction`` of the samples have ``|x| >= clip_level``;
@@ -110,14 +128,18 @@ def assess(
     Raises
     ------
     InputError
-        Empty, non-1-D or non-finite input.
+        Empty or non-1-D input.
     """
     x = np.asarray(samples)
     if x.ndim != 1 or x.size == 0:
         raise InputError(f"assess expects a non-empty 1-D window, got shape {x.shape}")
     lo, hi = float(x.min()), float(x.max())
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise InputError("window contains NaN or infinite samples")
+        finite = x[np.isfinite(x)]
+        opts = {"silence_dbfs": silence_dbfs, "clip_level": clip_level}
+        opts.update(clip_fraction=clip_fraction, dead_range=dead_range)
+        q = assess(finite, **opts) if finite.size else Quality(FLOOR_DBFS, 0.0, 0.0, 0.0, "dead")
+        return Quality(q.rms_dbfs, q.peak, q.clip_fraction, q.dc_offset, "invalid")
     x64 = x.astype(np.float64, copy=False)
     dc = float(x64.mean())
     var = float(np.var(x64))

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "edgeasd.cli.bank",
     "edgeasd.cli.model",
     "edgeasd.cli.evaluate",
+    "edgeasd.cli.report",
     "edgeasd.cli.service",
 )
 

@@ -8,7 +8,6 @@ commands find the same state, runtime and log directories as the daemon.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import os
@@ -155,8 +154,11 @@ def _format_status(s: dict[str, Any]) -> str:
         + ", ".join(f"{d}: {n}" for d, n in (s.get("bank") or {}).items())
         + ")",
     ]
+    if s.get("decision_state"):
+        lines.append(f"decisions:  {s['decision_state']}")
     if s.get("learning"):
         lines.append(f"learning:   {s['learning']}")
+    lines += [f"warning:    {w}" for w in s.get("warnings") or ()]
     if s.get("enrolling"):
         lines.append(f"enrolling:  {s['enrolling']['collected']} of {s['enrolling']['n']}")
     last = s.get("last") or {}
@@ -216,19 +218,36 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         how = "by the running daemon"
     except DaemonNotRunning:
         result, how = _enroll_direct(config, paths, args, files), "directly (no daemon running)"
+    threshold = result.get("threshold")
     print(
         f"enrolled {len(result['ids'])} references {how} in {len(result['groups'])} "
         f"group(s); bank: {result['bank_size']} references "
         f"({', '.join(f'{d}: {n}' for d, n in result['domains'].items())}), "
-        f"threshold {result['threshold']}"
+        f"threshold {'none' if threshold is None else f'{threshold:.4g}'} "
+        f"({result.get('threshold_source', '-')})"
     )
+    print(f"state: {_state_line(result)}")
+    for warning in result.get("warnings") or ():
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _state_line(state: dict[str, Any]) -> str:
+    """``learning: ...``, ``uncalibrated: ...`` or ``ready``, from a BankState dict."""
+    name = state.get("state", "?")
+    if name == "learning":
+        return f"learning: {state.get('learning')}"
+    if name == "uncalibrated":
+        return (
+            f"uncalibrated (no threshold, windows get no verdict): {state.get('threshold_source')}"
+        )
+    return "ready: windows get a verdict (normal/anomalous)"
 
 
 def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: list[str]):
     from edgeasd import enrollment
     from edgeasd.daemon import Daemon
-    from edgeasd.pipeline import make_embedder, quality_options
+    from edgeasd.pipeline import check_window, make_embedder, quality_options
 
     paths.ensure()
     if args.next is not None:  # capture from the configured source ourselves
@@ -237,6 +256,7 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
         (cmd,) = daemon.initial
         return cmd.wait()  # raises if the source ended before N good windows
     embedder = make_embedder(config)
+    check_window(config, embedder.info)
     hop = config.window.hop_seconds
     return enrollment.enroll_files_direct(
         paths,
@@ -247,56 +267,8 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
         config.enrollment,
         hop,
         quality_options(config),
+        config=config,
     )
-
-
-def cmd_score(args: argparse.Namespace) -> int:
-    """``edgeasd score``: one-shot scores of recordings against the bank on disk."""
-    from edgeasd import enrollment
-    from edgeasd.pipeline import make_embedder, quality_options
-
-    config = config_of(args)
-    embedder = make_embedder(config)
-    path = _paths(config).bank
-    bank = enrollment.open_bank(path, config.scoring, embedder.info)
-    enrollment.require_bank(bank, 1)
-    threshold, source = enrollment.threshold_for(bank, config)
-    domain_of = enrollment.domain_by_id(bank)
-    rows = []
-    for file in args.files:
-        _, windows = enrollment.file_windows(
-            file, embedder.info, config.window.hop_seconds, quality_options(config)
-        )
-        scores, nearest = bank.score(
-            enrollment.embed_windows(embedder, [w.samples for w in windows]), return_nearest=True
-        )
-        for w, s, ref in zip(windows, scores, nearest, strict=True):
-            rows.append(
-                {
-                    "file": file,
-                    "window": w.index,
-                    "start_seconds": round(w.start_time, 3),
-                    "score": round(float(s), 6),
-                    "threshold": threshold,
-                    "decision": "anomalous" if s > threshold else "normal",
-                    "nearest_id": int(ref),
-                    "nearest_domain": domain_of[int(ref)],
-                }
-            )
-    if args.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        return 0
-    print(f"threshold {threshold:.4g} ({source})")
-    print(f"{'file':<40} {'windows':>7} {'max score':>10} {'mean':>8}  decision")
-    for file in args.files:
-        mine = [r for r in rows if r["file"] == file]
-        top = max(r["score"] for r in mine)
-        mean = sum(r["score"] for r in mine) / len(mine)
-        flag = "ANOMALOUS" if top > threshold else "normal"
-        print(f"{_short(file, 40):<40} {len(mine):>7} {top:>10.4f} {mean:>8.4f}  {flag}")
-    return 0
 
 
 def _short(text: str, width: int) -> str:
@@ -356,6 +328,22 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(f"  model:    {files[0] if files else 'shipped default'}")
     for name in ("state_dir", "runtime_dir", "log_dir"):
         print(f"  {name + ':':<10}{getattr(paths, name)}")
+    return _check_against_model_and_bank(config, paths)
+
+
+def _check_against_model_and_bank(config: Config, paths: Any) -> int:
+    """``window.seconds`` against the model (an error), scoring keys against the bank (warn)."""
+    from edgeasd import enrollment
+    from edgeasd.pipeline import check_window, make_embedder
+    from edgeasd.scoring import ReferenceBank
+
+    info = make_embedder(config).info
+    check_window(config, info)  # raises ConfigError: the daemon would refuse to start
+    print(f"  window:   {info.window_seconds:g} s (the model's)")
+    if paths.bank.exists():
+        mismatch = enrollment.settings_mismatch(ReferenceBank.load(paths.bank), config.scoring)
+        if mismatch:
+            print(f"warning: {mismatch}")
     return 0
 
 
@@ -395,7 +383,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_arg(p)
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--csv", action="store_true", help="one CSV row per window")
-    p.set_defaults(func=cmd_score)
+    p.set_defaults(func=_cmd_score)
 
     p = subparsers.add_parser("devices", help="list audio capture devices")
     p.set_defaults(func=cmd_devices)
@@ -409,6 +397,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c = sub.add_parser("check", help="validate a configuration file")
     add_config_arg(c)
     c.set_defaults(func=cmd_config_check)
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from edgeasd.cli.score import cmd_score
+
+    return cmd_score(args)
 
 
 def _positive(text: str) -> int:

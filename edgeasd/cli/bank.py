@@ -75,16 +75,19 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
-    """Per-domain counts, groups and density, the threshold and the model."""
-    from edgeasd import enrollment
+    """Per-domain counts, groups and density, the decision state, threshold and model.
+
+    The state and threshold are :func:`edgeasd.decision.bank_state`'s, the same the daemon
+    and ``edgeasd score`` decide with (``state``: learning, uncalibrated or ready).
+    """
+    from edgeasd import decision
 
     domains, groups, density = bank.domains, bank.groups, bank.density
-    threshold, source = enrollment.threshold_for(bank, config) if len(bank) else (None, "-")
+    state = decision.bank_state(bank, config)
     return {
         "references": len(bank),
         "model_id": bank.meta.get("model_id"),
-        "threshold": threshold,
-        "threshold_source": source,
+        **state.as_dict(),
         "min_references": config.scoring.min_references,
         "domains": {
             str(d): {
@@ -104,10 +107,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
+    from edgeasd.cli.agent import _state_line
+
     print(f"{s['references']} references, model {s['model_id']}")
-    print(f"threshold {s['threshold']} ({s['threshold_source']})")
-    if s["references"] < s["min_references"]:
-        print(f"learning: {s['min_references'] - s['references']} more needed before scoring")
+    threshold = "none" if s["threshold"] is None else f"{s['threshold']:.4g}"
+    print(f"threshold {threshold} ({s['threshold_source']})")
+    print(f"state: {_state_line(s)}")
+    for warning in s["warnings"]:
+        print(f"warning: {warning}")
     print(f"{'domain':<16} {'refs':>6} {'groups':>7} {'median density':>15}")
     for name, d in s["domains"].items():
         print(f"{name:<16} {d['references']:>6} {d['groups']:>7} {d['median_density']:>15.4g}")

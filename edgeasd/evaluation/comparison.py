@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeasd.decision import label_scores
 from edgeasd.evaluation.approaches import (
     Approach,
     Scored,
@@ -161,19 +162,27 @@ class OperatingPoint:
 
 
 def _rates(name: str, sections: Sequence[SectionData], scored: Sequence[Scored]) -> OperatingPoint:
+    """Rates from the agent's own verdicts (:func:`edgeasd.decision.label_scores`).
+
+    A section without a finite threshold is uncalibrated: its clips get no verdict, and a
+    rate pooling any of them is NaN (never counted as "no alarm").
+    """
     fa, det, nn, na = {}, {}, {}, {}
     for dom in ("source", "target"):
         hits = {0: 0, 1: 0}
         counts = {0: 0, 1: 0}
+        unknown = {0: False, 1: False}
         for d, s in zip(sections, scored, strict=True):
             sel = np.asarray(d.test_domains) == dom
-            alarm = s.scores > s.threshold
+            labels = label_scores(s.scores, s.threshold)
             for lab in (0, 1):
                 m = sel & (np.asarray(d.test_labels) == lab)
-                hits[lab] += int(np.sum(alarm[m]))
+                hits[lab] += int(np.sum(labels[m] == "anomalous"))
                 counts[lab] += int(np.sum(m))
-        fa[dom] = hits[0] / counts[0] if counts[0] else float("nan")
-        det[dom] = hits[1] / counts[1] if counts[1] else float("nan")
+                unknown[lab] |= bool(np.any(labels[m] == "uncalibrated"))
+        nan = float("nan")
+        fa[dom] = hits[0] / counts[0] if counts[0] and not unknown[0] else nan
+        det[dom] = hits[1] / counts[1] if counts[1] and not unknown[1] else nan
         nn[dom], na[dom] = counts[0], counts[1]
     return OperatingPoint(name, fa, det, nn, na)
 

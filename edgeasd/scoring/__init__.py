@@ -2,7 +2,8 @@
 
 >>> from edgeasd.scoring import ReferenceBank
 >>> bank = ReferenceBank(dim, metric="cosine", density="knn", k=1, norm="ratio")  # doctest: +SKIP
->>> ids = bank.enroll(X, domain="source", group="recording-1")                 # doctest: +SKIP
+>>> ids = bank.enroll(X, domain="source")  # each row its own group          # doctest: +SKIP
+>>> ids = bank.enroll(X2, group=recording_of_each_row)  # rows of one recording # doctest: +SKIP
 >>> scores = bank.score(Q)                                                      # doctest: +SKIP
 
 See :mod:`edgeasd.scoring.bank` (API, edge cases), :mod:`edgeasd.scoring.density`

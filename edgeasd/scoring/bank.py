@@ -206,7 +206,10 @@ class ReferenceBank:
             Free-form tag kept for reporting; scoring never uses it.
         group : str, int, sequence of n of them, or None
             Recording/session each row came from. Leave-one-out calibration leaves
-            whole groups out. ``None``: this call is one new group.
+            whole groups out, and under ``exclude_same_group`` a reference's density
+            ignores its own group. ``None``: each row is a group of its own (the paper's
+            formula: every other reference may be a density neighbour). Pass one label
+            for rows that are near twins (overlapping windows of one recording).
 
         Returns
         -------
@@ -223,7 +226,9 @@ class ReferenceBank:
         m = X.shape[0]
         first = self._next_id
         domains = as_labels(domain, m, "domain")
-        groups = as_labels(f"enroll-{first}" if group is None else group, m, "group")
+        if group is None:  # each row its own group: the paper's leave-one-out density
+            group = [f"enroll-{i}" for i in range(first, first + m)]
+        groups = as_labels(group, m, "group")
         n_old, n = self._n, self._n + m
         self._reserve(n)
         self._y[n_old:n] = X
@@ -304,8 +309,8 @@ class ReferenceBank:
             if self._n > 1 and missing.all():
                 log.warning(
                     "no reference has a neighbour outside its own group, so scores "
-                    "are plain distances; enroll recordings as separate groups "
-                    "(group=...) or use exclude_same_group=False"
+                    "are plain distances; enroll normal audio of another recording or "
+                    "session (a separate group)"
                 )
             raw = np.where(missing, fallback, raw)
         self._rho = np.maximum(raw, RHO_EPS)
@@ -406,6 +411,19 @@ class ReferenceBank:
         return self._calibration.threshold
 
     @property
+    def score_bound_(self) -> float:
+        """Largest score any query can get (inf: unbounded), from the metric and densities.
+
+        Under cosine every distance is at most 1, so a query's score is at most
+        ``min_y f(1, rho_y)``: ``1`` (norm ``none``), ``1 / max(rho)`` (``ratio``) or
+        ``1 - max(rho)`` (``difference``). Euclidean distances are unbounded.
+        """
+        if self.metric != "cosine" or self._n == 0:
+            return float("inf")
+        top = float(self._rho.max())
+        return {"none": 1.0, "ratio": 1.0 / top, "difference": 1.0 - top}[self.norm]
+
+    @property
     def threshold_rule_(self) -> str:
         """Human-readable description of how ``threshold_`` was derived."""
         self._ensure_calibrated()
@@ -424,6 +442,16 @@ class ReferenceBank:
     def _ensure_calibrated(self) -> None:
         if self._calibration.stale:
             self._calibration.update(self)
+            t, bound = self._calibration.threshold, self.score_bound_
+            if t >= bound:  # NaN compares False: an uncalibrated bank is not unreachable
+                log.warning(
+                    "the threshold %.4g can never be exceeded: under %s distances with "
+                    "norm %r no score of this bank exceeds %.4g, so it can never alert",
+                    t,
+                    self.metric,
+                    self.norm,
+                    bound,
+                )
 
     def decision_function(self, Q: np.ndarray) -> np.ndarray:
         """``score(Q) - threshold_``, shape ``(m,)``: > 0 means anomalous."""

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgeasd.audio.mel import mel_filterbank  # noqa: F401  (re-exported: torch-free, in numpy)
 from edgeasd.errors import InputError
 
 
@@ -206,45 +207,3 @@ def log_fft_magnitude(x: torch.Tensor, length: int) -> torch.Tensor:
     else:
         x = F.pad(x, (0, length - n))
     return torch.log1p(rfft_magnitude(x))
-
-
-def mel_filterbank(
-    sample_rate: int, n_fft: int, n_mels: int, fmin: float = 20.0, fmax: float | None = None
-) -> np.ndarray:
-    """Triangular HTK-mel filterbank, each filter normalized to unit area.
-
-    Parameters
-    ----------
-    sample_rate, n_fft : int
-        Define the STFT bin frequencies ``k * sample_rate / n_fft``.
-    n_mels : int
-        Number of bands.
-    fmin, fmax : float
-        Band edges in Hz; ``fmax`` defaults to the Nyquist frequency.
-
-    Returns
-    -------
-    numpy.ndarray, shape (n_mels, n_fft // 2 + 1), float32
-    """
-    fmax = sample_rate / 2 if fmax is None else fmax
-    if not 0 <= fmin < fmax <= sample_rate / 2:
-        raise InputError(f"need 0 <= fmin < fmax <= {sample_rate / 2}, got {fmin}, {fmax}")
-
-    def hz_to_mel(f):
-        return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
-
-    def mel_to_hz(m):
-        return 700.0 * (10.0 ** (np.asarray(m) / 2595.0) - 1.0)
-
-    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
-    freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
-    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (freqs[None, :] - lo) / (mid - lo)
-    falling = (hi - freqs[None, :]) / (hi - mid)
-    fb = np.maximum(0.0, np.minimum(rising, falling))
-    # Narrow low bands can fall between bins: give each at least its nearest bin.
-    empty = fb.sum(axis=1) == 0
-    for i in np.flatnonzero(empty):
-        fb[i, np.argmin(np.abs(freqs - mid[i, 0]))] = 1.0
-    fb /= fb.sum(axis=1, keepdims=True)
-    return fb.astype(np.float32)

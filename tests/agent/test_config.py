@@ -51,9 +51,11 @@ def test_defaults_match_the_scoring_engine():
 
 def test_defaults_match_quality_assess():
     from edgeasd.audio.quality import assess
+    from edgeasd.pipeline import quality_options
 
     params = inspect.signature(assess).parameters
-    quality = Config().to_dict()["quality"]
+    quality = quality_options(Config())  # the section less the daemon's no-signal alert
+    assert set(Config().to_dict()["quality"]) - set(quality) == {"no_signal_alert_seconds"}
     assert set(quality) == {p for p in params if params[p].kind == params[p].KEYWORD_ONLY}
     for key, value in quality.items():
         assert value == params[key].default, key

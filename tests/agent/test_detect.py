@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeasd.detect import Detector, iso_time, make_event
+from edgeasd.detect import Detector, SignalWatch, iso_time, make_event
 from edgeasd.errors import InputError
 
 
@@ -125,3 +125,59 @@ def test_make_event_and_iso_time():
     assert list(e)[:2] == ["time", "event"] and "nearest" not in e
     assert datetime.fromisoformat(e["time"]).timestamp() == 1700000000.25
     assert datetime.fromisoformat(iso_time(0.0)).utcoffset() is not None
+
+
+def test_reminders_repeat_while_an_episode_lasts_with_its_peak_score():
+    det = Detector(1.0, k=1, n=1, reminder_seconds=30.0)
+    scores = [0.5, 2.0, 5.0, 3.0, 2.5, 2.0, 2.0, 0.1]  # one window every 10 s
+    out = [e for t, s in enumerate(scores) for e in det.update(s, 10.0 * t, t)]
+    # alert at 10 s; a reminder 30 s later (40 s); the next would be at 70 s: recovered then
+    assert [(e.event, e.window_index) for e in out] == [
+        ("alert", 1),
+        ("reminder", 4),
+        ("recovered", 7),
+    ]
+    rem = [e for e in out if e.event == "reminder"]
+    assert len(rem) == 1 and rem[0].max_score == 5.0 and rem[0].started == 10.0
+    record = rem[0].to_dict()
+    assert record["kind"] == "anomaly" and record["duration_seconds"] == 30.0
+    assert Detector(1.0).reminder_seconds == 0.0  # the library default: no reminders
+    quiet = Detector(1.0)
+    assert [e.event for t in range(100) for e in quiet.update(5.0, 10.0 * t, t)] == ["alert"]
+
+
+def test_set_threshold_and_debounce_keep_an_ongoing_episode():
+    det = Detector(1.0, k=2, n=3)
+    assert [e.event for t in range(3) for e in det.update(5.0, t, t)] == ["alert"]
+    det.set_threshold(2.0, "after an enrollment")
+    det.set_debounce(2, 4, reminder_seconds=0.0)  # a reload
+    assert det.alerting and det.exceeding == 3  # history kept
+    assert [e.event for t in range(3, 6) for e in det.update(4.0, t, t)] == []  # no 2nd alert
+    events = [e for t in range(6, 10) for e in det.update(0.0, t, t)]
+    assert [e.event for e in events] == ["recovered"] and events[0].started == 1  # 2 of 3
+    with pytest.raises(InputError, match="must not exceed"):
+        det.set_debounce(3, 2)
+
+
+def test_alert_carries_the_window_flags():
+    det = Detector(1.0)
+    (alert,) = det.update(4.0, 0.0, 0, {"clipped": True, "clip_fraction": 0.03})
+    record = alert.to_dict()
+    assert record["clipped"] is True and record["clip_fraction"] == 0.03
+    assert "flags" not in record and record["kind"] == "anomaly"
+
+
+def test_signal_watch_alerts_once_on_a_long_dead_input_and_recovers():
+    watch = SignalWatch(alert_seconds=3.0, window_seconds=1.0)
+    signal = [True, False, False, False, False, False, True, True, False, True]
+    out = [(t, e) for t, ok in enumerate(signal) for e in watch.update(ok, t, t, "dead")]
+    assert [(t, e["event"], e["kind"]) for t, e in out] == [
+        (3, "alert", "no_signal"),  # windows 1-3 cover 3 s
+        (6, "recovered", "no_signal"),
+    ]
+    alert, recovered = out[0][1], out[1][1]
+    assert alert["status"] == "dead" and alert["no_signal_seconds"] == 3.0
+    assert recovered["duration_seconds"] == 5.0 and recovered["started"] == iso_time(1.0)
+    # a short dropout (window 8) is no incident; 0 disables the alert
+    off = SignalWatch(alert_seconds=0.0, window_seconds=1.0)
+    assert [e for t in range(50) for e in off.update(False, t, t, "dead")] == []

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from edgeasd.alert_audio import AlertAudio
 from edgeasd.enrollment import Batch
 from edgeasd.kept_audio import AudioStore
 from edgeasd.paths import Paths
@@ -60,6 +61,12 @@ def test_every_file_the_agent_writes_is_private_to_user_and_group(tmp_path, umas
         with JsonlLog(log_path, max_bytes=200, backups=1) as sink:
             for i in range(8):  # rotates: the rotated file keeps the mode
                 sink.write({"event": "window", "i": i, "pad": "x" * 40})
+    alerts = AlertAudio(paths.log_dir / "alert-audio", max_bytes=2**30, sample_rate=16000)
+    try:
+        meta = {"unix_time": 0.0, "window_index": 7, "score": 5.0, "threshold": 3.0}
+        assert alerts.write(rng.standard_normal(1600).astype(np.float32), meta) is not None
+    finally:
+        alerts.close()
     info = SimpleNamespace(
         name="m", version="1", id="m-1", window_seconds=1.0, sample_rate=16000, members=()
     )
@@ -68,7 +75,10 @@ def test_every_file_the_agent_writes_is_private_to_user_and_group(tmp_path, umas
     modes = {**_tree_modes(paths.state_dir), **_tree_modes(paths.runtime_dir)}
     expected = {"bank", "bank.lock", "audio", "audio/g1.flac", "audio/g1.json"}
     expected |= {"log", "log/alerts.jsonl", "log/alerts.jsonl.1", "log/scores.jsonl"}
-    expected |= {"status.json"}
+    expected |= {"status.json", "log/alert-audio"}
+    expected |= {
+        f"log/alert-audio/alert-19700101T000000.000000Z-w00000007.{x}" for x in ("flac", "json")
+    }
     assert expected <= set(modes), modes
     assert lock_path(paths.bank).name == "bank.lock"
     for name, mode in modes.items():

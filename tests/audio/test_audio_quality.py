@@ -30,7 +30,7 @@ def test_measures_match_plain_formulas(x):
     assert q.peak == max(abs(v) for v in values)
     assert q.clip_fraction == sum(abs(v) >= 0.999 for v in values) / len(values)
     assert q.dc_offset == pytest.approx(mean, abs=1e-9)
-    assert q.status in ("ok", "silence", "clipping", "dead")
+    assert q.status in ("ok", "silence", "clipping", "dead")  # finite input: never invalid
 
 
 def _sine(amplitude: float, seconds: float = 1.0, freq: float = 440.0) -> np.ndarray:
@@ -88,6 +88,24 @@ def test_result_is_json_ready():
 
 
 def test_bad_input():
-    for bad in (np.zeros(0), np.zeros((2, 2)), np.array([0.0, np.nan]), np.array([np.inf])):
+    for bad in (np.zeros(0), np.zeros((2, 2))):
         with pytest.raises(InputError):
             assess(bad)
+
+
+def test_non_finite_samples_are_invalid_not_an_error():
+    """A NaN from a broken driver must not stop the daemon: the window has no signal."""
+    x = _sine(0.1)
+    x[5] = np.nan
+    q = assess(x)
+    assert q.status == "invalid" and not q.scorable and not q.ok
+    assert q.peak == pytest.approx(0.1, abs=1e-3)  # levels of the finite samples
+    json.dumps(q.as_dict(), allow_nan=False)
+    assert assess(np.array([np.inf, -np.inf])).status == "invalid"
+
+
+def test_clipped_windows_are_scorable_but_not_enrollable():
+    q = assess(np.clip(_sine(3.0), -1, 1))
+    assert q.clipped and q.scorable and not q.ok
+    for silent in (np.zeros(SR, np.float32), _sine(1e-4)):
+        assert not assess(silent).scorable

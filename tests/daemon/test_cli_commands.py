@@ -249,3 +249,61 @@ def test_ensemble_model_through_daemon_and_cli(make_config, model, tmp_path, cap
     single = make_config(feed, model={"path": str(model)})
     assert main(["score", "--config", str(single), str(bad)]) == 2
     assert "embedded with model ensemble-2x:" in capsys.readouterr().err
+
+
+def test_direct_enroll_and_bank_summary_report_the_configured_rule(enrolled, tmp_path, capsys):
+    fixed = tmp_path / "fixed.yaml"
+    fixed.write_text(enrolled.read_text() + "threshold:\n  rule: fixed\n  value: 42.0\n")
+    more = wav(tmp_path / "more.wav", [(2, "normal")], seed=99)
+    assert main(["enroll", "--config", str(fixed), str(more)]) == 0
+    out = capsys.readouterr().out
+    assert "threshold 42 (config: threshold.rule fixed" in out and "state: ready" in out
+    assert main(["bank", "summary", "--config", str(enrolled), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["state"] == "ready" and s["threshold"] != 42.0  # the default rule: auto
+    assert s["threshold_source"].startswith("bank of 8")
+
+
+def test_score_on_a_learning_bank_prints_learning_not_verdicts(enrolled, tmp_path, capsys):
+    learning = tmp_path / "learning.yaml"
+    learning.write_text(enrolled.read_text().replace("min_references: 4", "min_references: 50"))
+    bad = wav(tmp_path / "bad.wav", [(2, "anomalous")], seed=78)
+    capsys.readouterr()
+    assert main(["score", "--config", str(learning), "--csv", str(bad)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["decision"] for r in rows] == ["learning", "learning"]
+    assert "44 more normal windows needed" in rows[0]["reason"] and rows[0]["score"]
+    assert main(["score", "--config", str(learning), str(bad)]) == 0
+    out = capsys.readouterr().out
+    assert "learning: 44 more normal windows needed" in out
+    assert "ANOMALOUS" not in out and out.splitlines()[-1].endswith("learning")
+    assert main(["bank", "summary", "--config", str(learning)]) == 0
+    assert "state: learning: 44 more" in capsys.readouterr().out
+
+
+def test_window_seconds_is_checked_against_the_model(make_config, tmp_path, capsys) -> None:
+    from edgeasd.config import load_config
+    from edgeasd.daemon import Daemon
+    from edgeasd.errors import ConfigError
+
+    cfg = make_config(wav(tmp_path / "f.wav", [(2, "normal")]), window={"seconds": 2.0})
+    assert main(["config", "check", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "'window.seconds' is 2 but the model" in err and "takes 1 s windows" in err
+    assert main(["doctor", "--config", str(cfg)]) == 1
+    assert "[FAIL] model" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match=r"window\.seconds"):
+        Daemon(load_config(cfg), handle_signals=False).run()  # refused at start-up
+
+
+def test_config_check_warns_about_scoring_keys_a_bank_ignores(enrolled, tmp_path, capsys):
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(
+        enrolled.read_text().replace("min_references: 4", "min_references: 4\n  k: 2")
+    )
+    assert main(["config", "check", "--config", str(changed)]) == 0
+    out = capsys.readouterr().out
+    assert "scoring.k: config 2, bank 1" in out and "edgeasd bank rebuild" in out
+    main(["doctor", "--config", str(changed)])  # (no microphone here: the device check fails)
+    out = capsys.readouterr().out
+    assert "[WARN] bank" in out and "scoring.k: config 2, bank 1" in out

@@ -35,7 +35,7 @@ def test_learning_enrollment_then_scoring_and_signal_changes(tmp_path, make_conf
     assert [w["decision"] for w in windows] == (
         ["enrolling"] * 4
         + ["normal"] * 2
-        + ["signal"] * 2
+        + ["no-signal"] * 2
         + ["normal"] * 2
         + ["anomalous"] * 3
         + ["normal"] * 2
@@ -351,3 +351,18 @@ def test_unexpected_error_in_a_file_commit_leaves_the_bank_intact(
     assert "journalctl -u edgeasd" in commit.error.help
     assert sorted(ReferenceBank.load(tmp_path / "state" / "bank").domains) == ["a"] * 2 + ["b"] * 2
     assert sorted(d.bank.domains) == ["a"] * 2 + ["b"] * 2  # no half-enrolled "direct"
+
+
+def test_a_long_episode_repeats_a_reminder_with_its_peak_score(tmp_path, make_config) -> None:
+    feed = wav(tmp_path / "f.wav", [(4, "normal"), (6, "anomalous"), (2, "normal")])
+    cfg = make_config(feed, detector={"reminder_seconds": 2.5})
+    _, records = _run(cfg, initial_enroll=[(2, "a"), (2, "b")])
+    events = [r for r in records if r["event"] in ("alert", "reminder", "recovered")]
+    assert [(e["event"], e["window_index"]) for e in events] == [
+        ("alert", 4),
+        ("reminder", 7),  # 3 s after the alert (>= 2.5 s), then 3 s after the reminder
+        ("recovered", 10),
+    ]
+    peak = max(r["score"] for r in records if r["event"] == "window" and 4 <= r["index"] <= 7)
+    assert events[1]["max_score"] == pytest.approx(peak, rel=1e-5)
+    assert events[1]["kind"] == "anomaly" and events[1]["started"] == events[0]["time"]

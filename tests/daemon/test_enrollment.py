@@ -93,3 +93,50 @@ def test_audio_store_cap_deletes_oldest(tmp_path, caplog) -> None:
     assert [r["group"] for r in store.records()] == ["new"]
     assert store.size() <= store.max_bytes
     assert "deleting the audio of group old" in caplog.text
+
+
+def _clipped(path, seconds: float = 2.0, gain: float = 20.0):
+    """Normal machine sound with the gain turned up until several % of it clips."""
+    from support.onnx_models import machine_sound
+
+    from edgeasd.audio.io import write_audio
+
+    x = np.clip(gain * machine_sound(seconds, RATE, seed=5), -1.0, 1.0).astype(np.float32)
+    write_audio(path, x, RATE, subtype="FLOAT")
+    return path
+
+
+def test_enrollment_refuses_clipped_audio_and_says_why(tmp_path, embedder) -> None:
+    clipped = _clipped(tmp_path / "clipped.wav")
+    with pytest.raises(AudioFileError, match="2 clipped") as info:
+        enrollment.file_batches([clipped], embedder, "x")
+    assert "must not learn clipping as normal" in info.value.message
+    assert "lower the input gain" in info.value.help
+
+
+def test_a_request_of_several_groups_does_not_warn_about_a_single_group(
+    tmp_path, embedder, caplog
+) -> None:
+    files = [wav(tmp_path / f"n{i}.wav", [(2, "normal")], seed=30 + i) for i in range(2)]
+    batches = enrollment.file_batches(files, embedder, "source")
+    bank = enrollment.new_bank(Config().scoring, embedder.info)
+    with caplog.at_level("WARNING"):
+        enrollment.commit(bank, tmp_path / "bank", batches)
+    assert "outside its own group" not in caplog.text  # the two files see each other
+    assert not np.isnan(bank.raw_density).any()
+
+
+def test_scoring_settings_differing_from_the_bank_warn_with_the_rebuild_hint(
+    tmp_path, embedder, caplog
+) -> None:
+    path = tmp_path / "bank"
+    bank = enrollment.new_bank(Config().scoring, embedder.info)
+    bank.enroll(np.eye(3, 16, dtype=np.float32) + 0.1)
+    bank.save(path)
+    assert enrollment.settings_mismatch(bank, Config().scoring) is None
+    changed = Config().replace(scoring={"k": 3, "norm": "difference"}).scoring
+    with caplog.at_level("WARNING"):
+        enrollment.open_bank(path, changed, embedder.info)
+    assert "scoring.k: config 3, bank 1" in caplog.text
+    assert "scoring.norm: config 'difference', bank 'ratio'" in caplog.text
+    assert "edgeasd bank rebuild" in caplog.text

@@ -112,3 +112,15 @@ def test_rule_operating_points(sections):
     default = operating_point(sections[:1], compare(sections[:1], [APPROACHES["knn-ratio"]])[0])
     assert points[2].false_alarm == default.false_alarm
     assert points[2].detection == default.detection
+
+
+def test_an_uncalibrated_section_has_no_rates_never_zero_false_alarms(sections):
+    """A NaN threshold gives no verdict (edgeasd.decision): its rates are NaN, not 0."""
+    from edgeasd.evaluation.comparison import _rates
+
+    d = sections[0]
+    scores = np.arange(len(d.test), dtype=float)
+    p = _rates("x", sections, [Scored(scores, 74.5), Scored(scores, float("nan"))])
+    assert all(np.isnan(v) for v in (*p.false_alarm.values(), *p.detection.values()))
+    ok = _rates("x", [d], [Scored(scores, 74.5)])
+    assert ok.false_alarm == {"source": 0.0, "target": 0.5}

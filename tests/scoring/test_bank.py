@@ -41,9 +41,34 @@ def test_single_reference_scores_plain_distance(rng):
 def test_single_group_warns_that_scores_are_unnormalized(rng, caplog):
     bank = ReferenceBank(4)  # exclude_same_group=True by default
     with caplog.at_level(logging.WARNING, logger="edgeasd.scoring.bank"):
-        bank.enroll(rng.normal(size=(5, 4)))  # one call = one group
+        bank.enroll(rng.normal(size=(5, 4)), group="one-recording")
     assert "outside its own group" in caplog.text
+    assert "group=" not in caplog.text and "exclude_same_group" not in caplog.text  # CLI users
     np.testing.assert_array_equal(bank.density, 1.0)
+    # ... and the default threshold 3 is out of reach of cosine distances (at most 1)
+    assert bank.score_bound_ == 1.0
+    with caplog.at_level(logging.WARNING, logger="edgeasd.scoring.bank"):
+        assert bank.threshold_ == 3.0
+    assert "can never be exceeded" in caplog.text
+
+
+def test_enroll_without_groups_treats_each_row_as_its_own_group(rng, caplog):
+    """The paper's formula: every other reference may be a density neighbour."""
+    base = np.array([1.0, 0.5, -0.5, 0.2])
+    X = base + 0.05 * rng.normal(size=(8, 4))  # a tight cluster of normal embeddings
+    with caplog.at_level(logging.WARNING, logger="edgeasd.scoring.bank"):
+        bank = ReferenceBank(4)  # exclude_same_group=True
+        bank.enroll(X)
+        assert len(set(bank.groups)) == 8
+        paper = ReferenceBank(4, exclude_same_group=False)
+        paper.enroll(X, group="all")
+        np.testing.assert_allclose(bank.density, paper.density, rtol=1e-12)
+        D = ref.distances(bank.embeddings, bank.embeddings, "cosine")
+        np.fill_diagonal(D, np.inf)
+        np.testing.assert_allclose(bank.density, D.min(axis=1), rtol=1e-6)  # k = 1
+        assert np.isfinite(bank.threshold_) and bank.threshold_ < bank.score_bound_
+    assert caplog.text == ""  # no false warning
+    assert bank.score(-base)[0] > bank.threshold_  # such a bank can alert
 
 
 def test_isolated_reference_takes_median_density(rng):

@@ -1,0 +1,160 @@
+"""``edgeasd score``: one-shot verdicts on recordings against the bank on disk.
+
+Every window gets its verdict from :func:`edgeasd.decision.decide`, the same as in the daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from typing import Any
+
+from edgeasd.cli.agent import _paths, _short, config_of
+
+#: Columns of ``edgeasd score --csv``, one row per window (no-signal windows included).
+SCORE_COLUMNS = (
+    "file",
+    "window",
+    "start_seconds",
+    "score",
+    "threshold",
+    "decision",
+    "clipped",
+    "clip_fraction",
+    "reason",
+    "nearest_id",
+    "nearest_domain",
+)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """``edgeasd score``: one-shot verdicts on recordings against the bank on disk.
+
+    Every readable file is scored, whatever happens to the others: an unreadable one gets
+    a named error on stderr, and the exit status is 2 once every other row is written.
+    Windows without signal appear with decision ``no-signal`` and their reason; clipped
+    windows are scored and flagged.
+    """
+    from edgeasd import decision, enrollment
+    from edgeasd.errors import EdgeasdError
+    from edgeasd.pipeline import check_window, make_embedder, quality_options
+
+    config = config_of(args)
+    embedder = make_embedder(config)
+    info = embedder.info
+    check_window(config, info)
+    path = _paths(config).bank
+    bank = enrollment.open_bank(path, config.scoring, info)
+    enrollment.require_bank(bank, 1)
+    hop = config.window.hop_seconds or info.window_seconds
+    state = decision.bank_state(bank, config, hop)
+    for warning in state.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    domain_of = enrollment.domain_by_id(bank)
+    writer = None
+    if args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(SCORE_COLUMNS), restval="")
+        writer.writeheader()
+    else:
+        shown = (
+            state.threshold_source
+            if state.calibrated
+            else "uncalibrated: " + str(state.threshold_source)
+        )
+        print(f"threshold {state.threshold:.4g} ({shown})")
+        if state.learning:
+            print(f"learning: {state.learning}; no verdicts until then")
+        print(f"{'file':<40} {'windows':>7} {'scored':>6} {'max score':>10} {'mean':>8}  decision")
+    failed = 0
+    for file in args.files:
+        try:
+            rows = _score_file(file, embedder, bank, state, domain_of, hop, quality_options(config))
+        except EdgeasdError as exc:  # unreadable: name it, go on with the others
+            print(exc.format(), file=sys.stderr, flush=True)
+            failed += 1
+            continue
+        if writer is not None:
+            writer.writerows(rows)
+            sys.stdout.flush()
+        else:
+            print(_score_line(file, rows), flush=True)
+    if failed:
+        print(
+            f"error: {failed} of {len(args.files)} file(s) could not be scored (see above)",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+def _score_file(
+    file: str,
+    embedder: Any,
+    bank: Any,
+    state: Any,
+    domain_of: dict[int, str],
+    hop: float,
+    quality: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """One row per window of ``file``: its verdict (:func:`edgeasd.decision.decide`)."""
+    from edgeasd import decision, enrollment
+    from edgeasd.audio.io import read_audio
+    from edgeasd.errors import AudioFileError
+
+    info = embedder.info
+    audio = read_audio(file, sample_rate=info.sample_rate)
+    assessed = enrollment.assessed_windows(
+        audio.samples, info.sample_rate, info.window_seconds, hop, quality
+    )
+    if not assessed:
+        raise AudioFileError(
+            f"{file}: {audio.duration:.1f} s of audio is shorter than one "
+            f"{info.window_seconds:g} s window",
+            help=f"score recordings at least {info.window_seconds:g} s long",
+        )
+    scorable = [w for w, q in assessed if q.scorable]
+    by_index: dict[int, tuple[float, int]] = {}
+    if scorable:
+        embeddings = enrollment.embed_windows(embedder, [w.samples for w in scorable])
+        scores, nearest = bank.score(embeddings, return_nearest=True)
+        for w, score, ref in zip(scorable, scores, nearest, strict=True):
+            by_index[w.index] = (float(score), int(ref))
+    rows = []
+    for w, q in assessed:
+        score, ref = by_index.get(w.index, (None, None))
+        verdict = decision.decide(score, state, q)
+        rows.append(
+            {
+                "file": file,
+                "window": w.index,
+                "start_seconds": round(w.start_time, 3),
+                "score": None if score is None else round(score, 6),
+                "nearest_id": ref,
+                "nearest_domain": None if ref is None else domain_of[ref],
+                **verdict.fields(),
+            }
+        )
+    return rows
+
+
+def _score_line(file: str, rows: list[dict[str, Any]]) -> str:
+    """The table line of one file: windows, scored, max and mean score, summary decision."""
+    from edgeasd import decision
+
+    scored = [r["score"] for r in rows if r.get("score") is not None]
+    top = f"{max(scored):>10.4f}" if scored else f"{'-':>10}"
+    mean = f"{sum(scored) / len(scored):>8.4f}" if scored else f"{'-':>8}"
+    verdict = decision.summarize([r["decision"] for r in rows])
+    flags = []
+    clipped = sum(bool(r.get("clipped")) for r in rows)
+    if clipped:
+        flags.append(f"{clipped} clipped")
+    silent = [r for r in rows if r["decision"] == "no-signal"]
+    if silent:
+        flags.append(
+            f"{len(silent)} no-signal ({', '.join(sorted({r['reason'] for r in silent}))})"
+        )
+    label = verdict.upper() if verdict == "anomalous" else verdict
+    tail = f"  [{'; '.join(flags)}]" if flags else ""
+    return f"{_short(file, 40):<40} {len(rows):>7} {len(scored):>6} {top} {mean}  {label}{tail}"
