@@ -7,4 +7,10 @@ Data flows one way::
 Each stage lives in the module its name suggests; see ``ARCHITECTURE.md``.
 """
 
+from edgeasd import jitcache as _jitcache
+
 __version__ = "0.1.0"
+
+# Before anything imports numba: its JIT cache goes to the configured cache folder, never
+# into the installed package (see edgeasd/jitcache.py).
+_jitcache.apply()

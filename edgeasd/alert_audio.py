@@ -25,6 +25,7 @@ import numpy as np
 
 from edgeasd.audio.io import read_audio, write_audio
 from edgeasd.errors import EdgeasdError
+from edgeasd.filemode import DIR_MODE
 from edgeasd.status import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,7 @@ class AlertAudio:
         flac = self.directory / f"{stem}.flac"
         record = {**meta, "sample_rate": self.sample_rate, "file": flac.name}
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
             write_audio(flac, samples, self.sample_rate)
             write_json_atomic(self.directory / f"{stem}.json", record, fsync=True)
         except (OSError, EdgeasdError) as exc:  # ENOSPC, read-only disk, bad samples

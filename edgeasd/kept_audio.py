@@ -19,6 +19,7 @@ import numpy as np
 
 from edgeasd.audio.io import read_audio, write_audio
 from edgeasd.errors import AudioFileError
+from edgeasd.filemode import DIR_MODE
 from edgeasd.status import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class AudioStore:
 
     def keep(self, batch: Any, ids: Sequence[int]) -> None:
         """Write one group's audio and sidecar, then enforce the size cap."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         flac = self.directory / f"{batch.group}.flac"
         write_audio(flac, np.concatenate(batch.segments), batch.sample_rate)
         record = {

@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeasd import jitcache
 from edgeasd.config import Config
 from edgeasd.errors import ConfigError
 
@@ -138,8 +139,12 @@ class Paths:
 
     @property
     def numba_cache(self) -> Path:
-        """Numba's JIT cache: ``$NUMBA_CACHE_DIR`` when set (systemd unit), else here."""
-        env = os.environ.get("NUMBA_CACHE_DIR")
+        """Numba's JIT cache: ``$NUMBA_CACHE_DIR``, which importing edgeasd applies.
+
+        :func:`edgeasd.jitcache.apply` sets it (unless set, as the systemd unit does) to
+        ``<cache_dir>/numba`` before numba is imported; ``<cache_dir>/numba`` when unset.
+        """
+        env = os.environ.get(jitcache.ENV)
         return Path(env) if env else self.cache_dir / "numba"
 
     def ensure(self, runtime_mode: int = 0o750) -> Paths:
@@ -220,7 +225,6 @@ def resolve_paths(
     service = system.holds(config.origin)
     home = _home(env)
     xdg_state = Path(env.get("XDG_STATE_HOME") or home / ".local" / "state")
-    xdg_cache = Path(env.get("XDG_CACHE_HOME") or home / ".cache")
     if cfg.state_dir:
         state = Path(cfg.state_dir)
     else:
@@ -241,7 +245,7 @@ def resolve_paths(
         logs = Path(cfg.log_dir)
     else:
         logs = _systemd_dir(env, "LOGS_DIRECTORY") or (system.log_dir if service else state / "log")
-    cache = _systemd_dir(env, "CACHE_DIRECTORY") or xdg_cache / "edgeasd"
+    cache = jitcache.default_cache_dir(env)
     return Paths(
         state_dir=state.absolute(),
         runtime_dir=runtime.absolute(),

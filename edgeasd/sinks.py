@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeasd.errors import InputError
+from edgeasd.filemode import DIR_MODE, private_opener
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +83,13 @@ class JsonlLog:
         self.max_bytes = int(max_bytes)
         self.backups = int(backups)
         self.fsync = fsync
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         self._fh = None
         self._size = 0
         self._open()
 
     def _open(self) -> None:
-        self._fh = open(self.path, "ab", buffering=0)
+        self._fh = open(self.path, "ab", buffering=0, opener=private_opener)
         self._size = os.fstat(self._fh.fileno()).st_size
 
     def write(self, event: dict[str, Any]) -> None:

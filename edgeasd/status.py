@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgeasd.filemode import private_opener
+
 
 class StatusBoard:
     """Thread-safe status snapshot of one daemon.
@@ -118,7 +120,7 @@ def write_json_atomic(path: Path, obj: dict[str, Any], fsync: bool = False) -> N
     With ``fsync`` the data reaches the disk before the rename (survives a power cut).
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
+    with open(tmp, "w", opener=private_opener) as fh:
         json.dump(obj, fh, default=str)
         if fsync:
             fh.flush()

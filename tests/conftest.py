@@ -7,6 +7,7 @@ The product itself never depends on that folder.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -14,6 +15,29 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EDGEASD_SHARED_DATA", REPO.parent / "shared" / "data"))
+#: The tests that need the ``train`` extra (torch, onnxscript): all marked ``train``.
+TRAIN_TESTS = REPO / "tests" / "train"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Without torch, ``pytest -m "not train"`` does not even import the torch tests.
+
+    Otherwise they are collected and run: a missing torch is a collection error, never a
+    silent skip (CI installs the extra, README command 2).
+    """
+    deselected = "not train" in (config.option.markexpr or "")
+    inside = collection_path == TRAIN_TESTS or TRAIN_TESTS in collection_path.parents
+    if inside and deselected:
+        return importlib.util.find_spec("torch") is None or None
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under ``tests/train`` ``train`` (before ``-m`` selects)."""
+    for item in items:
+        if TRAIN_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.train)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "edgeasd.cli.model",
     "edgeasd.cli.evaluate",
     "edgeasd.cli.report",
+    "edgeasd.cli.service",
 )
 
 

@@ -1,8 +1,9 @@
 """All Numba kernels of the scoring engine.
 
 Every kernel is compiled with ``@njit(cache=True)``, so the machine code is cached
-on disk (in ``__pycache__`` next to this file, or under ``$NUMBA_CACHE_DIR`` when
-that is set) and a fresh process only pays the cache load. Each kernel is called
+on disk under ``$NUMBA_CACHE_DIR`` (which importing :mod:`edgeasd` sets, see
+:mod:`edgeasd.jitcache`; never next to this file) and a fresh process only pays the
+cache load. Each kernel is called
 with a single signature (float32 embeddings, float64 distances, int64 ids), so the
 first call compiles exactly one specialization.
 

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edgeasd.errors import BankCorruptError, BankError, BankLockedError, InputError
+from edgeasd.filemode import FILE_MODE, private_opener
 
 if TYPE_CHECKING:
     from edgeasd.scoring.bank import ReferenceBank
@@ -106,7 +107,7 @@ def locked(path: str | Path, timeout: float = 10.0) -> Iterator[Path]:
 
 def _acquire(lp: Path, timeout: float) -> int:
     try:
-        fd = os.open(lp, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = private_opener(lp, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         raise BankError(
             f"cannot open the bank lock file {lp}: {exc.strerror}",
@@ -239,7 +240,7 @@ def write_atomic(path: str | Path, data: bytes) -> None:
             stale.unlink()
     tmp = directory / f".{path.name}.tmp-{os.getpid()}"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         try:
             view = memoryview(data)
             while view:

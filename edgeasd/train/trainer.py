@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -166,7 +167,8 @@ def load_checkpoint(path: str | Path) -> dict:
     Raises
     ------
     ModelError
-        When the file is missing or not an edgeasd checkpoint.
+        When the file is missing, corrupt, not an edgeasd checkpoint, or holds pickled
+        objects other than tensors and plain values (refused unread: ``weights_only``).
     """
     path = Path(path)
     if path.is_dir():
@@ -177,7 +179,22 @@ def load_checkpoint(path: str | Path) -> dict:
             help="train first: edgeasd train --data DIR --out RUN_DIR",
         )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: tensors, containers and plain values only. Unpickling arbitrary
+        # objects runs code from the file; a checkpoint has none (see checkpoint() in train).
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch reports a refused object as "... unsupported GLOBAL module.name ...".
+        unsafe = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL " in ln]
+        if not unsafe:
+            raise ModelError(
+                f"cannot read checkpoint {path}: corrupt file", help="retrain"
+            ) from exc
+        raise ModelError(
+            f"refused to load checkpoint {path}: it holds a Python object other than tensors "
+            f"and plain values ({unsafe[0]})",
+            help="loading it could run code from the file: retrain, or load only "
+            "checkpoints written by edgeasd train",
+        ) from exc
     except Exception as exc:  # torch raises many types for a bad file
         raise ModelError(f"cannot read checkpoint {path}: {exc}", help="retrain") from exc
     if not isinstance(state, dict) or "model_config" not in state:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -83,13 +85,53 @@ def _umask() -> int:
     return old
 
 
-@pytest.mark.skipif(os.getuid() == 0, reason="root can write anywhere")
-def test_ensure_names_an_unwritable_directory(tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    cfg = config_from_dict({"paths": {"state_dir": str(locked / "state")}})
-    with pytest.raises(ConfigError, match=r"paths\.state_dir"):
+#: The unprivileged user root's tests switch to (Debian's ``nobody``/``nogroup``).
+NOBODY = 65534
+
+
+def _unwritable_state_dir_error(base: Path) -> str:
+    """Run ``ensure()`` on a state dir inside a read-only folder; '' when it was refused."""
+    cfg = config_from_dict({"paths": {"state_dir": str(base / "locked" / "state")}})
+    try:
         resolve_paths(cfg).ensure()
+    except ConfigError as exc:
+        return "" if "paths.state_dir" in str(exc) else f"wrong error: {exc}"
+    return "ensure() accepted an unwritable state dir"
+
+
+def test_ensure_names_an_unwritable_directory():
+    """As an unprivileged user: as root (CI) the check runs in a child switched to nobody."""
+    base = Path(tempfile.mkdtemp(prefix="edgeasd-perm-"))
+    try:
+        base.chmod(0o755)
+        (base / "locked").mkdir(mode=0o555)  # readable, not writable, by anyone but root
+        if os.getuid() != 0:
+            (base / "locked").chmod(0o500)
+            assert _unwritable_state_dir_error(base) == ""
+            return
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # child: drop root for good, report through the pipe
+            status = 1
+            try:
+                os.close(read)
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+                message = _unwritable_state_dir_error(base)
+                os.write(write, message.encode() or b"ok")
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write)
+        with os.fdopen(read, "rb") as fh:
+            message = fh.read().decode()
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0 and message == "ok", message
+    finally:
+        if (base / "locked").exists():
+            (base / "locked").chmod(0o755)
+        shutil.rmtree(base)
 
 
 def test_ensure_refuses_a_file_in_the_way(tmp_path):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeasd.errors import InputError
-
-torch = pytest.importorskip("torch")
-
-from edgeasd.train.adaproj import AdaProj  # noqa: E402
+from edgeasd.train.adaproj import AdaProj
 
 
 @settings(max_examples=30, deadline=None)

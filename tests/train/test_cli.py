@@ -20,7 +20,6 @@ def edgeasd(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_train_then_resume(tiny_dataset, tmp_path):
-    pytest.importorskip("torch")
     common = ["train", "--data", str(tiny_dataset), "--out", str(tmp_path), "--batch-size", "8"]
     common += ["--width", "2", "--window-seconds", "2", "--threads", "1"]
     first = edgeasd(*common, "--epochs", "1")
@@ -32,14 +31,12 @@ def test_train_then_resume(tiny_dataset, tmp_path):
 
 
 def test_export_without_checkpoint_explains(tmp_path):
-    pytest.importorskip("torch")
     r = edgeasd("export", str(tmp_path))
     assert r.returncode == 2
     assert "no training checkpoint" in r.stderr and "edgeasd train" in r.stderr
 
 
 def test_train_on_a_missing_folder_explains(tmp_path):
-    pytest.importorskip("torch")
     r = edgeasd("train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run"))
     assert r.returncode == 2
     assert "does not exist" in r.stderr

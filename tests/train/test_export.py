@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
+import onnx
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-torch = pytest.importorskip("torch")
-onnx = pytest.importorskip("onnx")
-
-from edgeasd.train.directact import DirectACT, DirectACTConfig  # noqa: E402
-from edgeasd.train.export import fold_batchnorms  # noqa: E402
-from edgeasd.train.quantize import float_nodes, one_d_convs  # noqa: E402
+from edgeasd.train.directact import DirectACT, DirectACTConfig
+from edgeasd.train.export import fold_batchnorms
+from edgeasd.train.quantize import float_nodes, one_d_convs
 
 
 def _randomize_norms(module: torch.nn.Module, rng: np.random.Generator) -> None:

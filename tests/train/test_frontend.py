@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from edgeasd.errors import InputError
 from edgeasd.train.data import fit_length
-
-torch = pytest.importorskip("torch")
-
-from edgeasd.train.frontend import (  # noqa: E402
+from edgeasd.train.frontend import (
     fft_factors,
     log_fft_magnitude,
     mel_filterbank,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
+import onnxscript  # noqa: F401  (needed by edgeasd.train.export)
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("onnxscript")
-
-from edgeasd.models import spectral_model_path  # noqa: E402
-from edgeasd.train.metadata import metadata_of  # noqa: E402
-from edgeasd.train.spectral import EMBEDDING_DIM, SpectralEmbedding, build  # noqa: E402
+from edgeasd.models import spectral_model_path
+from edgeasd.train.metadata import metadata_of
+from edgeasd.train.spectral import EMBEDDING_DIM, SpectralEmbedding, build
 
 pytestmark = pytest.mark.train
 

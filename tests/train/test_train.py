@@ -6,17 +6,15 @@ exported once; the tests share it.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
+import onnxscript  # noqa: F401  (needed by edgeasd.train.export)
 import pytest
 import soundfile as sf
-
-pytest.importorskip("torch")
-pytest.importorskip("onnxscript")
-
-import onnxruntime as ort
 import torch
 
 from edgeasd.errors import InputError, ModelError
@@ -95,6 +93,40 @@ def test_training_rejects_a_dataset_with_one_class(tiny_dataset, tmp_path):
 
 def test_missing_checkpoint_is_a_model_error(tmp_path):
     with pytest.raises(ModelError, match="no training checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+class _RunsCode:
+    """Unpickling this object calls ``os.makedirs(marker)``: code run from the file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.makedirs, (str(self.marker),))
+
+
+def test_a_checkpoint_holding_a_pickled_object_is_refused(trained, tmp_path):
+    """Resume and export refuse it, and the object's code never runs."""
+    marker = tmp_path / "code-ran"
+    state = load_checkpoint(trained[0])
+    state["numpy_rng"] = _RunsCode(marker)
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save(state, run / "checkpoint.pt")
+    with pytest.raises(ModelError, match=r"refused .*GLOBAL os\.makedirs"):
+        load_checkpoint(run)
+    with pytest.raises(ModelError, match="refused"):
+        export_checkpoint(run, tmp_path / "out", n_calibration=2)
+    cfg = tiny_config(Path(state["train_config"]["data"]), run, 1)
+    with pytest.raises(ModelError, match="refused"):
+        train(cfg, progress=False)  # resume
+    assert not marker.exists()
+
+
+def test_a_corrupt_checkpoint_is_a_model_error(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(ModelError, match="cannot read checkpoint"):
         load_checkpoint(tmp_path)
 
 
