@@ -12,6 +12,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# CI and development machines are shared and noisy: a property test must fail on a wrong
+# result, never on wall-clock time (speed goals live in benchmarks/).
+settings.register_profile(
+    "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("shared-machine")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EDGEASD_SHARED_DATA", REPO.parent / "shared" / "data"))
