@@ -117,6 +117,8 @@ class QualityConfig:
     clip_level: float = _opt(0.999, (float,), lo=0.0, lo_open=True, hi=1.0)
     clip_fraction: float = _opt(0.001, (float,), lo=0.0, lo_open=True, hi=1.0)
     dead_range: float = _opt(1.0 / 32768.0, (float,), lo=0.0, hi=2.0)
+    # 10 ms at 16 kHz; see edgeasd.audio.quality.DROPOUT_SAMPLES for the measurement
+    dropout_samples: int = _opt(160, (int,), lo=1, hi=10_000_000)
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from edgeasd.audio.windower import Window, Windower
 from edgeasd.config import Config, load_config
 from edgeasd.control import Command, ControlServer, drain
 from edgeasd.detect import Detector, make_event
-from edgeasd.errors import ControlError, EdgeasdError
+from edgeasd.errors import ControlError, EdgeasdError, EmbeddingError
 from edgeasd.kept_audio import keep_audio
 from edgeasd.notify import Notifier
 from edgeasd.paths import resolve_paths
@@ -234,26 +234,27 @@ class Daemon:
 
     def _process(self, window: Any) -> None:
         t0 = time.perf_counter()
-        q = audio_quality.assess(window.samples, **self._quality)
+        q = audio_quality.assess_live(window.samples, **self._quality)
+        status, embedding, failure = q.status, None, None
+        if status == "ok" and not self._still_active() and not self._learning():
+            try:
+                embedding = self.embedder.embed(window.samples[None, :])
+            except EdgeasdError as exc:  # NaN/inf embedding or a failing model: skip it
+                status = "nan" if isinstance(exc, EmbeddingError) else "embed_failed"
+                failure = exc.message
         record = make_event(
             "window",
             window.start_time,
             index=int(window.index),
             level_dbfs=_round(q.rms_dbfs),
-            quality=q.status,
+            quality=status,
         )
-        if q.status != self._signal:  # report changes only, not every bad window
-            self._emit_event(
-                make_event(
-                    "signal",
-                    window.start_time,
-                    previous=self._signal,
-                    window_index=int(window.index),
-                    **q.as_dict(),
-                )
-            )
-            self._signal = q.status
-        if q.status != "ok":
+        if status != self._signal:  # report changes only, not every bad window
+            details = {k: v for k, v in q.as_dict().items() if k != "status"}
+            if failure:
+                details["error"] = failure
+            self._signal_event(window.start_time, status, window_index=int(window.index), **details)
+        if status != "ok":
             record["decision"] = "signal"
         elif self._still_active():
             record["decision"] = "enrolling"
@@ -261,7 +262,7 @@ class Daemon:
         elif self._learning():
             record.update(decision="learning", needed=self._learning_needed())
         else:
-            self._score(window, record)
+            self._score(embedding, window, record)
         record["processing_ms"] = round(1000 * (time.perf_counter() - t0), 2)
         self.sinks.emit(record)
         self.status.window(record)
@@ -270,8 +271,14 @@ class Daemon:
         if self.on_record:
             self.on_record(record)
 
-    def _score(self, window: Any, record: dict[str, Any]) -> None:
-        embedding = self.embedder.embed(window.samples[None, :])
+    def _signal_event(self, when: float, status: str, **details: Any) -> None:
+        """Emit a ``signal`` event for a change of the signal status (and remember it)."""
+        self._emit_event(
+            make_event("signal", when, previous=self._signal, status=status, **details)
+        )
+        self._signal = status
+
+    def _score(self, embedding: np.ndarray, window: Any, record: dict[str, Any]) -> None:
         scores, nearest = self.bank.score(embedding, return_nearest=True)
         score, ref = float(scores[0]), int(nearest[0])
         record.update(

@@ -282,6 +282,8 @@ def check_model(bank: ReferenceBank, model_info: Any, path: Path | None = None) 
         With the two model ids and the command that fixes it.
     """
     have = bank.meta.get("model_id")
+    if have is not None and have in getattr(model_info, "compatible", ()):
+        return  # the same embeddings from an updated file of the same model
     if have is not None and have != model_info.id:
         where = f" {path}" if path else ""
         raise ModelError(

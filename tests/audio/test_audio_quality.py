@@ -12,7 +12,15 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from edgeasd.audio.io import read_audio
-from edgeasd.audio.quality import CLIP_FRACTION, FLOOR_DBFS, SILENCE_DBFS, assess
+from edgeasd.audio.quality import (
+    CLIP_FRACTION,
+    DROPOUT_SAMPLES,
+    FLOOR_DBFS,
+    SILENCE_DBFS,
+    assess,
+    assess_live,
+    longest_zero_run,
+)
 from edgeasd.errors import InputError
 
 SR = 16000
@@ -30,7 +38,7 @@ def test_measures_match_plain_formulas(x):
     assert q.peak == max(abs(v) for v in values)
     assert q.clip_fraction == sum(abs(v) >= 0.999 for v in values) / len(values)
     assert q.dc_offset == pytest.approx(mean, abs=1e-9)
-    assert q.status in ("ok", "silence", "clipping", "dead")
+    assert q.status in ("ok", "silence", "clipping", "dead", "dropout")
 
 
 def _sine(amplitude: float, seconds: float = 1.0, freq: float = 440.0) -> np.ndarray:
@@ -91,3 +99,26 @@ def test_bad_input():
     for bad in (np.zeros(0), np.zeros((2, 2)), np.array([0.0, np.nan]), np.array([np.inf])):
         with pytest.raises(InputError):
             assess(bad)
+
+
+def test_a_run_of_digital_zeros_is_a_dropout_and_a_shorter_one_is_not(shared_data):
+    path = sorted((shared_data / "dcase2023-t2").rglob("*.wav"))[0]
+    x = read_audio(path, sample_rate=SR).samples[: 10 * SR].copy()
+    assert assess(x).status == "ok"
+    short = x.copy()
+    short[SR : SR + DROPOUT_SAMPLES - 1] = 0.0
+    assert assess(short).status == "ok"
+    x[SR : SR + SR // 10] = 0.0  # 0.1 s lost
+    assert longest_zero_run(x) == SR // 10
+    assert assess(x).status == "dropout"
+
+
+def test_assess_live_turns_nan_and_inf_into_a_status():
+    x = _sine(0.3)
+    x[100:1700] = np.nan
+    x[5] = np.inf
+    q = assess_live(x)
+    assert q.status == "nan"
+    assert q.clip_fraction == pytest.approx(1601 / x.size)
+    json.dumps(q.as_dict(), allow_nan=False)
+    assert assess_live(_sine(0.3)) == assess(_sine(0.3))
