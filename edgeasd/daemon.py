@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
 import signal
 import threading
@@ -264,7 +265,8 @@ class Daemon:
         else:
             self._score(embedding, window, record)
         record["processing_ms"] = round(1000 * (time.perf_counter() - t0), 2)
-        self.sinks.emit(record)
+        self.sinks.emit(record)  # a full log disk drops the line: scoring goes on
+        self.status.update(write=False, logs=self.sinks.health())
         self.status.window(record)
         if self.notifier.enabled:  # line() snapshots the status: skip it outside systemd
             self.notifier.status(self.status.line())
@@ -434,14 +436,24 @@ class Daemon:
         if self._stop.is_set():
             raise ControlError("the daemon is shutting down", help="retry once it is back")
         if op == "enroll_files":
-            batches = enrollment.file_batches(
-                request["paths"],
-                self.embedder,
-                request["domain"],
-                self.hop_seconds,
-                self._quality,
-                self.config.enrollment.group_seconds,
-            )
+            # the client opened the files with its own rights (the daemon never opens a
+            # path it is given); the server owns and closes the descriptors
+            files = [os.fdopen(fd, "rb", closefd=False) for fd in request["fds"]]
+            try:
+                batches = enrollment.file_batches(
+                    files,
+                    self.embedder,
+                    request["domain"],
+                    self.hop_seconds,
+                    self._quality,
+                    self.config.enrollment.group_seconds,
+                    names=request["names"],
+                )
+            finally:
+                for fh in files:
+                    fh.close()
+            if gone():  # the client gave up while its files were embedded
+                raise ControlError("the client hung up; request abandoned")
             cmd = Command("commit", {"batches": batches})
         else:
             cmd = Command(op, {k: v for k, v in request.items() if k != "op"})

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -431,12 +431,16 @@ def good_windows(
 
 
 def file_windows(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | BinaryIO,
     info: Any,
     hop_seconds: float | None = None,
     quality_options: dict[str, Any] | None = None,
+    name: str | None = None,
 ) -> tuple[Any, list[Window]]:
     """Read a recording at the model's rate and cut it into good windows.
+
+    ``path`` may be an open binary file (a descriptor a client passed); ``name`` is what
+    messages call it (default: the path).
 
     Returns
     -------
@@ -448,7 +452,8 @@ def file_windows(
     AudioFileError
         Unreadable file, or no window of usable signal (too short, silent, clipped...).
     """
-    audio = read_audio(path, sample_rate=info.sample_rate)
+    audio = read_audio(path, sample_rate=info.sample_rate, name=name)
+    path = name or path
     hop = hop_seconds or info.window_seconds
     windows, rejected = good_windows(
         audio.samples, info.sample_rate, info.window_seconds, hop, quality_options
@@ -464,12 +469,13 @@ def file_windows(
 
 
 def file_batches(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Sequence[str | os.PathLike[str] | BinaryIO],
     embedder: Any,
     domain: str,
     hop_seconds: float | None = None,
     quality_options: dict[str, Any] | None = None,
     group_seconds: float = DEFAULT_GROUP_SECONDS,
+    names: Sequence[str] | None = None,
 ) -> list[Batch]:
     """Read, window and embed recordings, each split into groups of ``group_seconds``.
 
@@ -479,7 +485,8 @@ def file_batches(
 
     Parameters
     ----------
-    paths : sequence of path-like
+    paths : sequence of path-like or open binary files
+        Files passed over the control socket arrive open (the daemon opens no path).
     embedder : edgeasd.embed.Embedder
     domain : str
     hop_seconds : float, optional
@@ -488,6 +495,8 @@ def file_batches(
         The ``quality`` section, as keyword arguments.
     group_seconds : float
         ``enrollment.group_seconds``: most audio per group (see :func:`chunk_windows`).
+    names : sequence of str, optional
+        What messages and ``origin`` call each file (default: its resolved path).
 
     Returns
     -------
@@ -501,8 +510,9 @@ def file_batches(
     """
     info = embedder.info
     batches = []
-    for path in paths:
-        audio, windows = file_windows(path, info, hop_seconds, quality_options)
+    for i, path in enumerate(paths):
+        name = names[i] if names is not None else None
+        audio, windows = file_windows(path, info, hop_seconds, quality_options, name=name)
         batches += chunked_batches(
             embed_windows(embedder, [w.samples for w in windows]),
             windows,
@@ -511,7 +521,7 @@ def file_batches(
             kind="file",
             domain=domain,
             sample_rate=info.sample_rate,
-            origin=str(Path(path).resolve()),
+            origin=name if name is not None else str(Path(path).resolve()),
             audio=audio.samples,
         )
     return batches

@@ -80,5 +80,9 @@ class BankLockedError(BankError):
     """Another process holds the bank's write lock."""
 
 
+class StatusFileError(EdgeasdError):
+    """The daemon's ``status.json`` is unreadable or corrupt."""
+
+
 class ControlError(EdgeasdError):
     """The daemon's control socket cannot be reached or refused a request."""
