@@ -6,9 +6,13 @@ the reference bank: it scores windows, and it alone enrolls. Control-socket thre
 seen half done and is saved (``bank.save``) before the reply reports success.
 
 Service integration (``Type=notify``): ``READY=1`` once the model, the bank and the stream
-are up and the numba kernels are compiled; ``WATCHDOG=1`` only after a window was processed
-while frames keep arriving (a dead audio callback stops it, and systemd restarts us);
-``STATUS=`` with the last score. SIGTERM drops the partial window, flushes the logs and leaves
+are up and the numba kernels are compiled; ``WATCHDOG=1`` (at most once a second) whenever
+a block of audio arrives and the loop has processed the windows it completed, whatever their
+quality: audio arriving is the liveness signal, and silence, clipping or dropouts are valid
+states reported as ``signal`` events, not failures. A dead audio callback or a hung loop stops
+the pings, and systemd restarts us. A capture stall or a lost device is a ``signal`` event
+(``stalled``) in ``alerts.jsonl``, its recovery another (``resumed``); ``STATUS=`` shows the
+last score. SIGTERM drops the partial window, flushes the logs and leaves
 the bank intact; SIGHUP reloads the configuration. A lost device is retried
 ``device.retries`` times, then the daemon exits with a :class:`~edgeasd.errors.DeviceError`.
 An unexpected error (a bug) during an enrollment is logged with its traceback and answered
@@ -203,9 +207,10 @@ class Daemon:
     def _loop(self) -> None:
         ready = False
         windower = Windower(self.info.sample_rate, self.window_seconds, self.hop_seconds)
-        stall = self.window_seconds + self.hop_seconds + self.config.device.stall_seconds
-        last_progress, last_ping = time.monotonic(), 0.0
-        self.source = ResilientSource(lambda: self.config, self.info.sample_rate, self._stop)
+        last_ping = 0.0
+        self.source = ResilientSource(
+            lambda: self.config, self.info.sample_rate, self._stop, on_change=self._device_changed
+        )
         for block in self.source.blocks():
             self.status.update(write=False, source=self.source.stats)
             if not ready:
@@ -224,10 +229,11 @@ class Daemon:
                     continue
             for window in windower.push(block):
                 self._process(window)
-                last_progress = time.monotonic()
             now = time.monotonic()
-            if now - last_progress < stall and now - last_ping >= 1.0:
-                self.notifier.watchdog()  # frames arrive and windows get processed
+            if now - last_ping >= 1.0:
+                # audio arriving is the liveness signal: every block, whatever its content
+                # (silence, clipping and dropouts are valid states, reported as events)
+                self.notifier.watchdog()
                 last_ping = now
             if self.until_enrolled and not self._active and self._commands.empty():
                 break
@@ -272,6 +278,18 @@ class Daemon:
             self.notifier.status(self.status.line())
         if self.on_record:
             self.on_record(record)
+
+    def _device_changed(self, problem: str | None) -> None:
+        """Capture failed (a stall, a lost device) or came back: a ``signal`` event each.
+
+        The failure is a ``stalled`` event (once per episode, however many retries), its
+        recovery a ``resumed`` one at the first block after it; the next window's quality
+        follows as usual.
+        """
+        if problem is not None and self._signal != "stalled":
+            self._signal_event(time.time(), "stalled", error=problem)
+        elif problem is None and self._signal == "stalled":
+            self._signal_event(time.time(), "resumed")
 
     def _signal_event(self, when: float, status: str, **details: Any) -> None:
         """Emit a ``signal`` event for a change of the signal status (and remember it)."""

@@ -209,12 +209,13 @@ def _check_finite(block: np.ndarray, path: Path) -> None:
         )
 
 
-def _read_frames(f: sf.SoundFile, frames: int, path: Path) -> np.ndarray:
+def _read_frames(f: sf.SoundFile, frames: int, path: Path, finite: bool = True) -> np.ndarray:
     try:
         block = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioFileError(f"{path} is corrupt: {exc}", help=_READ_HELP) from exc
-    _check_finite(block, path)
+    if finite:
+        _check_finite(block, path)
     return block
 
 
@@ -273,6 +274,7 @@ def iter_audio(
     sample_rate: int,
     channel: Channel = "mix",
     block_frames: int = 65536,
+    allow_nonfinite: bool = False,
 ) -> Iterator[np.ndarray]:
     """Stream a file as mono blocks at ``sample_rate`` without loading it whole.
 
@@ -287,6 +289,9 @@ def iter_audio(
         Channel selection as in :func:`read_audio`.
     block_frames : int
         File frames read per step.
+    allow_nonfinite : bool
+        Pass NaN/inf samples on instead of raising (a stream replayed into the daemon,
+        whose quality check turns such windows into ``nan`` signal events).
 
     Yields
     ------
@@ -298,7 +303,7 @@ def iter_audio(
         check_channel(channel, f.channels, str(path))
         stream = StreamResampler(int(f.samplerate), int(sample_rate))
         while True:
-            frames = _read_frames(f, block_frames, path)
+            frames = _read_frames(f, block_frames, path, finite=not allow_nonfinite)
             if frames.shape[0] == 0:
                 break
             out = stream.process(to_mono(frames, channel))
