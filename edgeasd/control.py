@@ -617,12 +617,15 @@ class ControlClient:
                 raise ControlError(f"cannot connect to {self.path}: {exc}") from None
             sock.settimeout(wait)
             try:
-                data = _encode(request)
-                if fds:
-                    sent = socket.send_fds(sock, [data], fds)
-                    sock.sendall(data[sent:])
-                else:
-                    sock.sendall(data)
+                try:
+                    data = _encode(request)
+                    if fds:
+                        sent = socket.send_fds(sock, [data], fds)
+                        sock.sendall(data[sent:])
+                    else:
+                        sock.sendall(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # refused unread (busy): its answer may still wait to be read
                 with sock.makefile("rb") as reader:
                     line = reader.readline(MAX_LINE_BYTES + 1)
             except TimeoutError:
