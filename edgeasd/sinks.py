@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeasd.errors import InputError
+from edgeasd.terminal import sanitize
 
 log = logging.getLogger(__name__)
 
@@ -421,7 +422,7 @@ class EventSinks:
             return
         self.alerts.write(event)
         level = logging.WARNING if kind in ("alert", "signal") else logging.INFO
-        self.logger.log(level, "%s", format_event(event))
+        self.logger.log(level, "%s", sanitize(format_event(event)))  # tags are user text
 
     def health(self) -> dict[str, dict[str, Any]]:
         """Per log: lines ``dropped`` to write errors and the current ``error`` (or None)."""

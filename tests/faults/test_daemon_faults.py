@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -270,3 +272,52 @@ def test_daemon_scores_on_with_full_log_and_runtime_disks(tmp_path, small_fs) ->
     journal = setup.log()
     assert journal.count("scores.jsonl: cannot write") == 1
     assert "scores.jsonl: writable again" in journal
+
+
+# ---------------------------------------------------------------------------- microphone stall
+
+
+def test_a_microphone_stall_and_its_recovery_reach_the_alert_log(tmp_path) -> None:
+    from support.alsa_feed import AlsaFeed
+
+    probe = subprocess.run([sys.executable, "-c", "import sounddevice"], capture_output=True)
+    if probe.returncode != 0:  # (never imported into the test process itself)
+        pytest.skip("PortAudio (apt-get install libportaudio2) missing")
+    try:
+        feed = AlsaFeed(
+            tmp_path / "alsa", machine_sound(3, RATE), rate=RATE, realtime=True, keep_alive=False
+        )
+    except (RuntimeError, OSError) as exc:
+        pytest.skip(f"no ALSA capture path here: {exc}")
+    setup = make_setup(
+        tmp_path / "agent",
+        {"kind": "microphone", "device": feed.device_name, "capture_rate": RATE},
+        device={"retries": 10, "retry_delay_seconds": 0.5, "stall_seconds": 1.0},
+    )
+    setup.env.update(feed.env)
+    proc = setup.start()
+    try:
+        setup.wait_ready(proc)
+
+        def signals() -> list[str]:
+            return [e["status"] for e in setup.events() if e["event"] == "signal"]
+
+        end = time.monotonic() + 60
+        while "stalled" not in signals() and time.monotonic() < end:
+            assert proc.poll() is None, setup.log()
+            time.sleep(0.2)
+        assert "stalled" in signals(), setup.log()
+        feed.resume()  # the microphone comes back (it sends silence)
+        end = time.monotonic() + 60
+        while "resumed" not in signals() and time.monotonic() < end:
+            assert proc.poll() is None, setup.log()
+            time.sleep(0.2)
+        events = signals()
+        assert events.index("stalled") < events.index("resumed"), events
+        (stall,) = [e for e in setup.events() if e.get("status") == "stalled"]
+        assert "no audio from" in stall["error"]
+        assert setup.stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        feed.close()
