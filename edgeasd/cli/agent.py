@@ -122,7 +122,11 @@ def _print_record(record: dict[str, Any]) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """``edgeasd status``: the daemon's live status, else its last snapshot."""
+    """``edgeasd status``: the daemon's live status, else its last snapshot.
+
+    Exit status: 0 the daemon answered, 3 it is not running (the last snapshot is shown),
+    4 it runs but did not answer (busy or stalled; the last snapshot and why are shown).
+    """
     from edgeasd.control import ControlClient, DaemonNotRunning
     from edgeasd.errors import ControlError
     from edgeasd.status import read_status
@@ -141,7 +145,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps(status, indent=2, default=str))
     else:
         print(_format_status(status))
-    return 0 if not status.get("stale") else 3
+    if status.get("stale"):
+        return 3  # not running
+    return 4 if status.get("note") else 0  # 4: running but not answering (busy, stalled)
 
 
 def _format_status(s: dict[str, Any]) -> str:

@@ -268,6 +268,11 @@ def test_daemon_scores_on_with_full_log_and_runtime_disks(tmp_path, small_fs) ->
     assert indices == sorted(indices) and len(set(indices)) == len(indices)
     gap = [b - a for a, b in itertools.pairwise(indices) if b - a > 1]
     assert gap, "the dropped windows left a gap (they were dropped, not queued)"
+    print(
+        f"ENOSPC: {status['windows_scored'] - before} windows scored on full disks, "
+        f"{resumed['logs']['scores']['dropped']} score lines dropped, "
+        f"{status['status_file']['dropped']} status writes skipped, 0 partial lines, exit 0"
+    )
     assert "Traceback" not in setup.log()
     journal = setup.log()
     assert journal.count("scores.jsonl: cannot write") == 1

@@ -177,9 +177,9 @@ def test_2000_idle_connections_under_ulimit_1024_do_not_kill_the_daemon(tmp_path
         # an operator meanwhile gets a clear answer and a non-zero exit, never a hang
         result = setup.cli("status", timeout=30)
         assert proc.poll() is None
-        assert result.returncode == 0 and "Traceback" not in result.stderr, result
-        assert "state:      running" in result.stdout
+        assert "Traceback" not in result.stderr and "state:      running" in result.stdout
         busy = "note:       the daemon did not answer: the daemon is busy" in result.stdout
+        assert result.returncode == (4 if busy else 0), result
         scored = setup.status()["windows_scored"]
         setup.wait_for(lambda s: s["windows_scored"] >= scored + 2, what="scoring on")
         for s in held:
