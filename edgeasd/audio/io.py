@@ -270,11 +270,12 @@ def read_audio(
 
 
 def iter_audio(
-    path: str | os.PathLike,
+    path: str | os.PathLike | BinaryIO,
     sample_rate: int,
     channel: Channel = "mix",
     block_frames: int = 65536,
     allow_nonfinite: bool = False,
+    name: str | None = None,
 ) -> Iterator[np.ndarray]:
     """Stream a file as mono blocks at ``sample_rate`` without loading it whole.
 
@@ -292,14 +293,20 @@ def iter_audio(
     allow_nonfinite : bool
         Pass NaN/inf samples on instead of raising (a stream replayed into the daemon,
         whose quality check turns such windows into ``nan`` signal events).
+    name : str, optional
+        What messages call the file (default: the path); ``path`` may be an open binary
+        file, as in :func:`read_audio`.
 
     Yields
     ------
     np.ndarray
         Shape ``(m,)`` ``float32`` blocks (never empty).
     """
-    path = Path(path)
-    with open_audio(path) as f:
+    source = path
+    path = (
+        Path(name or str(getattr(path, "name", "<file>"))) if hasattr(path, "read") else Path(path)
+    )
+    with open_audio(source, name=str(path)) as f:
         check_channel(channel, f.channels, str(path))
         stream = StreamResampler(int(f.samplerate), int(sample_rate))
         while True:

@@ -18,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from e2e.harness import make_setup, write_normal
 from hypothesis import HealthCheck, given, settings
@@ -290,11 +291,12 @@ def test_an_unreadable_file_is_refused_by_the_client_as_permission_denied(tmp_pa
             code = 99
             try:
                 os.close(read)
-                os.dup2(write, 2)
+                sys.stderr = open(write, "w")
                 os.setgid(65534)
                 os.setuid(65534)
                 code = main(["enroll", "--config", str(setup.config), str(secret)])
             finally:
+                sys.stderr.flush()
                 os._exit(code)
         os.close(write)
         with os.fdopen(read) as fh:
@@ -481,3 +483,21 @@ def test_thread_count_stays_bounded_under_many_clients(tmp_path) -> None:
         for s in socks:
             s.close()
         assert srv.refused >= 40
+
+
+def test_audio_is_read_from_a_passed_descriptor_under_the_client_given_name(tmp_path) -> None:
+    from edgeasd.audio.io import iter_audio, read_audio
+    from edgeasd.errors import AudioFileError
+
+    path = write_normal(tmp_path / "a.wav", 2, seed=3)
+    expected = read_audio(path, 16000).samples
+    with open(path, "rb") as fh:
+        fh.seek(100)  # a descriptor shares its offset with the sender: read from the start
+        got = read_audio(fh, 16000, name="client/a.wav").samples
+        np.testing.assert_array_equal(got, expected)
+        streamed = np.concatenate(list(iter_audio(fh, 16000, name="client/a.wav")))
+        np.testing.assert_array_equal(streamed, expected)
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"RIFF not really audio")
+    with open(junk, "rb") as fh, pytest.raises(AudioFileError, match=r"cannot read client/j\.wav"):
+        read_audio(fh, 16000, name="client/j.wav")
