@@ -116,7 +116,9 @@ def _feed(path: Path, parts: list[str]) -> Path:
 
 def _spectral_setup(tmp_path: Path, model: Path | None, **sections):
     feed = _feed(tmp_path / "feed.wav", ["normal", "zeros", "normal", "nan", "normal"])
-    setup = make_setup(tmp_path / "agent", {"kind": "file", "path": str(feed)}, **sections)
+    setup = make_setup(
+        tmp_path / "agent", {"kind": "file", "path": str(feed), "realtime": False}, **sections
+    )
     config = yaml.safe_load(setup.config.read_text())
     config["model"]["path"] = str(model or spectral_model_path())
     setup.config.write_text(yaml.safe_dump(config))
