@@ -328,3 +328,39 @@ def test_a_microphone_stall_and_its_recovery_reach_the_alert_log(tmp_path) -> No
         if proc.poll() is None:
             proc.kill()
         feed.close()
+
+
+def test_enrollment_on_a_full_state_disk_is_refused_by_name_and_scoring_goes_on(
+    tmp_path, small_fs
+) -> None:
+    state = small_fs("state", "512k")
+    feed = write_normal(tmp_path / "feed.wav", 4, seed=9)
+    setup = make_setup(
+        tmp_path / "agent",
+        {"kind": "file", "path": str(feed), "realtime": True, "loop": True},
+        paths={"state_dir": str(state)},
+        enrollment={"keep_audio": False},
+    )
+    files = [write_normal(tmp_path / f"e{i}.wav", 3, seed=i) for i in range(2)]
+    setup.cli("enroll", *map(str, files), check=True)
+    bank_before = (state / "bank").read_bytes()
+    proc = setup.start()
+    try:
+        setup.wait_ready(proc)
+        filler = fill(state)
+        extra = write_normal(tmp_path / "extra.wav", 3, seed=5)
+        result = setup.cli("enroll", str(extra))
+        assert result.returncode == 2, result
+        assert "cannot write the bank file" in result.stderr
+        assert "No space left on device" in result.stderr and "Traceback" not in result.stderr
+        scored = setup.status()["windows_scored"]
+        setup.wait_for(lambda s: s["windows_scored"] >= scored + 2, what="scoring on")
+        assert (state / "bank").read_bytes() == bank_before  # nothing half written
+        filler.unlink()
+        result = setup.cli("enroll", str(extra), check=True)  # space is back: it works
+        assert "bank: 9 references" in result.stdout
+        assert setup.stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in setup.log()
