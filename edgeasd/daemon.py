@@ -89,6 +89,7 @@ class Daemon:
         self._active: list[Command] = []  # enroll_next requests collecting windows, in order
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._files_lock = threading.Lock()  # one enroll_files request embeds at a time
         self._signal = "ok"  # last signal quality status, to report changes
         self.notifier = Notifier()
         self.initial = [Command("enroll_next", {"n": n, "domain": d}) for n, d in initial_enroll]
@@ -454,25 +455,15 @@ class Daemon:
         if self._stop.is_set():
             raise ControlError("the daemon is shutting down", help="retry once it is back")
         if op == "enroll_files":
-            # the client opened the files with its own rights (the daemon never opens a
-            # path it is given); the server owns and closes the descriptors
-            files = [os.fdopen(fd, "rb", closefd=False) for fd in request["fds"]]
+            # one file enrollment embeds at a time (memory stays that of one request);
+            # the others wait in turn, and are dropped if their client gives up meanwhile
+            while not self._files_lock.acquire(timeout=0.25):
+                if gone():
+                    raise ControlError("the client hung up; request abandoned")
             try:
-                batches = enrollment.file_batches(
-                    files,
-                    self.embedder,
-                    request["domain"],
-                    self.hop_seconds,
-                    self._quality,
-                    self.config.enrollment.group_seconds,
-                    names=request["names"],
-                )
+                cmd = self._file_command(request, gone)
             finally:
-                for fh in files:
-                    fh.close()
-            if gone():  # the client gave up while its files were embedded
-                raise ControlError("the client hung up; request abandoned")
-            cmd = Command("commit", {"batches": batches})
+                self._files_lock.release()
         else:
             cmd = Command(op, {k: v for k, v in request.items() if k != "op"})
         self._commands.put(cmd)
@@ -481,6 +472,28 @@ class Daemon:
                 cmd.abandoned = True
                 raise ControlError("the client hung up; request abandoned")
         return cmd.wait()
+
+    def _file_command(self, request: dict[str, Any], gone: Callable[[], bool]) -> Command:
+        """Embed the files of an ``enroll_files`` request into a ``commit`` command."""
+        # the client opened the files with its own rights (the daemon never opens a
+        # path it is given); the server owns and closes the descriptors
+        files = [os.fdopen(fd, "rb", closefd=False) for fd in request["fds"]]
+        try:
+            batches = enrollment.file_batches(
+                files,
+                self.embedder,
+                request["domain"],
+                self.hop_seconds,
+                self._quality,
+                self.config.enrollment.group_seconds,
+                names=request["names"],
+            )
+        finally:
+            for fh in files:
+                fh.close()
+        if gone():  # the client gave up while its files were embedded
+            raise ControlError("the client hung up; request abandoned")
+        return Command("commit", {"batches": batches})
 
     # ------------------------------------------------------------------ reload, shutdown
 
