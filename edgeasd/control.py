@@ -257,6 +257,11 @@ class ControlServer:
         self._thread: threading.Thread | None = None
         self.refused = 0  # connections answered "busy" so far
 
+    @property
+    def active(self) -> int:
+        """Connections being served now."""
+        return self.max_connections - self._slots._value
+
     def start(self) -> ControlServer:
         """Bind the socket (atomically, with mode 0660) and start accepting."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
