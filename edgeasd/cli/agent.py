@@ -278,11 +278,15 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         how = "by the running daemon"
     except DaemonNotRunning:
         result, how = _enroll_direct(config, paths, args, files), "directly (no daemon running)"
+    from edgeasd.terminal import sanitize
+
     print(
-        f"enrolled {len(result['ids'])} references {how} in {len(result['groups'])} "
-        f"group(s); bank: {result['bank_size']} references "
-        f"({', '.join(f'{d}: {n}' for d, n in result['domains'].items())}), "
-        f"threshold {result['threshold']}"
+        sanitize(
+            f"enrolled {len(result['ids'])} references {how} in {len(result['groups'])} "
+            f"group(s); bank: {result['bank_size']} references "
+            f"({', '.join(f'{d}: {n}' for d, n in result['domains'].items())}), "
+            f"threshold {result['threshold']}"
+        )
     )
     return 0
 
