@@ -406,9 +406,8 @@ _REQUESTS = st.one_of(
 
 
 def _fuzz(tmp_path: Path, examples: int) -> dict:
-    # enroll_next requests with a small n would really enroll (they are valid): keep the
-    # daemon's bank from them by a window-less source? No: let them run; they only add
-    # references. What must hold: every line gets one JSON answer, no traceback, no exit.
+    """Random request lines against a running daemon: each gets one JSON answer, none an
+    internal error, and the daemon never exits (a rare valid ``enroll_next`` may enroll)."""
     setup, proc = _running(tmp_path)
     path = str(setup.run_dir / "control.sock")
     counts = {"trials": 0, "ok": 0, "refused": 0, "internal": 0}
