@@ -129,6 +129,8 @@ class QualityConfig:
     #: window (a knocked cable) pages nobody, while a dead microphone is an incident
     #: reported within a minute.
     no_signal_alert_seconds: float = _opt(60.0, (float,), lo=0.0, hi=7 * 86400.0)
+    # 10 ms at 16 kHz; see edgeasd.audio.quality.DROPOUT_SAMPLES for the measurement
+    dropout_samples: int = _opt(160, (int,), lo=1, hi=10_000_000)
 
 
 @dataclass(frozen=True)

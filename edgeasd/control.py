@@ -9,13 +9,26 @@ Requests (``op`` plus parameters)::
 
     {"op": "status"}
     {"op": "enroll_next", "n": 5, "domain": "target"}
-    {"op": "enroll_files", "paths": ["/abs/a.wav", ...], "domain": "target"}
+    {"op": "enroll_files", "names": ["a.wav", ...], "domain": "target"}   + one fd per name
     {"op": "reload"}
+
+The socket trusts nobody: ``enroll_files`` carries no path the daemon would open with its own
+rights. The client opens each file itself and passes the open descriptors with the request
+line (``SCM_RIGHTS``); ``names`` only label them in messages. The daemon logs the peer's pid
+and uid (``SO_PEERCRED``) of every request that changes something.
+
+Limits (a local user must not be able to take the daemon down): at most
+``max_connections`` connections are served at once, each by its own thread (so the threads
+are bounded too); one past the cap gets a ``Busy`` answer and is closed at once. A
+connection that sends no complete request for ``idle_seconds`` is closed. A request whose
+client hung up before it was handled is dropped, and an enrollment whose client hangs up
+while it waits is abandoned (nothing enrolled).
 
 Responses::
 
     {"ok": true, "result": {...}}
     {"ok": false, "error": "what is wrong", "help": "what to do", "type": "BankError"}
+    {"ok": false, "error": "the daemon is busy: ...", "help": "...", "type": "Busy"}
 
 This module only knows the protocol: :class:`ControlServer` validates requests and hands them
 to a handler callable supplied by the daemon (which decides who touches the bank), and
@@ -30,7 +43,6 @@ import json
 import logging
 import os
 import queue
-import select
 import socket
 import threading
 from collections.abc import Callable
@@ -38,24 +50,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeasd.control_wire import (
+    MAX_FDS,
+    MAX_LINE_BYTES,
+    RequestReader,
+    check_fds,
+    close_fds,
+    peer_closed,
+    peer_credentials,
+)
 from edgeasd.errors import ControlError, EdgeasdError
 
 log = logging.getLogger(__name__)
 
-#: Largest request or response line accepted, in bytes.
-MAX_LINE_BYTES = 1 << 20
 #: Permissions of the socket file: owner and group may connect, others not.
 SOCKET_MODE = 0o660
 #: Seconds the accept loop waits after an unexpected error (doubling up to the maximum
 #: while errors repeat, e.g. EMFILE: too many open files), so it never spins hot.
 ACCEPT_BACKOFF = (0.05, 2.0)
+#: Default cap on connections served at once. Each holds a thread and a descriptor; 32 keeps
+#: the daemon far below the default ``ulimit -n 1024`` (2,000 idle clients measured against
+#: it in tests/faults/test_socket.py) while operators' commands and scripts rarely hold more
+#: than a handful at once.
+MAX_CONNECTIONS = 32
+#: Default seconds a connection may stay without sending a complete request (a client
+#: writes its request line at once; 10 s is generous for a loaded edge device).
+IDLE_SECONDS = 10.0
 #: Parameters each request takes, with their types.
 REQUESTS: dict[str, dict[str, type]] = {
     "status": {},
     "enroll_next": {"n": int, "domain": str},
-    "enroll_files": {"paths": list, "domain": str},
+    "enroll_files": {"names": list, "domain": str},
     "reload": {},
 }
+#: Requests that change the bank or the configuration: logged with the peer's pid and uid,
+#: and dropped when their client hung up before they were handled.
+MUTATING = frozenset({"enroll_next", "enroll_files", "reload"})
 
 #: ``handler(request, gone) -> result``; ``gone()`` tells whether the client hung up.
 Handler = Callable[[dict[str, Any], Callable[[], bool]], dict[str, Any]]
@@ -63,6 +93,16 @@ Handler = Callable[[dict[str, Any], Callable[[], bool]], dict[str, Any]]
 
 class DaemonNotRunning(ControlError):
     """No daemon listens on the control socket (missing file or connection refused)."""
+
+
+class DaemonBusy(ControlError):
+    """The daemon serves its maximum of connections, or its listen backlog is full."""
+
+
+_BUSY_HELP = (
+    "other clients hold the control socket; retry in a few seconds, and look for scripts "
+    "that keep connections open (`ss -xp | grep control.sock`)"
+)
 
 
 @dataclass
@@ -157,9 +197,12 @@ def parse_request(line: bytes | str) -> dict[str, Any]:
     if op == "enroll_next" and request["n"] < 1:
         raise ControlError(f"enroll_next needs n >= 1, got {request['n']}")
     if op == "enroll_files":
-        paths = request["paths"]
-        if not paths or not all(isinstance(p, str) for p in paths):
-            raise ControlError("enroll_files needs a non-empty list of path strings")
+        names = request["names"]
+        if not names or not all(isinstance(p, str) for p in names) or len(names) > MAX_FDS:
+            raise ControlError(
+                f"enroll_files needs a non-empty list of at most {MAX_FDS} file names "
+                "(one open descriptor passed per name)"
+            )
     return request
 
 
@@ -175,7 +218,8 @@ def _encode(obj: dict[str, Any]) -> bytes:
 
 
 class ControlServer:
-    """Serve control requests on a local socket, one thread per connection.
+    """Serve control requests on a local socket, one thread per connection, at most
+    ``max_connections`` at once.
 
     Parameters
     ----------
@@ -187,15 +231,36 @@ class ControlServer:
         validated request. It may block (``enroll_next`` waits for live windows); while it
         does, ``gone()`` says whether the client has hung up (Ctrl-C), so that the request
         can be abandoned. Raising an :class:`EdgeasdError` sends an error response with its
-        message and help.
+        message and help. An ``enroll_files`` request has ``fds``: the received descriptors,
+        one per name, each a regular file open for reading; the server owns them and closes
+        them after the handler returns (the handler must not close them).
+    max_connections : int
+        Connections served at once (:data:`MAX_CONNECTIONS`); more get a ``Busy`` answer.
+    idle_seconds : float
+        A connection without a complete request for this long is closed (:data:`IDLE_SECONDS`).
     """
 
-    def __init__(self, path: str | os.PathLike[str], handler: Handler) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        handler: Handler,
+        max_connections: int = MAX_CONNECTIONS,
+        idle_seconds: float = IDLE_SECONDS,
+    ) -> None:
         self.path = Path(path)
         self.handler = handler
+        self.max_connections = int(max_connections)
+        self.idle_seconds = float(idle_seconds)
+        self._slots = threading.BoundedSemaphore(self.max_connections)
         self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self.refused = 0  # connections answered "busy" so far
+
+    @property
+    def active(self) -> int:
+        """Connections being served now."""
+        return self.max_connections - self._slots._value
 
     def start(self) -> ControlServer:
         """Bind the socket (atomically, with mode 0660) and start accepting."""
@@ -235,6 +300,7 @@ class ControlServer:
         An error other than the poll timeout (e.g. EMFILE) is logged with its traceback
         and retried after a back-off (:data:`ACCEPT_BACKOFF`), so that the socket keeps
         answering once the cause goes away instead of going silent while the daemon runs.
+        A connection past ``max_connections`` is answered ``Busy`` and closed.
         """
         sock = self._sock  # close() sets self._sock to None; closing it ends accept()
         assert sock is not None
@@ -257,32 +323,90 @@ class ControlServer:
                 delay = min(2 * delay, ACCEPT_BACKOFF[1])
                 continue
             delay = ACCEPT_BACKOFF[0]
-            conn.settimeout(None)
-            threading.Thread(
-                target=self._serve, args=(conn,), name="control-conn", daemon=True
-            ).start()
+            if not self._slots.acquire(blocking=False):
+                self._refuse(conn)
+                continue
+            try:
+                threading.Thread(
+                    target=self._serve, args=(conn,), name="control-conn", daemon=True
+                ).start()
+            except RuntimeError:  # cannot start a thread (resource limit)
+                self._slots.release()
+                self._refuse(conn)
+
+    def _refuse(self, conn: socket.socket) -> None:
+        """Answer ``Busy`` without blocking and close (the accept loop never waits)."""
+        if self.refused % 100 == 0:
+            log.warning(
+                "control socket %s: %d connections already served; refusing more "
+                "(%d refused so far)",
+                self.path,
+                self.max_connections,
+                self.refused + 1,
+            )
+        self.refused += 1
+        response = {
+            "ok": False,
+            "error": f"the daemon is busy: {self.max_connections} control connections are open",
+            "help": _BUSY_HELP,
+            "type": "Busy",
+        }
+        with conn:
+            conn.setblocking(False)
+            with contextlib.suppress(OSError):
+                conn.send(_encode(response))
 
     def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rb") as reader:
-            while not self._stop.is_set():
-                try:
-                    line = reader.readline(MAX_LINE_BYTES + 1)
-                except OSError:  # the client reset the connection
-                    return
-                if not line:
-                    return
-                try:
-                    if len(line) > MAX_LINE_BYTES:
-                        raise ControlError(f"control request longer than {MAX_LINE_BYTES} bytes")
-                    request = parse_request(line)
-                    result = self.handler(request, lambda: _peer_closed(conn))
-                    response = {"ok": True, "result": result}
-                except Exception as exc:
-                    response = _error_response(exc)
-                try:
-                    conn.sendall(_encode(response))
-                except OSError:  # the client went away (e.g. Ctrl-C while waiting)
-                    return
+        try:
+            with conn:
+                reader = RequestReader(conn, self.idle_seconds)
+                peer = peer_credentials(conn)
+                while not self._stop.is_set():
+                    try:
+                        line, fds = reader.next_request()
+                    except TimeoutError:  # idle: free the slot
+                        return
+                    except OSError:  # the client reset the connection
+                        return
+                    if line is None:
+                        return
+                    try:
+                        response = self._answer(conn, line, fds, peer)
+                    finally:
+                        close_fds(fds)
+                    if response is None:  # the client is gone: nothing to answer
+                        return
+                    try:
+                        conn.settimeout(self.idle_seconds)  # a client that never reads
+                        conn.sendall(_encode(response))
+                    except OSError:  # the client went away (e.g. Ctrl-C while waiting)
+                        return
+        finally:
+            self._slots.release()
+
+    def _answer(
+        self, conn: socket.socket, line: bytes, fds: list[int], peer: tuple[int, int, int]
+    ) -> dict[str, Any] | None:
+        """The response to one request line (None: the client hung up, request dropped)."""
+        try:
+            if len(line) > MAX_LINE_BYTES:
+                raise ControlError(f"control request longer than {MAX_LINE_BYTES} bytes")
+            request = parse_request(line)
+            op = request["op"]
+            if op in MUTATING:
+                log.info("control request %r from pid %d uid %d", op, peer[0], peer[1])
+                if peer_closed(conn):
+                    log.info("control request %r dropped: its client hung up", op)
+                    return None
+            if op == "enroll_files":
+                request["fds"] = check_fds(fds, request["names"])
+            elif fds:
+                raise ControlError(f"request {op!r} takes no file descriptors")
+            conn.settimeout(None)  # the handler may take long (enroll --next)
+            result = self.handler(request, lambda: peer_closed(conn))
+            return {"ok": True, "result": result}
+        except Exception as exc:
+            return _error_response(exc)
 
     def close(self) -> None:
         """Stop accepting and remove the socket file."""
@@ -303,19 +427,6 @@ class ControlServer:
         self.close()
 
 
-def _peer_closed(conn: socket.socket) -> bool:
-    """Whether the client closed its end (readable with nothing to read)."""
-    readable, _, _ = select.select([conn], [], [], 0)
-    if not readable:
-        return False
-    try:
-        return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
-
-
 def _is_live(path: Path) -> bool:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(1.0)
@@ -333,23 +444,34 @@ class ControlClient:
     ----------
     path : path-like
         The control socket (:attr:`edgeasd.paths.Paths.control_socket`).
-    timeout : float or None
-        Seconds to wait for each response; ``None`` waits as long as it takes.
+    timeout : float
+        Seconds to wait for each response (every call has one; ``None`` is refused).
     """
 
-    def __init__(self, path: str | os.PathLike[str], timeout: float | None = 10.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], timeout: float = 10.0) -> None:
         self.path = Path(path)
-        self.timeout = timeout
+        if timeout is None or not timeout > 0:
+            raise ControlError(f"a control request needs a positive timeout, got {timeout!r}")
+        self.timeout = float(timeout)
 
-    def request(self, op: str, timeout: float | str | None = "default", **params: Any) -> dict:
+    def request(
+        self,
+        op: str,
+        timeout: float | str = "default",
+        fds: list[int] | None = None,
+        **params: Any,
+    ) -> dict:
         """Send one request and return its result.
 
         Parameters
         ----------
         op : str
             One of :data:`REQUESTS`.
-        timeout : float, None or "default"
-            Overrides the client's timeout for this request.
+        timeout : float or "default"
+            Overrides the client's timeout for this request. When it passes, the client
+            hangs up, and the daemon abandons the request (nothing of it is enrolled).
+        fds : list of int, optional
+            Open descriptors sent with the request (``enroll_files``: one per name).
         **params
             The request's parameters.
 
@@ -357,14 +479,16 @@ class ControlClient:
         ------
         DaemonNotRunning
             Nobody listens on the socket.
+        DaemonBusy
+            The daemon serves its maximum of connections, or its backlog is full.
         ControlError
             The daemon refused the request (its message and help are kept) or did not answer.
         """
-        wait = self.timeout if timeout == "default" else timeout
+        wait = self.timeout if timeout == "default" else float(timeout)
         request = {"op": op, **params}
         parse_request(json.dumps(request))  # refuse bad requests before sending
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(5.0)
+            sock.settimeout(min(5.0, wait))
             try:
                 sock.connect(str(self.path))
             except (FileNotFoundError, ConnectionRefusedError) as exc:
@@ -378,15 +502,34 @@ class ControlClient:
                     help="run as the edgeasd user or add yourself to its group "
                     "(sudo usermod -aG edgeasd $USER), then log in again",
                 ) from None
+            except (BlockingIOError, TimeoutError):
+                raise DaemonBusy(
+                    f"the daemon's control socket {self.path} accepts no more connections "
+                    "(its backlog is full; the daemon may be stopped or overloaded)",
+                    help="check `systemctl status edgeasd` (a stopped daemon: `kill -CONT`); "
+                    + _BUSY_HELP,
+                ) from None
+            except OSError as exc:
+                raise ControlError(f"cannot connect to {self.path}: {exc}") from None
             sock.settimeout(wait)
             try:
-                sock.sendall(_encode(request))
+                try:
+                    data = _encode(request)
+                    if fds:
+                        sent = socket.send_fds(sock, [data], fds)
+                        sock.sendall(data[sent:])
+                    else:
+                        sock.sendall(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # refused unread (busy): its answer may still wait to be read
                 with sock.makefile("rb") as reader:
                     line = reader.readline(MAX_LINE_BYTES + 1)
             except TimeoutError:
                 raise ControlError(
-                    f"the daemon did not answer {op!r} within {wait} s",
-                    help="check `journalctl -u edgeasd`; the daemon may be stalled",
+                    f"the daemon did not answer {op!r} within {wait:g} s; the request was "
+                    "abandoned (nothing of it is applied)",
+                    help="check `edgeasd status` and `journalctl -u edgeasd`; the daemon may be "
+                    "stalled or stopped",
                 ) from None
             except OSError as exc:
                 raise ControlError(f"control connection failed: {exc}") from None
@@ -405,5 +548,6 @@ class ControlClient:
                 help="it may have stopped mid-answer: check `edgeasd status` and its log",
             )
         if not response.get("ok"):
-            raise ControlError(response.get("error", "request failed"), help=response.get("help"))
+            kind = DaemonBusy if response.get("type") == "Busy" else ControlError
+            raise kind(str(response.get("error", "request failed")), help=response.get("help"))
         return response["result"]

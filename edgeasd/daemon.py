@@ -6,9 +6,13 @@ the reference bank: it scores windows, and it alone enrolls. Control-socket thre
 seen half done and is saved (``bank.save``) before the reply reports success.
 
 Service integration (``Type=notify``): ``READY=1`` once the model, the bank and the stream
-are up and the numba kernels are compiled; ``WATCHDOG=1`` only after a window was processed
-while frames keep arriving (a dead audio callback stops it, and systemd restarts us);
-``STATUS=`` with the last score. SIGTERM drops the partial window, flushes the logs and leaves
+are up and the numba kernels are compiled; ``WATCHDOG=1`` (at most once a second) whenever
+a block of audio arrives and the loop has processed the windows it completed, whatever their
+quality: audio arriving is the liveness signal, and silence, clipping or dropouts are valid
+states reported as ``signal`` events, not failures. A dead audio callback or a hung loop stops
+the pings, and systemd restarts us. A capture stall or a lost device is a ``signal`` event
+(``stalled``) in ``alerts.jsonl``, its recovery another (``resumed``); ``STATUS=`` shows the
+last score. SIGTERM drops the partial window, flushes the logs and leaves
 the bank intact; SIGHUP reloads the configuration. A lost device is retried
 ``device.retries`` times, then the daemon exits with a :class:`~edgeasd.errors.DeviceError`.
 An unexpected error (a bug) during an enrollment is logged with its traceback and answered
@@ -17,7 +21,9 @@ as an error to the waiting client; the bank is reloaded from disk and the daemon
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import queue
 import signal
 import threading
@@ -35,7 +41,7 @@ from edgeasd.audio.windower import Window, Windower
 from edgeasd.config import Config, load_config
 from edgeasd.control import Command, ControlServer, drain
 from edgeasd.detect import Detector, SignalWatch, make_event
-from edgeasd.errors import ControlError, EdgeasdError
+from edgeasd.errors import ControlError, EdgeasdError, EmbeddingError
 from edgeasd.kept_audio import keep_audio
 from edgeasd.notify import Notifier
 from edgeasd.paths import resolve_paths
@@ -90,6 +96,7 @@ class Daemon:
         self._active: list[Command] = []  # enroll_next requests collecting windows, in order
         self._stop = threading.Event()
         self._reload = threading.Event()
+        self._files_lock = threading.Lock()  # one enroll_files request embeds at a time
         self._signal = "ok"  # last signal quality status, to report changes
         self.notifier = Notifier()
         self.initial = [Command("enroll_next", {"n": n, "domain": d}) for n, d in initial_enroll]
@@ -223,9 +230,10 @@ class Daemon:
     def _loop(self) -> None:
         ready = False
         windower = Windower(self.info.sample_rate, self.window_seconds, self.hop_seconds)
-        stall = self.window_seconds + self.hop_seconds + self.config.device.stall_seconds
-        last_progress, last_ping = time.monotonic(), 0.0
-        self.source = ResilientSource(lambda: self.config, self.info.sample_rate, self._stop)
+        last_ping = 0.0
+        self.source = ResilientSource(
+            lambda: self.config, self.info.sample_rate, self._stop, on_change=self._device_changed
+        )
         for block in self.source.blocks():
             self.status.update(write=False, source=self.source.stats)
             if not ready:
@@ -244,10 +252,11 @@ class Daemon:
                     continue
             for window in windower.push(block):
                 self._process(window)
-                last_progress = time.monotonic()
             now = time.monotonic()
-            if now - last_progress < stall and now - last_ping >= 1.0:
-                self.notifier.watchdog()  # frames arrive and windows get processed
+            if now - last_ping >= 1.0:
+                # audio arriving is the liveness signal: every block, whatever its content
+                # (silence, clipping and dropouts are valid states, reported as events)
+                self.notifier.watchdog()
                 last_ping = now
             if self.until_enrolled and not self._active and self._commands.empty():
                 break
@@ -256,6 +265,16 @@ class Daemon:
     def _process(self, window: Any) -> None:
         t0 = time.perf_counter()
         q = audio_quality.assess(window.samples, **self._quality)
+        enrolling = q.ok and self._still_active()  # a clipped window is never enrolled
+        embedding, failure, embed_ms = None, None, 0.0
+        if q.scorable and not enrolling and not self._state.learning:
+            try:
+                te = time.perf_counter()
+                embedding = self.embedder.embed(window.samples[None, :])
+                embed_ms = 1000 * (time.perf_counter() - te)
+            except EdgeasdError as exc:  # NaN/inf embedding or a failing model: skip it
+                status = "nan" if isinstance(exc, EmbeddingError) else "embed_failed"
+                q, failure = dataclasses.replace(q, status=status), exc.message
         record = make_event(
             "window",
             window.start_time,
@@ -268,37 +287,58 @@ class Daemon:
         ):
             self._emit_event(event)
         if q.status != self._signal:  # report changes only, not every bad window
-            self._emit_event(
-                make_event(
-                    "signal",
-                    window.start_time,
-                    previous=self._signal,
-                    window_index=int(window.index),
-                    **q.as_dict(),
-                )
+            details = {k: v for k, v in q.as_dict().items() if k != "status"}
+            if failure:
+                details["error"] = failure
+            self._signal_event(
+                window.start_time, q.status, window_index=int(window.index), **details
             )
-            self._signal = q.status
         if not q.scorable:
             record.update(decision.decide(None, self._state, q).fields())
-        elif q.ok and self._still_active():  # a clipped window is never enrolled: scored
+        elif enrolling:
             record["decision"] = "enrolling"
             self._collect(window)
         elif self._state.learning:
             record.update(decision.decide(None, self._state, q).fields())
             record["needed"] = self._state.learning_needed
         else:
-            self._score(window, record, q)
+            self._score(embedding, window, record, q, embed_ms)
         record["processing_ms"] = round(1000 * (time.perf_counter() - t0), 2)
-        self.sinks.emit(record)
+        self.sinks.emit(record)  # a full log disk drops the line: scoring goes on
+        self.status.update(write=False, logs=self.sinks.health())
         self.status.window(record)
         if self.notifier.enabled:  # line() snapshots the status: skip it outside systemd
             self.notifier.status(self.status.line())
         if self.on_record:
             self.on_record(record)
 
-    def _score(self, window: Any, record: dict[str, Any], q: audio_quality.Quality) -> None:
-        t0 = time.perf_counter()
-        embedding = self.embedder.embed(window.samples[None, :])
+    def _device_changed(self, problem: str | None) -> None:
+        """Capture failed (a stall, a lost device) or came back: a ``signal`` event each.
+
+        The failure is a ``stalled`` event (once per episode, however many retries), its
+        recovery a ``resumed`` one at the first block after it; the next window's quality
+        follows as usual.
+        """
+        if problem is not None and self._signal != "stalled":
+            self._signal_event(time.time(), "stalled", error=problem)
+        elif problem is None and self._signal == "stalled":
+            self._signal_event(time.time(), "resumed")
+
+    def _signal_event(self, when: float, status: str, **details: Any) -> None:
+        """Emit a ``signal`` event for a change of the signal status (and remember it)."""
+        self._emit_event(
+            make_event("signal", when, previous=self._signal, status=status, **details)
+        )
+        self._signal = status
+
+    def _score(
+        self,
+        embedding: np.ndarray,
+        window: Any,
+        record: dict[str, Any],
+        q: audio_quality.Quality,
+        embed_ms: float = 0.0,
+    ) -> None:
         t1 = time.perf_counter()
         scores, nearest = self.bank.score(embedding, return_nearest=True)
         t2 = time.perf_counter()
@@ -307,7 +347,7 @@ class Daemon:
             score=round(score, 6),
             nearest_id=ref,
             nearest_domain=self._domain_of[ref],
-            embed_ms=round(1000 * (t1 - t0), 3),
+            embed_ms=round(embed_ms, 3),
             score_ms=round(1000 * (t2 - t1), 3),
         )
         verdict = decision.decide(score, self._state, q)
@@ -468,15 +508,15 @@ class Daemon:
         if self._stop.is_set():
             raise ControlError("the daemon is shutting down", help="retry once it is back")
         if op == "enroll_files":
-            batches = enrollment.file_batches(
-                request["paths"],
-                self.embedder,
-                request["domain"],
-                self.hop_seconds,
-                self._quality,
-                self.config.enrollment.group_seconds,
-            )
-            cmd = Command("commit", {"batches": batches})
+            # one file enrollment embeds at a time (memory stays that of one request);
+            # the others wait in turn, and are dropped if their client gives up meanwhile
+            while not self._files_lock.acquire(timeout=0.25):
+                if gone():
+                    raise ControlError("the client hung up; request abandoned")
+            try:
+                cmd = self._file_command(request, gone)
+            finally:
+                self._files_lock.release()
         else:
             cmd = Command(op, {k: v for k, v in request.items() if k != "op"})
         self._commands.put(cmd)
@@ -485,6 +525,28 @@ class Daemon:
                 cmd.abandoned = True
                 raise ControlError("the client hung up; request abandoned")
         return cmd.wait()
+
+    def _file_command(self, request: dict[str, Any], gone: Callable[[], bool]) -> Command:
+        """Embed the files of an ``enroll_files`` request into a ``commit`` command."""
+        # the client opened the files with its own rights (the daemon never opens a
+        # path it is given); the server owns and closes the descriptors
+        files = [os.fdopen(fd, "rb", closefd=False) for fd in request["fds"]]
+        try:
+            batches = enrollment.file_batches(
+                files,
+                self.embedder,
+                request["domain"],
+                self.hop_seconds,
+                self._quality,
+                self.config.enrollment.group_seconds,
+                names=request["names"],
+            )
+        finally:
+            for fh in files:
+                fh.close()
+        if gone():  # the client gave up while its files were embedded
+            raise ControlError("the client hung up; request abandoned")
+        return Command("commit", {"batches": batches})
 
     # ------------------------------------------------------------------ reload, shutdown
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.errors import InputError, ModelError
+from edgeasd.errors import EmbeddingError, InputError, ModelError
 
 #: ``metadata_props`` keys every edgeasd model must carry.
 REQUIRED_METADATA = (
@@ -56,6 +56,11 @@ class ModelInfo:
         Hex SHA-256 of the model file (of an ensemble: of its members' hashes).
     members : tuple of str
         The member models' ids of an ensemble (``edgeasd.ensemble``); empty for one model.
+    compatible : tuple of str
+        Ids of earlier files of this model whose embeddings it reproduces exactly (the
+        optional ``compatible_ids`` metadata, comma-separated): a bank recorded with one
+        of them is accepted. The shipped spectral model lists the file it replaced when
+        its logarithms got a floor.
     """
 
     name: str
@@ -67,6 +72,7 @@ class ModelInfo:
     training_data: str
     sha256: str
     members: tuple[str, ...] = ()
+    compatible: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -82,6 +88,7 @@ class ModelInfo:
         """JSON-serializable fields, ``id`` and ``window_samples`` included."""
         d = {**asdict(self), "id": self.id, "window_samples": self.window_samples}
         d["members"] = list(self.members)
+        d["compatible"] = list(self.compatible)
         return d
 
     @classmethod
@@ -151,6 +158,9 @@ class ModelInfo:
             metric=meta["metric"],
             training_data=meta["training_data"],
             sha256=sha256,
+            compatible=tuple(
+                c.strip() for c in meta.get("compatible_ids", "").split(",") if c.strip()
+            ),
         )
 
 
@@ -279,7 +289,9 @@ class Embedder:
         InputError
             ``windows`` is not 2-D, has the wrong length, or holds NaN/inf.
         ModelError
-            The model fails, returns the wrong shape, or returns NaN/inf.
+            The model fails or returns the wrong shape.
+        EmbeddingError
+            The model returned NaN/inf for a window (a property of the window, not the file).
         """
         x = np.asarray(windows)
         if x.ndim != 2:
@@ -318,9 +330,12 @@ class Embedder:
                 help="re-export the model with the correct embedding_dim",
             )
         if not np.isfinite(y).all():
-            raise ModelError(
-                f"model {self.info.id} returned NaN or infinite embeddings",
-                help="the model file is broken or was quantized badly; re-export it",
+            bad = int((~np.isfinite(y).all(axis=1)).sum())
+            raise EmbeddingError(
+                f"model {self.info.id} could not embed {bad} of {x.shape[0]} window(s): "
+                "the embedding holds NaN or infinite values",
+                help="such a window usually holds a dropout (a run of digital zeros) or an "
+                "extreme signal the model's arithmetic cannot represent; the agent skips it",
             )
         return np.ascontiguousarray(y, dtype=np.float32)
 

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -283,6 +283,8 @@ def check_model(bank: ReferenceBank, model_info: Any, path: Path | None = None) 
         With the two model ids and the command that fixes it.
     """
     have = bank.meta.get("model_id")
+    if have is not None and have in getattr(model_info, "compatible", ()):
+        return  # the same embeddings from an updated file of the same model
     if have is not None and have != model_info.id:
         where = f" {path}" if path else ""
         raise ModelError(
@@ -500,12 +502,16 @@ def rejection_reasons(qualities: Sequence[quality.Quality]) -> str:
 
 
 def file_windows(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | BinaryIO,
     info: Any,
     hop_seconds: float | None = None,
     quality_options: dict[str, Any] | None = None,
+    name: str | None = None,
 ) -> tuple[Any, list[Window]]:
     """Read a recording at the model's rate and cut it into good windows.
+
+    ``path`` may be an open binary file (a descriptor a client passed); ``name`` is what
+    messages call it (default: the path).
 
     Returns
     -------
@@ -517,7 +523,8 @@ def file_windows(
     AudioFileError
         Unreadable file, or no window of usable signal (too short, silent, clipped...).
     """
-    audio = read_audio(path, sample_rate=info.sample_rate)
+    audio = read_audio(path, sample_rate=info.sample_rate, name=name)
+    path = name or path
     hop = hop_seconds or info.window_seconds
     assessed = assessed_windows(
         audio.samples, info.sample_rate, info.window_seconds, hop, quality_options
@@ -541,12 +548,13 @@ def file_windows(
 
 
 def file_batches(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Sequence[str | os.PathLike[str] | BinaryIO],
     embedder: Any,
     domain: str,
     hop_seconds: float | None = None,
     quality_options: dict[str, Any] | None = None,
     group_seconds: float = DEFAULT_GROUP_SECONDS,
+    names: Sequence[str] | None = None,
 ) -> list[Batch]:
     """Read, window and embed recordings, each split into groups of ``group_seconds``.
 
@@ -556,7 +564,8 @@ def file_batches(
 
     Parameters
     ----------
-    paths : sequence of path-like
+    paths : sequence of path-like or open binary files
+        Files passed over the control socket arrive open (the daemon opens no path).
     embedder : edgeasd.embed.Embedder
     domain : str
     hop_seconds : float, optional
@@ -565,6 +574,8 @@ def file_batches(
         The ``quality`` section, as keyword arguments.
     group_seconds : float
         ``enrollment.group_seconds``: most audio per group (see :func:`chunk_windows`).
+    names : sequence of str, optional
+        What messages and ``origin`` call each file (default: its resolved path).
 
     Returns
     -------
@@ -578,8 +589,9 @@ def file_batches(
     """
     info = embedder.info
     batches = []
-    for path in paths:
-        audio, windows = file_windows(path, info, hop_seconds, quality_options)
+    for i, path in enumerate(paths):
+        name = names[i] if names is not None else None
+        audio, windows = file_windows(path, info, hop_seconds, quality_options, name=name)
         batches += chunked_batches(
             embed_windows(embedder, [w.samples for w in windows]),
             windows,
@@ -588,7 +600,7 @@ def file_batches(
             kind="file",
             domain=domain,
             sample_rate=info.sample_rate,
-            origin=str(Path(path).resolve()),
+            origin=name if name is not None else str(Path(path).resolve()),
             audio=audio.samples,
         )
     return batches

@@ -64,6 +64,10 @@ class ModelError(EdgeasdError):
     """An embedding model cannot be loaded or does not fit the agent or bank."""
 
 
+class EmbeddingError(ModelError):
+    """The model returned NaN or infinite values for a window (the window, not the file)."""
+
+
 class BankError(EdgeasdError):
     """The reference bank cannot be used as asked (empty, wrong model...)."""
 
@@ -74,6 +78,10 @@ class BankCorruptError(BankError):
 
 class BankLockedError(BankError):
     """Another process holds the bank's write lock."""
+
+
+class StatusFileError(EdgeasdError):
+    """The daemon's ``status.json`` is unreadable or corrupt."""
 
 
 class ControlError(EdgeasdError):

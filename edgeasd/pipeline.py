@@ -121,6 +121,10 @@ class ResilientSource:
         The model's rate.
     stop : threading.Event
         Set to end :meth:`blocks` (also cuts a retry delay short).
+    on_change : callable, optional
+        ``on_change(problem)``: called with the error message when capture fails (a stall,
+        a lost device) and with ``None`` at the first block after a failure, so that the
+        daemon can log both as events.
 
     Attributes
     ----------
@@ -131,9 +135,14 @@ class ResilientSource:
     """
 
     def __init__(
-        self, config: Callable[[], Config], sample_rate: int, stop: threading.Event
+        self,
+        config: Callable[[], Config],
+        sample_rate: int,
+        stop: threading.Event,
+        on_change: Callable[[str | None], None] | None = None,
     ) -> None:
         self.config, self.sample_rate, self.stop = config, sample_rate, stop
+        self.on_change = on_change
         self.stats: dict[str, Any] = {}
         self.reopening = False
 
@@ -157,6 +166,8 @@ class ResilientSource:
             try:
                 source = make_source(*source_options(cfg), self.sample_rate)
                 for block in source.blocks():
+                    if failures and self.on_change is not None:
+                        self.on_change(None)
                     failures = 0
                     self.stats = source.stats()
                     yield block
@@ -166,6 +177,8 @@ class ResilientSource:
                     return  # a file source ended, or stop
             except DeviceError as exc:
                 failures += 1
+                if self.on_change is not None:
+                    self.on_change(exc.message)
                 if failures > cfg.device.retries:
                     raise DeviceError(
                         f"audio capture failed, still after {cfg.device.retries} retries: "

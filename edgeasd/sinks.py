@@ -2,7 +2,11 @@
 
 A :class:`JsonlLog` appends one JSON object per line, flushed per line, and rotates
 by size (``alerts.jsonl`` → ``alerts.jsonl.1`` → ... → ``.<backups>``, the oldest
-deleted), so the logs never use more than about ``max_bytes * (backups + 1)``. One
+deleted), so the logs never use more than about ``max_bytes * (backups + 1)``. A line
+that cannot be written (a full disk: ENOSPC, EDQUOT, EIO...) is dropped and counted, the
+part of it that reached the file is cut off again, so the file never ends in a partial
+line, and one warning per episode goes to the journal; writing resumes when space
+returns (:attr:`JsonlLog.health`). One
 process writes a log; any number may read it. :func:`read_events` reads the rotated
 files oldest first and, with ``follow=True``, keeps reading across rotations like
 ``tail -F``. :func:`format_event` renders an event for people (``edgeasd tail``, the
@@ -11,6 +15,8 @@ journal).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import math
@@ -23,6 +29,7 @@ from typing import Any
 
 from edgeasd.errors import InputError
 from edgeasd.filemode import DIR_MODE, private_opener
+from edgeasd.terminal import sanitize
 
 log = logging.getLogger(__name__)
 
@@ -86,23 +93,75 @@ class JsonlLog:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         self._fh = None
         self._size = 0
-        self._open()
+        self.dropped = 0  # lines lost to write errors since the log was created
+        self.error: str | None = None  # the current episode's error (None: writing works)
+        try:
+            self._open()
+        except OSError as exc:  # e.g. a full disk: the first write retries
+            self._failed(exc)
 
     def _open(self) -> None:
         self._fh = open(self.path, "ab", buffering=0, opener=private_opener)
         self._size = os.fstat(self._fh.fileno()).st_size
 
-    def write(self, event: dict[str, Any]) -> None:
-        """Append one event as a line and flush it to the OS (rotating first if full)."""
+    def write(self, event: dict[str, Any]) -> bool:
+        """Append one event as a line and flush it to the OS (rotating first if full).
+
+        Returns
+        -------
+        bool
+            False when the line could not be written (it is dropped and counted in
+            :attr:`dropped`; the file keeps only whole lines).
+        """
         data = encode_event(event).encode("utf-8")
+        try:
+            if self._fh is None:
+                self._open()
+            if self._size > 0 and self._size + len(data) > self.max_bytes:
+                self.rotate()
+            written = self._fh.write(data)  # unbuffered: one write(2) per line
+            if written != len(data):  # a short write: the disk filled up mid-line
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self._size += len(data)
+            if self.fsync:
+                os.fsync(self._fh.fileno())
+        except OSError as exc:
+            self._cut_partial()
+            self.dropped += 1
+            self._failed(exc)
+            return False
+        if self.error is not None:
+            log.warning(
+                "%s: writable again; %d line(s) were dropped meanwhile", self.path, self.dropped
+            )
+            self.error = None
+        return True
+
+    def _cut_partial(self) -> None:
+        """Truncate the file back to its last whole line (after a failed or short write)."""
         if self._fh is None:
-            self._open()
-        if self._size > 0 and self._size + len(data) > self.max_bytes:
-            self.rotate()
-        self._fh.write(data)  # unbuffered: one write(2) per line
-        self._size += len(data)
-        if self.fsync:
-            os.fsync(self._fh.fileno())
+            return
+        try:
+            if os.fstat(self._fh.fileno()).st_size > self._size:
+                os.ftruncate(self._fh.fileno(), self._size)
+        except OSError:  # cannot even truncate: reopen later, and measure the size then
+            self.close()
+
+    def _failed(self, exc: OSError) -> None:
+        """Record a write error; warn once per episode (not once per dropped line)."""
+        reason = exc.strerror or str(exc)
+        if self.error is None:
+            log.warning(
+                "%s: cannot write (%s); events are dropped and counted until it works again",
+                self.path,
+                reason,
+            )
+        self.error = reason
+
+    @property
+    def health(self) -> dict[str, Any]:
+        """``{"dropped": lines lost so far, "error": the current write error or None}``."""
+        return {"dropped": self.dropped, "error": self.error}
 
     def rotate(self) -> None:
         """Shift ``path`` → ``.1`` → ... → ``.<backups>`` now and start an empty file."""
@@ -118,14 +177,18 @@ class JsonlLog:
         self._open()
 
     def flush(self) -> None:
-        """Force the file's data to disk (``fsync``)."""
+        """Force the file's data to disk (``fsync``; an error is recorded, not raised)."""
         if self._fh is not None:
-            os.fsync(self._fh.fileno())
+            try:
+                os.fsync(self._fh.fileno())
+            except OSError as exc:
+                self._failed(exc)
 
     def close(self) -> None:
         """Close the file (a later :meth:`write` reopens it)."""
         if self._fh is not None:
-            self._fh.close()
+            with contextlib.suppress(OSError):  # nothing is buffered: no data lost here
+                self._fh.close()
             self._fh = None
 
     def __enter__(self) -> JsonlLog:
@@ -396,6 +459,7 @@ class EventSinks:
                 self._failing.discard(id(obs))
 
     def _emit_logs(self, event: dict[str, Any]) -> None:
+        """Write one event to its log and the operational log (a full disk drops the line)."""
         kind = event.get("event")
         if kind == "window":
             self.scores.write(event)
@@ -404,7 +468,11 @@ class EventSinks:
             return
         self.alerts.write(event)
         level = logging.WARNING if kind in ("alert", "reminder", "signal") else logging.INFO
-        self.logger.log(level, "%s", format_event(event))
+        self.logger.log(level, "%s", sanitize(format_event(event)))  # tags are user text
+
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Per log: lines ``dropped`` to write errors and the current ``error`` (or None)."""
+        return {"alerts": self.alerts.health, "scores": self.scores.health}
 
     def flush(self) -> None:
         """Force both logs to disk."""

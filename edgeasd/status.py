@@ -9,19 +9,28 @@ Snapshot keys: ``state`` (``starting``, ``learning``, ``running``, ``stopped``),
 ``learning_needed`` (normal windows still needed before scoring starts), ``learning``
 (why the agent cannot score yet, or None), ``enrolling``
 (progress of an ``enroll --next`` request), ``source`` (the source's ``stats()``: frames,
-overflows...), ``alerts`` (count) and ``last_event``.
+overflows...), ``alerts`` (count), ``last_event``, ``logs`` (per event log: lines
+``dropped`` to write errors and the current ``error``) and ``status_file`` (the same for
+``status.json`` itself).
+
+Scoring never depends on the disk: a ``status.json`` that cannot be written (a full
+runtime file system) is skipped, counted and warned about once; the next write retries.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from edgeasd.errors import StatusFileError
 from edgeasd.filemode import private_opener
+
+log = logging.getLogger(__name__)
 
 
 class StatusBoard:
@@ -37,6 +46,9 @@ class StatusBoard:
     def __init__(self, path: str | os.PathLike[str], model_info: Any) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._write_failed: str | None = None  # the current episode's error
+        self._write_dropped = 0
         now = time.time()
         self._data: dict[str, Any] = {
             "state": "starting",
@@ -88,6 +100,7 @@ class StatusBoard:
         with self._lock:
             data = json.loads(json.dumps(self._data, default=str))
         data["uptime_seconds"] = round(time.time() - data["started"], 1)
+        data["status_file"] = {"dropped": self._write_dropped, "error": self._write_failed}
         return data
 
     def line(self) -> str:
@@ -109,9 +122,25 @@ class StatusBoard:
         )
 
     def _write(self) -> None:
-        data = self.snapshot()
-        data["updated"] = time.time()
-        write_json_atomic(self.path, data)
+        with self._write_lock:  # control threads update too: one writer of the temp file
+            data = self.snapshot()
+            data["updated"] = time.time()
+            try:
+                write_json_atomic(self.path, data)
+            except OSError as exc:
+                self._write_dropped += 1
+                if self._write_failed is None:
+                    log.warning(
+                        "%s: cannot write the status (%s); scoring goes on, the status is "
+                        "still served on the control socket",
+                        self.path,
+                        exc.strerror or exc,
+                    )
+                self._write_failed = exc.strerror or str(exc)
+                return
+            if self._write_failed is not None:
+                log.warning("%s: writable again", self.path)
+                self._write_failed = None
 
 
 def write_json_atomic(path: Path, obj: dict[str, Any], fsync: bool = False) -> None:
@@ -120,28 +149,72 @@ def write_json_atomic(path: Path, obj: dict[str, Any], fsync: bool = False) -> N
     With ``fsync`` the data reaches the disk before the rename (survives a power cut).
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", opener=private_opener) as fh:
-        json.dump(obj, fh, default=str)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", opener=private_opener) as fh:
+            json.dump(obj, fh, default=str)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
-def read_status(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The last snapshot a daemon wrote, with ``stale`` set when its process is gone.
+def read_status(path: str | os.PathLike[str], socket_live: bool | None = None) -> dict | None:
+    """The last snapshot a daemon wrote, with ``stale`` set when that daemon is gone.
+
+    Parameters
+    ----------
+    path : path-like
+        ``status.json``.
+    socket_live : bool, optional
+        Whether a daemon answers on the control socket. False: the snapshot is stale
+        whatever its pid (a recorded pid may now belong to another process). None: judge
+        by the pid alone.
 
     Returns
     -------
     dict or None
         ``None`` when no daemon ever wrote one there.
+
+    Raises
+    ------
+    StatusFileError
+        The file is unreadable, not JSON, not an object, or has a malformed ``pid``,
+        ``state`` or ``model``.
     """
+    path = Path(path)
+    hint = (
+        "the daemon rewrites it on start: restart it (systemctl restart edgeasd), or delete "
+        f"{path} if no daemon runs"
+    )
     try:
-        data = json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads(path.read_bytes())
+    except FileNotFoundError:
         return None
-    pid = int(data.get("pid", 0))
-    alive = pid > 0 and _pid_alive(pid)
+    except PermissionError:
+        raise StatusFileError(
+            f"permission denied reading the status file {path}",
+            help="run as the edgeasd user or a member of its group",
+        ) from None
+    except OSError as exc:
+        raise StatusFileError(f"cannot read the status file {path}: {exc.strerror}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise StatusFileError(f"the status file {path} is corrupt: {exc}", help=hint) from None
+    if not isinstance(data, dict):
+        raise StatusFileError(
+            f"the status file {path} is corrupt: a JSON {type(data).__name__}, not an object",
+            help=hint,
+        )
+    pid = data.get("pid", 0)
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid < 0:
+        raise StatusFileError(
+            f"the status file {path} is corrupt: pid {pid!r} is not a process id", help=hint
+        )
+    if not isinstance(data.get("state", ""), str) or not isinstance(data.get("model", {}), dict):
+        raise StatusFileError(f"the status file {path} is corrupt: malformed fields", help=hint)
+    alive = pid > 0 and _pid_alive(pid) and socket_live is not False
     data["stale"] = not alive or data.get("state") == "stopped"
     return data
 

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -113,30 +114,47 @@ def to_mono(frames: np.ndarray, channel: Channel) -> np.ndarray:
     return frames[:, int(channel)].astype(np.float32, copy=False)
 
 
-def open_audio(path: str | os.PathLike) -> sf.SoundFile:
+def open_audio(path: str | os.PathLike | BinaryIO, name: str | None = None) -> sf.SoundFile:
     """Open an audio file for reading, turning every failure into ``AudioFileError``.
 
     Parameters
     ----------
-    path : path-like
-        The file.
+    path : path-like or binary file object
+        The file, or a file already open for reading (e.g. a descriptor a client passed
+        over the control socket: read from its start, never reopened by name).
+    name : str, optional
+        What messages call the file (default: the path).
 
     Returns
     -------
     soundfile.SoundFile
         Open for reading; the caller closes it.
     """
-    path = Path(path)
-    if not path.exists():
-        raise AudioFileError(f"audio file not found: {path}", help="check the path")
-    if path.is_dir():
-        raise AudioFileError(
-            f"{path} is a directory, not an audio file", help="pass a WAV or FLAC file"
-        )
-    if path.stat().st_size == 0:
-        raise AudioFileError(f"audio file is empty (0 bytes): {path}", help=_READ_HELP)
+    if hasattr(path, "read"):
+        fileobj = path
+        path = Path(name or str(getattr(fileobj, "name", "<file>")))
+        try:
+            size = os.fstat(fileobj.fileno()).st_size
+        except (OSError, AttributeError, ValueError):
+            size = None
+        if size == 0:
+            raise AudioFileError(f"audio file is empty (0 bytes): {path}", help=_READ_HELP)
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            fileobj.seek(0)  # a passed descriptor shares its offset with the sender
+        source: object = fileobj
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise AudioFileError(f"audio file not found: {path}", help="check the path")
+        if path.is_dir():
+            raise AudioFileError(
+                f"{path} is a directory, not an audio file", help="pass a WAV or FLAC file"
+            )
+        if path.stat().st_size == 0:
+            raise AudioFileError(f"audio file is empty (0 bytes): {path}", help=_READ_HELP)
+        source = str(path)
     try:
-        f = sf.SoundFile(str(path))
+        f = sf.SoundFile(source)
     except sf.LibsndfileError as exc:
         raise AudioFileError(
             f"cannot read {path} as audio: {exc.error_string}",
@@ -191,28 +209,35 @@ def _check_finite(block: np.ndarray, path: Path) -> None:
         )
 
 
-def _read_frames(f: sf.SoundFile, frames: int, path: Path) -> np.ndarray:
+def _read_frames(f: sf.SoundFile, frames: int, path: Path, finite: bool = True) -> np.ndarray:
     try:
         block = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as exc:
         raise AudioFileError(f"{path} is corrupt: {exc}", help=_READ_HELP) from exc
-    _check_finite(block, path)
+    if finite:
+        _check_finite(block, path)
     return block
 
 
 def read_audio(
-    path: str | os.PathLike, sample_rate: int | None = None, channel: Channel = "mix"
+    path: str | os.PathLike | BinaryIO,
+    sample_rate: int | None = None,
+    channel: Channel = "mix",
+    name: str | None = None,
 ) -> Audio:
     """Read a whole audio file as mono ``float32``.
 
     Parameters
     ----------
-    path : path-like
-        WAV, FLAC or another format libsndfile reads; any rate and channel count.
+    path : path-like or binary file object
+        WAV, FLAC or another format libsndfile reads; any rate and channel count. An open
+        file is read as it is (see :func:`open_audio`).
     sample_rate : int, optional
         Resample to this rate (polyphase, anti-aliased); ``None`` keeps the file's rate.
     channel : "mix" or int
         Average all channels, or take one channel (0-based).
+    name : str, optional
+        What messages call the file (default: the path).
 
     Returns
     -------
@@ -226,8 +251,11 @@ def read_audio(
     InputError
         A channel index the file does not have, or a non-positive ``sample_rate``.
     """
-    path = Path(path)
-    with open_audio(path) as f:
+    source = path
+    path = (
+        Path(name or str(getattr(path, "name", "<file>"))) if hasattr(path, "read") else Path(path)
+    )
+    with open_audio(source, name=str(path)) as f:
         check_channel(channel, f.channels, str(path))
         frames = _read_frames(f, -1, path)
         rate, n_channels = int(f.samplerate), int(f.channels)
@@ -242,10 +270,12 @@ def read_audio(
 
 
 def iter_audio(
-    path: str | os.PathLike,
+    path: str | os.PathLike | BinaryIO,
     sample_rate: int,
     channel: Channel = "mix",
     block_frames: int = 65536,
+    allow_nonfinite: bool = False,
+    name: str | None = None,
 ) -> Iterator[np.ndarray]:
     """Stream a file as mono blocks at ``sample_rate`` without loading it whole.
 
@@ -260,18 +290,27 @@ def iter_audio(
         Channel selection as in :func:`read_audio`.
     block_frames : int
         File frames read per step.
+    allow_nonfinite : bool
+        Pass NaN/inf samples on instead of raising (a stream replayed into the daemon,
+        whose quality check turns such windows into ``nan`` signal events).
+    name : str, optional
+        What messages call the file (default: the path); ``path`` may be an open binary
+        file, as in :func:`read_audio`.
 
     Yields
     ------
     np.ndarray
         Shape ``(m,)`` ``float32`` blocks (never empty).
     """
-    path = Path(path)
-    with open_audio(path) as f:
+    source = path
+    path = (
+        Path(name or str(getattr(path, "name", "<file>"))) if hasattr(path, "read") else Path(path)
+    )
+    with open_audio(source, name=str(path)) as f:
         check_channel(channel, f.channels, str(path))
         stream = StreamResampler(int(f.samplerate), int(sample_rate))
         while True:
-            frames = _read_frames(f, block_frames, path)
+            frames = _read_frames(f, block_frames, path, finite=not allow_nonfinite)
             if frames.shape[0] == 0:
                 break
             out = stream.process(to_mono(frames, channel))

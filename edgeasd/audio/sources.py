@@ -187,7 +187,9 @@ class FileSource(BaseSource):
                 self._current = str(path)
                 first = True
                 pending = np.zeros(0, dtype=np.float32)
-                for chunk in iter_audio(path, self.sample_rate, self.channel):
+                # NaN bursts pass: the daemon makes such windows `nan` events, not a crash
+                chunks = iter_audio(path, self.sample_rate, self.channel, allow_nonfinite=True)
+                for chunk in chunks:
                     pending = np.concatenate([pending, chunk]) if pending.size else chunk
                     while pending.size >= self.block_frames:
                         block, pending = pending[: self.block_frames], pending[self.block_frames :]

@@ -63,7 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except EdgeasdError as exc:
-        print(exc.format(), file=sys.stderr)
+        from edgeasd.terminal import sanitize
+
+        print(sanitize(exc.format(), newlines=True), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -121,28 +121,56 @@ def _print_record(record: dict[str, Any]) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """``edgeasd status``: the daemon's live status, else its last snapshot."""
+    """``edgeasd status``: the daemon's live status, else its last snapshot.
+
+    Exit status: 0 the daemon answered, 3 it is not running (the last snapshot is shown),
+    4 it runs but did not answer (busy or stalled; the last snapshot and why are shown).
+    """
     from edgeasd.control import ControlClient, DaemonNotRunning
+    from edgeasd.errors import ControlError
     from edgeasd.status import read_status
 
     paths = _paths(config_of(args))
     try:
         status = ControlClient(paths.control_socket, timeout=5).request("status")
         status["stale"] = False
-    except DaemonNotRunning:
-        status = read_status(paths.status_file) or {"state": "never started", "stale": True}
+    except DaemonNotRunning:  # nobody answers on the socket: whatever the pid, it is stale
+        status = read_status(paths.status_file, socket_live=False)
+        status = status or {"state": "never started", "stale": True}
+    except ControlError as exc:  # busy or stalled: show the last snapshot and say why
+        status = read_status(paths.status_file) or {"state": "unknown", "stale": True}
+        status["note"] = f"the daemon did not answer: {exc.message}"
     if args.json:
         print(json.dumps(status, indent=2, default=str))
     else:
         print(_format_status(status))
-    return 0 if not status.get("stale") else 3
+    if status.get("stale"):
+        return 3  # not running
+    return 4 if status.get("note") else 0  # 4: running but not answering (busy, stalled)
 
 
 def _format_status(s: dict[str, Any]) -> str:
-    state = s.get("state", "?") + (" (not running; last snapshot)" if s.get("stale") else "")
+    """The status for people; every value is :func:`~edgeasd.terminal.sanitize`-d."""
+    from edgeasd.errors import StatusFileError
+    from edgeasd.terminal import sanitize
+
+    try:
+        lines = _status_lines(s)
+    except (TypeError, KeyError, AttributeError, ValueError) as exc:
+        raise StatusFileError(
+            f"the daemon's status has a malformed field ({type(exc).__name__}: {exc})",
+            help="`edgeasd status --json` shows it raw; restarting the daemon rewrites it",
+        ) from None
+    return "\n".join(sanitize(line) for line in lines)
+
+
+def _status_lines(s: dict[str, Any]) -> list[str]:
+    state = str(s.get("state", "?")) + (" (not running; last snapshot)" if s.get("stale") else "")
     lines = [f"state:      {state}"]
-    if "model" not in s:
-        return lines[0]
+    if s.get("note"):
+        lines.append(f"note:       {s['note']}")
+    if not isinstance(s.get("model"), dict):
+        return lines
     lines += [
         f"uptime:     {s.get('uptime_seconds', 0):.0f} s (pid {s.get('pid')})",
         f"model:      {s['model']['id']}",
@@ -171,18 +199,24 @@ def _format_status(s: dict[str, Any]) -> str:
     src = s.get("source") or {}
     if src:
         lines.append("source:     " + ", ".join(f"{k} {v}" for k, v in src.items()))
-    return "\n".join(lines)
+    for name, health in {**(s.get("logs") or {}), "status.json": s.get("status_file")}.items():
+        if isinstance(health, dict) and (health.get("error") or health.get("dropped")):
+            now = f"failing now ({health['error']})" if health.get("error") else "writing again"
+            lines.append(f"log {name}: {health.get('dropped', 0)} line(s) dropped, {now}")
+    return lines
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
     """``edgeasd tail``: alert events (or the score log), optionally following."""
     from edgeasd.sinks import format_event, read_events
+    from edgeasd.terminal import sanitize
 
     paths = _paths(config_of(args))
     path = paths.scores_log if args.scores else paths.alerts_log
     try:
         for event in read_events(path, follow=args.follow, last=args.lines):
-            print(json.dumps(event) if args.json else format_event(event), flush=True)
+            # JSON escapes control characters itself; the human format is sanitized
+            print(json.dumps(event) if args.json else sanitize(format_event(event)), flush=True)
     except BrokenPipeError:  # `edgeasd tail | head`
         sys.stderr.close()
     return 0
@@ -191,8 +225,22 @@ def cmd_tail(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- enroll, score
 
 
+#: Seconds every ``enroll`` request may take beyond its expected duration (model load of
+#: the daemon excluded: it already runs); generous for a loaded Raspberry Pi class device.
+ENROLL_MARGIN_SECONDS = 120.0
+#: Seconds allowed per MB of audio files enrolled through the daemon (reading, resampling and
+#: embedding run far faster: about 0.05 s per MB with the spectral model on 2 cores).
+ENROLL_SECONDS_PER_MB = 1.0
+
+
 def cmd_enroll(args: argparse.Namespace) -> int:
-    """``edgeasd enroll``: over the control socket, or directly when no daemon runs."""
+    """``edgeasd enroll``: over the control socket, or directly when no daemon runs.
+
+    For files, this process opens each file with its own permissions and passes the open
+    descriptors to the daemon, which never opens a path it is given. Every request has a
+    timeout (``--timeout``, else computed from the request's size); when it passes, the
+    client hangs up and the daemon abandons the request.
+    """
     from edgeasd.control import ControlClient, DaemonNotRunning
 
     if (args.next is None) == (not args.files):
@@ -204,7 +252,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     config = config_of(args)
     paths = _paths(config)
     files = [str(Path(f).resolve()) for f in args.files]
-    client = ControlClient(paths.control_socket, timeout=None)
+    client = ControlClient(paths.control_socket, timeout=10)
     try:
         if args.next is not None:
             print(
@@ -212,19 +260,37 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-            result = client.request("enroll_next", n=args.next, domain=args.domain)
+            wait = args.timeout or _next_timeout(client, config, args.next)
+            result = client.request("enroll_next", timeout=wait, n=args.next, domain=args.domain)
         else:
-            result = client.request("enroll_files", paths=files, domain=args.domain)
+            handles = _open_for_daemon(files)
+            try:
+                size_mb = sum(os.fstat(h.fileno()).st_size for h in handles) / 1e6
+                wait = args.timeout or ENROLL_MARGIN_SECONDS + ENROLL_SECONDS_PER_MB * size_mb
+                result = client.request(
+                    "enroll_files",
+                    timeout=wait,
+                    fds=[h.fileno() for h in handles],
+                    names=files,
+                    domain=args.domain,
+                )
+            finally:
+                for h in handles:
+                    h.close()
         how = "by the running daemon"
     except DaemonNotRunning:
         result, how = _enroll_direct(config, paths, args, files), "directly (no daemon running)"
+    from edgeasd.terminal import sanitize
+
     threshold = result.get("threshold")
     print(
-        f"enrolled {len(result['ids'])} references {how} in {len(result['groups'])} "
-        f"group(s); bank: {result['bank_size']} references "
-        f"({', '.join(f'{d}: {n}' for d, n in result['domains'].items())}), "
-        f"threshold {'none' if threshold is None else f'{threshold:.4g}'} "
-        f"({result.get('threshold_source', '-')})"
+        sanitize(
+            f"enrolled {len(result['ids'])} references {how} in {len(result['groups'])} "
+            f"group(s); bank: {result['bank_size']} references "
+            f"({', '.join(f'{d}: {n}' for d, n in result['domains'].items())}), "
+            f"threshold {'none' if threshold is None else f'{threshold:.4g}'} "
+            f"({result.get('threshold_source', '-')})"
+        )
     )
     print(f"state: {_state_line(result)}")
     for warning in result.get("warnings") or ():
@@ -242,6 +308,46 @@ def _state_line(state: dict[str, Any]) -> str:
             f"uncalibrated (no threshold, windows get no verdict): {state.get('threshold_source')}"
         )
     return "ready: windows get a verdict (normal/anomalous)"
+
+
+def _next_timeout(client: Any, config: Config, n: int) -> float:
+    """Seconds to wait for ``enroll --next n``: twice the audio it needs, plus a margin."""
+    window = client.request("status")["model"]["window_seconds"]
+    hop = config.window.hop_seconds or config.window.seconds or window
+    return ENROLL_MARGIN_SECONDS + 2.0 * (n * hop + window)
+
+
+def _open_for_daemon(files: list[str]) -> list[Any]:
+    """Open every file for reading with this user's permissions (errors name the file)."""
+    from edgeasd.errors import AudioFileError
+
+    handles: list[Any] = []
+    try:
+        for name in files:
+            try:
+                fh = open(name, "rb")
+            except FileNotFoundError:
+                raise AudioFileError(
+                    f"audio file not found: {name}", help="check the path"
+                ) from None
+            except PermissionError:
+                raise AudioFileError(
+                    f"permission denied: you cannot read {name}",
+                    help="enroll files you can read (check `ls -l`); the daemon reads only "
+                    "what you pass it",
+                ) from None
+            except IsADirectoryError:
+                raise AudioFileError(
+                    f"{name} is a directory, not an audio file", help="pass WAV or FLAC files"
+                ) from None
+            except OSError as exc:
+                raise AudioFileError(f"cannot open {name}: {exc.strerror}") from None
+            handles.append(fh)
+    except BaseException:
+        for fh in handles:
+            fh.close()
+        raise
+    return handles
 
 
 def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: list[str]):
@@ -368,7 +474,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_arg(p)
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     p.add_argument("--json", action="store_true", help="print the raw JSON lines")
-    p.add_argument("-n", "--lines", type=int, default=20, help="how many past events (20)")
+    p.add_argument(
+        "-n", "--lines", type=_non_negative, default=20, help="how many past events (20)"
+    )
     p.add_argument("--scores", action="store_true", help="the per-window score log instead")
     p.set_defaults(func=cmd_tail)
 
@@ -377,6 +485,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--domain", default="source", help="domain tag, e.g. 'target' (source)")
     p.add_argument("--next", type=_positive, metavar="N", help="enroll the next N live windows")
     p.add_argument("files", nargs="*", metavar="FILE", help="recordings of normal operation")
+    p.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="give up (nothing enrolled) after this long (default: from the request's size)",
+    )
     p.set_defaults(func=cmd_enroll)
 
     p = subparsers.add_parser("score", help="score recordings against the bank")
@@ -403,6 +517,26 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from edgeasd.cli.score import cmd_score
 
     return cmd_score(args)
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
 
 
 def _positive(text: str) -> int:

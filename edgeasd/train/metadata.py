@@ -107,3 +107,50 @@ def metadata_of(path: str | os.PathLike) -> ModelMetadata:
         )
     except ValueError as exc:
         raise ModelError(f"{path} has malformed metadata: {exc}", help="re-export it") from exc
+
+
+#: ``metadata_props`` key listing model ids (comma-separated) whose embeddings this model
+#: reproduces on every window the earlier one could embed, so that a bank recorded with
+#: one of them stays valid (:func:`edgeasd.enrollment.check_model`).
+COMPATIBLE_KEY = "compatible_ids"
+
+
+def floor_log_inputs(model: onnx.ModelProto, floor: float = 1e-10) -> int:
+    """Insert ``Max(x, floor)`` before every float ``Log`` of the main graph (in place).
+
+    A spectrogram frame of digital zeros has zero power: ``Log`` gives -inf and the
+    statistics that follow NaN. With the floor, every input at or above ``floor`` gives
+    exactly the value it gave before.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto
+    floor : float
+        Smallest value reaching a ``Log`` (1e-10: -100 dB below full-scale power).
+
+    Returns
+    -------
+    int
+        Number of ``Log`` nodes floored (already floored ones are left alone).
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    name = "edgeasd_log_floor"
+    if not any(init.name == name for init in graph.initializer):
+        graph.initializer.append(numpy_helper.from_array(np.array(floor, np.float32), name))
+    nodes, count = [], 0
+    for node in graph.node:
+        if node.op_type == "Log" and node.domain in ("", "ai.onnx"):
+            source = producers.get(node.input[0])
+            if source is None or source.op_type != "Max" or name not in source.input:
+                floored = f"{node.input[0]}_floored"
+                nodes.append(helper.make_node("Max", [node.input[0], name], [floored]))
+                node.input[0] = floored
+                count += 1
+        nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return count

@@ -38,6 +38,12 @@ N_MELS = 64
 EMBEDDING_DIM = 3 * N_MELS + 4
 MODEL_NAME = "edgeasd-spectral"
 MODEL_VERSION = "v1"
+#: Floor of the mel powers before their logarithm (-100 dB): a window with a run of digital
+#: zeros (a USB dropout, a DMA underrun) has frames of zero power, whose log is -inf and
+#: turns the statistics into NaN. A floor, not ``+ eps``: the ONNX exporter folds the
+#: addition of a constant this small away (measured with torch 2.13: the shipped v1 graph had
+#: no Add before its Log), while a clamp is exported as a ``Max``/``Clip`` node.
+LOG_FLOOR = 1e-10
 
 
 class SpectralEmbedding(torch.nn.Module):
@@ -69,13 +75,13 @@ class SpectralEmbedding(torch.nn.Module):
         """
         power = stft_magnitude(waveform, N_FFT, HOP, method="stft") ** 2  # (batch, bins, frames)
         mel = torch.matmul(self.filterbank, power)  # (batch, mels, frames)
-        level = torch.log10(mel + 1e-10)  # bels = dB / 10
+        level = torch.log10(mel.clamp_min(LOG_FLOOR))  # bels = dB / 10
         band_mean = level.mean(dim=2)
         overall = band_mean.mean(dim=1, keepdim=True)
         shape = band_mean - overall
         band_std = level.std(dim=2, correction=0)
         flux = (level[:, :, 1:] - level[:, :, :-1]).abs().mean(dim=2)
-        energy = torch.log10(mel.sum(dim=1) + 1e-10)  # (batch, frames)
+        energy = torch.log10(mel.sum(dim=1).clamp_min(LOG_FLOOR))  # (batch, frames)
         e_mean = energy.mean(dim=1, keepdim=True)
         temporal = torch.cat(
             [

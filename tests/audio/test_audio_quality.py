@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from edgeasd.audio.io import read_audio
-from edgeasd.audio.quality import CLIP_FRACTION, FLOOR_DBFS, SILENCE_DBFS, assess
+from edgeasd.audio.quality import (
+    CLIP_FRACTION,
+    DROPOUT_SAMPLES,
+    FLOOR_DBFS,
+    SILENCE_DBFS,
+    assess,
+    longest_zero_run,
+)
 from edgeasd.errors import InputError
 
 SR = 16000
@@ -30,7 +37,7 @@ def test_measures_match_plain_formulas(x):
     assert q.peak == max(abs(v) for v in values)
     assert q.clip_fraction == sum(abs(v) >= 0.999 for v in values) / len(values)
     assert q.dc_offset == pytest.approx(mean, abs=1e-9)
-    assert q.status in ("ok", "silence", "clipping", "dead")  # finite input: never invalid
+    assert q.status in ("ok", "silence", "clipping", "dead", "dropout")  # finite: never nan
 
 
 def _sine(amplitude: float, seconds: float = 1.0, freq: float = 440.0) -> np.ndarray:
@@ -93,15 +100,18 @@ def test_bad_input():
             assess(bad)
 
 
-def test_non_finite_samples_are_invalid_not_an_error():
+def test_non_finite_samples_are_a_status_not_an_error():
     """A NaN from a broken driver must not stop the daemon: the window has no signal."""
     x = _sine(0.1)
     x[5] = np.nan
     q = assess(x)
-    assert q.status == "invalid" and not q.scorable and not q.ok
+    assert q.status == "nan" and not q.scorable and not q.ok
     assert q.peak == pytest.approx(0.1, abs=1e-3)  # levels of the finite samples
     json.dumps(q.as_dict(), allow_nan=False)
-    assert assess(np.array([np.inf, -np.inf])).status == "invalid"
+    assert assess(np.array([np.inf, -np.inf])).status == "nan"
+    burst = _sine(0.3)
+    burst[100:1700] = np.nan  # 0.1 s burst in a float stream
+    assert assess(burst).status == "nan"
 
 
 def test_clipped_windows_are_scorable_but_not_enrollable():
@@ -109,3 +119,16 @@ def test_clipped_windows_are_scorable_but_not_enrollable():
     assert q.clipped and q.scorable and not q.ok
     for silent in (np.zeros(SR, np.float32), _sine(1e-4)):
         assert not assess(silent).scorable
+
+
+def test_a_run_of_digital_zeros_is_a_dropout_and_a_shorter_one_is_not(shared_data):
+    path = sorted((shared_data / "dcase2023-t2").rglob("*.wav"))[0]
+    x = read_audio(path, sample_rate=SR).samples[: 10 * SR].copy()
+    assert assess(x).status == "ok"
+    short = x.copy()
+    short[SR : SR + DROPOUT_SAMPLES - 1] = 0.0
+    assert assess(short).status == "ok"
+    x[SR : SR + SR // 10] = 0.0  # 0.1 s lost
+    assert longest_zero_run(x) == SR // 10
+    q = assess(x)
+    assert q.status == "dropout" and not q.scorable and not q.ok

@@ -36,8 +36,8 @@ def socket_path(directory):
         ('{"op": "enroll_next", "n": "3", "domain": "a"}', "'n' of type int"),
         ('{"op": "enroll_next", "n": true, "domain": "a"}', "'n' of type int"),
         ('{"op": "enroll_next", "n": 0, "domain": "a"}', "n >= 1"),
-        ('{"op": "enroll_files", "paths": [], "domain": "a"}', "non-empty list"),
-        ('{"op": "enroll_files", "paths": [1], "domain": "a"}', "non-empty list"),
+        ('{"op": "enroll_files", "names": [], "domain": "a"}', "non-empty list"),
+        ('{"op": "enroll_files", "names": [1], "domain": "a"}', "non-empty list"),
         ('{"op": "status", "x": 1}', "takes no parameter"),
     ],
 )
@@ -51,12 +51,12 @@ def test_parse_request_accepts_each_op() -> None:
     assert parse_request('{"op": "reload"}') == {"op": "reload"}
     req = parse_request('{"op": "enroll_next", "n": 4, "domain": "target"}')
     assert req["n"] == 4 and req["domain"] == "target"
-    req = parse_request('{"op": "enroll_files", "paths": ["/a.wav"], "domain": "t"}')
-    assert req["paths"] == ["/a.wav"]
+    req = parse_request('{"op": "enroll_files", "names": ["/a.wav"], "domain": "t"}')
+    assert req["names"] == ["/a.wav"]
 
 
 def _handler(request: dict, gone=None) -> dict:
-    if request["op"] == "enroll_files" and request["paths"] == ["/bad"]:
+    if request["op"] == "enroll_files" and request["names"] == ["/bad"]:
         raise BankError("the bank refused it", help="do something else")
     if request["op"] == "enroll_next" and request["domain"] == "crash":
         raise RuntimeError("boom")
@@ -82,8 +82,8 @@ def test_round_trip_and_permissions(server) -> None:
 
 def test_handler_errors_keep_message_and_help(server) -> None:
     client = ControlClient(server.path)
-    with pytest.raises(ControlError) as info:
-        client.request("enroll_files", paths=["/bad"], domain="x")
+    with pytest.raises(ControlError) as info, open(__file__, "rb") as fh:
+        client.request("enroll_files", fds=[fh.fileno()], names=["/bad"], domain="x")
     assert info.value.message == "the bank refused it"
     assert info.value.help == "do something else"
     with pytest.raises(ControlError, match=r"internal error.*boom"):

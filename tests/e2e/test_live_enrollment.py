@@ -73,10 +73,17 @@ def test_sigkill_during_enrollment_loses_no_acknowledged_enrollment(tmp_path) ->
 
             def enroll_loop(client=client, stop=stop) -> None:
                 while not stop.is_set():
+                    handles = [open(f, "rb") for f in files]
                     try:
-                        result = client.request("enroll_files", paths=files, domain="source")
+                        fds = [h.fileno() for h in handles]
+                        result = client.request(
+                            "enroll_files", fds=fds, names=files, domain="source"
+                        )
                     except ControlError:
                         return  # the daemon died mid-request: not acknowledged
+                    finally:
+                        for h in handles:
+                            h.close()
                     acked.extend(result["ids"])
 
             worker = threading.Thread(target=enroll_loop)

@@ -34,3 +34,16 @@ def test_rebuilt_spectral_model_matches_the_shipped_file_and_torch(tmp_path):
     np.testing.assert_allclose(fresh, shipped, atol=1e-6)
     np.testing.assert_allclose(shipped, ref, atol=1e-5)
     assert abs(float(shipped[0] @ shipped[1])) < 0.99  # noise and a tone differ
+
+
+def test_rebuilt_spectral_model_floors_its_logs(tmp_path):
+    """Future exports stay finite on digital zeros, as the patched shipped file does."""
+    rebuilt = build(tmp_path / "spectral.onnx")
+    x = (0.1 * np.random.default_rng(1).standard_normal((2, 160000))).astype(np.float32)
+    x[0, 16000:17600] = 0.0  # 0.1 s dropout
+    x[1] = 0.0
+    for path in (rebuilt, spectral_model_path()):
+        y = ort.InferenceSession(str(path)).run(None, {"waveform": x})[0]
+        assert np.isfinite(y).all(), path
+    with torch.no_grad():
+        assert torch.isfinite(SpectralEmbedding()(torch.from_numpy(x))).all()
