@@ -17,12 +17,12 @@ multiply-adds are. Everything else stays float (:func:`float_nodes`):
   quantized, mean 0.9973 (below the 0.999 goal); the 2-D convolutions only, 0.9997.
 
 The int8 weights use 7 bits (``reduce_range``, values in [-64, 64]). On x86-64 CPUs
-without VNNI (AVX2 only, e.g. AMD Zen 1-3, Intel before Ice Lake), onnxruntime's u8×s8
-convolution kernel sums pairs of products in 16 bits (``vpmaddubsw``), which saturates
-when both operands are large: the computed model then differs from the QDQ graph.
-Measured on an AVX2-only AMD EPYC with onnxruntime 1.30-1.32 (fp32 vs int8 embedding
-cosine): the tiny test model, mean 0.9956 with 8-bit weights vs 0.99960 with 7-bit; the
-shipped width-16 Direct-ACT, 0.954 with 8-bit weights. With VNNI there is no
+without VNNI (AVX2 only: AMD Zen 1-3, most Intel Core before Ice Lake), onnxruntime's
+u8×s8 convolution kernel sums pairs of products in 16 bits (``vpmaddubsw``), which
+saturates when both operands are large: the computed model then differs from the QDQ
+graph. Measured on an AVX2-only AMD EPYC with onnxruntime 1.30-1.32 (fp32 vs int8
+embedding cosine): the tiny test model, mean 0.9956 with 8-bit weights vs 0.99960 with
+7-bit; the shipped width-16 Direct-ACT, 0.954 vs 0.99933. With VNNI there is no
 saturation, and 7-bit weights cost little there (the same tiny model, computed without
 the fused kernels: 0.99983 with 8-bit, 0.99960 with 7-bit).
 """
