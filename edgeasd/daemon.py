@@ -145,6 +145,9 @@ class Daemon:
             learning_needed=self._learning_needed(),
             learning=self._learning(),
         )
+        self.status.update(
+            threshold_report=enrollment.threshold_report(self.bank, self.config, self.hop_seconds)
+        )
 
     def _learning_needed(self) -> int:
         return max(0, self.config.scoring.min_references - len(self.bank))

@@ -155,6 +155,7 @@ def _format_status(s: dict[str, Any]) -> str:
         + ", ".join(f"{d}: {n}" for d, n in (s.get("bank") or {}).items())
         + ")",
     ]
+    lines += _format_threshold_report(s.get("threshold_report"))
     if s.get("learning"):
         lines.append(f"learning:   {s['learning']}")
     if s.get("enrolling"):
@@ -170,6 +171,21 @@ def _format_status(s: dict[str, Any]) -> str:
     if src:
         lines.append("source:     " + ", ".join(f"{k} {v}" for k, v in src.items()))
     return "\n".join(lines)
+
+
+def _format_threshold_report(rep: dict[str, Any] | None) -> list[str]:
+    """Status lines of :func:`edgeasd.enrollment.threshold_report` (none without one)."""
+    if not rep:
+        return []
+    out = []
+    if rep.get("predicted_false_alarm_rate") is not None:
+        out.append(
+            f"predicted:  {100 * rep['predicted_false_alarm_rate']:.2g} % false alarms per window, "
+            f"{rep['predicted_false_alarms_per_day']:.3g} per day (rule {rep['rule']})"
+        )
+    if rep.get("warning"):
+        out.append(f"calibrate:  {rep['warning']}")
+    return out
 
 
 def cmd_tail(args: argparse.Namespace) -> int:

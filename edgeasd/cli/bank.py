@@ -80,12 +80,14 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
 
     domains, groups, density = bank.domains, bank.groups, bank.density
     threshold, source = enrollment.threshold_for(bank, config) if len(bank) else (None, "-")
+    report = enrollment.threshold_report(bank, config, _hop_seconds(config))
     return {
         "references": len(bank),
         "model_id": bank.meta.get("model_id"),
         "threshold": threshold,
         "threshold_source": source,
         "min_references": config.scoring.min_references,
+        "threshold_report": report,
         "domains": {
             str(d): {
                 "references": int(np.sum(domains == d)),
@@ -97,6 +99,17 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
     }
 
 
+def _hop_seconds(config: Any) -> float:
+    """The configured hop: ``window.hop_seconds``, else the window (configured or the model's)."""
+    w = config.window
+    if w.hop_seconds or w.seconds:
+        return float(w.hop_seconds or w.seconds)
+    from edgeasd.embed import read_model_info
+    from edgeasd.models import default_model_path
+
+    return float(read_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     """``bank summary``: per domain tag."""
     config = config_of(args)
@@ -106,6 +119,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
         return 0
     print(f"{s['references']} references, model {s['model_id']}")
     print(f"threshold {s['threshold']} ({s['threshold_source']})")
+    rep = s["threshold_report"]
+    if rep["predicted_false_alarm_rate"] is not None:
+        print(
+            f"predicted false alarms: {100 * rep['predicted_false_alarm_rate']:.2g} % of windows, "
+            f"{rep['predicted_false_alarms_per_day']:.3g} per day (rule {rep['rule']})"
+        )
+    if rep["warning"]:
+        print(f"warning: {rep['warning']}")
     if s["references"] < s["min_references"]:
         print(f"learning: {s['min_references'] - s['references']} more needed before scoring")
     print(f"{'domain':<16} {'refs':>6} {'groups':>7} {'median density':>15}")

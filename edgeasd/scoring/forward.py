@@ -1,0 +1,82 @@
+"""Forward-chaining calibration scores: each group scored against the groups enrolled before it.
+
+Leave-one-group-out scores (:mod:`edgeasd.scoring.calibrate`) ask how a recording scores
+against *all other* recordings, later ones included. An agent in service asks something
+else: how does the *next* recording score against what was enrolled before it? A recording
+taken later than every reference (after a warm-up, an hour of speed and load wander, a
+changed background, a re-seated microphone) has no later twin in the bank, so LOGO scores
+understate what later normal audio scores (issue 9: 2.3-2.9 on later real recordings
+against a LOGO 0.95-quantile of 0.71).
+
+The forward score of a reference ``y`` of group ``g`` is its score against the bank built,
+with the same settings, from the groups enrolled before ``g`` (groups are ordered by their
+first reference id, i.e. by enrollment). It is the exact situation of a later recording,
+with a smaller bank (so, if anything, conservative). The first group of each domain tag is
+not scored: a new condition is novel by construction, and the operator said so by tagging
+it (``edgeasd enroll --domain``); neither is the first group of the bank.
+
+Cost: replaying the enrollments, O(N² · dim) like LOGO, in the bank's own kernels.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from edgeasd.scoring.bank import ReferenceBank
+
+
+def group_order(bank: ReferenceBank) -> list[np.ndarray]:
+    """Row indices of each group, groups in enrollment order (by their first id).
+
+    Returns
+    -------
+    list of (n_g,) int64 arrays
+    """
+    groups = bank.groups
+    if groups.size == 0:
+        return []
+    _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
+    rows_by_code = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(np.bincount(inverse))
+    parts = np.split(rows_by_code, bounds[:-1])
+    return [parts[c] for c in np.argsort(first, kind="stable")]
+
+
+def forward_scores(bank: ReferenceBank) -> np.ndarray:
+    """Forward-chaining score of every reference, shape ``(N,)`` float64.
+
+    NaN for the references of the bank's first group and of the first group of each domain
+    tag (see the module docstring).
+    """
+    from edgeasd.scoring.bank import ReferenceBank
+
+    n = len(bank)
+    out = np.full(n, np.nan)
+    emb, domains, groups = bank.embeddings, bank.domains, bank.groups
+    replay = ReferenceBank(
+        bank.dim,
+        metric=bank.metric,
+        density=bank.density_mode,
+        k=bank.k,
+        r=bank.r,
+        norm=bank.norm,
+        exclude_same_group=bank.exclude_same_group,
+    )
+    seen: set[str] = set()
+    logger = logging.getLogger("edgeasd.scoring.bank")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the replay's first groups warn as any tiny bank would
+    try:
+        for rows in group_order(bank):
+            dom = str(domains[rows[0]])
+            if dom in seen:
+                out[rows] = replay.score(emb[rows])
+            replay.enroll(emb[rows], domain=domains[rows].tolist(), group=str(groups[rows[0]]))
+            seen.add(dom)
+    finally:
+        logger.setLevel(level)
+    return out

@@ -1,0 +1,118 @@
+"""Forward-chaining calibration scores, the ``auto`` rule and the predicted false-alarm rate,
+against plain reference implementations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from edgeasd.scoring import ReferenceBank, calibrate
+from edgeasd.scoring.calibrate import FORWARD_MARGIN, predicted_rate
+from edgeasd.scoring.forward import forward_scores
+
+from . import reference as ref
+from .helpers import MODES, clustered, make_bank
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def reference_forward(
+    Y, groups, domains, metric, density, k, r, norm, exclude
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each group scored against a bank literally rebuilt from the groups that came before it.
+
+    Groups are ordered by their first row; the first group of each domain is not scored.
+    Also returns each score's distance-error scale: ``1 / min rho`` of its bank under
+    ``ratio`` (a float32 distance error is divided by that density), else 1.
+    """
+    groups, domains = np.asarray(groups), np.asarray(domains)
+    order = sorted(set(groups.tolist()), key=lambda g: int(np.flatnonzero(groups == g)[0]))
+    out = np.full(len(Y), np.nan)
+    scale = np.ones(len(Y))
+    seen: set = set()
+    for i, g in enumerate(order):
+        inside = groups == g
+        dom = domains[np.flatnonzero(inside)[0]]
+        before = np.isin(groups, order[:i])
+        if dom in seen:
+            raw = ref.raw_density(Y[before], groups[before], metric, density, k, r, exclude)
+            rho = ref.finish(raw, None, norm)
+            out[inside] = ref.scores(Y[inside], Y[before], rho, metric, norm)[0]
+            scale[inside] = 1 / rho.min() if norm == "ratio" else 1.0
+        seen.add(dom)
+    return out, scale
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    mode=st.sampled_from(MODES),
+    n=st.integers(2, 20),
+    n_groups=st.integers(1, 6),
+    exclude=st.booleans(),
+)
+def test_forward_scores_match_rebuilding_from_earlier_groups(seed, mode, n, n_groups, exclude):
+    rng = np.random.default_rng(seed)
+    dim = 5
+    X = clustered(rng, n, max(1, n // 4), dim)
+    groups = rng.integers(0, n_groups, len(X))
+    domains = np.where(groups % 3 == 2, "target", "source")
+    bank = make_bank(mode, dim, exclude)
+    bank.enroll(X, domain=domains.tolist(), group=groups.tolist())
+    metric, density, k, r, norm = mode
+    want, scale = reference_forward(
+        bank.embeddings.astype(np.float64), groups, domains, metric, density, k, r, norm, exclude
+    )
+    got = bank.forward_scores_
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    # float32 distances in the bank (~1e-7 absolute), float64 in the reference
+    assert np.all(np.abs(got[ok] - want[ok]) <= 1e-5 * np.abs(want[ok]) + 1e-6 * scale[ok])
+
+
+def test_first_group_of_each_domain_is_not_scored(rng):
+    bank = ReferenceBank(4)
+    bank.enroll(rng.normal(size=(3, 4)), domain="source", group="s1")
+    bank.enroll(rng.normal(size=(3, 4)), domain="target", group="t1")
+    assert np.isnan(bank.forward_scores_).all()
+    assert np.isnan(bank.threshold_)  # auto: nothing to calibrate on yet
+    assert "uncalibrated" in bank.threshold_rule_
+    bank.enroll(rng.normal(size=(2, 4)), domain="target", group="t2")
+    f = bank.forward_scores_
+    assert np.isnan(f[:6]).all() and np.isfinite(f[6:]).all()
+    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * f[6:].max())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    f=st.lists(st.one_of(st.floats(0, 50, allow_nan=False), st.just(float("nan"))), max_size=30),
+    t=st.floats(0, 200, allow_nan=False),
+    margin=st.floats(0.5, 4),
+)
+def test_predicted_rate_is_the_corrected_share_above_the_threshold(f, t, margin):
+    arr = np.array(f, dtype=float)
+    finite = [v for v in f if v == v]
+    got = predicted_rate(arr, t, margin)
+    if not finite:
+        assert np.isnan(got)
+        return
+    above = sum(1 for v in finite if margin * v > t)
+    assert got == pytest.approx((1 + above) / (len(finite) + 1))
+    assert 1 / (len(finite) + 1) <= got <= 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    f=st.lists(st.floats(0, 50, allow_nan=False), min_size=1, max_size=20),
+    floor=st.one_of(st.just(-np.inf), st.floats(0, 100)),
+)
+def test_auto_rule_is_the_margin_times_the_largest_forward_score_or_the_floor(f, floor):
+    loo = np.full(len(f), np.nan)
+    t, text = calibrate.threshold(loo, "auto", 0.95, floor, np.array(f))
+    assert t == pytest.approx(max(FORWARD_MARGIN * max(f), floor))
+    assert ("floor" in text) == (floor > FORWARD_MARGIN * max(f))
