@@ -385,7 +385,8 @@ def threshold_report(bank: ReferenceBank, cfg: Any, hop_seconds: float) -> dict[
         ``threshold.rule``), ``source`` (how it was derived, as :func:`threshold_for`),
         ``predicted_false_alarm_rate`` (per window, or None:
         :func:`edgeasd.scoring.calibrate.predicted_rate` on the bank's forward-chaining
-        scores), ``predicted_false_alarms_per_day`` (that rate times ``86400 / hop_seconds``
+        scores, or its leave-one-group-out ones while there are none),
+        ``predicted_false_alarms_per_day`` (that rate times ``86400 / hop_seconds``
         windows, or None) and ``warning`` (None, or what to enroll to calibrate better).
     """
     from edgeasd.scoring.calibrate import predicted_rate
@@ -395,7 +396,10 @@ def threshold_report(bank: ReferenceBank, cfg: Any, hop_seconds: float) -> dict[
     threshold, source = threshold_for(bank, cfg)
     rate = None
     if len(bank) and np.isfinite(threshold):
-        r = predicted_rate(bank.forward_scores_, threshold)
+        cal = bank.forward_scores_
+        if not np.isfinite(cal).any():  # no forward-chaining scores yet: the LOGO ones
+            cal = bank.loo_scores_
+        r = predicted_rate(cal, threshold)
         rate = float(r) if np.isfinite(r) else None
     return {
         "threshold": float(threshold) if np.isfinite(threshold) else None,

@@ -81,12 +81,18 @@ def test_first_two_groups_of_each_domain_are_not_scored(rng):
     bank.enroll(rng.normal(size=(3, 4)), domain="target", group="t2")
     bank.enroll(rng.normal(size=(3, 4)), domain="source", group="s2")
     assert np.isnan(bank.forward_scores_).all()
-    assert np.isnan(bank.threshold_)  # auto: nothing to calibrate on yet
-    assert "uncalibrated" in bank.threshold_rule_
+    # auto without forward scores: the LOGO maximum times the margin
+    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * np.nanmax(bank.loo_scores_))
+    assert "leave-one-group-out" in bank.threshold_rule_
+    single = ReferenceBank(4)
+    single.enroll(rng.normal(size=(3, 4)), group="only")
+    assert np.isnan(single.threshold_) and "uncalibrated" in single.threshold_rule_
     bank.enroll(rng.normal(size=(2, 4)), domain="target", group="t3")
     f = bank.forward_scores_
     assert np.isnan(f[:12]).all() and np.isfinite(f[12:]).all()
-    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * f[12:].max())
+    # forward scores of one group only: the LOGO maximum counts too (MIN_FORWARD_GROUPS)
+    top = max(f[12:].max(), np.nanmax(bank.loo_scores_))
+    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * top)
 
 
 @settings(max_examples=200, deadline=None)
@@ -117,3 +123,11 @@ def test_auto_rule_is_the_margin_times_the_largest_forward_score_or_the_floor(f,
     t, text = calibrate.threshold(loo, "auto", 0.95, floor, np.array(f))
     assert t == pytest.approx(max(FORWARD_MARGIN * max(f), floor))
     assert ("floor" in text) == (floor > FORWARD_MARGIN * max(f))
+    # from fewer than MIN_FORWARD_GROUPS groups, the LOGO maximum counts too
+    loo = np.array([v * 1.5 for v in f])
+    few, text = calibrate.threshold(loo, "auto", 0.95, floor, np.array(f), forward_groups=1)
+    assert few == pytest.approx(max(FORWARD_MARGIN * 1.5 * max(f), floor))
+    enough, _ = calibrate.threshold(
+        loo, "auto", 0.95, floor, np.array(f), forward_groups=calibrate.MIN_FORWARD_GROUPS
+    )
+    assert enough == pytest.approx(t)
