@@ -184,8 +184,8 @@ def real_table(rule: Callable[[ReferenceBank], tuple[float, float, str]]) -> str
     """DCASE 2023 clips: per machine type, bank = its normal train clips (earlier, source),
     scored: its test clips (later). Only ``source`` test clips are of an enrolled condition;
     ``target`` ones are a condition the bank has never heard (an alarm is then expected).
-    Two train clips are two groups: too few for ``auto`` (uncalibrated), so the table also
-    shows the decisions of the LOGO 0.95-quantile and of the old constant 3."""
+    Two train clips are two groups: ``auto`` has no forward-chaining score and takes 2 x the
+    LOGO maximum; the table also shows the LOGO 0.95-quantile and the old constant 3."""
     from edgeasd import enrollment
     from edgeasd.pipeline import make_embedder, quality_options
 
@@ -238,10 +238,10 @@ def real_table(rule: Callable[[ReferenceBank], tuple[float, float, str]]) -> str
         for name, v in tally.items()
     )
     lines.append(
-        f"\nEnrolled (source) condition: {summary or 'no decision'}; auto: uncalibrated on "
-        "every machine type. Each machine type has two training clips "
-        "(two groups of one 10 s window): `auto` refuses to decide on that (uncalibrated; "
-        "`bank summary` asks for more minutes), and the figures are anecdotes, not rates."
+        f"\nEnrolled (source) condition: {summary or 'no decision'}. Each machine type has "
+        "two training clips (two groups of one 10 s window): `auto` falls back to 2 x the "
+        "leave-one-group-out maximum and `bank summary` asks for more minutes; the figures are "
+        "anecdotes, not rates."
     )
     return "\n".join(lines)
 
