@@ -131,3 +131,17 @@ def test_auto_rule_is_the_margin_times_the_largest_forward_score_or_the_floor(f,
         loo, "auto", 0.95, floor, np.array(f), forward_groups=calibrate.MIN_FORWARD_GROUPS
     )
     assert enough == pytest.approx(t)
+
+
+def test_only_the_latest_groups_are_scored_in_large_banks(rng, monkeypatch):
+    from edgeasd.scoring import forward
+
+    X = rng.normal(size=(16, 4))
+    groups = [i // 2 for i in range(16)]  # 8 groups, one domain: groups 2..7 eligible
+    bank = ReferenceBank(4)
+    bank.enroll(X, group=groups)
+    full = forward.forward_scores(bank)
+    monkeypatch.setattr(forward, "MAX_SCORED_GROUPS", 2)
+    capped = forward.forward_scores(bank)
+    assert np.isfinite(full[4:]).all() and np.isnan(capped[:12]).all()
+    np.testing.assert_array_equal(capped[12:], full[12:])
