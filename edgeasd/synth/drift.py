@@ -104,6 +104,14 @@ class Drift:
         Added to the machine-to-background ratio.
     gain_db : float
         Microphone gain change of this session's seating.
+    background_slope_db : float
+        Added to the background's spectral slope (dB/octave).
+    impact_scale : float
+        Factor on the background's impact rate.
+    tones_on : tuple of bool
+        Which distant machines of the hall run (one flag per background tone).
+    session, domain : int, str
+        Seed the seating EQ (:func:`seating_response`).
     """
 
     operating: float
