@@ -360,9 +360,10 @@ def threshold_for(bank: ReferenceBank, cfg: Any) -> tuple[float, str]:
 #: A condition (domain tag) with less enrolled audio than this gets the "enroll more" warning.
 #: A condition calibrates itself from its third group on (forward chaining skips the first
 #: two, :mod:`edgeasd.scoring.forward`); 5 min = 5 groups of the default 60 s, 3 of them
-#: scored. ``python benchmarks/run.py operating_point`` (target enrollment sweep, BENCHMARKS.md,
-#: 8 held-out machine types x seeds): with 2 target recordings of 50 s (1.7 min) 7.5 % of later target
-#: windows alarmed (53 % in the worst condition), with 4 (3.3 min) or 6 (5 min) none did.
+#: scored. ``python benchmarks/run.py operating_point`` (target enrollment sweep in
+#: BENCHMARKS.md, 8 held-out machine/seed sets): with 2 target recordings of 50 s (1.7 min)
+#: 7.5 % of later target windows alarmed (53 % in the worst set), with 4 (3.3 min) or 6
+#: (5 min) none did.
 MIN_CONDITION_MINUTES = 5.0
 
 
