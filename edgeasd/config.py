@@ -93,9 +93,11 @@ class ThresholdConfig:
     """``threshold``: how the bank derives its single decision threshold.
 
     The names and defaults are those of ``edgeasd.scoring.calibrate`` (a test keeps
-    them equal): ``auto`` = ``max(value, q-quantile of leave-one-group-out scores)``,
-    ``quantile``, ``gamma`` (DCASE baseline's gamma-fit percentile) or ``fixed``.
-    ``value`` null = the bank's default constant for the normalization (3.0 for ratio).
+    them equal): ``auto`` = ``FORWARD_MARGIN`` x the largest forward-chaining score (with
+    ``value`` as a floor if set), ``quantile`` / ``gamma`` (DCASE baseline's gamma-fit
+    percentile) of leave-one-group-out scores, or ``fixed``. ``value`` null = for
+    ``fixed`` the bank's default constant for the normalization (3.0 for ratio), for
+    ``auto`` no floor.
     """
 
     rule: str = _opt("auto", (str,), choices=("auto", "quantile", "gamma", "fixed"))

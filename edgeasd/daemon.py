@@ -192,6 +192,9 @@ class Daemon:
             learning_needed=st.learning_needed,
             learning=st.learning,
         )
+        self.status.update(
+            threshold_report=enrollment.threshold_report(self.bank, self.config, self.hop_seconds)
+        )
 
     def _learning(self) -> str | None:
         """Why the agent cannot score yet (None: it can); see :func:`decision.learning_reason`."""

@@ -184,6 +184,7 @@ def _status_lines(s: dict[str, Any]) -> list[str]:
     ]
     if s.get("decision_state"):
         lines.append(f"decisions:  {s['decision_state']}")
+    lines += _format_threshold_report(s.get("threshold_report"))
     if s.get("learning"):
         lines.append(f"learning:   {s['learning']}")
     lines += [f"warning:    {w}" for w in s.get("warnings") or ()]
@@ -204,6 +205,21 @@ def _status_lines(s: dict[str, Any]) -> list[str]:
             now = f"failing now ({health['error']})" if health.get("error") else "writing again"
             lines.append(f"log {name}: {health.get('dropped', 0)} line(s) dropped, {now}")
     return lines
+
+
+def _format_threshold_report(rep: dict[str, Any] | None) -> list[str]:
+    """Status lines of :func:`edgeasd.enrollment.threshold_report` (none without one)."""
+    if not rep:
+        return []
+    out = []
+    if rep.get("predicted_false_alarm_rate") is not None:
+        out.append(
+            f"predicted:  {100 * rep['predicted_false_alarm_rate']:.2g} % false alarms per window, "
+            f"{rep['predicted_false_alarms_per_day']:.3g} per day (rule {rep['rule']})"
+        )
+    if rep.get("warning"):
+        out.append(f"calibrate:  {rep['warning']}")
+    return out
 
 
 def cmd_tail(args: argparse.Namespace) -> int:

@@ -80,15 +80,17 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
     The state and threshold are :func:`edgeasd.decision.bank_state`'s, the same the daemon
     and ``edgeasd score`` decide with (``state``: learning, uncalibrated or ready).
     """
-    from edgeasd import decision
+    from edgeasd import decision, enrollment
 
     domains, groups, density = bank.domains, bank.groups, bank.density
     state = decision.bank_state(bank, config)
+    report = enrollment.threshold_report(bank, config, _hop_seconds(config))
     return {
         "references": len(bank),
         "model_id": bank.meta.get("model_id"),
         **state.as_dict(),
         "min_references": config.scoring.min_references,
+        "threshold_report": report,
         "domains": {
             str(d): {
                 "references": int(np.sum(domains == d)),
@@ -98,6 +100,17 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
             for d in sorted(set(domains))
         },
     }
+
+
+def _hop_seconds(config: Any) -> float:
+    """The configured hop: ``window.hop_seconds``, else the window (configured or the model's)."""
+    w = config.window
+    if w.hop_seconds or w.seconds:
+        return float(w.hop_seconds or w.seconds)
+    from edgeasd.embed import read_model_info
+    from edgeasd.models import default_model_path
+
+    return float(read_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -112,9 +125,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(f"{s['references']} references, model {s['model_id']}")
     threshold = "none" if s["threshold"] is None else f"{s['threshold']:.4g}"
     print(f"threshold {threshold} ({s['threshold_source']})")
+    rep = s["threshold_report"]
+    if rep["predicted_false_alarm_rate"] is not None:
+        print(
+            f"predicted false alarms: {100 * rep['predicted_false_alarm_rate']:.2g} % of windows, "
+            f"{rep['predicted_false_alarms_per_day']:.3g} per day (rule {rep['rule']})"
+        )
     print(f"state: {_state_line(s)}")
     for warning in s["warnings"]:
         print(f"warning: {warning}")
+    if rep["warning"]:
+        print(f"warning: {rep['warning']}")
     print(f"{'domain':<16} {'refs':>6} {'groups':>7} {'median density':>15}")
     for name, d in s["domains"].items():
         print(f"{name:<16} {d['references']:>6} {d['groups']:>7} {d['median_density']:>15.4g}")

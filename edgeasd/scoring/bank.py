@@ -439,6 +439,16 @@ class ReferenceBank:
         self._ensure_calibrated()
         return self._calibration.loo.copy()
 
+    @property
+    def forward_scores_(self) -> np.ndarray:
+        """Forward-chaining score of each reference, shape ``(N,)`` (NaN: not scored).
+
+        See :mod:`edgeasd.scoring.forward`: each group scored against the groups enrolled
+        before it; the first group of each domain tag is not scored.
+        """
+        self._ensure_calibrated()
+        return self._calibration.forward.copy()
+
     def _ensure_calibrated(self) -> None:
         if self._calibration.stale:
             self._calibration.update(self)

@@ -51,6 +51,7 @@ def to_state(bank: ReferenceBank) -> tuple[dict[str, Any], dict[str, np.ndarray]
         "domains": bank._dom[:n],
         "added_at": bank._added[:n],
         "loo": cal.loo,
+        "forward": cal.forward,
     }
     for name, arr in bank._state.to_arrays(n).items():
         arrays["state_" + name] = arr
@@ -98,4 +99,8 @@ def from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Referen
     cal.rule, cal.q, cal.value = saved["rule"], float(saved["q"]), saved["value"]
     cal.threshold, cal.description = float(saved["threshold"]), saved["description"]
     cal.loo, cal.stale, cal.loo_stale = arrays["loo"], False, False
+    # banks saved before forward-chaining scores existed recompute them on first use
+    cal.forward = arrays.get("forward", np.empty(0))
+    if cal.forward.shape != (n,):
+        cal.stale = cal.loo_stale = True
     return bank

@@ -7,7 +7,9 @@ documented in its model function (:mod:`edgeasd.synth.rotating`: fan, pump, gear
 bearing; :mod:`edgeasd.synth.reciprocating`: valve, slider; :mod:`edgeasd.synth.compressor`;
 :mod:`edgeasd.synth.vehicles`: toy_car, toy_train), the shared fault signatures in
 :mod:`edgeasd.synth.faults`, the room, microphone and factory background in
-:mod:`edgeasd.synth.background`.
+:mod:`edgeasd.synth.background`, and the variation between recordings of one condition
+(warm-up, wander, background, microphone re-seating; ``render(..., recording=Recording(t))``)
+in :mod:`edgeasd.synth.drift`.
 
 Example::
 
@@ -17,8 +19,17 @@ Example::
 """
 
 from edgeasd.synth.dataset import write_dataset
+from edgeasd.synth.drift import Recording
 from edgeasd.synth.machines import MACHINE_TYPES
 from edgeasd.synth.render import DEFAULT_SNR_DB, render
 from edgeasd.synth.spec import Attribute, MachineSpec
 
-__all__ = ["DEFAULT_SNR_DB", "MACHINE_TYPES", "Attribute", "MachineSpec", "render", "write_dataset"]
+__all__ = [
+    "DEFAULT_SNR_DB",
+    "MACHINE_TYPES",
+    "Attribute",
+    "MachineSpec",
+    "Recording",
+    "render",
+    "write_dataset",
+]

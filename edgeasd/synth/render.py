@@ -21,6 +21,13 @@ from edgeasd.synth.background import (
     position_response,
     room_response,
 )
+from edgeasd.synth.drift import (
+    Recording,
+    background_environment,
+    drift_at,
+    seating_response,
+    warmup_response,
+)
 from edgeasd.synth.machines import MACHINE_TYPES
 from edgeasd.synth.spec import Clip, MachineSpec
 
@@ -105,6 +112,7 @@ def render(
     domain: str = "source",
     section: int = 0,
     snr_db: float | None = DEFAULT_SNR_DB,
+    recording: Recording | None = None,
 ) -> np.ndarray:
     """Simulate one recording of a machine.
 
@@ -136,6 +144,10 @@ def render(
         counts and resonances are fixed per (machine, section).
     snr_db : float or None
         Machine-to-background ratio in dB; None renders no background.
+    recording : Recording, optional
+        When (time, session) the clip was recorded: adds the within-condition variation of
+        :mod:`edgeasd.synth.drift` (warm-up, wander of speed and load, changing background,
+        microphone re-seating). None: the clip at the condition's nominal state (as before).
 
     Returns
     -------
@@ -165,26 +177,37 @@ def render(
         spec, domain, attributes, np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, 1])
     )
     clip = Clip(machine, int(section), n, int(sample_rate), attrs, anomaly, float(severity), seed)
-    sound = spec.model(clip)
     env = environment(clip, domain)
+    drift = None
+    if recording is not None:
+        drift = drift_at(clip, domain, recording, len(env.bg_tones_hz))
+        clip.operating = drift.operating
+    sound = spec.model(clip)
     h = room_response(clip, env)
     if spec.position is not None:
         h = h * position_response(clip, spec.position + attrs[spec.position])
     dry = sfft.rfft(sound.signal)
+    if drift is not None:
+        dry = dry * warmup_response(clip, drift)
     wet = dry * h
     # healthy level at the microphone: the model's healthy RMS times the room's power gain
     gain = math.sqrt(_ms(wet) / max(_ms(dry), 1e-30))
     ref = sound.healthy_rms * gain
     if snr_db is not None:
-        noise = ref * 10 ** (-snr_db / 20)
-        wet = wet + noise * background(clip, env)
+        snr = snr_db + (drift.snr_offset_db if drift is not None else 0.0)
+        noise = ref * 10 ** (-snr / 20)
+        bg_env = env if drift is None else background_environment(env, drift)
+        wet = wet + noise * background(clip, bg_env)
         ref = math.hypot(ref, noise)
     before = _ms(wet)
     wet = wet * mic_response(clip, env)
+    if drift is not None:
+        wet = wet * seating_response(clip, drift)
     ref *= math.sqrt(_ms(wet) / max(before, 1e-30))
     y = sfft.irfft(wet, n=n)
     offset = clip.unit(f"gain-{domain}").uniform(-LEVEL_SPREAD_DB, LEVEL_SPREAD_DB)
-    level = 10 ** ((LEVEL_DBFS + offset + clip.stream("level").normal(0.0, 1.0)) / 20)
+    level_db = LEVEL_DBFS + offset + clip.stream("level").normal(0.0, 1.0)
+    level = 10 ** ((level_db + (drift.gain_db if drift is not None else 0.0)) / 20)
     y *= level / max(ref, 1e-12)
     peak = float(np.max(np.abs(y)))
     if peak > 0.99:

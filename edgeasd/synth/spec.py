@@ -93,6 +93,9 @@ class Clip:
     severity : float
     seed : int
         Clip seed; :meth:`stream` derives named generators from it.
+    operating : float
+        Relative drift of every numeric operating attribute read with :meth:`num`
+        (0: the nominal value; see :mod:`edgeasd.synth.drift`).
     """
 
     machine: str
@@ -103,6 +106,7 @@ class Clip:
     anomaly: str | None
     severity: float
     seed: int
+    operating: float = 0.0
     _f: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -118,8 +122,9 @@ class Clip:
         return self.n / self.sr
 
     def num(self, name: str) -> float:
-        """The numeric value of attribute ``name``."""
-        return float(self.attrs[name])
+        """The numeric value of attribute ``name`` (times ``1 + operating``)."""
+        value = float(self.attrs[name])
+        return value * (1.0 + self.operating) if self.operating else value
 
     def stream(self, name: str) -> np.random.Generator:
         """A random generator for this clip, independent for each ``name``."""

@@ -34,8 +34,13 @@ def test_enroll_direct_and_bank_list_summary(enrolled, tmp_path, capsys) -> None
     assert main(["bank", "summary", "--config", str(enrolled), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["references"] == 6 and s["domains"]["source"]["groups"] == 3
+    rep = s["threshold_report"]  # issue 9: threshold, rule, predicted false alarms, warning
+    assert rep["rule"] == "auto" and rep["threshold"] == s["threshold"]
+    assert 0 < rep["predicted_false_alarm_rate"] <= 1 and rep["predicted_false_alarms_per_day"] > 0
+    assert "condition 'source': enroll at least" in rep["warning"]  # 6 short windows
     assert main(["bank", "summary", "--config", str(enrolled)]) == 0
-    assert "source" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "source" in out and "predicted false alarms:" in out and "warning: " in out
 
 
 def test_enroll_needs_next_or_files(make_config, capsys) -> None:

@@ -9,13 +9,20 @@ from edgeasd import enrollment
 from edgeasd.config import Config
 from edgeasd.errors import ConfigError
 from edgeasd.scoring import ReferenceBank
+from edgeasd.scoring.calibrate import FORWARD_MARGIN
 from edgeasd.scoring.synthetic import domain_shift_scenario
 
 
 def _bank(norm: str = "ratio") -> ReferenceBank:
     data = domain_shift_scenario(seed=1, dim=16, n_source=120, n_target=10)
     bank = ReferenceBank(16, norm=norm)
-    bank.enroll(data["train"].astype(np.float32), group=list(data["train_groups"]))
+    # the target condition is tagged, as `edgeasd enroll --domain target` does: untagged, its
+    # first recordings would count as normal variation for forward chaining
+    bank.enroll(
+        data["train"].astype(np.float32),
+        domain=list(data["train_domains"]),
+        group=list(data["train_groups"]),
+    )
     return bank
 
 
@@ -56,14 +63,17 @@ def test_fixed_rule_with_and_without_value() -> None:
     )[0] == pytest.approx(0.1)
 
 
-def test_auto_rule_floor_and_q() -> None:
+def test_auto_rule_forward_margin_and_floor() -> None:
+    # auto changed (issue 9): FORWARD_MARGIN x the largest forward-chaining score, no
+    # floor of 3 unless threshold.value is set; q is not used by it
     bank = _bank()
-    t, _ = enrollment.threshold_for(bank, _cfg(rule="auto", q=0.95))
-    assert t == pytest.approx(_expected("auto", 0.95, None)) and t >= 3.0
+    t, source = enrollment.threshold_for(bank, _cfg(rule="auto", q=0.95))
+    assert t == pytest.approx(_expected("auto", 0.95, None)) and np.isfinite(t)
+    assert t == pytest.approx(FORWARD_MARGIN * np.nanmax(bank.forward_scores_))
+    assert "forward-chaining" in source
+    assert enrollment.threshold_for(bank, _cfg(rule="auto", q=0.5))[0] == pytest.approx(t)
     high, _ = enrollment.threshold_for(bank, _cfg(rule="auto", value=1e3))
     assert high == 1e3  # the configured floor
-    low, _ = enrollment.threshold_for(bank, _cfg(rule="auto", q=0.5, value=1e-9))
-    assert low == pytest.approx(_expected("quantile", 0.5, None))  # the quantile above the floor
     # a floor dropped from the configuration does not survive in the (saved) bank
     back, _ = enrollment.threshold_for(bank, _cfg(rule="auto"))
     assert back == pytest.approx(t)
@@ -73,5 +83,5 @@ def test_auto_rule_floor_and_q() -> None:
 def test_default_config_matches_the_bank_default() -> None:
     bank = _bank()
     t, source = enrollment.threshold_for(bank, Config())
-    assert t == pytest.approx(_bank().threshold_)  # the bank's own default (auto, 0.95, 3.0)
+    assert t == pytest.approx(_bank().threshold_)  # the bank's own default (auto, no floor)
     assert source == f"bank of 130: {bank.threshold_rule_}"

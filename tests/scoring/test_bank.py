@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgeasd.errors import BankError, InputError, ModelError
-from edgeasd.scoring import DUPLICATE_DISTANCE, RHO_EPS, ReferenceBank
+from edgeasd.scoring import DUPLICATE_DISTANCE, RHO_EPS, ReferenceBank, calibrate
 from edgeasd.scoring.synthetic import domain_shift_scenario
 
 from . import reference as ref
@@ -34,8 +34,9 @@ def test_single_reference_scores_plain_distance(rng):
     q = rng.normal(size=4)
     expected = ref.distances(q[None], bank.embeddings, "cosine")[0, 0]
     np.testing.assert_allclose(bank.score(q), [expected], rtol=1e-6)
-    assert bank.threshold_ == 3.0  # the auto rule without groups to leave out
-    assert "fewer than 2 groups" in bank.threshold_rule_
+    # the auto rule with no group to calibrate on: uncalibrated, no made-up constant
+    assert np.isnan(bank.threshold_)
+    assert "uncalibrated" in bank.threshold_rule_
 
 
 def test_single_group_warns_that_scores_are_unnormalized(rng, caplog):
@@ -217,7 +218,9 @@ def test_calibration_rules_and_refresh(rng):
     assert np.isfinite(g) and "gamma" in bank.threshold_rule_
     assert bank.calibrate("fixed", value=5.0) == 5.0
     auto = bank.calibrate("auto", q=0.95)
-    assert auto == max(5.0, np.quantile(loo, 0.95))  # value is kept as the auto floor
+    forward = bank.forward_scores_
+    # value is kept as the auto floor; auto ignores q (forward-chaining maximum x margin)
+    assert auto == max(5.0, calibrate.FORWARD_MARGIN * np.nanmax(forward))
     np.testing.assert_allclose(
         bank.decision_function(sc["test"][:3]), bank.score(sc["test"][:3]) - auto
     )

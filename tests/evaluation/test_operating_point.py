@@ -1,0 +1,73 @@
+"""The temporal hold-out protocol on simulated recordings with drift: the default threshold's
+false-alarm rate on *later* normal recordings is within the claim (README, "One threshold")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeasd import enrollment
+from edgeasd.config import Config
+from edgeasd.evaluation.operating_point import build_bank, evaluate, plan, simulate
+
+GOAL_FA = 0.05
+
+
+def _check_claim(data: dict, conditions: tuple[str, ...]) -> dict:
+    bank = build_bank(data)
+    rep = enrollment.threshold_report(bank, Config(), hop_seconds=10.0)
+    assert rep["rule"] == "auto" and rep["threshold"] is not None
+    res = evaluate(data, bank, rep["threshold"])
+    for cond in conditions:
+        r = res[cond]
+        assert r["normal"] >= 6
+        assert r["fa_rate"] <= GOAL_FA, (cond, r)
+        assert r["fa_rate"] <= 2 * rep["predicted_false_alarm_rate"], (cond, r, rep)
+    return {"bank": bank, "report": rep, "result": res}
+
+
+def test_plan_splits_each_condition_into_earlier_and_later_recordings() -> None:
+    recs = plan("fan", per_session=3, seconds=30.0, faults=True)
+    for cond in ("source", "target"):
+        normal = [r for r in recs if r.condition == cond and r.kind == "normal"]
+        earlier = [r.recording.time_s for r in normal if r.phase == "earlier"]
+        later = [r.recording.time_s for r in normal if r.phase == "later"]
+        assert earlier and later and max(earlier) < min(later)
+    faults = {r.kind for r in recs if r.kind != "normal"}
+    assert faults == {"imbalance", "blade_damage", "bearing", "looseness"}
+    assert all(r.phase == "later" for r in recs if r.kind != "normal")
+
+
+def test_default_threshold_holds_on_later_recordings_small_set() -> None:
+    """CI size: one fan, 3 recordings per session, no faults (6 min of audio)."""
+    data = simulate("fan", 11, None, per_session=3, seconds=20.0, faults=False)
+    out = _check_claim(data, ("source", "target"))
+    # the target condition (2 recordings) is too small to calibrate on: the report says so
+    assert "condition 'target'" in out["report"]["warning"]
+    assert np.isfinite(out["bank"].forward_scores_).sum() > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "machine",
+    [
+        "fan",
+        "pump",
+        "valve",
+        pytest.param(
+            "gearbox",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="missed goal (measured): the gearbox target condition, enrolled from 2 "
+                "recordings, had 34 of 50 later normal windows above the threshold; the "
+                "report warns that it needs more minutes",
+            ),
+        ),
+    ],
+)
+def test_default_threshold_holds_on_later_recordings_full_protocol(machine) -> None:
+    """The benchmark's layout on a seed it was not chosen on (3), with every fault kind."""
+    data = simulate(machine, 3, None)
+    out = _check_claim(data, ("source", "target"))
+    for r in out["result"].values():
+        assert all(0.0 <= f["rate"] <= 1.0 for f in r["faults"].values())
