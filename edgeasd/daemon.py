@@ -177,9 +177,10 @@ class Daemon:
                 n=det.n,
                 threshold_source=st.threshold_source,
                 reminder_seconds=det.reminder_seconds,
+                threshold_facts=st.threshold_facts(),
             )
         elif st.calibrated:
-            self.detector.set_threshold(st.threshold, st.threshold_source)
+            self.detector.set_threshold(st.threshold, st.threshold_source, st.threshold_facts())
         if self.detector is not None:
             self.detector.set_debounce(det.k, det.n, det.reminder_seconds)
         self.status.update(
@@ -192,9 +193,7 @@ class Daemon:
             learning_needed=st.learning_needed,
             learning=st.learning,
         )
-        self.status.update(
-            threshold_report=enrollment.threshold_report(self.bank, self.config, self.hop_seconds)
-        )
+        self.status.update(threshold_report=st.threshold_report())
 
     def _learning(self) -> str | None:
         """Why the agent cannot score yet (None: it can); see :func:`decision.learning_reason`."""

@@ -54,6 +54,15 @@ class BankState:
         How it was derived (rule, bank size).
     warnings : tuple of str
         Conditions an operator must know (an unreachable threshold, ...).
+    threshold_rule : str
+        The configured ``threshold.rule``.
+    predicted_false_alarm_rate : float or None
+        Predicted fraction of normal windows above the threshold
+        (:func:`edgeasd.enrollment.threshold_report`); None without a threshold.
+    predicted_false_alarms_per_day : float or None
+        That rate at the configured hop (None: hop not known or no rate).
+    calibration_warning : str or None
+        What to enroll when a condition has too little audio to calibrate on.
     """
 
     references: int
@@ -63,6 +72,10 @@ class BankState:
     threshold: float
     threshold_source: str
     warnings: tuple[str, ...] = ()
+    threshold_rule: str = ""
+    predicted_false_alarm_rate: float | None = None
+    predicted_false_alarms_per_day: float | None = None
+    calibration_warning: str | None = None
 
     @property
     def calibrated(self) -> bool:
@@ -85,6 +98,28 @@ class BankState:
             "threshold": self.threshold if self.calibrated else None,
             "threshold_source": self.threshold_source,
             "warnings": list(self.warnings),
+            **self.threshold_facts(),
+        }
+
+    def threshold_report(self) -> dict[str, Any]:
+        """The same dict as :func:`edgeasd.enrollment.threshold_report` (no recomputation)."""
+        return {
+            "threshold": self.threshold if self.calibrated else None,
+            "rule": self.threshold_rule,
+            "source": self.threshold_source,
+            "predicted_false_alarm_rate": self.predicted_false_alarm_rate,
+            "predicted_false_alarms_per_day": self.predicted_false_alarms_per_day,
+            "warning": self.calibration_warning,
+        }
+
+    def threshold_facts(self) -> dict[str, Any]:
+        """The threshold's rule and predicted false-alarm rate, as every alert states them."""
+        per_day = self.predicted_false_alarms_per_day
+        rate = self.predicted_false_alarm_rate
+        return {
+            "threshold_rule": self.threshold_rule,
+            "predicted_false_alarm_rate": None if rate is None else round(rate, 6),
+            "predicted_false_alarms_per_day": None if per_day is None else round(per_day, 3),
         }
 
 
@@ -206,7 +241,9 @@ def bank_state(bank: Any, config: Any, hop_seconds: float | None = None) -> Bank
         group_seconds=config.enrollment.group_seconds,
         hop_seconds=hop,
     )
-    threshold, source = enrollment.threshold_for(bank, config)
+    report = enrollment.threshold_report(bank, config, hop)
+    threshold = math.nan if report["threshold"] is None else report["threshold"]
+    source = report["source"]
     warnings = []
     bound = bank.score_bound_ if len(bank) else math.inf
     if math.isfinite(threshold) and threshold >= bound:
@@ -227,6 +264,10 @@ def bank_state(bank: Any, config: Any, hop_seconds: float | None = None) -> Bank
         threshold=float(threshold),
         threshold_source=source,
         warnings=tuple(warnings),
+        threshold_rule=report["rule"],
+        predicted_false_alarm_rate=report["predicted_false_alarm_rate"],
+        predicted_false_alarms_per_day=report["predicted_false_alarms_per_day"],
+        calibration_warning=report["warning"],
     )
 
 

@@ -80,6 +80,9 @@ class Event:
     flags : dict, optional
         Flags of the triggering window, merged into the record (``clipped``,
         ``clip_fraction``).
+    threshold_facts : dict, optional
+        The threshold's rule and predicted false-alarm rate, merged into the record
+        (:meth:`edgeasd.decision.BankState.threshold_facts`).
     """
 
     event: str
@@ -95,11 +98,13 @@ class Event:
     max_score: float | None = None
     kind: str = "anomaly"
     flags: dict[str, Any] | None = None
+    threshold_facts: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The event as sinks write it (see :func:`make_event`), times in ISO 8601."""
         fields = asdict(self)
-        del fields["event"], fields["time"], fields["flags"]
+        del fields["event"], fields["time"], fields["flags"], fields["threshold_facts"]
+        fields.update(self.threshold_facts or {})
         fields.update(self.flags or {})
         if self.started is not None:
             fields["started"] = iso_time(self.started)
@@ -130,6 +135,8 @@ class Detector:
     reminder_seconds : float
         While alerting, repeat a ``reminder`` event when this much time (window times)
         passed since the alert or the last reminder; 0: never.
+    threshold_facts : dict, optional
+        The threshold's rule and predicted false-alarm rate, copied into every event.
     """
 
     threshold: float
@@ -137,6 +144,7 @@ class Detector:
     n: int = 1
     threshold_source: str = ""
     reminder_seconds: float = 0.0
+    threshold_facts: dict[str, Any] | None = None
     alerting: bool = field(default=False, init=False)
     windows: int = field(default=0, init=False)
     alerts: int = field(default=0, init=False)
@@ -173,10 +181,19 @@ class Detector:
         """How many of the last ``n`` scored windows exceeded."""
         return sum(self._recent)
 
-    def set_threshold(self, threshold: float, threshold_source: str = "") -> None:
-        """Change the threshold (after an enrollment recalibrated it); history is kept."""
+    def set_threshold(
+        self,
+        threshold: float,
+        threshold_source: str = "",
+        threshold_facts: dict[str, Any] | None = None,
+    ) -> None:
+        """Change the threshold (after an enrollment recalibrated it); history is kept.
+
+        ``threshold_facts`` (rule, predicted false-alarm rate) is copied into every event.
+        """
         self.threshold = _check_threshold(threshold)
         self.threshold_source = threshold_source
+        self.threshold_facts = dict(threshold_facts or {})
 
     def reset(self) -> None:
         """Forget the history and any ongoing alert (no event is emitted)."""
@@ -268,6 +285,7 @@ class Detector:
             score=score,
             threshold=self.threshold,
             threshold_source=self.threshold_source,
+            threshold_facts=self.threshold_facts or None,
             exceeding=exc,
             k=self.k,
             n=self.n,

@@ -414,16 +414,17 @@ def threshold_for(bank: ReferenceBank, cfg: Any) -> tuple[float, str]:
 MIN_CONDITION_MINUTES = 5.0
 
 
-def threshold_report(bank: ReferenceBank, cfg: Any, hop_seconds: float) -> dict[str, Any]:
+def threshold_report(bank: ReferenceBank, cfg: Any, hop_seconds: float | None) -> dict[str, Any]:
     """The threshold in force, its rule and its predicted false-alarm rate.
 
     Parameters
     ----------
     bank : ReferenceBank
     cfg : edgeasd.config.Config
-    hop_seconds : float
+    hop_seconds : float or None
         Step between scored windows (``window.hop_seconds`` or the model's window length):
-        converts the per-window rate into false alarms per day.
+        converts the per-window rate into false alarms per day and minutes of audio for
+        the warning (None, not known: both are None).
 
     Returns
     -------
@@ -438,7 +439,7 @@ def threshold_report(bank: ReferenceBank, cfg: Any, hop_seconds: float) -> dict[
     """
     from edgeasd.scoring.calibrate import predicted_rate
 
-    if not (np.isfinite(hop_seconds) and hop_seconds > 0):
+    if hop_seconds is not None and not (np.isfinite(hop_seconds) and hop_seconds > 0):
         raise InputError(f"hop_seconds must be positive, got {hop_seconds!r}")
     threshold, source = threshold_for(bank, cfg)
     rate = None
@@ -453,8 +454,12 @@ def threshold_report(bank: ReferenceBank, cfg: Any, hop_seconds: float) -> dict[
         "rule": cfg.threshold.rule,
         "source": source,
         "predicted_false_alarm_rate": rate,
-        "predicted_false_alarms_per_day": None if rate is None else rate * 86400.0 / hop_seconds,
-        "warning": _calibration_warning(bank, threshold, hop_seconds),
+        "predicted_false_alarms_per_day": (
+            None if rate is None or hop_seconds is None else rate * 86400.0 / hop_seconds
+        ),
+        "warning": (
+            None if hop_seconds is None else _calibration_warning(bank, threshold, hop_seconds)
+        ),
     }
 
 

@@ -366,6 +366,14 @@ def format_event(event: dict[str, Any]) -> str:
         if source:
             text += f" ({source})"
         parts.append(text)
+    rate = rest.pop("predicted_false_alarm_rate", None)
+    per_day = rest.pop("predicted_false_alarms_per_day", None)
+    rest.pop("threshold_rule", None)  # named in threshold_source
+    if rate is not None:
+        parts.append(
+            f"predicted false alarms {100 * rate:.2g} % of windows"
+            + ("" if per_day is None else f", {per_day:.3g}/day")
+        )
     if "exceeding" in rest and "n" in rest:
         parts.append(f"{rest.pop('exceeding')} of last {rest.pop('n')} windows")
         rest.pop("k", None)

@@ -167,6 +167,19 @@ def test_alert_carries_the_window_flags():
     assert "flags" not in record and record["kind"] == "anomaly"
 
 
+def test_events_state_the_threshold_rule_and_predicted_rate_after_a_recalibration():
+    facts = {"threshold_rule": "auto", "predicted_false_alarm_rate": 0.02}
+    det = Detector(1.0, threshold_facts=facts)
+    (alert,) = det.update(4.0, 0.0, 0)
+    assert alert.to_dict()["predicted_false_alarm_rate"] == 0.02
+    det.set_threshold(2.0, "bank of 30: auto", {**facts, "predicted_false_alarm_rate": 0.01})
+    (recovered,) = det.update(1.5, 10.0, 1)
+    record = recovered.to_dict()
+    assert record["event"] == "recovered" and record["threshold"] == 2.0
+    assert record["predicted_false_alarm_rate"] == 0.01 and record["threshold_rule"] == "auto"
+    assert "threshold_facts" not in record
+
+
 def test_signal_watch_alerts_once_on_a_long_dead_input_and_recovers():
     watch = SignalWatch(alert_seconds=3.0, window_seconds=1.0)
     signal = [True, False, False, False, False, False, True, True, False, True]
