@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-import uuid
-from collections.abc import Iterable, Sequence
+import signal
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,11 +37,12 @@ from typing import Any
 import numpy as np
 
 from edgeasd.audio import quality
-from edgeasd.audio.io import read_audio
+from edgeasd.audio.io import input_name, iter_audio
 from edgeasd.audio.sources import AudioBlock
 from edgeasd.audio.windower import Window, Windower
 from edgeasd.errors import AudioFileError, BankError, InputError, ModelError
-from edgeasd.kept_audio import keep_audio
+from edgeasd.grouping import GroupBuilder, new_group_id, starts_new_group
+from edgeasd.kept_audio import AudioStore
 from edgeasd.paths import Paths
 from edgeasd.scoring import ReferenceBank, store
 from edgeasd.scoring.calibrate import DEFAULT_FIXED
@@ -70,6 +70,11 @@ class Batch:
     sample_rate : int
     origin : str
         Where the audio came from (a file path or ``"live"``), for ``bank list``.
+    staged : Path, optional
+        A FLAC file already holding the group's audio (streamed enrollment, see
+        :mod:`edgeasd.grouping`); ``segments`` is then empty.
+    segment_lengths : tuple of int
+        Sample counts of the segments in ``staged``.
     """
 
     embeddings: np.ndarray
@@ -78,12 +83,8 @@ class Batch:
     segments: list[np.ndarray]
     sample_rate: int
     origin: str
-
-
-def new_group_id(kind: str) -> str:
-    """A unique, sortable group id such as ``live-20261128T132401-3f2a1c``."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    return f"{kind}-{stamp}-{uuid.uuid4().hex[:6]}"
+    staged: Path | None = None
+    segment_lengths: tuple[int, ...] = ()
 
 
 def chunk_group_ids(kind: str, n: int) -> list[str]:
@@ -104,10 +105,6 @@ def chunk_group_ids(kind: str, n: int) -> list[str]:
     """
     base = new_group_id(kind)
     return [f"{base}-{i:03d}" for i in range(n)]
-
-
-#: Slack on time comparisons: live start times are UNIX times (float64 resolution ~0.2 us).
-_TIME_EPS = 1e-6
 
 
 def chunk_windows(
@@ -147,10 +144,10 @@ def chunk_windows(
         )
     starts = np.asarray(list(start_times), dtype=np.float64)
     chunks: list[list[int]] = []
-    first = 0.0
+    first = None
     for i in np.argsort(starts, kind="stable"):
         t = float(starts[i])
-        if not chunks or t + window_seconds - first > group_seconds + _TIME_EPS:
+        if starts_new_group(t, first, window_seconds, group_seconds):
             chunks.append([])
             first = t
         chunks[-1].append(int(i))
@@ -301,25 +298,85 @@ def open_bank(path: Path, scoring: Any, model_info: Any) -> ReferenceBank:
     return bank
 
 
-def commit(bank: ReferenceBank, path: Path, batches: Sequence[Batch]) -> list[int]:
+#: Test-only fault injection: ``EDGEASD_TEST_FAULT=before-bank-save`` or ``after-bank-save``
+#: makes :func:`commit` SIGKILL its own process at that point (tests/faults). Unset in
+#: production; no other value does anything.
+FAULT_ENV = "EDGEASD_TEST_FAULT"
+
+
+def _fault_point(name: str) -> None:
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def commit(
+    bank: ReferenceBank,
+    path: Path,
+    batches: Sequence[Batch],
+    audio: AudioStore | None = None,
+) -> list[int]:
     """Enroll every batch and save the bank: all groups or none, persisted before returning.
+
+    Write order, so that no reference is acknowledged without its audio unless keeping the
+    audio failed (which is then a warning, never a failure: the references are persisted):
+
+    1. the groups' audio is put in place with a *pending* sidecar (``audio.stage``);
+    2. the bank is saved (the enrollment is now persisted);
+    3. the sidecars get the reference ids (``audio.confirm``).
+
+    A kill between 1 and 2 leaves pending audio of a group the bank does not hold:
+    ``bank rebuild`` names and skips it. A kill between 2 and 3 leaves pending audio of a
+    group the bank holds: it is used. References whose audio is missing anyway (disk full,
+    the size cap) are carried over by ``bank rebuild`` with their stored embeddings.
 
     The caller must hold the bank (the daemon's run-loop thread, or ``store.locked(path)`` in
     direct mode). On failure the in-memory bank may hold part of the batch: the caller must
     drop it and reload from ``path``, which still holds the previous state.
+
+    Parameters
+    ----------
+    bank : ReferenceBank
+    path : Path
+        The bank file.
+    batches : sequence of Batch
+    audio : AudioStore, optional
+        Where to keep the batches' audio (None: keep none; staged files are deleted).
+        Problems are collected in ``audio.warnings``.
 
     Returns
     -------
     list of int
         The new reference ids, in batch order.
     """
+    if audio is not None:
+        audio.stage(batches)
+    else:
+        discard_staged(batches)
+    _fault_point("before-bank-save")
     ids: list[int] = []
-    for batch in batches:
-        ids.extend(
-            int(i) for i in bank.enroll(batch.embeddings, domain=batch.domain, group=batch.group)
-        )
-    bank.save(path)
+    try:
+        for batch in batches:
+            ids.extend(
+                int(i)
+                for i in bank.enroll(batch.embeddings, domain=batch.domain, group=batch.group)
+            )
+        bank.save(path)
+    except BaseException:
+        if audio is not None:
+            for batch in batches:
+                audio.drop(batch.group)
+        raise
+    _fault_point("after-bank-save")
+    if audio is not None:
+        audio.confirm(batches, ids)
     return ids
+
+
+def discard_staged(batches: Sequence[Batch]) -> None:
+    """Delete the staged audio files of batches that will not be committed."""
+    for batch in batches:
+        if batch.staged is not None:
+            Path(batch.staged).unlink(missing_ok=True)
 
 
 def threshold_for(bank: ReferenceBank, cfg: Any) -> tuple[float, str]:
@@ -428,91 +485,282 @@ def good_windows(
     return kept, rejected
 
 
-def file_windows(
-    path: str | os.PathLike[str],
-    info: Any,
-    hop_seconds: float | None = None,
-    quality_options: dict[str, Any] | None = None,
-) -> tuple[Any, list[Window]]:
-    """Read a recording at the model's rate and cut it into good windows.
+#: Default of ``enrollment.max_request_seconds``: most audio one file enrollment request may
+#: hold (all its files together). Memory does not grow with it (files are streamed); it
+#: bounds the time a request keeps the embedder busy and its client waiting: 2 h of audio
+#: embed in about 15 s with the default model on 2 x86 cores (10 s windows, 0.02 s each,
+#: measured), a few minutes on a Raspberry Pi 4 class board, and its kept FLAC (about
+#: 70 MB per hour at 16 kHz) fits the default enrollment.audio_max_bytes (256 MiB).
+DEFAULT_MAX_REQUEST_SECONDS = 7200.0
+
+#: Longest domain or group tag: enough for ``belt-2-after-bearing-change-2026-11``, short
+#: enough for a status line and a file name.
+MAX_TAG_LENGTH = 64
+_TAG_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def validate_tag(kind: str, text: Any) -> str:
+    """Check a domain or group tag: 1 to 64 characters of ``[A-Za-z0-9._-]``.
+
+    The one check of tags, used by the CLI and by the daemon for every request: tags end
+    up in file names (kept audio), logs and terminal output, so no path separator, space,
+    control or escape character is allowed.
+
+    Parameters
+    ----------
+    kind : str
+        ``"domain"`` or ``"group"``, for the message.
+    text : Any
+        The tag.
 
     Returns
     -------
-    audio : edgeasd.audio.io.Audio
-    windows : list of Window
+    str
+        ``text``, unchanged.
+
+    Raises
+    ------
+    InputError
+        Not a string, empty, too long, a leading dot, or a character outside the set.
+    """
+    if not isinstance(text, str) or not text:
+        raise InputError(
+            f"the {kind} tag must not be empty",
+            help=f"give a {kind} tag of letters, digits, '.', '_' or '-', e.g. 'target'",
+        )
+    bad = sorted({c for c in text if c not in _TAG_CHARS})
+    if bad or len(text) > MAX_TAG_LENGTH or text.startswith("."):
+        why = (
+            f"contains {', '.join(repr(c) for c in bad[:5])}"
+            if bad
+            else f"is longer than {MAX_TAG_LENGTH} characters"
+            if len(text) > MAX_TAG_LENGTH
+            else "starts with '.'"
+        )
+        raise InputError(
+            f"the {kind} tag {text[:MAX_TAG_LENGTH]!r} {why}",
+            help=f"use at most {MAX_TAG_LENGTH} letters, digits, '.', '_' or '-' "
+            "(not starting with '.')",
+        )
+    return text
+
+
+def iter_file_windows(
+    source: Any,
+    info: Any,
+    hop_seconds: float | None = None,
+    quality_options: dict[str, Any] | None = None,
+    *,
+    name: str | None = None,
+    max_seconds: float | None = None,
+    stats: dict[str, float] | None = None,
+) -> Iterator[tuple[Window, bool]]:
+    """Stream a recording at the model's rate as windows, each with its quality verdict.
+
+    Memory is bounded by a read block and a window, whatever the file's length.
+
+    Parameters
+    ----------
+    source : path-like or binary file object
+    info : edgeasd.embed.ModelInfo
+    hop_seconds : float, optional
+        Step between windows (default: the model's window length).
+    quality_options : dict, optional
+        Keyword arguments of :func:`edgeasd.audio.quality.assess`.
+    name : str, optional
+        How messages name the file.
+    max_seconds : float, optional
+        Refuse a file announcing more audio (``enrollment.max_request_seconds``).
+    stats : dict, optional
+        Receives ``seconds``: the audio read so far.
+
+    Yields
+    ------
+    window : Window
+        ``start_time`` is the offset in seconds from the start of the file.
+    good : bool
+        Whether the window passed the quality check.
+    """
+    windower = Windower(info.sample_rate, info.window_seconds, hop_seconds or info.window_seconds)
+    pos = 0
+    for block in iter_audio(source, info.sample_rate, name=name, max_seconds=max_seconds):
+        for window in windower.push(AudioBlock(block, pos / info.sample_rate)):
+            ok = quality.assess(window.samples, **(quality_options or {})).status == "ok"
+            yield window, ok
+        pos += block.size
+        if stats is not None:
+            stats["seconds"] = pos / info.sample_rate
+
+
+def file_windows(
+    path: Any,
+    info: Any,
+    hop_seconds: float | None = None,
+    quality_options: dict[str, Any] | None = None,
+    *,
+    name: str | None = None,
+) -> Iterator[Window]:
+    """The good windows of a recording, streamed (see :func:`iter_file_windows`).
 
     Raises
     ------
     AudioFileError
-        Unreadable file, or no window of usable signal (too short, silent, clipped...).
+        Unreadable file, or no window of usable signal (too short, silent, clipped...),
+        raised once the file is exhausted.
     """
-    audio = read_audio(path, sample_rate=info.sample_rate)
-    hop = hop_seconds or info.window_seconds
-    windows, rejected = good_windows(
-        audio.samples, info.sample_rate, info.window_seconds, hop, quality_options
+    label = input_name(path, name)
+    seen = rejected = 0
+    for window, ok in iter_file_windows(path, info, hop_seconds, quality_options, name=label):
+        seen += 1
+        if ok:
+            yield window
+        else:
+            rejected += 1
+    if seen == rejected:
+        raise _no_window(label, info, rejected)
+
+
+def _no_window(
+    label: str, info: Any, rejected: int, seconds: float | None = None
+) -> AudioFileError:
+    held = "" if seconds is None else f" in {seconds:.1f} s of audio"
+    return AudioFileError(
+        f"{label}: no usable {info.window_seconds:g} s window{held} ({rejected} rejected for "
+        "silence, clipping or a dead microphone)",
+        help=f"use recordings of the running machine at least {info.window_seconds:g} s "
+        "long with an audible, unclipped sound",
     )
-    if not windows:
-        raise AudioFileError(
-            f"{path}: no usable {info.window_seconds:g} s window in {audio.duration:.1f} s of "
-            f"audio ({rejected} rejected for silence, clipping or a dead microphone)",
-            help=f"use recordings of the running machine at least {info.window_seconds:g} s "
-            "long with an audible, unclipped sound",
-        )
-    return audio, windows
 
 
 def file_batches(
-    paths: Sequence[str | os.PathLike[str]],
+    files: Sequence[Any],
     embedder: Any,
     domain: str,
     hop_seconds: float | None = None,
     quality_options: dict[str, Any] | None = None,
     group_seconds: float = DEFAULT_GROUP_SECONDS,
+    *,
+    names: Sequence[str] | None = None,
+    stage_dir: Path | None = None,
+    max_seconds: float = DEFAULT_MAX_REQUEST_SECONDS,
+    batch_size: int = 16,
 ) -> list[Batch]:
-    """Read, window and embed recordings, each split into groups of ``group_seconds``.
+    """Stream, window and embed recordings, each split into groups of ``group_seconds``.
 
-    Every file is read before anything is returned, so one bad file refuses the whole
-    request (nothing is half enrolled). Each :class:`Batch` keeps the contiguous audio
-    its windows cover (for ``bank rebuild``).
+    Each file is read block by block, its windows embedded ``batch_size`` at a time, and
+    the audio of each group written to a staged FLAC file in ``stage_dir`` as it goes: only
+    the embeddings (``dim`` floats per window) stay in memory, so memory does not grow with
+    the length of the files. Every file is processed before anything is returned, so one
+    bad file refuses the whole request (nothing is half enrolled, staged audio is deleted).
 
     Parameters
     ----------
-    paths : sequence of path-like
+    files : sequence of path-like or binary file objects
+        The recordings; a file object (e.g. ``os.fdopen(fd, "rb")`` of a descriptor passed
+        over the control socket) is read from its current position and not closed.
     embedder : edgeasd.embed.Embedder
     domain : str
+        Checked with :func:`validate_tag`.
     hop_seconds : float, optional
         Step between windows (default: the model's window length).
     quality_options : dict, optional
         The ``quality`` section, as keyword arguments.
     group_seconds : float
         ``enrollment.group_seconds``: most audio per group (see :func:`chunk_windows`).
+    names : sequence of str, optional
+        How messages (and ``bank list``'s origin) name each file; default: its path or
+        the file object's ``name``.
+    stage_dir : Path, optional
+        Where to stage the groups' audio (the kept-audio folder); None keeps no audio.
+    max_seconds : float
+        ``enrollment.max_request_seconds``: most audio of all files together.
+    batch_size : int
+        Windows embedded per call.
 
     Returns
     -------
     list of Batch
-        File by file, each file's groups in time order.
+        File by file, each file's groups in time order; ``staged`` set when audio is kept.
 
     Raises
     ------
     AudioFileError
-        A file is unreadable, or has no window of usable signal (too short, silent...).
+        A file is unreadable, too long, of an unusable sample rate, or has no window of
+        usable signal (too short, silent...).
+    InputError
+        A bad domain tag.
     """
+    validate_tag("domain", domain)
     info = embedder.info
-    batches = []
-    for path in paths:
-        audio, windows = file_windows(path, info, hop_seconds, quality_options)
-        batches += chunked_batches(
-            embed_windows(embedder, [w.samples for w in windows]),
-            windows,
-            info.window_seconds,
-            group_seconds,
-            kind="file",
-            domain=domain,
-            sample_rate=info.sample_rate,
-            origin=str(Path(path).resolve()),
-            audio=audio.samples,
-        )
+    labels = [input_name(f, None if names is None else names[i]) for i, f in enumerate(files)]
+    builders: list[GroupBuilder] = []
+    left = float(max_seconds)
+    try:
+        for source, label in zip(files, labels, strict=True):
+            origin = label
+            if isinstance(source, str | os.PathLike) and names is None:
+                origin = str(Path(source).resolve())
+            builder = GroupBuilder(
+                "file",
+                domain,
+                origin,
+                info.sample_rate,
+                info.window_seconds,
+                group_seconds,
+                stage_dir,
+                contiguous=True,
+            )
+            builders.append(builder)
+            seconds = _stream_file(
+                source, label, embedder, builder, hop_seconds, quality_options, left, batch_size
+            )
+            left -= seconds
+        batches = [b for builder in builders for b in builder.finish()]
+    except BaseException:
+        for builder in builders:
+            builder.discard()
+        raise
     return batches
+
+
+def _stream_file(
+    source: Any,
+    label: str,
+    embedder: Any,
+    builder: GroupBuilder,
+    hop_seconds: float | None,
+    quality_options: dict[str, Any] | None,
+    max_seconds: float,
+    batch_size: int,
+) -> float:
+    """Feed one file's windows to ``builder``, embedding good ones in batches; its seconds."""
+    info = embedder.info
+    queue: list[tuple[int, np.ndarray]] = []  # (group index, samples) waiting for embedding
+
+    def flush() -> None:
+        if queue:
+            emb = embedder.embed(np.stack([x for _, x in queue]).astype(np.float32, copy=False))
+            for (gi, _), e in zip(queue, emb, strict=True):
+                builder.embedded(gi, e[None, :])
+            queue.clear()
+
+    rejected = 0
+    stats = {"seconds": 0.0}
+    windows = iter_file_windows(
+        source, info, hop_seconds, quality_options, name=label, max_seconds=max_seconds, stats=stats
+    )
+    for window, ok in windows:
+        gi = builder.add(window.start_time, window.samples, good=ok)
+        if gi is None:
+            rejected += 1
+            continue
+        queue.append((gi, window.samples))
+        if len(queue) >= batch_size:
+            flush()
+    flush()
+    if builder.collected == 0:
+        raise _no_window(label, info, rejected, stats["seconds"])
+    return stats["seconds"]
 
 
 def enroll_files_direct(
@@ -527,9 +775,10 @@ def enroll_files_direct(
 ) -> dict[str, Any]:
     """Enroll recordings straight into the bank on disk (no daemon running).
 
-    The files are embedded first; then, under the bank's write lock, the bank is loaded (or
-    created), every file is enrolled as groups of ``enrollment.group_seconds`` of audio and
-    the bank is saved (all groups of all files, or nothing).
+    The files are streamed and embedded first (their audio staged in the kept-audio
+    folder); then, under the bank's write lock, the bank is loaded (or created), every file
+    is enrolled as groups of ``enrollment.group_seconds`` of audio and the bank is saved
+    (all groups of all files, or nothing) by :func:`commit`.
 
     Parameters
     ----------
@@ -542,17 +791,33 @@ def enroll_files_direct(
     Returns
     -------
     dict
-        ``ids``, ``groups``, ``bank_size``, ``domains`` (per-domain counts), ``threshold``.
+        ``ids``, ``groups``, ``bank_size``, ``domains`` (per-domain counts), ``threshold``,
+        ``warnings`` (audio that could not be kept: the enrollment still succeeded).
     """
+    audio = (
+        AudioStore(dirs.audio_dir, enrollment.audio_max_bytes) if enrollment.keep_audio else None
+    )
     batches = file_batches(
-        paths, embedder, domain, hop_seconds, quality_options, enrollment.group_seconds
+        paths,
+        embedder,
+        domain,
+        hop_seconds,
+        quality_options,
+        enrollment.group_seconds,
+        stage_dir=None if audio is None else dirs.audio_dir,
+        max_seconds=enrollment.max_request_seconds,
     )
     path = dirs.bank
-    with store.locked(path):
-        bank = open_bank(path, scoring, embedder.info)
-        ids = commit(bank, path, batches)
-    keep_audio(dirs.audio_dir, enrollment, batches, ids)
-    return enrollment_result(bank, batches, ids)
+    try:
+        with store.locked(path):
+            bank = open_bank(path, scoring, embedder.info)
+            ids = commit(bank, path, batches, audio)
+    except BaseException:
+        discard_staged(batches)
+        raise
+    result = enrollment_result(bank, batches, ids)
+    result["warnings"] = [] if audio is None else list(audio.warnings)
+    return result
 
 
 def enrollment_result(bank: ReferenceBank, batches: Sequence[Batch], ids: Sequence[int]) -> dict:

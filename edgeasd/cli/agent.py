@@ -158,7 +158,10 @@ def _format_status(s: dict[str, Any]) -> str:
     if s.get("learning"):
         lines.append(f"learning:   {s['learning']}")
     if s.get("enrolling"):
-        lines.append(f"enrolling:  {s['enrolling']['collected']} of {s['enrolling']['n']}")
+        e = s["enrolling"]
+        lines.append(f"enrolling:  {e['collected']} of {e['n']}")
+        if e.get("alerts"):
+            lines.append(f"alerts:     {e['alerts']}")
     last = s.get("last") or {}
     if last:
         score = last.get("score")
@@ -192,6 +195,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 def cmd_enroll(args: argparse.Namespace) -> int:
     """``edgeasd enroll``: over the control socket, or directly when no daemon runs."""
     from edgeasd.control import ControlClient, DaemonNotRunning
+    from edgeasd.enrollment import validate_tag
 
     if (args.next is None) == (not args.files):
         raise InputError(
@@ -199,6 +203,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             help="edgeasd enroll --domain target --next 6, or "
             "edgeasd enroll --domain target a.wav b.wav",
         )
+    validate_tag("domain", args.domain)
     config = config_of(args)
     paths = _paths(config)
     files = [str(Path(f).resolve()) for f in args.files]
@@ -222,6 +227,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         f"({', '.join(f'{d}: {n}' for d, n in result['domains'].items())}), "
         f"threshold {result['threshold']}"
     )
+    for warning in result.get("warnings") or ():  # persisted anyway: still a success
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -264,8 +271,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     domain_of = enrollment.domain_by_id(bank)
     rows = []
     for file in args.files:
-        _, windows = enrollment.file_windows(
-            file, embedder.info, config.window.hop_seconds, quality_options(config)
+        windows = list(
+            enrollment.file_windows(
+                file, embedder.info, config.window.hop_seconds, quality_options(config)
+            )
         )
         scores, nearest = bank.score(
             enrollment.embed_windows(embedder, [w.samples for w in windows]), return_nearest=True
