@@ -116,6 +116,7 @@ class _Group:
     lo: int  # sample index of the first window (contiguous mode)
     written: int  # sample index up to which audio is staged (contiguous mode)
     staged: StagedAudio | None
+    closed: Path | None = None  # the staged file once complete
     segments: list[int] = field(default_factory=list)
     embeddings: list[np.ndarray] = field(default_factory=list)
     pending: list[tuple[int, np.ndarray]] = field(default_factory=list)  # rejected windows
@@ -216,6 +217,7 @@ class GroupBuilder:
         ):
             if g is not None:
                 g.pending.clear()
+                self._close(g)  # one open encoder at a time: memory and descriptors bounded
             g = self._open(start_time, start)
         if self.contiguous:
             for s, x in g.pending:
@@ -230,6 +232,15 @@ class GroupBuilder:
         self.collected += 1
         return len(self.groups) - 1
 
+    def _close(self, g: _Group) -> None:
+        if g.staged is not None:
+            try:
+                g.staged.close()
+                g.closed = g.staged.path
+            except AudioFileError as exc:
+                self.stage_error = str(exc)
+            g.staged = None
+
     def embedded(self, index: int, embeddings: np.ndarray) -> None:
         """Record the embedding(s) of the next good window(s) of group ``index``."""
         g = self.groups[index]
@@ -243,13 +254,8 @@ class GroupBuilder:
 
         batches = []
         for g in self.groups:
-            staged = None
-            if g.staged is not None:
-                try:
-                    g.staged.close()
-                    staged = g.staged.path
-                except AudioFileError as exc:
-                    self.stage_error = str(exc)
+            self._close(g)
+            staged = g.closed
             batches.append(
                 Batch(
                     embeddings=np.stack(g.embeddings).astype(np.float32, copy=False),
@@ -269,3 +275,5 @@ class GroupBuilder:
         for g in self.groups:
             if g.staged is not None:
                 g.staged.discard()
+            if g.closed is not None:
+                g.closed.unlink(missing_ok=True)
