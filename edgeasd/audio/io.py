@@ -272,7 +272,7 @@ def _read_frames(f: sf.SoundFile, frames: int, label: str) -> np.ndarray:
         block = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, AssertionError) as exc:
         # soundfile asserts the frame count it got: a truncated FLAC raises AssertionError
-        raise AudioFileError(f"{label} is corrupt: {exc!r}", help=_READ_HELP) from exc
+        raise AudioFileError(f"{label} is corrupt or truncated ({exc!r})", help=_READ_HELP) from exc
     _check_finite(block, label)
     return block
 

@@ -95,7 +95,10 @@ def test_file_enrollment_memory_is_flat_in_file_length(tmp_path) -> None:
     growth, bank = _enroll_growth(tmp_path, [60, 600])
     print(f"peak RSS growth of the daemon: 1 min {growth[0]:.1f} MB, 10 min {growth[1]:.1f} MB")
     assert max(growth) < MAX_GROWTH_MB
-    assert growth[1] - growth[0] < 10  # flat: 9 more minutes cost (almost) nothing
+    # flat: 9 more minutes (46 MB more of decoded audio at 16 kHz) cost a few MB, which is
+    # the threshold calibration's distance chunk growing with the bank up to its fixed
+    # size (calibrate._CHUNK: 2 x 8 MiB at most), not audio
+    assert growth[1] - growth[0] < 15
     assert len(bank) == 20 + 60 + 600  # 1 s windows, every one enrolled
     assert len(set(bank.groups)) == 1 + 1 + 10  # groups of 60 s
 
