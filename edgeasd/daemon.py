@@ -107,6 +107,8 @@ class Daemon:
         self.window_seconds = cfg.window.seconds or self.info.window_seconds
         self.hop_seconds = cfg.window.hop_seconds or self.window_seconds
         self.bank_path = self.dirs.bank
+        # staged audio of enrollments killed before their commit (never acknowledged)
+        AudioStore(self.dirs.audio_dir, cfg.enrollment.audio_max_bytes).clean_staged()
         self.bank = enrollment.open_bank(self.bank_path, cfg.scoring, self.info)
         self._bank_fp = _fingerprint(self.bank_path)
         warm_kernels(self.bank, self.info.dim, self.info.metric)
