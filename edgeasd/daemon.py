@@ -279,8 +279,13 @@ class Daemon:
             self.on_record(record)
 
     def _score(
-        self, window: Any, record: dict[str, Any], embedding: np.ndarray | None = None
+        self,
+        window: Any,
+        record: dict[str, Any],
+        embedding: np.ndarray | None = None,
+        alerts: bool = True,
     ) -> None:
+        """Score one window into ``record``; ``alerts`` False: the detector is not fed."""
         if embedding is None:
             embedding = self.embedder.embed(window.samples[None, :])
         scores, nearest = self.bank.score(embedding, return_nearest=True)
@@ -297,6 +302,8 @@ class Daemon:
             threshold=self.detector.threshold,
             decision="anomalous" if score > self.detector.threshold else "normal",
         )
+        if not alerts:
+            return
         for event in self.detector.update(score, window.start_time, int(window.index)):
             self._emit_event(event.to_dict())
 
@@ -343,8 +350,8 @@ class Daemon:
             self._enrollment_failed(cmd, exc, [])
             return
         if not self._learning():
-            self._score(window, record, embedding)
-            record.update(decision="enrolling", alerts_suppressed=True)
+            self._score(window, record, embedding, alerts=False)
+            record.update(verdict=record["decision"], decision="enrolling", alerts_suppressed=True)
         self._collect(cmd, window, embedding)
 
     def _builder(self, cmd: Command) -> GroupBuilder:
@@ -439,6 +446,7 @@ class Daemon:
                 ids = enrollment.commit(self.bank, self.bank_path, batches, audio)
                 self._bank_fp = _fingerprint(self.bank_path)
         except BaseException:
+            enrollment.discard_staged(batches)  # audio staged for a commit that failed
             self.bank = enrollment.open_bank(self.bank_path, self.config.scoring, self.info)
             self._bank_fp = _fingerprint(self.bank_path)
             self._bank_changed()

@@ -353,3 +353,18 @@ def test_unexpected_error_in_a_file_commit_leaves_the_bank_intact(
     assert "journalctl -u edgeasd" in commit.error.help
     assert sorted(ReferenceBank.load(tmp_path / "state" / "bank").domains) == ["a"] * 2 + ["b"] * 2
     assert sorted(d.bank.domains) == ["a"] * 2 + ["b"] * 2  # no half-enrolled "direct"
+
+
+def test_windows_enrolled_by_next_are_scored_but_raise_no_alert(tmp_path, make_config) -> None:
+    """The operator declared the audio of an ``enroll --next`` normal: its windows are still
+    scored and logged (with their verdict), only the detector is not fed (issue 10)."""
+    feed = wav(tmp_path / "f.wav", [(6, "normal"), (4, "anomalous"), (2, "normal")])
+    cfg = make_config(feed, enrollment={"group_seconds": 2.0}, detector={"k": 1, "n": 1})
+    d, records = _run(cfg, initial_enroll=[(6, "source"), (4, "declared")])
+    windows = [r for r in records if r["event"] == "window"]
+    assert [w["decision"] for w in windows] == ["enrolling"] * 10 + ["normal"] * 2
+    declared = windows[6:10]
+    assert all("score" in w and w["alerts_suppressed"] for w in declared)
+    assert [w["verdict"] for w in declared] == ["anomalous"] * 4  # logged as it scored
+    assert not [r for r in records if r["event"] == "alert"]
+    assert sorted(set(d.bank.domains.tolist())) == ["declared", "source"]
