@@ -175,6 +175,13 @@ class EnrollmentConfig:
     group_seconds: float = _opt(60.0, (float,), lo=0.0, lo_open=True, hi=86400.0)
     keep_audio: bool = _opt(True, (bool,))
     audio_max_bytes: int = _opt(268435456, (int,), lo=0, hi=2**44)
+    #: Most audio one file enrollment request may hold (see
+    #: edgeasd.enrollment.DEFAULT_MAX_REQUEST_SECONDS for where 2 h comes from).
+    max_request_seconds: float = _opt(7200.0, (float,), lo=0.0, lo_open=True, hi=2**31)
+    #: Most audio one ``enroll --next N`` request may collect (N times the hop): one hour
+    #: keeps the time alerts are suppressed bounded (issue 10: ``--next 10**18`` suppressed
+    #: them for ever) while an hour of normal operation is more than a domain shift needs.
+    max_next_seconds: float = _opt(3600.0, (float,), lo=0.0, lo_open=True, hi=2**31)
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,9 @@ from edgeasd.audio.windower import Window, Windower
 from edgeasd.config import Config, load_config
 from edgeasd.control import Command, ControlServer, drain
 from edgeasd.detect import Detector, SignalWatch, make_event
-from edgeasd.errors import ControlError, EdgeasdError, EmbeddingError
-from edgeasd.kept_audio import keep_audio
+from edgeasd.errors import ControlError, EdgeasdError, EmbeddingError, InputError
+from edgeasd.grouping import GroupBuilder
+from edgeasd.kept_audio import AudioStore
 from edgeasd.notify import Notifier
 from edgeasd.paths import resolve_paths
 from edgeasd.pipeline import (
@@ -57,6 +58,12 @@ from edgeasd.sinks import EventSinks
 from edgeasd.status import StatusBoard
 
 log = logging.getLogger(__name__)
+
+#: What ``status`` says about alerts while an ``enroll --next`` request collects windows.
+ENROLLING_ALERTS = (
+    "suppressed: enroll --next is collecting windows the operator declared normal "
+    "(they are still scored and logged)"
+)
 
 
 class Daemon:
@@ -114,6 +121,8 @@ class Daemon:
         self.window_seconds = cfg.window.seconds or self.info.window_seconds
         self.hop_seconds = cfg.window.hop_seconds or self.window_seconds
         self.bank_path = self.dirs.bank
+        # staged audio of enrollments killed before their commit (never acknowledged)
+        AudioStore(self.dirs.audio_dir, cfg.enrollment.audio_max_bytes).clean_staged()
         self.bank = enrollment.open_bank(self.bank_path, cfg.scoring, self.info)
         self._bank_fp = _fingerprint(self.bank_path)
         warm_kernels(self.bank, self.info.dim, self.info.metric)
@@ -298,8 +307,7 @@ class Daemon:
         if not q.scorable:
             record.update(decision.decide(None, self._state, q).fields())
         elif enrolling:
-            record["decision"] = "enrolling"
-            self._collect(window)
+            self._enrolling(window, record, q)
         elif self._state.learning:
             record.update(decision.decide(None, self._state, q).fields())
             record["needed"] = self._state.learning_needed
@@ -340,7 +348,9 @@ class Daemon:
         record: dict[str, Any],
         q: audio_quality.Quality,
         embed_ms: float = 0.0,
+        alerts: bool = True,
     ) -> None:
+        """Score one window into ``record``; ``alerts`` False: the detector is not fed."""
         t1 = time.perf_counter()
         scores, nearest = self.bank.score(embedding, return_nearest=True)
         t2 = time.perf_counter()
@@ -354,8 +364,8 @@ class Daemon:
         )
         verdict = decision.decide(score, self._state, q)
         record.update(verdict.fields())
-        if verdict.state not in ("normal", "anomalous") or self.detector is None:
-            return  # uncalibrated: no verdict to debounce
+        if verdict.state not in ("normal", "anomalous") or self.detector is None or not alerts:
+            return  # uncalibrated: no verdict to debounce; enrolled audio: declared normal
         for event in self.detector.update(
             score, window.start_time, int(window.index), verdict.flags
         ):
@@ -383,52 +393,143 @@ class Daemon:
     def _still_active(self) -> bool:
         """Whether an ``enroll --next`` request collects windows (abandoned ones dropped)."""
         for cmd in [c for c in self._active if c.abandoned]:
-            log.info("enroll --next abandoned by its client: %d windows dropped", len(cmd.windows))
+            builder = self._builder(cmd)
+            log.info("enroll --next abandoned by its client: %d windows dropped", builder.collected)
+            builder.discard()
             self._active.remove(cmd)
             self.status.update(enrolling=None)
         return bool(self._active)
 
-    def _collect(self, window: Window) -> None:
+    def _enrolling(self, window: Window, record: dict[str, Any], q: audio_quality.Quality) -> None:
+        """A window of an ``enroll --next`` request: scored and logged, then collected.
+
+        Its score is logged like any other (once the bank can score), but it feeds no alert:
+        the operator declared this audio normal. The embedding computed for the score is
+        the one enrolled; only it (``dim`` floats) stays in memory, the samples go to the
+        group's staged audio file.
+        """
         cmd = self._active[0]
-        cmd.windows.append(window)  # the windower hands out a fresh array per window
-        self.status.update(enrolling={"collected": len(cmd.windows), "n": cmd.payload["n"]})
-        if len(cmd.windows) < cmd.payload["n"]:
+        record["decision"] = "enrolling"
+        try:
+            embedding = self.embedder.embed(window.samples[None, :])
+        except EdgeasdError as exc:
+            self._active.pop(0)
+            self._builder(cmd).discard()
+            self.status.update(enrolling=None)
+            cmd.finish(error=exc)
+            return
+        except Exception as exc:
+            self._active.pop(0)
+            self._builder(cmd).discard()
+            self.status.update(enrolling=None)
+            self._enrollment_failed(cmd, exc, [])
+            return
+        if not self._state.learning:
+            self._score(embedding, window, record, q, alerts=False)
+            record.update(verdict=record["decision"], decision="enrolling", alerts_suppressed=True)
+        self._collect(cmd, window, embedding)
+
+    def _builder(self, cmd: Command) -> GroupBuilder:
+        """The group builder of an ``enroll --next`` request (created on its first window)."""
+        builder = cmd.payload.get("_builder")
+        if builder is None:
+            cfg = self.config.enrollment
+            builder = GroupBuilder(
+                "live",
+                cmd.payload["domain"],
+                "live",
+                self.info.sample_rate,
+                self.window_seconds,
+                cfg.group_seconds,
+                self.dirs.audio_dir if cfg.keep_audio else None,
+            )
+            cmd.payload["_builder"] = builder
+        return builder
+
+    def _collect(self, cmd: Command, window: Window, embedding: np.ndarray) -> None:
+        builder = self._builder(cmd)
+        builder.embedded(builder.add(window.start_time, window.samples), embedding)
+        self.status.update(
+            enrolling={
+                "collected": builder.collected,
+                "n": cmd.payload["n"],
+                "domain": cmd.payload["domain"],
+                "alerts": ENROLLING_ALERTS,
+            }
+        )
+        if builder.collected < cmd.payload["n"]:
             return
         self._active.pop(0)
         batches: list[enrollment.Batch] = []
         try:
-            batches = enrollment.live_batches(
-                cmd.windows,
-                self.embedder,
-                cmd.payload["domain"],
-                self.window_seconds,
-                self.config.enrollment.group_seconds,
-            )
+            batches = builder.finish()
             cmd.finish(self._commit(batches))
         except EdgeasdError as exc:
+            enrollment.discard_staged(batches)
             cmd.finish(error=exc)
         except Exception as exc:
+            enrollment.discard_staged(batches)
             self._enrollment_failed(cmd, exc, batches)
         finally:
             self.status.update(enrolling=None)
 
+    def _accept_next(self, cmd: Command) -> None:
+        """Queue an ``enroll --next`` request, or refuse it by name.
+
+        Refused: a bad domain tag, more windows than ``enrollment.max_next_seconds`` allows,
+        and a request from the socket while another one collects (one at a time: a second
+        operator gets an immediate answer instead of waiting up to an hour). Requests given
+        at start (``edgeasd demo``, ``enroll --next`` without a daemon) queue.
+        """
+        try:
+            enrollment.validate_tag("domain", cmd.payload.get("domain"))
+            n, hop = cmd.payload.get("n"), self.hop_seconds
+            most = max(1, int(self.config.enrollment.max_next_seconds // hop))
+            if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= most:
+                raise InputError(
+                    f"enroll --next {n}: at most {most} windows may be collected per request "
+                    f"(enrollment.max_next_seconds {self.config.enrollment.max_next_seconds:g} s "
+                    f"at a hop of {hop:g} s)",
+                    help=f"enroll in requests of at most {most} windows, or raise "
+                    "enrollment.max_next_seconds",
+                )
+            if self._active and not any(cmd is c for c in self.initial):
+                busy = self._active[0]
+                got = self._builder(busy).collected
+                raise ControlError(
+                    f"another `enroll --next` is collecting windows ({got} of "
+                    f"{busy.payload['n']}, domain {busy.payload['domain']}); one runs at a time",
+                    help="retry once it is done (`edgeasd status` shows its progress)",
+                )
+        except EdgeasdError as exc:
+            cmd.finish(error=exc)
+            return
+        self._active.append(cmd)
+
     def _commit(self, batches: list[enrollment.Batch]) -> dict[str, Any]:
-        """Enroll and save all batches (all or nothing), refresh the threshold."""
+        """Enroll and save all batches (all or nothing), refresh the threshold.
+
+        Persisted means success: audio that could not be kept is a warning in the result.
+        """
+        cfg = self.config.enrollment
+        audio = AudioStore(self.dirs.audio_dir, cfg.audio_max_bytes) if cfg.keep_audio else None
         try:
             with store.locked(self.bank_path):
                 if _fingerprint(self.bank_path) != self._bank_fp:  # written by someone else
                     log.warning("the bank on disk changed since it was loaded: reloading it")
                     self.bank = enrollment.open_bank(self.bank_path, self.config.scoring, self.info)
-                ids = enrollment.commit(self.bank, self.bank_path, batches)
+                ids = enrollment.commit(self.bank, self.bank_path, batches, audio)
                 self._bank_fp = _fingerprint(self.bank_path)
         except BaseException:
+            enrollment.discard_staged(batches)  # audio staged for a commit that failed
             self.bank = enrollment.open_bank(self.bank_path, self.config.scoring, self.info)
             self._bank_fp = _fingerprint(self.bank_path)
             self._bank_changed()
             raise
-        keep_audio(self.dirs.audio_dir, self.config.enrollment, batches, ids)
         self._refresh_detector()
         result = enrollment.enrollment_result(self.bank, batches, ids, self._state)
+        if audio is not None:
+            result["warnings"] = list(result.get("warnings") or []) + list(audio.warnings)
         self._emit_event(make_event("enrolled", time.time(), **result))
         if not self._learning():
             self.status.update(state="running")
@@ -481,9 +582,11 @@ class Daemon:
         while pending:
             cmd = pending.pop(0)
             if cmd.abandoned:
+                if cmd.kind == "commit":
+                    enrollment.discard_staged(cmd.payload["batches"])
                 continue
             if cmd.kind == "enroll_next":
-                self._active.append(cmd)
+                self._accept_next(cmd)
             elif cmd.kind == "commit":
                 try:
                     cmd.finish(self._commit(cmd.payload["batches"]))
@@ -533,6 +636,7 @@ class Daemon:
         # the client opened the files with its own rights (the daemon never opens a
         # path it is given); the server owns and closes the descriptors
         files = [os.fdopen(fd, "rb", closefd=False) for fd in request["fds"]]
+        cfg = self.config.enrollment
         try:
             batches = enrollment.file_batches(
                 files,
@@ -540,13 +644,16 @@ class Daemon:
                 request["domain"],
                 self.hop_seconds,
                 self._quality,
-                self.config.enrollment.group_seconds,
+                cfg.group_seconds,
                 names=request["names"],
+                stage_dir=self.dirs.audio_dir if cfg.keep_audio else None,
+                max_seconds=cfg.max_request_seconds,
             )
         finally:
             for fh in files:
                 fh.close()
         if gone():  # the client gave up while its files were embedded
+            enrollment.discard_staged(batches)
             raise ControlError("the client hung up; request abandoned")
         return Command("commit", {"batches": batches})
 
@@ -574,6 +681,10 @@ class Daemon:
     def _shutdown(self) -> None:
         self.notifier.stopping()
         for cmd in self._active + drain(self._commands):
+            if cmd.kind == "enroll_next":
+                self._builder(cmd).discard()
+            elif cmd.kind == "commit":
+                enrollment.discard_staged(cmd.payload["batches"])
             cmd.finish(
                 error=ControlError(
                     "the daemon stopped before the enrollment completed; nothing was enrolled",

@@ -20,32 +20,31 @@ committed together (:func:`commit`).
 The daemon does live enrollment itself (see :mod:`edgeasd.daemon`); this module holds what
 both the daemon and the direct (daemon not running) mode share: embedding files, opening the
 bank with its model check, committing a batch of groups atomically (all groups or none, saved
-before success is reported), the threshold in force, and direct-mode file enrollment. The
-enrolled audio is kept for ``edgeasd bank rebuild`` by :mod:`edgeasd.kept_audio`.
+before success is reported), the threshold in force, and the one check of domain and group
+tags (:func:`validate_tag`). Streamed file enrollment lives in :mod:`edgeasd.enrollment_files`
+(its names are reachable here too); the enrolled audio is kept for ``edgeasd bank rebuild``
+by :mod:`edgeasd.kept_audio`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import time
-import uuid
+import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
 from edgeasd.audio import quality
-from edgeasd.audio.io import read_audio
 from edgeasd.audio.sources import AudioBlock
 from edgeasd.audio.windower import Window, Windower
-from edgeasd.errors import AudioFileError, BankError, InputError, ModelError
-from edgeasd.kept_audio import keep_audio
-from edgeasd.paths import Paths
-from edgeasd.scoring import ReferenceBank, store
+from edgeasd.errors import BankError, InputError, ModelError
+from edgeasd.grouping import new_group_id, starts_new_group
+from edgeasd.kept_audio import AudioStore
+from edgeasd.scoring import ReferenceBank
 from edgeasd.scoring.calibrate import DEFAULT_FIXED
 
 log = logging.getLogger(__name__)
@@ -71,6 +70,11 @@ class Batch:
     sample_rate : int
     origin : str
         Where the audio came from (a file path or ``"live"``), for ``bank list``.
+    staged : Path, optional
+        A FLAC file already holding the group's audio (streamed enrollment, see
+        :mod:`edgeasd.grouping`); ``segments`` is then empty.
+    segment_lengths : tuple of int
+        Sample counts of the segments in ``staged``.
     """
 
     embeddings: np.ndarray
@@ -79,12 +83,8 @@ class Batch:
     segments: list[np.ndarray]
     sample_rate: int
     origin: str
-
-
-def new_group_id(kind: str) -> str:
-    """A unique, sortable group id such as ``live-20261128T132401-3f2a1c``."""
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    return f"{kind}-{stamp}-{uuid.uuid4().hex[:6]}"
+    staged: Path | None = None
+    segment_lengths: tuple[int, ...] = ()
 
 
 def chunk_group_ids(kind: str, n: int) -> list[str]:
@@ -105,10 +105,6 @@ def chunk_group_ids(kind: str, n: int) -> list[str]:
     """
     base = new_group_id(kind)
     return [f"{base}-{i:03d}" for i in range(n)]
-
-
-#: Slack on time comparisons: live start times are UNIX times (float64 resolution ~0.2 us).
-_TIME_EPS = 1e-6
 
 
 def chunk_windows(
@@ -148,10 +144,10 @@ def chunk_windows(
         )
     starts = np.asarray(list(start_times), dtype=np.float64)
     chunks: list[list[int]] = []
-    first = 0.0
+    first = None
     for i in np.argsort(starts, kind="stable"):
         t = float(starts[i])
-        if not chunks or t + window_seconds - first > group_seconds + _TIME_EPS:
+        if starts_new_group(t, first, window_seconds, group_seconds):
             chunks.append([])
             first = t
         chunks[-1].append(int(i))
@@ -344,29 +340,88 @@ def open_bank(path: Path, scoring: Any, model_info: Any) -> ReferenceBank:
     return bank
 
 
-def commit(bank: ReferenceBank, path: Path, batches: Sequence[Batch]) -> list[int]:
+#: Test-only fault injection: ``EDGEASD_TEST_FAULT=before-bank-save`` or ``after-bank-save``
+#: makes :func:`commit` SIGKILL its own process at that point (tests/faults). Unset in
+#: production; no other value does anything.
+FAULT_ENV = "EDGEASD_TEST_FAULT"
+
+
+def _fault_point(name: str) -> None:
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def commit(
+    bank: ReferenceBank,
+    path: Path,
+    batches: Sequence[Batch],
+    audio: AudioStore | None = None,
+) -> list[int]:
     """Enroll every batch and save the bank: all groups or none, persisted before returning.
+
+    Write order, so that no reference is acknowledged without its audio unless keeping the
+    audio failed (which is then a warning, never a failure: the references are persisted):
+
+    1. the groups' audio is put in place with a *pending* sidecar (``audio.stage``);
+    2. the bank is saved (the enrollment is now persisted);
+    3. the sidecars get the reference ids (``audio.confirm``).
+
+    A kill between 1 and 2 leaves pending audio of a group the bank does not hold:
+    ``bank rebuild`` names and skips it. A kill between 2 and 3 leaves pending audio of a
+    group the bank holds: it is used. References whose audio is missing anyway (disk full,
+    the size cap) are carried over by ``bank rebuild`` with their stored embeddings.
 
     The caller must hold the bank (the daemon's run-loop thread, or ``store.locked(path)`` in
     direct mode). On failure the in-memory bank may hold part of the batch: the caller must
     drop it and reload from ``path``, which still holds the previous state.
+
+    Parameters
+    ----------
+    bank : ReferenceBank
+    path : Path
+        The bank file.
+    batches : sequence of Batch
+    audio : AudioStore, optional
+        Where to keep the batches' audio (None: keep none; staged files are deleted).
+        Problems are collected in ``audio.warnings``.
 
     Returns
     -------
     list of int
         The new reference ids, in batch order.
     """
+    if audio is not None:
+        audio.stage(batches)
+    else:
+        discard_staged(batches)
+    _fault_point("before-bank-save")
     ids: list[int] = []
-    if batches:  # one call: densities (and their warnings) reflect the whole request
-        n = [len(b.embeddings) for b in batches]
-        new = bank.enroll(
-            np.concatenate([b.embeddings for b in batches]),
-            domain=[b.domain for b, m in zip(batches, n, strict=True) for _ in range(m)],
-            group=[b.group for b, m in zip(batches, n, strict=True) for _ in range(m)],
-        )
-        ids = [int(i) for i in new]
-    bank.save(path)
+    try:
+        if batches:  # one call: densities (and their warnings) reflect the whole request
+            n = [len(b.embeddings) for b in batches]
+            new = bank.enroll(
+                np.concatenate([b.embeddings for b in batches]),
+                domain=[b.domain for b, m in zip(batches, n, strict=True) for _ in range(m)],
+                group=[b.group for b, m in zip(batches, n, strict=True) for _ in range(m)],
+            )
+            ids = [int(i) for i in new]
+        bank.save(path)
+    except BaseException:
+        if audio is not None:
+            for batch in batches:
+                audio.drop(batch.group)
+        raise
+    _fault_point("after-bank-save")
+    if audio is not None:
+        audio.confirm(batches, ids)
     return ids
+
+
+def discard_staged(batches: Sequence[Batch]) -> None:
+    """Delete the staged audio files of batches that will not be committed."""
+    for batch in batches:
+        if batch.staged is not None:
+            Path(batch.staged).unlink(missing_ok=True)
 
 
 def threshold_for(bank: ReferenceBank, cfg: Any) -> tuple[float, str]:
@@ -584,162 +639,56 @@ def rejection_reasons(qualities: Sequence[quality.Quality]) -> str:
     return ", ".join(parts)
 
 
-def file_windows(
-    path: str | os.PathLike[str] | BinaryIO,
-    info: Any,
-    hop_seconds: float | None = None,
-    quality_options: dict[str, Any] | None = None,
-    name: str | None = None,
-) -> tuple[Any, list[Window]]:
-    """Read a recording at the model's rate and cut it into good windows.
-
-    ``path`` may be an open binary file (a descriptor a client passed); ``name`` is what
-    messages call it (default: the path).
-
-    Returns
-    -------
-    audio : edgeasd.audio.io.Audio
-    windows : list of Window
-
-    Raises
-    ------
-    AudioFileError
-        Unreadable file, or no window of usable signal (too short, silent, clipped...).
-    """
-    audio = read_audio(path, sample_rate=info.sample_rate, name=name)
-    path = name or path
-    hop = hop_seconds or info.window_seconds
-    assessed = assessed_windows(
-        audio.samples, info.sample_rate, info.window_seconds, hop, quality_options
-    )
-    windows = [w for w, q in assessed if q.ok]
-    reasons = rejection_reasons([q for _, q in assessed])
-    if not windows:
-        raise AudioFileError(
-            f"{path}: no usable {info.window_seconds:g} s window in "
-            f"{audio.duration:.1f} s of audio to enroll"
-            + (f" (refused: {reasons})" if reasons else " (shorter than one window)"),
-            help=f"enroll recordings of the running machine at least {info.window_seconds:g} s "
-            "long with an audible sound that is not clipped (lower the input gain: a clipped "
-            "window is scored, but never enrolled)",
-        )
-    if reasons:
-        log.warning(
-            "%s: %s window(s) not enrolled: %s", path, len(assessed) - len(windows), reasons
-        )
-    return audio, windows
+#: Longest domain or group tag: enough for ``belt-2-after-bearing-change-2026-11``, short
+#: enough for a status line and a file name.
+MAX_TAG_LENGTH = 64
+_TAG_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
-def file_batches(
-    paths: Sequence[str | os.PathLike[str] | BinaryIO],
-    embedder: Any,
-    domain: str,
-    hop_seconds: float | None = None,
-    quality_options: dict[str, Any] | None = None,
-    group_seconds: float = DEFAULT_GROUP_SECONDS,
-    names: Sequence[str] | None = None,
-) -> list[Batch]:
-    """Read, window and embed recordings, each split into groups of ``group_seconds``.
+def validate_tag(kind: str, text: Any) -> str:
+    """Check a domain or group tag: 1 to 64 characters of ``[A-Za-z0-9._-]``.
 
-    Every file is read before anything is returned, so one bad file refuses the whole
-    request (nothing is half enrolled). Each :class:`Batch` keeps the contiguous audio
-    its windows cover (for ``bank rebuild``).
+    The one check of tags, used by the CLI and by the daemon for every request: tags end
+    up in file names (kept audio), logs and terminal output, so no path separator, space,
+    control or escape character is allowed.
 
     Parameters
     ----------
-    paths : sequence of path-like or open binary files
-        Files passed over the control socket arrive open (the daemon opens no path).
-    embedder : edgeasd.embed.Embedder
-    domain : str
-    hop_seconds : float, optional
-        Step between windows (default: the model's window length).
-    quality_options : dict, optional
-        The ``quality`` section, as keyword arguments.
-    group_seconds : float
-        ``enrollment.group_seconds``: most audio per group (see :func:`chunk_windows`).
-    names : sequence of str, optional
-        What messages and ``origin`` call each file (default: its resolved path).
+    kind : str
+        ``"domain"`` or ``"group"``, for the message.
+    text : Any
+        The tag.
 
     Returns
     -------
-    list of Batch
-        File by file, each file's groups in time order.
+    str
+        ``text``, unchanged.
 
     Raises
     ------
-    AudioFileError
-        A file is unreadable, or has no window of usable signal (too short, silent...).
+    InputError
+        Not a string, empty, too long, a leading dot, or a character outside the set.
     """
-    info = embedder.info
-    batches = []
-    for i, path in enumerate(paths):
-        name = names[i] if names is not None else None
-        audio, windows = file_windows(path, info, hop_seconds, quality_options, name=name)
-        batches += chunked_batches(
-            embed_windows(embedder, [w.samples for w in windows]),
-            windows,
-            info.window_seconds,
-            group_seconds,
-            kind="file",
-            domain=domain,
-            sample_rate=info.sample_rate,
-            origin=name if name is not None else str(Path(path).resolve()),
-            audio=audio.samples,
+    if not isinstance(text, str) or not text:
+        raise InputError(
+            f"the {kind} tag must not be empty",
+            help=f"give a {kind} tag of letters, digits, '.', '_' or '-', e.g. 'target'",
         )
-    return batches
-
-
-def enroll_files_direct(
-    dirs: Paths,
-    paths: Sequence[str | os.PathLike[str]],
-    domain: str,
-    embedder: Any,
-    scoring: Any,
-    enrollment: Any,
-    hop_seconds: float | None = None,
-    quality_options: dict[str, Any] | None = None,
-    config: Any = None,
-) -> dict[str, Any]:
-    """Enroll recordings straight into the bank on disk (no daemon running).
-
-    The files are embedded first; then, under the bank's write lock, the bank is loaded (or
-    created), every file is enrolled as groups of ``enrollment.group_seconds`` of audio and
-    the bank is saved (all groups of all files, or nothing).
-
-    Parameters
-    ----------
-    dirs : edgeasd.paths.Paths
-        The agent's directories: the bank (``dirs.bank``) and the kept audio
-        (``dirs.audio_dir``).
-    paths : sequence of path-like
-        The recordings to enroll.
-
-    config : edgeasd.config.Config, optional
-        The whole configuration: the reported threshold is its rule's
-        (:func:`edgeasd.decision.bank_state`). Default: built from ``scoring`` and
-        ``enrollment`` with the other sections at their defaults.
-
-    Returns
-    -------
-    dict
-        ``ids``, ``groups``, ``bank_size``, ``domains`` (per-domain counts), and the
-        fields of :meth:`edgeasd.decision.BankState.as_dict` (``state``, ``threshold``...).
-    """
-    from edgeasd import decision
-    from edgeasd.config import Config
-
-    if config is None:
-        config = dataclasses.replace(Config(), scoring=scoring, enrollment=enrollment)
-    batches = file_batches(
-        paths, embedder, domain, hop_seconds, quality_options, enrollment.group_seconds
-    )
-    path = dirs.bank
-    with store.locked(path):
-        bank = open_bank(path, scoring, embedder.info)
-        ids = commit(bank, path, batches)
-    keep_audio(dirs.audio_dir, enrollment, batches, ids)
-    state = decision.bank_state(bank, config, hop_seconds or embedder.info.window_seconds)
-    return enrollment_result(bank, batches, ids, state)
+    bad = sorted({c for c in text if c not in _TAG_CHARS})
+    if bad or len(text) > MAX_TAG_LENGTH or text.startswith("."):
+        why = (
+            f"contains {', '.join(repr(c) for c in bad[:5])}"
+            if bad
+            else f"is longer than {MAX_TAG_LENGTH} characters"
+            if len(text) > MAX_TAG_LENGTH
+            else "starts with '.'"
+        )
+        raise InputError(
+            f"the {kind} tag {text[:MAX_TAG_LENGTH]!r} {why}",
+            help=f"use at most {MAX_TAG_LENGTH} letters, digits, '.', '_' or '-' "
+            "(not starting with '.')",
+        )
+    return text
 
 
 def enrollment_result(
@@ -773,3 +722,22 @@ def require_bank(bank: ReferenceBank, minimum: int) -> None:
             help="enroll recordings of normal operation first: `edgeasd enroll FILE...` or "
             "`edgeasd enroll --next N` while the daemon runs",
         )
+
+
+#: Names that live in :mod:`edgeasd.enrollment_files` (imported on first use: that module
+#: imports this one).
+_FILE_NAMES = (
+    "DEFAULT_MAX_REQUEST_SECONDS",
+    "enroll_files_direct",
+    "file_batches",
+    "file_windows",
+    "iter_file_windows",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FILE_NAMES:
+        from edgeasd import enrollment_files
+
+        return getattr(enrollment_files, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -108,7 +108,7 @@ class StatusBoard:
         s = self.snapshot()
         if s.get("enrolling"):
             e = s["enrolling"]
-            return f"enrolling: {e['collected']} of {e['n']} windows"
+            return f"enrolling: {e['collected']} of {e['n']} windows (alerts suppressed)"
         if s.get("learning"):
             return f"learning: {s['learning']}"
         last = s.get("last") or {}

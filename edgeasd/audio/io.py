@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -114,68 +114,134 @@ def to_mono(frames: np.ndarray, channel: Channel) -> np.ndarray:
     return frames[:, int(channel)].astype(np.float32, copy=False)
 
 
-def open_audio(path: str | os.PathLike | BinaryIO, name: str | None = None) -> sf.SoundFile:
+#: Lowest sample rate accepted: 8 kHz is telephone audio, the lowest rate a microphone or
+#: recorder of machine sound uses; below it a "recording" is a mislabelled or corrupt file
+#: (1 Hz and 7 Hz files were accepted before, issue 10).
+MIN_SAMPLE_RATE = 8000
+#: Highest sample rate accepted: 768 kHz is the highest rate of audio interfaces and of
+#: the WAV files libsndfile writes; beyond it the header is corrupt.
+MAX_SAMPLE_RATE = 768000
+
+#: An audio file: a path, or an open binary file object (e.g. ``os.fdopen(fd, "rb")`` of a
+#: descriptor received over the control socket).
+AudioInput = str | os.PathLike | BinaryIO
+
+
+def input_name(source: AudioInput, name: str | None = None) -> str:
+    """How messages name an audio input: ``name``, the path, or the file object's name."""
+    if name is not None:
+        return name
+    if isinstance(source, str | os.PathLike):
+        return str(source)
+    return str(getattr(source, "name", "<audio stream>"))
+
+
+def open_audio(
+    path: AudioInput, name: str | None = None, max_seconds: float | None = None
+) -> sf.SoundFile:
     """Open an audio file for reading, turning every failure into ``AudioFileError``.
 
     Parameters
     ----------
     path : path-like or binary file object
-        The file, or a file already open for reading (e.g. a descriptor a client passed
-        over the control socket: read from its start, never reopened by name).
+        The file, or an open binary file object (read from its current position; the
+        caller keeps ownership of it).
     name : str, optional
-        What messages call the file (default: the path).
+        How messages name the file (default: the path or the object's ``name``).
+    max_seconds : float, optional
+        Refuse a file announcing more audio than this (checked from the header, before
+        anything is read).
 
     Returns
     -------
     soundfile.SoundFile
         Open for reading; the caller closes it.
+
+    Raises
+    ------
+    AudioFileError
+        Missing, unreadable (permission denied), empty, not audio, truncated, a sample
+        rate outside [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`], or longer than
+        ``max_seconds``.
     """
-    if hasattr(path, "read"):
-        fileobj = path
-        path = Path(name or str(getattr(fileobj, "name", "<file>")))
+    label = input_name(path, name)
+    if isinstance(path, str | os.PathLike):
+        path = Path(path)
+        if not path.exists():
+            raise AudioFileError(f"audio file not found: {label}", help="check the path")
+        if path.is_dir():
+            raise AudioFileError(
+                f"{label} is a directory, not an audio file", help="pass a WAV or FLAC file"
+            )
+        if path.stat().st_size == 0:
+            raise AudioFileError(f"audio file is empty (0 bytes): {label}", help=_READ_HELP)
+        try:  # libsndfile reports EACCES as "System error": ask the OS first
+            with open(path, "rb"):
+                pass
+        except PermissionError:
+            raise AudioFileError(
+                f"permission denied reading {label}",
+                help="make the file readable by this user (e.g. `chmod o+r FILE`, or add the "
+                "user to the file's group)",
+            ) from None
+        target: Any = str(path)
+    else:  # an open file, e.g. a descriptor a client passed over the control socket
         try:
-            size = os.fstat(fileobj.fileno()).st_size
+            size = os.fstat(path.fileno()).st_size
         except (OSError, AttributeError, ValueError):
             size = None
         if size == 0:
-            raise AudioFileError(f"audio file is empty (0 bytes): {path}", help=_READ_HELP)
+            raise AudioFileError(f"audio file is empty (0 bytes): {label}", help=_READ_HELP)
         with contextlib.suppress(OSError, AttributeError, ValueError):
-            fileobj.seek(0)  # a passed descriptor shares its offset with the sender
-        source: object = fileobj
-    else:
-        path = Path(path)
-        if not path.exists():
-            raise AudioFileError(f"audio file not found: {path}", help="check the path")
-        if path.is_dir():
-            raise AudioFileError(
-                f"{path} is a directory, not an audio file", help="pass a WAV or FLAC file"
-            )
-        if path.stat().st_size == 0:
-            raise AudioFileError(f"audio file is empty (0 bytes): {path}", help=_READ_HELP)
-        source = str(path)
+            path.seek(0)  # a passed descriptor shares its offset with the sender
+        target = path
     try:
-        f = sf.SoundFile(source)
+        f = sf.SoundFile(target)
     except sf.LibsndfileError as exc:
         raise AudioFileError(
-            f"cannot read {path} as audio: {exc.error_string}",
+            f"cannot read {label} as audio: {exc.error_string}",
             help=_READ_HELP + "; supported are WAV and FLAC (any rate, any channel count)",
         ) from exc
+    except PermissionError as exc:
+        raise AudioFileError(f"permission denied reading {label}", help=_READ_HELP) from exc
     except (RuntimeError, OSError, TypeError) as exc:  # soundfile < 0.11 raises RuntimeError
-        raise AudioFileError(f"cannot read {path} as audio: {exc}", help=_READ_HELP) from exc
-    if f.frames <= 0:
+        raise AudioFileError(f"cannot read {label} as audio: {exc}", help=_READ_HELP) from exc
+    try:
+        _check_header(f, label, max_seconds)
+    except BaseException:
         f.close()
-        raise AudioFileError(f"audio file {path} contains no samples", help=_READ_HELP)
+        raise
+    return f
+
+
+def _check_header(f: sf.SoundFile, label: str, max_seconds: float | None) -> None:
+    """Refuse what the header of an open file announces: bad rate, no or too much audio."""
+    rate = int(f.samplerate)
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioFileError(
+            f"{label} has a sample rate of {rate} Hz; audio must be between "
+            f"{MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE} Hz",
+            help="this is not a usable recording (or its header is corrupt): record or "
+            "export it at 16 kHz or more",
+        )
+    if f.frames <= 0:
+        raise AudioFileError(f"audio file {label} contains no samples", help=_READ_HELP)
+    if max_seconds is not None and f.frames / rate > max_seconds:
+        raise AudioFileError(
+            f"{label} holds {f.frames / rate:.0f} s of audio, more than the {max_seconds:g} s "
+            "one request may enroll (enrollment.max_request_seconds)",
+            help="cut it into shorter files (e.g. `sox in.wav out.wav trim 0 3600`) and enroll "
+            "them in several requests, or raise enrollment.max_request_seconds",
+        )
     truncated = _wav_truncation(f)
     if truncated is not None:
-        f.close()
         declared, present = truncated
         raise AudioFileError(
-            f"{path} is truncated: its header announces {declared} bytes of audio, the file "
+            f"{label} is truncated: its header announces {declared} bytes of audio, the file "
             f"holds {present}",
             help="copy the complete recording again; to keep what is there, rewrite it "
             "(e.g. `sox in.wav out.wav`)",
         )
-    return f
 
 
 #: A WAV ``data`` size this large or zero is a placeholder of a streamed recording
@@ -201,28 +267,30 @@ def _wav_truncation(f: sf.SoundFile) -> tuple[int, int] | None:
     return declared, present
 
 
-def _check_finite(block: np.ndarray, path: Path) -> None:
+def _check_finite(block: np.ndarray, label: str) -> None:
     if not np.isfinite(block).all():
         raise AudioFileError(
-            f"{path} contains NaN or infinite samples",
+            f"{label} contains NaN or infinite samples",
             help="re-export the recording as 16-bit PCM or clean float WAV",
         )
 
 
-def _read_frames(f: sf.SoundFile, frames: int, path: Path, finite: bool = True) -> np.ndarray:
+def _read_frames(f: sf.SoundFile, frames: int, label: str, finite: bool = True) -> np.ndarray:
     try:
         block = f.read(frames, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as exc:
-        raise AudioFileError(f"{path} is corrupt: {exc}", help=_READ_HELP) from exc
+    except (sf.LibsndfileError, RuntimeError, AssertionError) as exc:
+        # soundfile asserts the frame count it got: a truncated FLAC raises AssertionError
+        raise AudioFileError(f"{label} is corrupt or truncated ({exc!r})", help=_READ_HELP) from exc
     if finite:
-        _check_finite(block, path)
+        _check_finite(block, label)
     return block
 
 
 def read_audio(
-    path: str | os.PathLike | BinaryIO,
+    path: AudioInput,
     sample_rate: int | None = None,
     channel: Channel = "mix",
+    *,
     name: str | None = None,
 ) -> Audio:
     """Read a whole audio file as mono ``float32``.
@@ -230,14 +298,13 @@ def read_audio(
     Parameters
     ----------
     path : path-like or binary file object
-        WAV, FLAC or another format libsndfile reads; any rate and channel count. An open
-        file is read as it is (see :func:`open_audio`).
+        WAV, FLAC or another format libsndfile reads; any rate and channel count.
     sample_rate : int, optional
         Resample to this rate (polyphase, anti-aliased); ``None`` keeps the file's rate.
     channel : "mix" or int
         Average all channels, or take one channel (0-based).
     name : str, optional
-        What messages call the file (default: the path).
+        How messages name the file.
 
     Returns
     -------
@@ -247,20 +314,18 @@ def read_audio(
     Raises
     ------
     AudioFileError
-        Missing, empty, truncated, non-audio or NaN-containing file.
+        Missing, unreadable, empty, truncated, non-audio or NaN-containing file, or a
+        sample rate outside [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`].
     InputError
         A channel index the file does not have, or a non-positive ``sample_rate``.
     """
-    source = path
-    path = (
-        Path(name or str(getattr(path, "name", "<file>"))) if hasattr(path, "read") else Path(path)
-    )
-    with open_audio(source, name=str(path)) as f:
-        check_channel(channel, f.channels, str(path))
-        frames = _read_frames(f, -1, path)
+    label = input_name(path, name)
+    with open_audio(path, label) as f:
+        check_channel(channel, f.channels, label)
+        frames = _read_frames(f, -1, label)
         rate, n_channels = int(f.samplerate), int(f.channels)
     if frames.shape[0] == 0:
-        raise AudioFileError(f"audio file {path} contains no samples", help=_READ_HELP)
+        raise AudioFileError(f"audio file {label} contains no samples", help=_READ_HELP)
     mono = to_mono(frames, channel)
     if sample_rate is not None and int(sample_rate) != rate:
         mono = resample(mono, rate, int(sample_rate))
@@ -270,18 +335,22 @@ def read_audio(
 
 
 def iter_audio(
-    path: str | os.PathLike | BinaryIO,
+    path: AudioInput,
     sample_rate: int,
     channel: Channel = "mix",
     block_frames: int = 65536,
+    *,
     allow_nonfinite: bool = False,
     name: str | None = None,
+    max_seconds: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Stream a file as mono blocks at ``sample_rate`` without loading it whole.
 
+    Memory stays bounded by ``block_frames`` whatever the file's length.
+
     Parameters
     ----------
-    path : path-like
+    path : path-like or binary file object
         The file.
     sample_rate : int
         Output rate; blocks are resampled with a :class:`StreamResampler`, so their
@@ -294,23 +363,21 @@ def iter_audio(
         Pass NaN/inf samples on instead of raising (a stream replayed into the daemon,
         whose quality check turns such windows into ``nan`` signal events).
     name : str, optional
-        What messages call the file (default: the path); ``path`` may be an open binary
-        file, as in :func:`read_audio`.
+        How messages name the file.
+    max_seconds : float, optional
+        Refuse a file whose header announces more audio (see :func:`open_audio`).
 
     Yields
     ------
     np.ndarray
         Shape ``(m,)`` ``float32`` blocks (never empty).
     """
-    source = path
-    path = (
-        Path(name or str(getattr(path, "name", "<file>"))) if hasattr(path, "read") else Path(path)
-    )
-    with open_audio(source, name=str(path)) as f:
-        check_channel(channel, f.channels, str(path))
+    label = input_name(path, name)
+    with open_audio(path, label, max_seconds) as f:
+        check_channel(channel, f.channels, label)
         stream = StreamResampler(int(f.samplerate), int(sample_rate))
         while True:
-            frames = _read_frames(f, block_frames, path, finite=not allow_nonfinite)
+            frames = _read_frames(f, block_frames, label, finite=not allow_nonfinite)
             if frames.shape[0] == 0:
                 break
             out = stream.process(to_mono(frames, channel))
@@ -396,7 +463,8 @@ def write_audio(
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        if isinstance(exc, OSError | sf.LibsndfileError | RuntimeError):
+        # soundfile asserts the frame count written: a full disk raises AssertionError
+        if isinstance(exc, OSError | sf.LibsndfileError | RuntimeError | AssertionError):
             raise AudioFileError(
                 f"cannot write {path}: {exc}",
                 help="check disk space and permissions of the directory",

@@ -189,7 +189,10 @@ def _status_lines(s: dict[str, Any]) -> list[str]:
         lines.append(f"learning:   {s['learning']}")
     lines += [f"warning:    {w}" for w in s.get("warnings") or ()]
     if s.get("enrolling"):
-        lines.append(f"enrolling:  {s['enrolling']['collected']} of {s['enrolling']['n']}")
+        e = s["enrolling"]
+        lines.append(f"enrolling:  {e['collected']} of {e['n']}")
+        if e.get("alerts"):
+            lines.append(f"alerts:     {e['alerts']}")
     last = s.get("last") or {}
     if last:
         score = last.get("score")
@@ -258,6 +261,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     client hangs up and the daemon abandons the request.
     """
     from edgeasd.control import ControlClient, DaemonNotRunning
+    from edgeasd.enrollment import validate_tag
 
     if (args.next is None) == (not args.files):
         raise InputError(
@@ -265,6 +269,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             help="edgeasd enroll --domain target --next 6, or "
             "edgeasd enroll --domain target a.wav b.wav",
         )
+    validate_tag("domain", args.domain)
     config = config_of(args)
     paths = _paths(config)
     files = [str(Path(f).resolve()) for f in args.files]
@@ -309,7 +314,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         )
     )
     print(f"state: {_state_line(result)}")
-    for warning in result.get("warnings") or ():
+    for warning in result.get("warnings") or ():  # persisted anyway: still a success
         print(f"warning: {warning}", file=sys.stderr)
     return 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import sys
 import time
 from typing import Any
 
@@ -167,80 +167,64 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     """``bank rebuild``: re-embed the kept enrollment audio with the configured model."""
-    from edgeasd import enrollment
     from edgeasd.kept_audio import AudioStore
     from edgeasd.pipeline import make_embedder, quality_options
-    from edgeasd.scoring import store
+    from edgeasd.rebuild import rebuild
 
     config = config_of(args)
     paths = _paths(config)
     _refuse_if_running(paths, "rebuild")
     embedder = make_embedder(config)
-    info = embedder.info
-    audio = AudioStore(paths.audio_dir, config.enrollment.audio_max_bytes)
-    records = audio.records()
-    if not records:
-        raise BankError(
-            f"no kept enrollment audio in {paths.audio_dir} to rebuild from",
-            help="enroll normal recordings again (enrollment.keep_audio keeps them "
-            "for the next rebuild)",
-        )
-    hop = config.window.hop_seconds
-    batches = []
-    for r in records:
-        windows = []
-        for segment in audio.segments(r):
-            samples = _at_rate(segment, r["sample_rate"], info.sample_rate)
-            good, _ = enrollment.good_windows(
-                samples,
-                info.sample_rate,
-                info.window_seconds,
-                hop or info.window_seconds,
-                quality_options(config),
-            )
-            windows += [w.samples for w in good]
-        if not windows:
-            print(
-                f"warning: group {r['group']}: no {info.window_seconds:g} s window in its "
-                "kept audio; skipped"
-            )
-            continue
-        batches.append(
-            enrollment.Batch(
-                enrollment.embed_windows(embedder, windows),
-                r["domain"],
-                r["group"],
-                [],
-                info.sample_rate,
-                r["origin"],
-            )
-        )
-    if not batches:
-        raise BankError(
-            "no kept audio yields a window for the configured model",
-            help="enroll recordings at least one model window long",
-        )
-    with store.locked(paths.bank):
-        old = paths.bank.with_name("bank.before-rebuild")
-        if paths.bank.exists():
-            shutil.copy2(paths.bank, old)
-        bank = enrollment.new_bank(config.scoring, info)
-        ids = enrollment.commit(bank, paths.bank, batches)
-    start = 0
-    for b in batches:
-        audio.update_ids(b.group, ids[start : start + len(b.embeddings)])
-        start += len(b.embeddings)
+    report = rebuild(
+        config,
+        paths.bank,
+        AudioStore(paths.audio_dir, config.enrollment.audio_max_bytes),
+        embedder,
+        quality_options(config),
+        drop_unkept=args.drop_unkept,
+    )
+    for line in report.lines():
+        print(f"warning: {line}", file=sys.stderr)
+    before = "" if report.previous is None else f", {report.previous} before"
     print(
-        f"rebuilt the bank with {info.id}: {len(bank)} references in {len(batches)} groups "
-        f"(previous bank kept as {old.name})"
+        f"rebuilt the bank with {embedder.info.id}: {report.references} references in "
+        f"{len(report.reembedded) + len(report.carried)} groups{before} "
+        f"({len(report.reembedded)} re-embedded, {len(report.carried)} kept without audio, "
+        f"{len(report.dropped)} dropped; previous bank kept as bank.before-rebuild and "
+        "backup generation 1)"
     )
     return 0
 
 
-def _at_rate(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-    from edgeasd.audio.resample import resample
+def cmd_restore(args: argparse.Namespace) -> int:
+    """``bank restore [GENERATION]``: list the automatic backups, or put one back."""
+    from edgeasd.scoring import generations
 
-    return samples if rate_in == rate_out else resample(samples, rate_in, rate_out)
+    config = config_of(args)
+    paths = _paths(config)
+    if args.generation is None:
+        found = generations.generations(paths.bank)
+        if not found:
+            print(f"no automatic backup of {paths.bank} yet (one is kept at every save)")
+            return 0
+        for g in found:
+            print(g.describe())
+        print("restore one with `edgeasd bank restore GENERATION` (daemon stopped)")
+        return 0
+    _refuse_if_running(paths, "restore")
+    chosen = generations.restore(paths.bank, args.generation)
+    print(
+        f"restored {chosen.describe()} as {paths.bank} (the replaced file is kept as "
+        f"{paths.bank.name}.before-restore)"
+    )
+    return 0
+
+
+def _generation(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a generation is 1, 2 or 3, not {text}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -261,4 +245,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.set_defaults(func=cmd_remove)
     c = sub.add_parser("rebuild", help="re-embed the kept audio with the configured model")
     add_config_arg(c)
+    c.add_argument(
+        "--drop-unkept",
+        action="store_true",
+        help="drop the references whose audio is not kept (default: keep their stored "
+        "embeddings, or refuse when the model changed)",
+    )
     c.set_defaults(func=cmd_rebuild)
+    c = sub.add_parser("restore", help="list the automatic backups, or restore one")
+    add_config_arg(c)
+    c.add_argument(
+        "generation", nargs="?", type=_generation, metavar="GENERATION", help="1 = newest"
+    )
+    c.set_defaults(func=cmd_restore)

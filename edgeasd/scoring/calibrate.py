@@ -97,7 +97,8 @@ FORWARD_MARGIN = 2.0
 #: with 5 recordings the forward maximum was 1.92. It never applies in bench_operating_point
 #: (10 forward-scored source groups), so the figures above hold with it.
 MIN_FORWARD_GROUPS = 3
-_CHUNK = 1 << 22  # distance-matrix entries per BLAS chunk (32 MiB float64)
+_CHUNK = 1 << 20  # distance-matrix entries per BLAS chunk (8 MiB float64; 32 MiB made
+# the calibration after a 1-hour enrollment the daemon's memory peak, issue 10)
 #: Banks larger than this compute LOGO scores for a sample of groups (see loo_scores).
 MAX_LOO_ROWS = 2000
 
@@ -255,8 +256,21 @@ def _dist_rows(y: np.ndarray, ysq: np.ndarray, rows: np.ndarray, metric: str) ->
     ``y`` is float64 here: float64 BLAS keeps ``|x|^2 + |y|^2 - 2 <x, y>`` accurate to
     ~1e-16 even for near duplicates (float32 products would give ~1e-7).
     """
-    ss = np.maximum(ysq[rows, None] + ysq[None, :] - 2.0 * (y[rows] @ y.T), 0.0)
-    return np.minimum(0.25 * ss, 1.0) if metric == "cosine" else 0.25 * np.sqrt(ss)
+    # the same arithmetic as max(|x|^2 + |y|^2 - 2 <x, y>, 0), in place: two chunk-sized
+    # arrays alive instead of five (enrolling a 1-hour file calibrates a bank of 3,600;
+    # the temporaries were the daemon's peak memory, issue 10)
+    ss = ysq[rows, None] + ysq[None, :]
+    g = y[rows] @ y.T
+    g *= 2.0
+    ss -= g
+    del g
+    np.maximum(ss, 0.0, out=ss)
+    if metric == "cosine":
+        ss *= 0.25
+        return np.minimum(ss, 1.0, out=ss)
+    np.sqrt(ss, out=ss)
+    ss *= 0.25
+    return ss
 
 
 def loo_scores(bank: ReferenceBank) -> np.ndarray:

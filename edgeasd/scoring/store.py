@@ -46,6 +46,7 @@ import numpy as np
 
 from edgeasd.errors import BankCorruptError, BankError, BankLockedError, InputError
 from edgeasd.filemode import FILE_MODE, private_opener
+from edgeasd.scoring import generations
 
 if TYPE_CHECKING:
     from edgeasd.scoring.bank import ReferenceBank
@@ -54,6 +55,7 @@ MAGIC = b"EDGEASD-BANK\n"
 FORMAT_VERSION = 1
 _DTYPES = {"<f4", "<f8", "<i8"}
 _HELP_CORRUPT = "restore the bank from a backup or enroll normal recordings again"
+_ARRAY_KEYS = ("name", "dtype", "shape", "offset", "nbytes")
 _held: dict[str, list] = {}  # realpath of the lock file -> [fd, depth]
 _held_guard = threading.Lock()
 
@@ -210,6 +212,8 @@ def decode(blob: bytes, name: str) -> tuple[dict, dict[str, np.ndarray]]:
         header = json.loads(blob[start : start + hlen])
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise corrupt(f"unreadable header ({exc})") from None
+    if not isinstance(header, dict):
+        raise corrupt(f"malformed header (a JSON {type(header).__name__}, not an object)")
     if header.get("format") != FORMAT_VERSION:
         raise BankCorruptError(
             f"bank file {name} has format {header.get('format')!r}; this "
@@ -218,16 +222,24 @@ def decode(blob: bytes, name: str) -> tuple[dict, dict[str, np.ndarray]]:
         )
     payload = memoryview(blob)[start + hlen : len(blob) - 32]
     arrays = {}
-    for spec in header["arrays"]:
-        if spec["dtype"] not in _DTYPES:
-            raise corrupt(f"array {spec['name']} has unsupported dtype {spec['dtype']}")
-        dt = np.dtype(spec["dtype"])
-        count = int(np.prod(spec["shape"], dtype=np.int64))
-        end = spec["offset"] + spec["nbytes"]
-        if end > len(payload) or count * dt.itemsize != spec["nbytes"]:
-            raise corrupt(f"array {spec['name']} does not fit the payload")
-        raw = payload[spec["offset"] : end]
-        arrays[spec["name"]] = np.frombuffer(raw, dt, count).reshape(spec["shape"]).copy()
+    try:  # a valid checksum over a malformed header (hand-edited, another writer's bug)
+        for spec in header["arrays"]:
+            if not isinstance(spec, dict) or any(k not in spec for k in _ARRAY_KEYS):
+                raise corrupt(f"malformed header: array entry {spec!r:.80} lacks {_ARRAY_KEYS}")
+            if spec["dtype"] not in _DTYPES:
+                raise corrupt(f"array {spec['name']} has unsupported dtype {spec['dtype']}")
+            dt = np.dtype(spec["dtype"])
+            shape = [int(d) for d in spec["shape"]]
+            offset, nbytes = int(spec["offset"]), int(spec["nbytes"])
+            count = int(np.prod(shape, dtype=np.int64))
+            if min([offset, nbytes, *shape]) < 0:
+                raise corrupt(f"array {spec['name']} has a negative offset, size or shape")
+            if offset + nbytes > len(payload) or count * dt.itemsize != nbytes:
+                raise corrupt(f"array {spec['name']} does not fit the payload")
+            raw = payload[offset : offset + nbytes]
+            arrays[str(spec["name"])] = np.frombuffer(raw, dt, count).reshape(shape).copy()
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise corrupt(f"malformed header ({type(exc).__name__}: {exc})") from None
     return header, arrays
 
 
@@ -270,11 +282,19 @@ def save_bank(bank: ReferenceBank, path: str | Path, timeout: float = 10.0) -> N
     header, arrays = to_state(bank)
     data = encode(header, arrays)
     with locked(path, timeout):
+        generations.rotate(path)  # the last GENERATIONS versions stay as backups
         write_atomic(path, data)
 
 
-def load_bank(path: str | Path) -> ReferenceBank:
+def load_bank(path: str | Path, hint: bool = True) -> ReferenceBank:
     """Read and verify a bank file.
+
+    Parameters
+    ----------
+    path : str or Path
+    hint : bool
+        On corruption, name the newest good automatic backup and the command restoring
+        it in the error's help (see :mod:`edgeasd.scoring.generations`).
 
     Raises
     ------
@@ -293,10 +313,15 @@ def load_bank(path: str | Path) -> ReferenceBank:
         ) from None
     except OSError as exc:
         raise BankError(f"cannot read the bank file {path}: {exc.strerror}") from None
-    header, arrays = decode(blob, str(path))
     try:
-        return from_state(header, arrays)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise BankCorruptError(
-            f"bank file {path} is inconsistent: {exc!r}", help=_HELP_CORRUPT
-        ) from None
+        header, arrays = decode(blob, str(path))
+        try:
+            return from_state(header, arrays)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise BankCorruptError(
+                f"bank file {path} is inconsistent: {exc!r}", help=_HELP_CORRUPT
+            ) from None
+    except BankCorruptError as exc:
+        if hint and exc.help == _HELP_CORRUPT:
+            exc.help = generations.corrupt_help(path)
+        raise

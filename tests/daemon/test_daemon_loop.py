@@ -317,7 +317,9 @@ def test_unexpected_error_in_live_enrollment_answers_and_keeps_running(
     assert [cmd.wait()["bank_size"] for cmd in others] == [2, 4]  # the daemon went on
     assert sorted(ReferenceBank.load(tmp_path / "state" / "bank").domains) == ["b"] * 2 + ["c"] * 2
     decisions = [r["decision"] for r in records if r["event"] == "window"]
-    assert decisions == ["enrolling"] * 6 + ["normal"] * 2
+    # windows are embedded as they are collected (only embeddings are held), so request
+    # "a" fails at its first window, and "b" and "c" collect the next four
+    assert decisions == ["enrolling"] * 5 + ["normal"] * 3
     (logged,) = [r for r in caplog.records if r.exc_info]
     assert "injected embedder failure" in logged.exc_text
 
@@ -366,3 +368,18 @@ def test_a_long_episode_repeats_a_reminder_with_its_peak_score(tmp_path, make_co
     peak = max(r["score"] for r in records if r["event"] == "window" and 4 <= r["index"] <= 7)
     assert events[1]["max_score"] == pytest.approx(peak, rel=1e-5)
     assert events[1]["kind"] == "anomaly" and events[1]["started"] == events[0]["time"]
+
+
+def test_windows_enrolled_by_next_are_scored_but_raise_no_alert(tmp_path, make_config) -> None:
+    """The operator declared the audio of an ``enroll --next`` normal: its windows are still
+    scored and logged (with their verdict), only the detector is not fed (issue 10)."""
+    feed = wav(tmp_path / "f.wav", [(6, "normal"), (4, "anomalous"), (2, "normal")])
+    cfg = make_config(feed, enrollment={"group_seconds": 2.0}, detector={"k": 1, "n": 1})
+    d, records = _run(cfg, initial_enroll=[(6, "source"), (4, "declared")])
+    windows = [r for r in records if r["event"] == "window"]
+    assert [w["decision"] for w in windows] == ["enrolling"] * 10 + ["normal"] * 2
+    declared = windows[6:10]
+    assert all("score" in w and w["alerts_suppressed"] for w in declared)
+    assert [w["verdict"] for w in declared] == ["anomalous"] * 4  # logged as it scored
+    assert not [r for r in records if r["event"] == "alert"]
+    assert sorted(set(d.bank.domains.tolist())) == ["declared", "source"]

@@ -27,6 +27,12 @@ def test_file_batches_one_group_per_file_and_bad_files_refuse_all(tmp_path, embe
     assert [len(x.embeddings) for x in batches] == [3, 2]  # partial and silent windows dropped
     assert len({x.group for x in batches}) == 2 and {x.domain for x in batches} == {"target"}
     assert batches[0].origin == str(a.resolve())
+    assert [x.segment_lengths for x in batches] == [(), ()]  # no stage_dir: no audio kept
+    kept = enrollment.file_batches([b], embedder, "target", stage_dir=tmp_path / "st")
+    # the silent window between the two good ones is kept: the group's contiguous audio
+    assert kept[0].segment_lengths == (3 * RATE,) and kept[0].staged.is_file()
+    enrollment.discard_staged(kept)
+    assert not list((tmp_path / "st").iterdir())
     short = wav(tmp_path / "short.wav", [(0.5, "normal")])
     with pytest.raises(AudioFileError, match=r"short.wav: no usable 1 s window in 0.5 s"):
         enrollment.file_batches([a, short], embedder, "x")
@@ -140,3 +146,27 @@ def test_scoring_settings_differing_from_the_bank_warn_with_the_rebuild_hint(
     assert "scoring.k: config 3, bank 1" in caplog.text
     assert "scoring.norm: config 'difference', bank 'ratio'" in caplog.text
     assert "edgeasd bank rebuild" in caplog.text
+
+
+@pytest.mark.parametrize("tag", ["source", "belt-2.after_fix", "x" * 64])
+def test_validate_tag_accepts_safe_tags(tag) -> None:
+    assert enrollment.validate_tag("domain", tag) == tag
+
+
+@pytest.mark.parametrize(
+    ("tag", "why"),
+    [
+        ("", "must not be empty"),
+        (None, "must not be empty"),
+        ("a b", "contains ' '"),
+        ("a\nb", "contains '\\n'"),
+        ("\x1b[2J", "contains '\\x1b'"),
+        ("../../etc", "contains '/'"),
+        (".hidden", "starts with '.'"),
+        ("x" * 65, "longer than 64"),
+    ],
+)
+def test_validate_tag_refuses_by_name(tag, why) -> None:
+    with pytest.raises(InputError, match="the group tag") as info:
+        enrollment.validate_tag("group", tag)
+    assert why in info.value.message and info.value.help

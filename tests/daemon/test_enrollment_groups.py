@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeasd import enrollment
+from edgeasd.audio.io import read_audio
 from edgeasd.audio.windower import Window
 from edgeasd.config import Config, load_config
 from edgeasd.daemon import Daemon
@@ -160,9 +161,19 @@ def embedder(model) -> Embedder:
 
 def test_a_long_file_is_split_and_keeps_its_audio_per_group(tmp_path, embedder) -> None:
     a = wav(tmp_path / "a.wav", [(5.5, "normal")], seed=1)  # 1 s windows at 0..4
-    batches = enrollment.file_batches([a], embedder, "s", group_seconds=2.0)
+    stage = tmp_path / "audio"
+    batches = enrollment.file_batches([a], embedder, "s", group_seconds=2.0, stage_dir=stage)
     assert [len(b.embeddings) for b in batches] == [2, 2, 1]
-    assert [[len(s) for s in b.segments] for b in batches] == [[2 * RATE], [2 * RATE], [RATE]]
+    # streamed: each group's audio is staged on disk, not held in memory
+    assert [b.segments for b in batches] == [[], [], []]
+    assert [b.segment_lengths for b in batches] == [(2 * RATE,), (2 * RATE,), (RATE,)]
+    original = read_audio(a).samples
+    for i, b in enumerate(batches):
+        staged = read_audio(b.staged).samples
+        assert staged.size == b.segment_lengths[0]
+        np.testing.assert_allclose(
+            staged, original[2 * i * RATE : 2 * i * RATE + staged.size], atol=1e-4
+        )
     assert len({b.group for b in batches}) == 3 and {b.origin for b in batches} == {
         str(a.resolve())
     }
