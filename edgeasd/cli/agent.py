@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -332,9 +333,14 @@ def _state_line(state: dict[str, Any]) -> str:
 
 
 def _next_timeout(client: Any, config: Config, n: int) -> float:
-    """Seconds to wait for ``enroll --next n``: twice the audio it needs, plus a margin."""
+    """Seconds to wait for ``enroll --next n``: twice the audio it needs, plus a margin.
+
+    ``n`` beyond ``enrollment.max_next_seconds`` is refused by the daemon at once; the wait
+    is computed for at most that many windows, so that it stays finite (``--next 10**18``).
+    """
     window = client.request("status")["model"]["window_seconds"]
     hop = config.window.hop_seconds or config.window.seconds or window
+    n = min(n, math.ceil(config.enrollment.max_next_seconds / hop) + 1)
     return ENROLL_MARGIN_SECONDS + 2.0 * (n * hop + window)
 
 
@@ -353,7 +359,7 @@ def _open_for_daemon(files: list[str]) -> list[Any]:
                 ) from None
             except PermissionError:
                 raise AudioFileError(
-                    f"permission denied: you cannot read {name}",
+                    f"permission denied reading {name}",
                     help="enroll files you can read (check `ls -l`); the daemon reads only "
                     "what you pass it",
                 ) from None

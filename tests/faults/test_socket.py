@@ -7,6 +7,7 @@ The daemon runs as a subprocess (``edgeasd run``) on a looping real-time file so
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -305,7 +306,7 @@ def test_an_unreadable_file_is_refused_by_the_client_as_permission_denied(tmp_pa
             stderr = fh.read()
         _, status = os.waitpid(child, 0)
         assert os.waitstatus_to_exitcode(status) == 2, stderr
-        assert f"permission denied: you cannot read {secret}" in stderr
+        assert f"permission denied reading {secret}" in stderr
         # the daemon (root) was never asked to read it: nothing enrolled, nothing logged
         assert "enroll_files" not in setup.log()
         _stop(setup, proc)
@@ -476,7 +477,9 @@ def test_thread_count_stays_bounded_under_many_clients(tmp_path) -> None:
         for _ in range(50):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(str(srv.path))
-            s.sendall(b'{"op": "status"}\n')
+            # a refused connection may be answered and closed before the request is sent
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                s.sendall(b'{"op": "status"}\n')
             socks.append(s)
         end = time.monotonic() + 10
         while srv.refused < 46 and time.monotonic() < end:  # 4 served, the rest refused

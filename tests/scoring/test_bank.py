@@ -48,7 +48,9 @@ def test_single_group_warns_that_scores_are_unnormalized(rng, caplog):
     np.testing.assert_array_equal(bank.density, 1.0)
     # ... and the default threshold 3 is out of reach of cosine distances (at most 1)
     assert bank.score_bound_ == 1.0
+    assert np.isnan(bank.threshold_)  # auto: a single group calibrates nothing
     with caplog.at_level(logging.WARNING, logger="edgeasd.scoring.bank"):
+        bank.calibrate(rule="fixed", value=3.0)
         assert bank.threshold_ == 3.0
     assert "can never be exceeded" in caplog.text
 
