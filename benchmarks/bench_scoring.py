@@ -19,7 +19,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from edgeasd.scoring import ReferenceBank, calibrate, kernels
-from edgeasd.scoring.synthetic import domain_shift_scenario
+from edgeasd.evaluation.synthetic import domain_shift_scenario
 
 DIM = 512
 
@@ -271,7 +271,7 @@ def bench_calibration(seeds: int = 3) -> str:
         )
     return "\n".join(
         [
-            "`domain_shift_scenario` (edgeasd/scoring/synthetic.py), dim 64, "
+            "`domain_shift_scenario` (edgeasd/evaluation/synthetic.py), dim 64, "
             f"mean of {seeds} seeds: "
             "990 source windows in 10 recordings, 10 target windows in 3 recordings (consecutive "
             "windows AR(1)-correlated like overlapping windows), tested on 5 unseen recordings "

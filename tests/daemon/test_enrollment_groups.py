@@ -18,7 +18,7 @@ from edgeasd.daemon import Daemon
 from edgeasd.embed import Embedder
 from edgeasd.errors import ConfigError, InputError
 from edgeasd.scoring import ReferenceBank
-from edgeasd.scoring.synthetic import Domain, domain_shift_scenario, recordings
+from edgeasd.evaluation.synthetic import Domain, domain_shift_scenario, recordings
 
 from .conftest import RATE, wav
 

@@ -10,7 +10,7 @@ from edgeasd.config import Config
 from edgeasd.errors import ConfigError
 from edgeasd.scoring import ReferenceBank
 from edgeasd.scoring.calibrate import FORWARD_MARGIN
-from edgeasd.scoring.synthetic import domain_shift_scenario
+from edgeasd.evaluation.synthetic import domain_shift_scenario
 
 
 def _bank(norm: str = "ratio") -> ReferenceBank:

@@ -9,7 +9,7 @@ import pytest
 
 from edgeasd.errors import BankError, InputError, ModelError
 from edgeasd.scoring import DUPLICATE_DISTANCE, RHO_EPS, ReferenceBank, calibrate
-from edgeasd.scoring.synthetic import domain_shift_scenario
+from edgeasd.evaluation.synthetic import domain_shift_scenario
 
 from . import reference as ref
 
