@@ -74,7 +74,9 @@ def bench_single_query(rng: np.random.Generator) -> str:
 
         fns = {
             "api": lambda b=bank, q=q: b.score(q),
-            "kernel": lambda b=bank, q=q: kernels.score_fused(q, b.references_.y, b.references_.n, b.references_.rho, 0, 0),
+            "kernel": lambda b=bank, q=q: kernels.score_fused(
+                q, b.references_.y, b.references_.n, b.references_.rho, 0, 0
+            ),
             "numpy": numpy_ops,
         }
         repeat = max(5, 200_000 // n)
@@ -95,7 +97,9 @@ def bench_batch(rng: np.random.Generator) -> str:
     bank.enroll(_unit_rows(rng, 64))
     bank.references_.reserve(n)
     bank.references_.y[:n] = _unit_rows(rng, n)
-    bank.references_.ysq[:n] = np.einsum("ij,ij->i", bank.references_.y[:n], bank.references_.y[:n], dtype=np.float64)
+    bank.references_.ysq[:n] = np.einsum(
+        "ij,ij->i", bank.references_.y[:n], bank.references_.y[:n], dtype=np.float64
+    )
     bank.references_.n, bank.references_.rho = n, rng.uniform(0.05, 0.2, n)
     rows = [
         "| queries per call | fused loop | BLAS batch path | fused / BLAS |",

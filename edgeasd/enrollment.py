@@ -293,7 +293,7 @@ def check_model(bank: ReferenceBank, model_info: Any, path: Path | None = None) 
 
 #: Scoring settings a bank fixes when it is built: ``scoring.<key>`` -> bank attribute.
 BANK_SETTINGS = {
-    "density": "density_mode",
+    "density": "density",
     "k": "k",
     "r": "r",
     "norm": "norm",

@@ -46,8 +46,11 @@ def test_single_group_warns_that_scores_are_unnormalized(rng, caplog):
     assert "outside its own group" in caplog.text
     assert "group=" not in caplog.text and "exclude_same_group" not in caplog.text  # CLI users
     np.testing.assert_array_equal(bank.density_, 1.0)
-    # ... and the default threshold 3 is out of reach of cosine distances (at most 1)
+    # ... and the fixed rule's default 3 is out of reach of cosine distances (at most 1); the
+    # default rule (auto) leaves a single group uncalibrated (NaN) since issue 9
     assert bank.score_bound_ == 1.0
+    assert np.isnan(bank.threshold_)
+    bank.set_params(rule="fixed")
     with caplog.at_level(logging.WARNING, logger="edgeasd.scoring.bank"):
         assert bank.threshold_ == 3.0
     assert "can never be exceeded" in caplog.text
