@@ -4,7 +4,10 @@ Implements the local-density score normalization of Wilkinghoff et al., "Local
 Density-Based Anomaly Score Normalization for Domain Generalization" (IEEE TASLP
 2026), following its released code (mean / normalized weights). For the density
 modes see :mod:`edgeasd.scoring.density`, for calibration
-:mod:`edgeasd.scoring.calibrate`, for the file format :mod:`edgeasd.scoring.store`.
+:mod:`edgeasd.scoring.calibrate` (and :mod:`edgeasd.scoring.threshold`, the bank's
+calibration methods), for the file format :mod:`edgeasd.scoring.store` (``save_bank``,
+``load_bank``: persistence imports the bank, the bank knows nothing of files). The fitted
+state is one :class:`~edgeasd.scoring.references.ReferenceSet`, ``bank.references_``.
 
 Documented edge cases
 ---------------------

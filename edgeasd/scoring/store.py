@@ -1,4 +1,4 @@
-"""Crash-safe on-disk format of a reference bank, and the write lock.
+"""Crash-safe on-disk format of a reference bank: ``save_bank``, ``load_bank``, ``transaction``.
 
 File format (one file, version :data:`FORMAT_VERSION`; no pickle anywhere)::
 
@@ -17,9 +17,13 @@ the file and never yields partial data.
 Saving is atomic: the bytes go to a temporary file in the same directory, which is
 fsync'ed, renamed over the target (``os.replace``), and the directory is fsync'ed.
 A crash at any point leaves either the old or the new file; an enrollment whose
-``save`` returned is on disk. Writers hold an exclusive ``fcntl.flock`` on the
+``save_bank`` returned is on disk. Writers hold an exclusive ``fcntl.flock`` on the
 sibling ``<file>.lock``; readers need no lock. The lock is re-entrant within a
-process, so ``bank.save(path)`` inside ``with locked(path):`` does not deadlock.
+process, so ``save_bank(bank, path)`` inside ``with locked(path):`` does not deadlock
+(the lock and the atomic write are :mod:`edgeasd.scoring.fileio`'s, re-exported here).
+
+Persistence sits above the bank: this module imports :mod:`~edgeasd.scoring.bank` (through
+:mod:`~edgeasd.scoring.serialize`), never the reverse.
 
 Typical read-modify-write by another process (e.g. ``edgeasd enroll`` while the
 daemon is stopped)::
@@ -216,20 +220,20 @@ def load_bank(path: str | Path, hint: bool = True) -> ReferenceBank:
             ) from None
     except BankCorruptError as exc:
         if hint and exc.help == _HELP_CORRUPT:
-            exc.help = generations.corrupt_help(path, _references)
+            exc.help = generations.corrupt_help(path, _count)
         raise
 
 
-def _references(path: Path) -> int:
+def _count(path: Path) -> int:
     """References in the bank file ``path`` (no backup hint: used on the backups)."""
     return len(load_bank(path, hint=False))
 
 
 def backups(path: str | Path) -> list[generations.Generation]:
     """The automatic backups of the bank at ``path``, newest first, each checked by loading."""
-    return generations.generations(path, _references)
+    return generations.generations(path, _count)
 
 
 def restore(path: str | Path, generation: int) -> generations.Generation:
     """Put backup ``generation`` of the bank at ``path`` back (see :func:`generations.restore`)."""
-    return generations.restore(path, generation, _references)
+    return generations.restore(path, generation, _count)
