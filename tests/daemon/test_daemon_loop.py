@@ -12,7 +12,7 @@ from edgeasd.config import load_config
 from edgeasd.daemon import Daemon
 from edgeasd.errors import DeviceError, ModelError
 from edgeasd.paths import resolve_paths
-from edgeasd.scoring import ReferenceBank, load_bank
+from edgeasd.scoring import load_bank
 
 from .conftest import wav
 
