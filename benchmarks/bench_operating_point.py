@@ -53,9 +53,9 @@ def _gumbel(s: np.ndarray, groups: np.ndarray, q: float) -> float:
 
 def candidates(bank: ReferenceBank) -> dict[str, tuple[float, float]]:
     """Candidate rules: name -> (threshold, predicted per-window false-alarm rate)."""
-    loo = calibrate.loo_scores(bank)
-    fw = forward_scores(bank)
-    groups = bank.groups
+    loo = calibrate.loo_scores(bank.references_)
+    fw = forward_scores(bank.references_)
+    groups = bank.groups_
     out: dict[str, tuple[float, float]] = {}
 
     def add(name: str, t: float, cal: np.ndarray, margin: float = 1.0) -> None:
@@ -215,7 +215,7 @@ def real_table(rule: Callable[[ReferenceBank], tuple[float, float, str]]) -> str
         for path in sorted((root / machine / "train").glob("*.wav")):
             bank.enroll(emb(path), domain="source", group=path.stem)
         t_auto = rule(bank)[0]
-        t_logo = _q(calibrate.loo_scores(bank), 0.95)
+        t_logo = _q(calibrate.loo_scores(bank.references_), 0.95)
         for path in sorted((root / machine / "test").glob("*.wav")):
             s = float(np.max(bank.score(emb(path))))
             label = "anomaly" if "_anomaly_" in path.name else "normal"

@@ -18,8 +18,8 @@ from contextlib import nullcontext
 
 import numpy as np
 
+from edgeasd.evaluation.synthetic import domain_shift_scenario
 from edgeasd.scoring import ReferenceBank, calibrate, kernels
-from edgeasd.scoring.synthetic import domain_shift_scenario
 
 DIM = 512
 
@@ -60,11 +60,11 @@ def bench_single_query(rng: np.random.Generator) -> str:
         bank = ReferenceBank(DIM, exclude_same_group=False)
         y = _unit_rows(rng, n)
         bank.enroll(y[: min(n, 64)])  # small build; the rest goes in below without O(N^2)
-        bank._reserve(n)
-        bank._y[:n] = y
-        bank._n = n
-        bank._rho = rng.uniform(0.05, 0.2, n)
-        rho = bank._rho
+        bank.references_.reserve(n)
+        bank.references_.y[:n] = y
+        bank.references_.n = n
+        bank.references_.rho = rng.uniform(0.05, 0.2, n)
+        rho = bank.references_.rho
         q = _unit_rows(rng, 1)[0]
 
         def numpy_ops(y=y, rho=rho, q=q):
@@ -74,7 +74,9 @@ def bench_single_query(rng: np.random.Generator) -> str:
 
         fns = {
             "api": lambda b=bank, q=q: b.score(q),
-            "kernel": lambda b=bank, q=q: kernels.score_fused(q, b._y, b._n, b._rho, 0, 0),
+            "kernel": lambda b=bank, q=q: kernels.score_fused(
+                q, b.references_.y, b.references_.n, b.references_.rho, 0, 0
+            ),
             "numpy": numpy_ops,
         }
         repeat = max(5, 200_000 // n)
@@ -93,15 +95,17 @@ def bench_batch(rng: np.random.Generator) -> str:
     n = 10_000
     bank = ReferenceBank(DIM, exclude_same_group=False)
     bank.enroll(_unit_rows(rng, 64))
-    bank._reserve(n)
-    bank._y[:n] = _unit_rows(rng, n)
-    bank._ysq[:n] = np.einsum("ij,ij->i", bank._y[:n], bank._y[:n], dtype=np.float64)
-    bank._n, bank._rho = n, rng.uniform(0.05, 0.2, n)
+    bank.references_.reserve(n)
+    bank.references_.y[:n] = _unit_rows(rng, n)
+    bank.references_.ysq[:n] = np.einsum(
+        "ij,ij->i", bank.references_.y[:n], bank.references_.y[:n], dtype=np.float64
+    )
+    bank.references_.n, bank.references_.rho = n, rng.uniform(0.05, 0.2, n)
     rows = [
         "| queries per call | fused loop | BLAS batch path | fused / BLAS |",
         "|---:|---:|---:|---:|",
     ]
-    from edgeasd.scoring import bank as bank_module
+    from edgeasd.scoring import references as bank_module
 
     for m in (1, 2, 4, 8, 32, 128):
         Q = _unit_rows(rng, m)
@@ -246,7 +250,7 @@ def bench_calibration(seeds: int = 3) -> str:
             bank = ReferenceBank(train.shape[1], exclude_same_group=excl)
             bank.enroll(train, group=groups)
             t = time.perf_counter()
-            calibrate.loo_scores(bank)
+            calibrate.loo_scores(bank.references_)
             if not target_only:
                 cal_time.append(time.perf_counter() - t)
             for rule, kw in rules:
@@ -271,7 +275,7 @@ def bench_calibration(seeds: int = 3) -> str:
         )
     return "\n".join(
         [
-            "`domain_shift_scenario` (edgeasd/scoring/synthetic.py), dim 64, "
+            "`domain_shift_scenario` (edgeasd/evaluation/synthetic.py), dim 64, "
             f"mean of {seeds} seeds: "
             "990 source windows in 10 recordings, 10 target windows in 3 recordings (consecutive "
             "windows AR(1)-correlated like overlapping windows), tested on 5 unseen recordings "

@@ -158,7 +158,7 @@ class Daemon:
     def _bank_changed(self) -> None:
         """Cache what the per-window path reads from the bank (after a load or enrollment).
 
-        ``bank.domains`` builds an array of all N references: read it here once, not per
+        ``bank.domains_`` builds an array of all N references: read it here once, not per
         window (the group count is in ``self._state``, see :meth:`_refresh_detector`).
         """
         self._domain_of = enrollment.domain_by_id(self.bank)
@@ -573,7 +573,7 @@ class Daemon:
                 )
             )
             raise
-        saved = {b.group for b in batches} & set(self.bank.groups.tolist())
+        saved = {b.group for b in batches} & set(self.bank.groups_.tolist())
         outcome = "its references are in the bank" if saved else "nothing was enrolled"
         cmd.finish(error=ControlError(f"{what}; {outcome}", help=advice))
 

@@ -232,7 +232,7 @@ def bank_state(bank: Any, config: Any, hop_seconds: float | None = None) -> Bank
     from edgeasd import enrollment
 
     hop = hop_seconds or config.window.hop_seconds or config.window.seconds
-    n_groups = len(set(bank.groups.tolist())) if len(bank) else 0
+    n_groups = len(set(bank.groups_.tolist())) if len(bank) else 0
     needed, reason = learning_reason(
         len(bank),
         n_groups,

@@ -44,7 +44,7 @@ from edgeasd.audio.windower import Window, Windower
 from edgeasd.errors import BankError, InputError, ModelError
 from edgeasd.grouping import new_group_id, starts_new_group
 from edgeasd.kept_audio import AudioStore
-from edgeasd.scoring import ReferenceBank
+from edgeasd.scoring import ReferenceBank, load_bank, save_bank
 from edgeasd.scoring.calibrate import DEFAULT_FIXED
 
 log = logging.getLogger(__name__)
@@ -293,7 +293,7 @@ def check_model(bank: ReferenceBank, model_info: Any, path: Path | None = None) 
 
 #: Scoring settings a bank fixes when it is built: ``scoring.<key>`` -> bank attribute.
 BANK_SETTINGS = {
-    "density": "density_mode",
+    "density": "density",
     "k": "k",
     "r": "r",
     "norm": "norm",
@@ -332,7 +332,7 @@ def open_bank(path: Path, scoring: Any, model_info: Any) -> ReferenceBank:
     """
     if not Path(path).exists():
         return new_bank(scoring, model_info)
-    bank = ReferenceBank.load(path)
+    bank = load_bank(path)
     check_model(bank, model_info, path)
     mismatch = settings_mismatch(bank, scoring)
     if mismatch:
@@ -405,7 +405,7 @@ def commit(
                 group=[b.group for b, m in zip(batches, n, strict=True) for _ in range(m)],
             )
             ids = [int(i) for i in new]
-        bank.save(path)
+        save_bank(bank, path)
     except BaseException:
         if audio is not None:
             for batch in batches:
@@ -522,7 +522,7 @@ def _calibration_warning(bank: ReferenceBank, threshold: float, hop_seconds: flo
     """What to enroll when a condition has too little audio to calibrate on (None: enough)."""
     if len(bank) == 0:
         return "the bank is empty: enroll normal operation (edgeasd enroll --next N, or FILE...)"
-    domains, groups = bank.domains, bank.groups
+    domains, groups = bank.domains_, bank.groups_
     parts = []
     for d in sorted(set(domains.tolist())):
         mask = domains == d
@@ -543,7 +543,7 @@ def _calibration_warning(bank: ReferenceBank, threshold: float, hop_seconds: flo
 def bank_summary(bank: ReferenceBank) -> dict[str, int]:
     """Number of references per domain tag."""
     domains, counts = np.unique(
-        np.asarray(bank.domains, dtype=object).astype(str), return_counts=True
+        np.asarray(bank.domains_, dtype=object).astype(str), return_counts=True
     )
     return {str(d): int(c) for d, c in zip(domains, counts, strict=True)}
 
@@ -551,9 +551,9 @@ def bank_summary(bank: ReferenceBank) -> dict[str, int]:
 def domain_by_id(bank: ReferenceBank) -> dict[int, str]:
     """Domain tag of each reference id, for O(1) ``nearest_domain`` lookups per window.
 
-    ``bank.domains`` builds an array of all N tags: read it once, not once per window.
+    ``bank.domains_`` builds an array of all N tags: read it once, not once per window.
     """
-    return dict(zip(bank.ids.tolist(), bank.domains.tolist(), strict=True))
+    return dict(zip(bank.ids_.tolist(), bank.domains_.tolist(), strict=True))
 
 
 # ---------------------------------------------------------------------------- files

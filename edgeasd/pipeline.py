@@ -99,7 +99,7 @@ def warm_kernels(bank: ReferenceBank, dim: int, metric: str) -> None:
         bank = ReferenceBank(
             dim,
             metric=metric,
-            density=bank.density_mode,
+            density=bank.density,
             k=bank.k,
             r=bank.r,
             norm=bank.norm,

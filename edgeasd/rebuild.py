@@ -31,7 +31,7 @@ import numpy as np
 from edgeasd import enrollment
 from edgeasd.errors import AudioFileError, BankError
 from edgeasd.kept_audio import AudioStore
-from edgeasd.scoring import ReferenceBank, store
+from edgeasd.scoring import load_bank, store
 
 
 @dataclass
@@ -121,11 +121,11 @@ def rebuild(
         report.skipped.append(f"{name}: staged audio of an enrollment killed before its commit")
     records = {r["group"]: r for r in audio.records()}
     report.skipped += [f"{name}: {why}" for name, why in audio.problems]
-    old = ReferenceBank.load(bank_path) if bank_path.exists() else None
+    old = load_bank(bank_path) if bank_path.exists() else None
     same_model = old is not None and old.meta.get("model_id") == info.id and old.dim == info.dim
     if old is not None:
         report.previous = len(old)
-        groups = list(dict.fromkeys(old.groups.tolist()))  # bank order
+        groups = list(dict.fromkeys(old.groups_.tolist()))  # bank order
         for g in sorted(set(records) - set(groups)):
             why = (
                 "its enrollment was never saved to the bank (killed before the save)"
@@ -151,10 +151,10 @@ def rebuild(
             report.reembedded.append(g)
             progress(f"re-embedded group {g}: {len(embeddings)} references")
         elif old is not None:
-            mask = old.groups == g
-            domain, origin = str(old.domains[mask][0]), "bank"
+            mask = old.groups_ == g
+            domain, origin = str(old.domains_[mask][0]), "bank"
             if same_model and not drop_unkept:
-                embeddings = old.embeddings[mask].astype(np.float32)
+                embeddings = old.embeddings_[mask].astype(np.float32)
                 report.carried.append(g)
                 progress(f"kept group {g} without audio: {len(embeddings)} stored embeddings")
             else:

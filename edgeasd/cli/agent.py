@@ -468,13 +468,13 @@ def _check_against_model_and_bank(config: Config, paths: Any) -> int:
     """``window.seconds`` against the model (an error), scoring keys against the bank (warn)."""
     from edgeasd import enrollment
     from edgeasd.pipeline import check_window, make_embedder
-    from edgeasd.scoring import ReferenceBank
+    from edgeasd.scoring import load_bank
 
     info = make_embedder(config).info
     check_window(config, info)  # raises ConfigError: the daemon would refuse to start
     print(f"  window:   {info.window_seconds:g} s (the model's)")
     if paths.bank.exists():
-        mismatch = enrollment.settings_mismatch(ReferenceBank.load(paths.bank), config.scoring)
+        mismatch = enrollment.settings_mismatch(load_bank(paths.bank), config.scoring)
         if mismatch:
             print(f"warning: {mismatch}")
     return 0

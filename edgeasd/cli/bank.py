@@ -19,7 +19,7 @@ from edgeasd.errors import BankError, ControlError
 
 
 def _load(config: Any) -> Any:
-    from edgeasd.scoring import ReferenceBank
+    from edgeasd.scoring import load_bank
 
     path = _paths(config).bank
     if not path.exists():
@@ -28,7 +28,7 @@ def _load(config: Any) -> Any:
             help="enroll normal operation first: `edgeasd enroll FILE...` or "
             "`edgeasd enroll --next N`",
         )
-    return ReferenceBank.load(path)
+    return load_bank(path)
 
 
 def _refuse_if_running(paths: Any, what: str) -> None:
@@ -60,7 +60,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             "density": float(r),
         }
         for i, d, g, t, r in zip(
-            bank.ids, bank.domains, bank.groups, bank.added_at, bank.density, strict=True
+            bank.ids_, bank.domains_, bank.groups_, bank.added_at_, bank.density_, strict=True
         )
     ]
     if args.json:
@@ -82,7 +82,7 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
     """
     from edgeasd import decision, enrollment
 
-    domains, groups, density = bank.domains, bank.groups, bank.density
+    domains, groups, density = bank.domains_, bank.groups_, bank.density_
     state = decision.bank_state(bank, config)
     report = enrollment.threshold_report(bank, config, _hop_seconds(config))
     return {
@@ -145,21 +145,21 @@ def cmd_summary(args: argparse.Namespace) -> int:
 def cmd_remove(args: argparse.Namespace) -> int:
     """``bank remove ID...``: drop references (and their kept audio once a group is empty)."""
     from edgeasd.kept_audio import AudioStore
-    from edgeasd.scoring import ReferenceBank, store
+    from edgeasd.scoring import load_bank, save_bank, store
 
     config = config_of(args)
     paths = _paths(config)
     _refuse_if_running(paths, "remove")
     with store.locked(paths.bank):
-        bank = ReferenceBank.load(paths.bank)
-        missing = sorted(set(args.ids) - {int(i) for i in bank.ids})
+        bank = load_bank(paths.bank)
+        missing = sorted(set(args.ids) - {int(i) for i in bank.ids_})
         if missing:
             raise BankError(
                 f"no reference with id(s) {missing} in {paths.bank}",
                 help="see the ids with `edgeasd bank list`",
             )
         bank.remove(args.ids)
-        bank.save(paths.bank)
+        save_bank(bank, paths.bank)
     AudioStore(paths.audio_dir, config.enrollment.audio_max_bytes).forget(args.ids)
     print(f"removed {len(args.ids)} references; {len(bank)} left")
     return 0
@@ -198,12 +198,12 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """``bank restore [GENERATION]``: list the automatic backups, or put one back."""
-    from edgeasd.scoring import generations
+    from edgeasd.scoring import store
 
     config = config_of(args)
     paths = _paths(config)
     if args.generation is None:
-        found = generations.generations(paths.bank)
+        found = store.backups(paths.bank)
         if not found:
             print(f"no automatic backup of {paths.bank} yet (one is kept at every save)")
             return 0
@@ -212,7 +212,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print("restore one with `edgeasd bank restore GENERATION` (daemon stopped)")
         return 0
     _refuse_if_running(paths, "restore")
-    chosen = generations.restore(paths.bank, args.generation)
+    chosen = store.restore(paths.bank, args.generation)
     print(
         f"restored {chosen.describe()} as {paths.bank} (the replaced file is kept as "
         f"{paths.bank.name}.before-restore)"

@@ -57,15 +57,13 @@ as N², so large banks (N = 10,000) take tens of seconds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgeasd.errors import InputError
 from edgeasd.scoring import kernels
-
-if TYPE_CHECKING:
-    from edgeasd.scoring.bank import ReferenceBank
+from edgeasd.scoring.forward import forward_scores
+from edgeasd.scoring.references import RHO_EPS, ReferenceSet
 
 RULES = ("auto", "quantile", "gamma", "fixed")
 DEFAULT_RULE = "auto"
@@ -135,20 +133,19 @@ class Calibration:
         self.value = self.value if value is None else float(value)
         self.stale = True
 
-    def update(self, bank: ReferenceBank) -> None:
-        """Recompute the threshold (and the LOGO scores if the bank changed)."""
-        from edgeasd.scoring.forward import forward_scores
-
-        if self.loo_stale or self.loo.shape[0] != len(bank) or self.forward.shape != (len(bank),):
-            self.loo = loo_scores(bank)
-            self.forward = forward_scores(bank)
+    def update(self, data: ReferenceSet) -> None:
+        """Recompute the threshold (and the LOGO scores if the references changed)."""
+        n = data.n
+        if self.loo_stale or self.loo.shape[0] != n or self.forward.shape != (n,):
+            self.loo = loo_scores(data)
+            self.forward = forward_scores(data)
             self.loo_stale = False
         if self.value is not None:
             fixed = self.value
         else:
-            fixed = -np.inf if self.rule == "auto" else DEFAULT_FIXED[bank.norm]
+            fixed = -np.inf if self.rule == "auto" else DEFAULT_FIXED[data.geometry.norm]
         scored = np.isfinite(self.forward)
-        groups = np.unique(bank._grp[: len(bank)][scored]).size if scored.any() else 0
+        groups = np.unique(data.grp[:n][scored]).size if scored.any() else 0
         self.threshold, self.description = threshold(
             self.loo, self.rule, self.q, fixed, self.forward, forward_groups=groups
         )
@@ -273,7 +270,7 @@ def _dist_rows(y: np.ndarray, ysq: np.ndarray, rows: np.ndarray, metric: str) ->
     return ss
 
 
-def loo_scores(bank: ReferenceBank) -> np.ndarray:
+def loo_scores(data: ReferenceSet) -> np.ndarray:
     """Leave-one-group-out scores of every reference, shape ``(N,)`` float64.
 
     NaN for references with no reference outside their group (a single-group bank),
@@ -281,18 +278,18 @@ def loo_scores(bank: ReferenceBank) -> np.ndarray:
     seeded random sample of whole groups holding about that many (which keeps the
     cost near ``MAX_LOO_ROWS * N * dim`` instead of ``N² * dim``).
     """
-    n = len(bank)
+    n, geometry = data.n, data.geometry
+    metric, exclude = geometry.metric, geometry.exclude_same_group
     out = np.full(n, np.nan)
-    grp = bank._grp[:n]
+    grp = data.grp[:n]
     if n == 0 or np.unique(grp).size < 2:
         return out
-    y, ysq, ids = bank._y[:n].astype(np.float64), bank._ysq[:n], bank._ids[:n]
-    state = bank._state
+    y, ysq, ids = data.y[:n].astype(np.float64), data.ysq[:n], data.ids[:n]
+    state = data.neighbours
     raw = state.rho(n)
-    finite = raw[np.isfinite(raw)]
-    fallback = float(np.median(finite)) if finite.size else bank._neutral()
-    norm = kernels.NORMS[bank.norm]
-    group_size = np.bincount(grp, minlength=len(bank._group_labels.names)).astype(np.int64)
+    fallback = data.fallback(raw)
+    norm = kernels.NORMS[geometry.norm]
+    group_size = np.bincount(grp, minlength=len(data.group_labels.names)).astype(np.int64)
     step = max(1, _CHUNK // n)
     width = max(state.width, 1)
     loo_g = np.full((n, width), -1, np.int64)
@@ -306,11 +303,11 @@ def loo_scores(bank: ReferenceBank) -> np.ndarray:
         for a in range(0, need.size, step):
             rows = need[a : a + step]
             kernels.loo_density_table(
-                _dist_rows(y, ysq, rows, bank.metric),
+                _dist_rows(y, ysq, rows, metric),
                 rows,
                 ids,
                 grp,
-                bank.exclude_same_group,
+                exclude,
                 list_grp,
                 group_size,
                 state.base[:width],
@@ -327,10 +324,10 @@ def loo_scores(bank: ReferenceBank) -> np.ndarray:
         sums = np.empty(n)
         for a in range(0, n, step):
             rows = np.arange(a, min(n, a + step))
-            dist = _dist_rows(y, ysq, rows, bank.metric)
+            dist = _dist_rows(y, ysq, rows, metric)
             ok = np.ones(dist.shape, dtype=bool)
             ok[np.arange(rows.size), rows] = False
-            if bank.exclude_same_group:
+            if exclude:
                 ok &= grp[None, :] != grp[rows, None]
             sums[rows] = np.where(ok, dist, 0.0).sum(axis=1)
     queries = np.flatnonzero(sampled[grp])
@@ -345,7 +342,7 @@ def loo_scores(bank: ReferenceBank) -> np.ndarray:
             b += 1
         lo, hi = starts[a], ends[b - 1]
         rows = order[lo:hi]
-        dist = _dist_rows(y, ysq, rows, bank.metric)
+        dist = _dist_rows(y, ysq, rows, metric)
         q_grp = grp[rows]
         local = np.searchsorted(np.unique(q_grp), q_grp)
         gsum = np.zeros((1, 1))
@@ -368,7 +365,7 @@ def loo_scores(bank: ReferenceBank) -> np.ndarray:
             sums,
             state.counts[:n],
             fallback,
-            bank_eps(),
+            RHO_EPS,
             norm,
             res,
         )
@@ -388,10 +385,3 @@ def _sample_groups(grp: np.ndarray, group_size: np.ndarray, max_rows: int) -> np
     total = np.cumsum(group_size[shuffled])
     mask[shuffled[: max(1, int(np.searchsorted(total, max_rows, side="right")))]] = True
     return mask
-
-
-def bank_eps() -> float:
-    """The density floor used in scoring (imported lazily to avoid a cycle)."""
-    from edgeasd.scoring.bank import RHO_EPS
-
-    return RHO_EPS

@@ -27,14 +27,10 @@ cap.
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:
-    from edgeasd.scoring.bank import ReferenceBank
-
+from edgeasd.scoring.references import ReferenceSet
+from edgeasd.scoring.validate import check_embeddings
 
 #: A group is scored once its domain tag has this many earlier groups (module docstring).
 MIN_EARLIER_GROUPS = 2
@@ -42,14 +38,14 @@ MIN_EARLIER_GROUPS = 2
 MAX_SCORED_GROUPS = 100
 
 
-def group_order(bank: ReferenceBank) -> list[np.ndarray]:
+def group_order(data: ReferenceSet) -> list[np.ndarray]:
     """Row indices of each group, groups in enrollment order (by their first id).
 
     Returns
     -------
     list of (n_g,) int64 arrays
     """
-    groups = bank.groups
+    groups = data.grp[: data.n]
     if groups.size == 0:
         return []
     _, first, inverse = np.unique(groups, return_index=True, return_inverse=True)
@@ -59,45 +55,34 @@ def group_order(bank: ReferenceBank) -> list[np.ndarray]:
     return [parts[c] for c in np.argsort(first, kind="stable")]
 
 
-def forward_scores(bank: ReferenceBank) -> np.ndarray:
+def forward_scores(data: ReferenceSet) -> np.ndarray:
     """Forward-chaining score of every reference, shape ``(N,)`` float64.
 
     NaN for the references of the first two groups of each domain tag (see the module
     docstring), and of eligible groups before the latest :data:`MAX_SCORED_GROUPS`.
+    The replay is a fresh :class:`ReferenceSet` of the same geometry, fed the stored
+    rows (validated again exactly as ``ReferenceBank.enroll`` and ``score`` do).
     """
-    from edgeasd.scoring.bank import ReferenceBank
-
-    n = len(bank)
+    n, geometry = data.n, data.geometry
     out = np.full(n, np.nan)
-    emb, domains, groups = bank.embeddings, bank.domains, bank.groups
-    replay = ReferenceBank(
-        bank.dim,
-        metric=bank.metric,
-        density=bank.density_mode,
-        k=bank.k,
-        r=bank.r,
-        norm=bank.norm,
-        exclude_same_group=bank.exclude_same_group,
-    )
-    order = group_order(bank)
-    counts: dict[str, int] = {}
+    emb, dom, grp = data.y[:n], data.dom[:n], data.grp[:n]
+    replay = ReferenceSet(geometry)
+    order = group_order(data)
+    counts: dict[int, int] = {}
     eligible = []
     for rows in order:
-        dom = str(domains[rows[0]])
-        eligible.append(counts.get(dom, 0) >= MIN_EARLIER_GROUPS)
-        counts[dom] = counts.get(dom, 0) + 1
+        d = int(dom[rows[0]])
+        eligible.append(counts.get(d, 0) >= MIN_EARLIER_GROUPS)
+        counts[d] = counts.get(d, 0) + 1
     scored = np.flatnonzero(eligible)[-MAX_SCORED_GROUPS:]
     to_score = np.zeros(len(order), dtype=bool)
     to_score[scored] = True
-    logger = logging.getLogger("edgeasd.scoring.bank")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # the replay's first groups warn as any tiny bank would
-    try:
-        last = int(scored[-1]) if scored.size else -1
-        for rows, score in zip(order[: last + 1], to_score, strict=False):
-            if score:
-                out[rows] = replay.score(emb[rows])
-            replay.enroll(emb[rows], domain=domains[rows].tolist(), group=str(groups[rows[0]]))
-    finally:
-        logger.setLevel(level)
+    last = int(scored[-1]) if scored.size else -1
+    for rows, score in zip(order[: last + 1], to_score, strict=False):
+        X = check_embeddings(emb[rows], geometry.dim, geometry.metric, "X")
+        if score:
+            out[rows] = replay.score(X)[0]
+        # the group's own code for all its rows, as enroll(group=name) gives
+        replay.append(X, np.full(rows.size, grp[rows[0]]), dom[rows], 0.0)
+        replay.refresh()
     return out

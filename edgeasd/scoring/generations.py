@@ -9,6 +9,11 @@ empty).
 
 ``edgeasd bank restore`` lists the generations and puts one back; the error of a corrupt
 bank names the newest good one and that command.
+
+This module works on files: whether a backup is good is decided by a ``count`` function
+(references in a bank file, raising :class:`~edgeasd.errors.EdgeasdError` if it does not
+load) that :mod:`edgeasd.scoring.store` passes in (:func:`~edgeasd.scoring.store.backups`,
+:func:`~edgeasd.scoring.store.restore`), so that persistence layers stay one-way.
 """
 
 from __future__ import annotations
@@ -17,10 +22,15 @@ import contextlib
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgeasd.errors import BankCorruptError, BankError, EdgeasdError
+from edgeasd.scoring.fileio import locked, write_atomic
+
+#: References in a bank file; raises EdgeasdError when the file does not load.
+Count = Callable[[Path], int]
 
 #: Backups kept: 3 generations let an operator step back over an enrollment that went wrong
 #: and the save that followed it, for 3x the bank's size on disk (a bank of 10,000
@@ -88,10 +98,8 @@ class Generation:
         return f"generation {self.generation}: saved {when}, {what}"
 
 
-def generations(path: str | Path) -> list[Generation]:
-    """The backups of the bank at ``path`` that exist, newest first, each checked."""
-    from edgeasd.scoring.store import load_bank
-
+def generations(path: str | Path, count: Count) -> list[Generation]:
+    """The backups of the bank at ``path`` that exist, newest first, each checked by ``count``."""
     out = []
     for g in range(1, GENERATIONS + 1):
         file = backup_path(path, g)
@@ -100,21 +108,21 @@ def generations(path: str | Path) -> list[Generation]:
         except OSError:
             continue
         try:
-            refs, error = len(load_bank(file, hint=False)), None
+            refs, error = count(file), None
         except EdgeasdError as exc:
             refs, error = None, exc.message
         out.append(Generation(g, file, saved, refs, error))
     return out
 
 
-def newest_good(path: str | Path) -> Generation | None:
+def newest_good(path: str | Path, count: Count) -> Generation | None:
     """The newest backup that loads, or None."""
-    return next((g for g in generations(path) if g.good), None)
+    return next((g for g in generations(path, count) if g.good), None)
 
 
-def corrupt_help(path: str | Path) -> str:
+def corrupt_help(path: str | Path, count: Count) -> str:
     """The hint of a corrupt bank: the newest good backup and the command restoring it."""
-    good = newest_good(path)
+    good = newest_good(path, count)
     if good is None:
         return (
             "no good automatic backup exists: move the corrupt file away and rebuild the "
@@ -127,7 +135,7 @@ def corrupt_help(path: str | Path) -> str:
     )
 
 
-def restore(path: str | Path, generation: int) -> Generation:
+def restore(path: str | Path, generation: int, count: Count) -> Generation:
     """Put backup ``generation`` back as the bank (the replaced file kept as ``.before-restore``).
 
     Raises
@@ -137,12 +145,10 @@ def restore(path: str | Path, generation: int) -> Generation:
     BankCorruptError
         The backup does not load either.
     """
-    from edgeasd.scoring.store import locked, write_atomic
-
     path = Path(path)
-    chosen = next((g for g in generations(path) if g.generation == generation), None)
+    chosen = next((g for g in generations(path, count) if g.generation == generation), None)
     if chosen is None:
-        have = ", ".join(str(g.generation) for g in generations(path)) or "none"
+        have = ", ".join(str(g.generation) for g in generations(path, count)) or "none"
         raise BankError(
             f"no backup generation {generation} of {path} (existing: {have})",
             help="list them with `edgeasd bank restore`",

@@ -1,40 +1,39 @@
 """Conversion of a :class:`ReferenceBank` to and from a JSON header plus plain arrays.
 
-The neighbour lists (or sums) are stored too, so loading a bank does not redo the
-O(N² · dim) density build; the calibration result is stored so that loading does
-not recompute it either. The byte-level format is in :mod:`edgeasd.scoring.store`.
+Works on the bank's explicit state: its :class:`~edgeasd.scoring.references.ReferenceSet`
+(``bank.references_``), its :class:`~edgeasd.scoring.calibrate.Calibration`
+(``bank.calibration_``) and ``bank.meta``. The neighbour lists (or sums) are stored too,
+so loading a bank does not redo the O(N² · dim) density build; the calibration result is
+stored so that loading does not recompute it either. The byte-level format is in
+:mod:`edgeasd.scoring.store`; this module defines the header keys and array names, which
+are the same in every format-1 file ever written (``tests/scoring/data`` holds such files).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from edgeasd.scoring.bank import ReferenceBank
+from edgeasd.scoring.calibrate import Calibration
+from edgeasd.scoring.references import Geometry, ReferenceSet
 from edgeasd.scoring.validate import Labels
 
 
 def to_state(bank: ReferenceBank) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The bank as a JSON-serializable header and a dict of arrays."""
-    n = len(bank)
-    cal = bank._calibration
+    """The bank as a JSON-serializable header and a dict of arrays (calibrates if stale)."""
+    data, cal = bank.references_, bank.calibration_
+    n = data.n
     if cal.stale:
-        cal.update(bank)
+        cal.update(data)
     header = {
-        "params": {
-            "dim": bank.dim,
-            "metric": bank.metric,
-            "density": bank.density_mode,
-            "k": bank.k,
-            "r": bank.r,
-            "norm": bank.norm,
-            "exclude_same_group": bank.exclude_same_group,
-        },
+        "params": asdict(data.geometry),
         "n": n,
-        "next_id": bank._next_id,
-        "group_names": bank._group_labels.names,
-        "domain_names": bank._domain_labels.names,
+        "next_id": data.next_id,
+        "group_names": data.group_labels.names,
+        "domain_names": data.domain_labels.names,
         "meta": bank.meta,
         "calibration": {
             "rule": cal.rule,
@@ -45,31 +44,25 @@ def to_state(bank: ReferenceBank) -> tuple[dict[str, Any], dict[str, np.ndarray]
         },
     }
     arrays = {
-        "embeddings": bank._y[:n],
-        "ids": bank._ids[:n],
-        "groups": bank._grp[:n],
-        "domains": bank._dom[:n],
-        "added_at": bank._added[:n],
+        "embeddings": data.y[:n],
+        "ids": data.ids[:n],
+        "groups": data.grp[:n],
+        "domains": data.dom[:n],
+        "added_at": data.added[:n],
         "loo": cal.loo,
         "forward": cal.forward,
     }
-    for name, arr in bank._state.to_arrays(n).items():
+    for name, arr in data.neighbours.to_arrays(n).items():
         arrays["state_" + name] = arr
     return header, arrays
 
 
-def from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> ReferenceBank:
-    """Rebuild a bank from :func:`to_state` output.
-
-    Raises
-    ------
-    ValueError, KeyError, IndexError
-        The header and arrays are inconsistent (the caller reports the file).
-    """
-    bank = ReferenceBank(**header["params"])
+def _references(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> ReferenceSet:
+    """The checked :class:`ReferenceSet` of a header and its arrays (densities not refreshed)."""
+    data = ReferenceSet(Geometry(**header["params"]))
     n = int(header["n"])
     ids = arrays["ids"]
-    if arrays["embeddings"].shape != (n, bank.dim):
+    if arrays["embeddings"].shape != (n, data.geometry.dim):
         raise ValueError(f"embeddings have shape {arrays['embeddings'].shape}, expected {n} rows")
     for name in ("ids", "groups", "domains", "added_at", "loo"):
         if arrays[name].shape != (n,):
@@ -81,26 +74,43 @@ def from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Referen
         codes = arrays[name]
         if n and (codes.min() < 0 or codes.max() >= len(names)):
             raise ValueError(f"{name} codes out of range")
-    bank._reserve(n)
-    bank._y[:n] = arrays["embeddings"]
-    bank._ysq[:n] = np.einsum("ij,ij->i", bank._y[:n], bank._y[:n], dtype=np.float64)
-    bank._ids[:n], bank._grp[:n], bank._dom[:n] = ids, arrays["groups"], arrays["domains"]
-    bank._added[:n] = arrays["added_at"]
-    bank._group_labels, bank._domain_labels = Labels(groups), Labels(domains)
-    bank._n, bank._next_id = n, int(header["next_id"])
-    bank.meta = dict(header["meta"])
+    data.reserve(n)
+    data.y[:n] = arrays["embeddings"]
+    data.ysq[:n] = np.einsum("ij,ij->i", data.y[:n], data.y[:n], dtype=np.float64)
+    data.ids[:n], data.grp[:n], data.dom[:n] = ids, arrays["groups"], arrays["domains"]
+    data.added[:n] = arrays["added_at"]
+    data.group_labels, data.domain_labels = Labels(groups), Labels(domains)
+    data.n, data.next_id = n, int(header["next_id"])
     state = {k[len("state_") :]: v for k, v in arrays.items() if k.startswith("state_")}
     if any(v.shape[0] != n for v in state.values()):
         raise ValueError("neighbour state does not match the number of references")
-    bank._state.from_arrays(state, n)
-    bank._state.reserve(bank._y.shape[0])
-    bank._refresh()
-    cal, saved = bank._calibration, header["calibration"]
-    cal.rule, cal.q, cal.value = saved["rule"], float(saved["q"]), saved["value"]
+    data.neighbours.from_arrays(state, n)
+    data.neighbours.reserve(data.y.shape[0])
+    return data
+
+
+def _calibration(header: dict[str, Any], arrays: dict[str, np.ndarray], n: int) -> Calibration:
+    """The stored calibration; stale when it lacks forward-chaining scores."""
+    saved = header["calibration"]
+    cal = Calibration(rule=saved["rule"], q=float(saved["q"]), value=saved["value"])
     cal.threshold, cal.description = float(saved["threshold"]), saved["description"]
     cal.loo, cal.stale, cal.loo_stale = arrays["loo"], False, False
     # banks saved before forward-chaining scores existed recompute them on first use
     cal.forward = arrays.get("forward", np.empty(0))
     if cal.forward.shape != (n,):
         cal.stale = cal.loo_stale = True
-    return bank
+    return cal
+
+
+def from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> ReferenceBank:
+    """Rebuild a bank from :func:`to_state` output.
+
+    Raises
+    ------
+    ValueError, KeyError, IndexError, TypeError
+        The header and arrays are inconsistent (the caller reports the file).
+    """
+    data = _references(header, arrays)
+    return ReferenceBank.from_references(
+        data, _calibration(header, arrays, data.n), dict(header["meta"])
+    )

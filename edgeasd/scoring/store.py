@@ -1,4 +1,4 @@
-"""Crash-safe on-disk format of a reference bank, and the write lock.
+"""Crash-safe on-disk format of a reference bank: ``save_bank``, ``load_bank``, ``transaction``.
 
 File format (one file, version :data:`FORMAT_VERSION`; no pickle anywhere)::
 
@@ -17,9 +17,13 @@ the file and never yields partial data.
 Saving is atomic: the bytes go to a temporary file in the same directory, which is
 fsync'ed, renamed over the target (``os.replace``), and the directory is fsync'ed.
 A crash at any point leaves either the old or the new file; an enrollment whose
-``save`` returned is on disk. Writers hold an exclusive ``fcntl.flock`` on the
+``save_bank`` returned is on disk. Writers hold an exclusive ``fcntl.flock`` on the
 sibling ``<file>.lock``; readers need no lock. The lock is re-entrant within a
-process, so ``bank.save(path)`` inside ``with locked(path):`` does not deadlock.
+process, so ``save_bank(bank, path)`` inside ``with locked(path):`` does not deadlock
+(the lock and the atomic write are :mod:`edgeasd.scoring.fileio`'s, re-exported here).
+
+Persistence sits above the bank: this module imports :mod:`~edgeasd.scoring.bank` (through
+:mod:`~edgeasd.scoring.serialize`), never the reverse.
 
 Typical read-modify-write by another process (e.g. ``edgeasd enroll`` while the
 daemon is stopped)::
@@ -31,104 +35,40 @@ daemon is stopped)::
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import json
-import os
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgeasd.errors import BankCorruptError, BankError, BankLockedError, InputError
-from edgeasd.filemode import FILE_MODE, private_opener
+from edgeasd.errors import BankCorruptError, BankError, InputError
 from edgeasd.scoring import generations
+from edgeasd.scoring.bank import ReferenceBank
+from edgeasd.scoring.fileio import fingerprint, lock_path, locked, write_atomic
+from edgeasd.scoring.serialize import from_state, to_state
 
-if TYPE_CHECKING:
-    from edgeasd.scoring.bank import ReferenceBank
+__all__ = [
+    "FORMAT_VERSION",
+    "MAGIC",
+    "backups",
+    "decode",
+    "encode",
+    "fingerprint",
+    "load_bank",
+    "lock_path",
+    "locked",
+    "restore",
+    "save_bank",
+    "transaction",
+    "write_atomic",
+]
 
 MAGIC = b"EDGEASD-BANK\n"
 FORMAT_VERSION = 1
 _DTYPES = {"<f4", "<f8", "<i8"}
 _HELP_CORRUPT = "restore the bank from a backup or enroll normal recordings again"
 _ARRAY_KEYS = ("name", "dtype", "shape", "offset", "nbytes")
-_held: dict[str, list] = {}  # realpath of the lock file -> [fd, depth]
-_held_guard = threading.Lock()
-
-
-def lock_path(path: str | Path) -> Path:
-    """The lock file guarding ``path``."""
-    path = Path(path)
-    return path.with_name(path.name + ".lock")
-
-
-@contextlib.contextmanager
-def locked(path: str | Path, timeout: float = 10.0) -> Iterator[Path]:
-    """Hold the exclusive write lock of the bank file ``path``.
-
-    Parameters
-    ----------
-    path : str or Path
-        The bank file (it need not exist yet; its directory must).
-    timeout : float
-        Seconds to wait for another process to release the lock.
-
-    Yields
-    ------
-    Path
-        The bank file path.
-
-    Raises
-    ------
-    BankLockedError
-        Another process still holds the lock after ``timeout`` seconds.
-    """
-    lp = lock_path(path)
-    key = os.path.realpath(lp)
-    with _held_guard:
-        if key in _held:
-            _held[key][1] += 1
-            fd = None
-        else:
-            fd = _acquire(lp, timeout)
-            _held[key] = [fd, 1]
-    try:
-        yield Path(path)
-    finally:
-        with _held_guard:
-            _held[key][1] -= 1
-            if _held[key][1] == 0:
-                fcntl.flock(_held[key][0], fcntl.LOCK_UN)
-                os.close(_held[key][0])
-                del _held[key]
-
-
-def _acquire(lp: Path, timeout: float) -> int:
-    try:
-        fd = private_opener(lp, os.O_RDWR | os.O_CREAT)
-    except OSError as exc:
-        raise BankError(
-            f"cannot open the bank lock file {lp}: {exc.strerror}",
-            help="check that the bank's directory exists and is writable",
-        ) from None
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                os.close(fd)
-                raise BankLockedError(
-                    f"the bank {lp.with_suffix('')} is locked by another process ({lp})",
-                    help="wait for the other edgeasd command to finish, or send the change "
-                    "to the running daemon (edgeasd enroll talks to it when it runs)",
-                ) from None
-            time.sleep(0.02)
 
 
 @contextlib.contextmanager
@@ -153,13 +93,6 @@ def transaction(
             )
         yield bank
         save_bank(bank, path)
-
-
-def fingerprint(path: str | Path) -> bytes:
-    """The stored checksum of a bank file (changes with every save), 32 bytes."""
-    with open(path, "rb") as f:
-        f.seek(-32, os.SEEK_END)
-        return f.read(32)
 
 
 def encode(header: dict, arrays: dict[str, np.ndarray]) -> bytes:
@@ -243,42 +176,8 @@ def decode(blob: bytes, name: str) -> tuple[dict, dict[str, np.ndarray]]:
     return header, arrays
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Replace ``path`` by ``data`` atomically and durably (temp, fsync, rename, fsync dir)."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    for stale in directory.glob(f".{path.name}.tmp-*"):  # left by crashed writers
-        with contextlib.suppress(OSError):
-            stale.unlink()
-    tmp = directory / f".{path.name}.tmp-{os.getpid()}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise BankError(
-            f"cannot write the bank file {path}: {exc.strerror}",
-            help="check free disk space and permissions of the directory",
-        ) from None
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def save_bank(bank: ReferenceBank, path: str | Path, timeout: float = 10.0) -> None:
     """Write ``bank`` to the file ``path`` under the lock (waiting up to ``timeout`` s)."""
-    from edgeasd.scoring.serialize import to_state
-
     header, arrays = to_state(bank)
     data = encode(header, arrays)
     with locked(path, timeout):
@@ -303,8 +202,6 @@ def load_bank(path: str | Path, hint: bool = True) -> ReferenceBank:
     BankCorruptError
         Truncated, corrupt, inconsistent or of another format version.
     """
-    from edgeasd.scoring.serialize import from_state
-
     try:
         blob = Path(path).read_bytes()
     except FileNotFoundError:
@@ -323,5 +220,20 @@ def load_bank(path: str | Path, hint: bool = True) -> ReferenceBank:
             ) from None
     except BankCorruptError as exc:
         if hint and exc.help == _HELP_CORRUPT:
-            exc.help = generations.corrupt_help(path)
+            exc.help = generations.corrupt_help(path, _count)
         raise
+
+
+def _count(path: Path) -> int:
+    """References in the bank file ``path`` (no backup hint: used on the backups)."""
+    return len(load_bank(path, hint=False))
+
+
+def backups(path: str | Path) -> list[generations.Generation]:
+    """The automatic backups of the bank at ``path``, newest first, each checked by loading."""
+    return generations.generations(path, _count)
+
+
+def restore(path: str | Path, generation: int) -> generations.Generation:
+    """Put backup ``generation`` of the bank at ``path`` back (see :func:`generations.restore`)."""
+    return generations.restore(path, generation, _count)

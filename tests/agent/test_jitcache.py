@@ -16,7 +16,7 @@ PACKAGE = Path(jitcache.__file__).resolve().parent
 # Compiles the smallest kernel and prints where numba put its cache.
 KERNEL_RUN = """
 import numpy as np, numba, edgeasd.scoring.kernels as k, os
-assert k._before(0.1, 1, 0.2, 2)
+assert k.neighbours._before(0.1, 1, 0.2, 2)
 print(os.environ["NUMBA_CACHE_DIR"], numba.config.CACHE_DIR)
 """
 # ... and a fastmath kernel of the scoring path too.
@@ -60,8 +60,8 @@ def test_kernels_cache_into_systemds_cache_directory_not_the_package(tmp_path):
     assert result.stdout.split() == [str(cache / "numba")] * 2
     assert _cache_files(site / "edgeasd") == []
     written = _cache_files(cache / "numba")
-    assert any(p.name.startswith("kernels._before") for p in written), written
-    assert any(p.name.startswith("kernels.cross_dist") for p in written), written
+    assert any(p.name.startswith("neighbours._before") for p in written), written
+    assert any(p.name.startswith("score.cross_dist") for p in written), written
 
 
 def test_xdg_cache_home_is_used_outside_systemd(tmp_path):

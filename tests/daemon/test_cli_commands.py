@@ -11,7 +11,7 @@ import pytest
 from support.onnx_models import make_test_model
 
 from edgeasd.cli import main
-from edgeasd.scoring import ReferenceBank
+from edgeasd.scoring import load_bank
 
 from .conftest import wav
 
@@ -80,7 +80,7 @@ def test_model_change_refused_then_bank_rebuild(enrolled, tmp_path, make_config,
     assert "embedded with model" in err and "edgeasd bank rebuild" in err
     assert main(["bank", "rebuild", "--config", str(cfg)]) == 0
     assert "12 references in 3 groups" in capsys.readouterr().out  # 0.5 s windows now
-    bank = ReferenceBank.load(tmp_path / "state" / "bank")
+    bank = load_bank(tmp_path / "state" / "bank")
     assert bank.dim == 12 and len(bank) == 12 and "new.onnx" not in bank.meta["model_id"]
     assert (tmp_path / "state" / "bank.before-rebuild").exists()
     assert main(["score", "--config", str(cfg), str(probe)]) == 0
@@ -154,11 +154,11 @@ def test_enroll_next_without_daemon_captures_from_the_source(make_config, tmp_pa
     assert main(["enroll", "--config", str(cfg), "--domain", "target", "--next", "3"]) == 0
     out = capsys.readouterr().out
     assert "enrolled 3 references directly (no daemon running) in 1 group(s)" in out
-    assert sorted(ReferenceBank.load(tmp_path / "state" / "bank").domains) == ["target"] * 3
+    assert sorted(load_bank(tmp_path / "state" / "bank").domains_) == ["target"] * 3
     # a source that ends first: nothing enrolled, a clear message
     assert main(["enroll", "--config", str(cfg), "--next", "9"]) == 2
     assert "stopped before the enrollment completed" in capsys.readouterr().err
-    assert len(ReferenceBank.load(tmp_path / "state" / "bank")) == 3
+    assert len(load_bank(tmp_path / "state" / "bank")) == 3
 
 
 def test_tail_prints_alerts_human_and_json(make_config, tmp_path, capsys) -> None:
@@ -188,7 +188,7 @@ def test_bad_audio_files_one_clear_message_each(enrolled, tmp_path, capsys) -> N
         assert main(["enroll", "--config", str(enrolled), str(good), str(bad)]) == 2
         err = capsys.readouterr().err
         assert err.count("error:") == 1 and bad.name in err and "Traceback" not in err
-    assert len(ReferenceBank.load(tmp_path / "state" / "bank")) == 6  # nothing half enrolled
+    assert len(load_bank(tmp_path / "state" / "bank")) == 6  # nothing half enrolled
 
 
 def test_score_eight_channel_mimii_clip(enrolled, shared_data, capsys) -> None:
@@ -230,7 +230,7 @@ def test_ensemble_model_through_daemon_and_cli(make_config, model, tmp_path, cap
     feed = wav(tmp_path / "f.wav", [(4, "normal"), (2, "anomalous")])
     cfg = make_config(feed, model={"path": [str(model), str(second)]})
     Daemon(load_config(cfg), initial_enroll=[(2, "a"), (2, "b")], handle_signals=False).run()
-    bank = ReferenceBank.load(tmp_path / "state" / "bank")
+    bank = load_bank(tmp_path / "state" / "bank")
     assert bank.dim == 24 and bank.meta["model_id"].startswith("ensemble-2x:")
     capsys.readouterr()
     assert main(["tail", "--config", str(cfg), "--json"]) == 0

@@ -12,7 +12,7 @@ from edgeasd.config import load_config
 from edgeasd.daemon import Daemon
 from edgeasd.errors import DeviceError, ModelError
 from edgeasd.paths import resolve_paths
-from edgeasd.scoring import ReferenceBank
+from edgeasd.scoring import load_bank
 
 from .conftest import wav
 
@@ -55,8 +55,8 @@ def test_learning_enrollment_then_scoring_and_signal_changes(tmp_path, make_conf
     assert snap["windows_scored"] == 9 and snap["alerts"] == 1
     assert snap["bank"] == {"source": 2, "target": 2} and snap["learning_needed"] == 0
     assert snap["source"]["frames"] == 15 * 16000
-    bank = ReferenceBank.load(tmp_path / "state" / "bank")
-    assert len(bank) == 4 and sorted(set(bank.groups)) == sorted(snap_groups(records))
+    bank = load_bank(tmp_path / "state" / "bank")
+    assert len(bank) == 4 and sorted(set(bank.groups_)) == sorted(snap_groups(records))
     assert bank.meta["model_id"] == d.info.id
     logged = [json.loads(x) for x in (tmp_path / "log" / "scores.jsonl").read_text().splitlines()]
     assert [x["index"] for x in logged] == list(range(15))
@@ -173,8 +173,8 @@ def test_bank_written_by_another_process_is_not_overwritten(tmp_path, make_confi
 
     d.on_record = on_record
     d.run()
-    bank = ReferenceBank.load(tmp_path / "state" / "bank")
-    assert sorted(bank.domains) == ["a", "a", "b", "b"] + ["direct"] * 3
+    bank = load_bank(tmp_path / "state" / "bank")
+    assert sorted(bank.domains_) == ["a", "a", "b", "b"] + ["direct"] * 3
 
 
 def test_second_daemon_refuses_and_leaves_the_first_alone(tmp_path, make_config) -> None:
@@ -315,7 +315,7 @@ def test_unexpected_error_in_live_enrollment_answers_and_keeps_running(
     failed, *others = d.initial
     _assert_internal_error(failed)
     assert [cmd.wait()["bank_size"] for cmd in others] == [2, 4]  # the daemon went on
-    assert sorted(ReferenceBank.load(tmp_path / "state" / "bank").domains) == ["b"] * 2 + ["c"] * 2
+    assert sorted(load_bank(tmp_path / "state" / "bank").domains_) == ["b"] * 2 + ["c"] * 2
     decisions = [r["decision"] for r in records if r["event"] == "window"]
     # windows are embedded as they are collected (only embeddings are held), so request
     # "a" fails at its first window, and "b" and "c" collect the next four
@@ -336,14 +336,14 @@ def test_unexpected_error_in_a_file_commit_leaves_the_bank_intact(
     commit = Command(
         "commit", {"batches": enrollment.file_batches(files, make_embedder(config), "direct")}
     )
-    real_save = ReferenceBank.save
+    real_save = enrollment.save_bank
 
     def save_failing_once(bank, path):
         if not commit.done.is_set():  # after the references were added in memory
             raise RuntimeError("injected save failure")
         return real_save(bank, path)
 
-    monkeypatch.setattr(ReferenceBank, "save", save_failing_once)
+    monkeypatch.setattr(enrollment, "save_bank", save_failing_once)
     d = Daemon(config, initial_enroll=[(2, "a"), (2, "b")], handle_signals=False)
     d._commands.put(commit)  # as `edgeasd enroll FILE` would, next to two --next requests
     assert d.run() == 0
@@ -351,8 +351,8 @@ def test_unexpected_error_in_a_file_commit_leaves_the_bank_intact(
         commit.wait()
     assert "nothing was enrolled" in commit.error.message
     assert "journalctl -u edgeasd" in commit.error.help
-    assert sorted(ReferenceBank.load(tmp_path / "state" / "bank").domains) == ["a"] * 2 + ["b"] * 2
-    assert sorted(d.bank.domains) == ["a"] * 2 + ["b"] * 2  # no half-enrolled "direct"
+    assert sorted(load_bank(tmp_path / "state" / "bank").domains_) == ["a"] * 2 + ["b"] * 2
+    assert sorted(d.bank.domains_) == ["a"] * 2 + ["b"] * 2  # no half-enrolled "direct"
 
 
 def test_a_long_episode_repeats_a_reminder_with_its_peak_score(tmp_path, make_config) -> None:
@@ -382,4 +382,4 @@ def test_windows_enrolled_by_next_are_scored_but_raise_no_alert(tmp_path, make_c
     assert all("score" in w and w["alerts_suppressed"] for w in declared)
     assert [w["verdict"] for w in declared] == ["anomalous"] * 4  # logged as it scored
     assert not [r for r in records if r["event"] == "alert"]
-    assert sorted(set(d.bank.domains.tolist())) == ["declared", "source"]
+    assert sorted(set(d.bank.domains_.tolist())) == ["declared", "source"]

@@ -17,8 +17,8 @@ from edgeasd.config import Config, load_config
 from edgeasd.daemon import Daemon
 from edgeasd.embed import Embedder
 from edgeasd.errors import ConfigError, InputError
-from edgeasd.scoring import ReferenceBank
-from edgeasd.scoring.synthetic import Domain, domain_shift_scenario, recordings
+from edgeasd.evaluation.synthetic import Domain, domain_shift_scenario, recordings
+from edgeasd.scoring import ReferenceBank, load_bank
 
 from .conftest import RATE, wav
 
@@ -113,8 +113,8 @@ def test_next_10_windows_over_100_s_give_groups_with_real_densities(tmp_path) ->
     bank = enrollment.new_bank(Config().scoring, emb.info)
     assert bank.exclude_same_group
     enrollment.commit(bank, tmp_path / "bank", batches)  # one request: all groups at once
-    assert len(set(ReferenceBank.load(tmp_path / "bank").groups)) == 2
-    assert np.isfinite(bank.raw_density).all()  # no reference fell back to the median
+    assert len(set(load_bank(tmp_path / "bank").groups_)) == 2
+    assert np.isfinite(bank.raw_density_).all()  # no reference fell back to the median
 
 
 def test_new_bank_applies_exclude_same_group_from_the_config() -> None:
@@ -138,17 +138,17 @@ def test_target_densities_come_from_target_neighbours() -> None:
         ids = []
         for b in enrollment.live_batches(windows, emb, "target", 10.0, group_seconds):
             ids += list(bank.enroll(b.embeddings, domain=b.domain, group=b.group))
-        return bank, np.isin(bank.ids, ids)
+        return bank, np.isin(bank.ids_, ids)
 
     bank, is_target = bank_with_target(60.0)
-    nearest = bank.neighbour_ids[is_target, 0]
-    assert np.isin(nearest, bank.ids[is_target]).all()  # target neighbours only
-    assert np.isfinite(bank.raw_density).all()
+    nearest = bank.neighbour_ids_[is_target, 0]
+    assert np.isin(nearest, bank.ids_[is_target]).all()  # target neighbours only
+    assert np.isfinite(bank.raw_density_).all()
     # the old one-group-per-request enrollment: every target density was the distance to
     # the source cluster, tens of times the target's own spread
     coarse, is_target_c = bank_with_target(1e6)
-    assert not np.isin(coarse.neighbour_ids[is_target_c, 0], coarse.ids[is_target_c]).any()
-    assert np.median(coarse.density[is_target_c]) > 10 * np.median(bank.density[is_target])
+    assert not np.isin(coarse.neighbour_ids_[is_target_c, 0], coarse.ids_[is_target_c]).any()
+    assert np.median(coarse.density_[is_target_c]) > 10 * np.median(bank.density_[is_target])
 
 
 # ---------------------------------------------------------------------------- files, daemon
@@ -185,7 +185,7 @@ def test_live_enrollment_chunks_and_the_learning_message(tmp_path, make_config) 
     feed = wav(tmp_path / "f.wav", [(8, "normal")])
     short = Daemon(load_config(make_config(feed)), initial_enroll=[(4, "a")], handle_signals=False)
     short.run()
-    assert len(set(short.bank.groups)) == 1  # 4 s < 60 s: one group, cannot calibrate
+    assert len(set(short.bank.groups_)) == 1  # 4 s < 60 s: one group, cannot calibrate
     assert short._learning() == (
         "enroll at least 60 more seconds of normal operation "
         "(edgeasd enroll --next 60, or enroll FILE...)"
@@ -194,5 +194,5 @@ def test_live_enrollment_chunks_and_the_learning_message(tmp_path, make_config) 
     cfg = make_config(feed, enrollment={"group_seconds": 2.0})
     d = Daemon(load_config(cfg), initial_enroll=[(4, "a")], handle_signals=False)
     d.run()
-    assert len(set(d.bank.groups)) == 2 and d._learning() is None
-    assert np.isfinite(d.bank.raw_density).all()
+    assert len(set(d.bank.groups_)) == 2 and d._learning() is None
+    assert np.isfinite(d.bank.raw_density_).all()

@@ -8,9 +8,9 @@ import pytest
 from edgeasd import enrollment
 from edgeasd.config import Config
 from edgeasd.errors import ConfigError
+from edgeasd.evaluation.synthetic import domain_shift_scenario
 from edgeasd.scoring import ReferenceBank
 from edgeasd.scoring.calibrate import FORWARD_MARGIN
-from edgeasd.scoring.synthetic import domain_shift_scenario
 
 
 def _bank(norm: str = "ratio") -> ReferenceBank:

@@ -14,7 +14,7 @@ import pytest
 from support.alsa_feed import AlsaFeed
 
 from e2e.harness import RATE, feed_signal, make_setup, write_normal
-from edgeasd.scoring import ReferenceBank
+from edgeasd.scoring import load_bank
 
 NORMAL_HEAD, ANOMALY, NORMAL_TAIL = 6, 3, 3  # seconds of the fed signal (1 s windows)
 TOTAL = NORMAL_HEAD + ANOMALY + NORMAL_TAIL
@@ -80,7 +80,7 @@ def test_daemon_on_alsa_feed_alerts_only_on_anomaly(tmp_path) -> None:
     assert [s["status"] for s in signals] == ["dead"]
     assert signals[0]["window_index"] == TOTAL
     # SIGTERM: bank intact, status says stopped
-    assert len(ReferenceBank.load(setup.state / "bank")) == 6
+    assert len(load_bank(setup.state / "bank")) == 6
     assert setup.status()["state"] == "stopped"
     assert not (setup.run_dir / "control.sock").exists()
 

@@ -11,7 +11,7 @@ import time
 from e2e.harness import make_setup, write_normal
 from edgeasd.control import ControlClient
 from edgeasd.errors import ControlError
-from edgeasd.scoring import ReferenceBank
+from edgeasd.scoring import load_bank
 
 
 def _file_source(tmp_path, **sections):
@@ -51,8 +51,8 @@ def test_learning_then_enroll_next_and_files_while_running(tmp_path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
-    bank = ReferenceBank.load(setup.state / "bank")
-    assert len(bank) == 6 and len(set(bank.groups)) == 3
+    bank = load_bank(setup.state / "bank")
+    assert len(bank) == 6 and len(set(bank.groups_)) == 3
     flacs = sorted((setup.state / "audio").glob("*.flac"))
     assert len(flacs) == 3  # the --next group and the two files, kept for `bank rebuild`
     enrolled = [e for e in setup.events() if e["event"] == "enrolled"]
@@ -100,8 +100,8 @@ def test_sigkill_during_enrollment_loses_no_acknowledged_enrollment(tmp_path) ->
         finally:
             if proc.poll() is None:
                 proc.kill()
-        bank = ReferenceBank.load(setup.state / "bank")
-        assert set(acked) <= set(int(i) for i in bank.ids)
+        bank = load_bank(setup.state / "bank")
+        assert set(acked) <= set(int(i) for i in bank.ids_)
     assert len(acked) >= 3, "some enrollments were acknowledged before the kills"
     # and the daemon starts again on the surviving bank
     proc = setup.start()

@@ -21,7 +21,7 @@ from e2e.harness import REPO, Setup, make_setup, write_normal
 from support.onnx_models import make_test_model
 
 from edgeasd.errors import BankCorruptError
-from edgeasd.scoring import ReferenceBank, store
+from edgeasd.scoring import ReferenceBank, load_bank, store
 
 FAULT = "EDGEASD_TEST_FAULT"
 
@@ -61,11 +61,11 @@ def _enroll(setup: Setup, f: Path, domain: str, fault: str | None = None):
 
 
 def _bank(setup: Setup) -> ReferenceBank:
-    return ReferenceBank.load(setup.state / "bank")
+    return load_bank(setup.state / "bank")
 
 
 def _groups_of(bank: ReferenceBank, domain: str) -> set[str]:
-    return set(bank.groups[bank.domains == domain].tolist())
+    return set(bank.groups_[bank.domains_ == domain].tolist())
 
 
 def test_sigkill_between_bank_save_and_audio_then_rebuild_keeps_every_reference(tmp_path):
@@ -77,7 +77,7 @@ def test_sigkill_between_bank_save_and_audio_then_rebuild_keeps_every_reference(
     never = _enroll(setup, files[2], "c", fault="before-bank-save")
     assert never.returncode == -signal.SIGKILL  # audio staged, bank never saved
     bank = _bank(setup)
-    assert len(bank) == 6 and sorted(set(bank.domains.tolist())) == ["a", "b"]
+    assert len(bank) == 6 and sorted(set(bank.domains_.tolist())) == ["a", "b"]
     (ga,), (gb,) = _groups_of(bank, "a"), _groups_of(bank, "b")
     audio = setup.state / "audio"
     assert json.loads((audio / f"{gb}.json").read_text())["pending"] is True
@@ -90,7 +90,7 @@ def test_sigkill_between_bank_save_and_audio_then_rebuild_keeps_every_reference(
     assert _groups_of(after, "a") == {ga} and _groups_of(after, "b") == {gb}
     assert f"kept without audio (stored embeddings carried over): {ga}" in out.stderr
     assert "never saved to the bank" in out.stderr  # c named, not added
-    assert "c" not in set(after.domains.tolist())
+    assert "c" not in set(after.domains_.tolist())
     assert "2 groups, 6 before (1 re-embedded, 1 kept without audio, 0 dropped" in out.stdout
 
     # another model: a's stored embeddings cannot be carried; refused by name, no change
@@ -104,7 +104,7 @@ def test_sigkill_between_bank_save_and_audio_then_rebuild_keeps_every_reference(
     out = setup.cli("bank", "rebuild", "--drop-unkept")
     assert out.returncode == 0, out.stderr
     assert f"DROPPED (--drop-unkept): {ga}" in out.stderr
-    assert set(_bank(setup).domains.tolist()) == {"b"} and _bank(setup).dim == 12
+    assert set(_bank(setup).domains_.tolist()) == {"b"} and _bank(setup).dim == 12
 
 
 def _kill_campaign(tmp_path: Path, trials: int, seed: int) -> dict[str, int]:
@@ -135,14 +135,14 @@ def _kill_campaign(tmp_path: Path, trials: int, seed: int) -> dict[str, int]:
         elif proc.returncode == -signal.SIGKILL:
             killed += 1
         bank = _bank(setup)  # never garbage
-        counts = {d: int((bank.domains == d).sum()) for d in set(bank.domains.tolist())}
+        counts = {d: int((bank.domains_ == d).sum()) for d in set(bank.domains_.tolist())}
         assert all(counts.get(d) == 4 for d in acked), (acked, counts)
         assert set(counts.values()) == {4}  # nothing half enrolled
     persisted = len(_bank(setup))
     out = setup.cli("bank", "rebuild", timeout=300)
     assert out.returncode == 0, out.stderr
     rebuilt = _bank(setup)
-    lost = sum(4 - int((rebuilt.domains == d).sum()) for d in acked)
+    lost = sum(4 - int((rebuilt.domains_ == d).sum()) for d in acked)
     return {
         "trials": trials,
         "killed": killed,
@@ -206,8 +206,7 @@ def test_generations_restore_and_the_corruption_hint(tmp_path):
         assert _enroll(setup, f, f"d{i}").returncode == 0  # 2 references each
     bank_file = setup.state / "bank"
     assert [
-        len(ReferenceBank.load(store.lock_path(bank_file).with_name(f"bank.{g}")))
-        for g in (1, 2, 3)
+        len(load_bank(store.lock_path(bank_file).with_name(f"bank.{g}"))) for g in (1, 2, 3)
     ] == [6, 4, 2]
     out = setup.cli("bank", "restore", check=True)
     assert "generation 1: saved" in out.stdout and "6 references" in out.stdout
@@ -259,7 +258,7 @@ def test_valid_checksum_malformed_header_is_named(tmp_path, header, why):
     path = tmp_path / "bank"
     path.write_bytes(_blob(header, b"\0" * 4))
     with pytest.raises(BankCorruptError) as info:
-        ReferenceBank.load(path)
+        load_bank(path)
     assert why in info.value.message and str(path) in info.value.message
 
 

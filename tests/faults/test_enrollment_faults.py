@@ -20,7 +20,7 @@ from e2e.harness import RATE, Setup, make_setup, write_normal
 from support.onnx_models import machine_sound
 
 from edgeasd.errors import AudioFileError
-from edgeasd.scoring import ReferenceBank
+from edgeasd.scoring import ReferenceBank, load_bank
 
 #: Resident memory an enrollment may add to the daemon, whatever the file's length (issue 10:
 #: the unit's MemoryMax is 600M; a 30-minute WAV used to cost 1.5 GB).
@@ -84,7 +84,7 @@ def _enroll_growth(tmp_path: Path, lengths: list[int]) -> tuple[list[float], Ref
     finally:
         if proc.poll() is None:
             proc.kill()
-    return growth, ReferenceBank.load(setup.state / "bank")
+    return growth, load_bank(setup.state / "bank")
 
 
 def test_file_enrollment_memory_is_flat_in_file_length(tmp_path) -> None:
@@ -100,7 +100,7 @@ def test_file_enrollment_memory_is_flat_in_file_length(tmp_path) -> None:
     # size (calibrate._CHUNK: 2 x 8 MiB at most), not audio
     assert growth[1] - growth[0] < 15
     assert len(bank) == 20 + 60 + 600  # 1 s windows, every one enrolled
-    assert len(set(bank.groups)) == 1 + 1 + 10  # groups of 60 s
+    assert len(set(bank.groups_)) == 1 + 1 + 10  # groups of 60 s
 
 
 @pytest.mark.slow
@@ -234,7 +234,7 @@ def test_audio_that_cannot_be_kept_is_a_warning_not_a_failure(tmp_path) -> None:
     (setup.state / "audio").unlink()
     out = setup.cli("bank", "rebuild", check=True)
     assert "4 references" in out.stdout and "kept without audio" in out.stderr
-    assert len(ReferenceBank.load(setup.state / "bank")) == 4
+    assert len(load_bank(setup.state / "bank")) == 4
 
 
 def test_streamed_file_object_and_names(tmp_path) -> None:

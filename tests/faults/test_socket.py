@@ -32,7 +32,7 @@ from edgeasd.control import (
     DaemonBusy,
 )
 from edgeasd.errors import ControlError
-from edgeasd.scoring import ReferenceBank
+from edgeasd.scoring import load_bank
 
 
 def _echo(request: dict, gone) -> dict:
@@ -207,7 +207,7 @@ def test_2000_idle_connections_under_ulimit_1024_do_not_kill_the_daemon(tmp_path
 def test_enroll_against_a_stopped_daemon_times_out_and_is_never_committed(tmp_path) -> None:
     setup, proc = _running(tmp_path)
     try:
-        before = len(ReferenceBank.load(setup.state / "bank"))
+        before = len(load_bank(setup.state / "bank"))
         extra = write_normal(tmp_path / "extra.wav", 3, seed=33)
         proc.send_signal(signal.SIGSTOP)
         try:
@@ -224,7 +224,7 @@ def test_enroll_against_a_stopped_daemon_times_out_and_is_never_committed(tmp_pa
         # the daemon wakes up, finds the abandoned requests and commits none of them
         scored = setup.status()["windows_scored"]
         setup.wait_for(lambda s: s["windows_scored"] >= scored + 4, what="scoring after SIGCONT")
-        assert len(ReferenceBank.load(setup.state / "bank")) == before
+        assert len(load_bank(setup.state / "bank")) == before
         assert not [e for e in setup.events() if e["event"] == "enrolled"]
         _stop(setup, proc)
     finally:
@@ -271,8 +271,8 @@ def test_enroll_passes_descriptors_and_the_daemon_opens_no_path(tmp_path) -> Non
         if proc.poll() is None:
             proc.kill()
     # no descriptor leaked into the daemon: it ran, stopped cleanly; the bank holds the file
-    bank = ReferenceBank.load(setup.state / "bank")
-    assert "target" in set(bank.domains.tolist())
+    bank = load_bank(setup.state / "bank")
+    assert "target" in set(bank.domains_.tolist())
 
 
 def test_an_unreadable_file_is_refused_by_the_client_as_permission_denied(tmp_path) -> None:

@@ -65,7 +65,7 @@ def test_forward_scores_match_rebuilding_from_earlier_groups(seed, mode, n, n_gr
     bank.enroll(X, domain=domains.tolist(), group=groups.tolist())
     metric, density, k, r, norm = mode
     want, scale = reference_forward(
-        bank.embeddings.astype(np.float64), groups, domains, metric, density, k, r, norm, exclude
+        bank.embeddings_.astype(np.float64), groups, domains, metric, density, k, r, norm, exclude
     )
     got = bank.forward_scores_
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
@@ -140,8 +140,8 @@ def test_only_the_latest_groups_are_scored_in_large_banks(rng, monkeypatch):
     groups = [i // 2 for i in range(16)]  # 8 groups, one domain: groups 2..7 eligible
     bank = ReferenceBank(4)
     bank.enroll(X, group=groups)
-    full = forward.forward_scores(bank)
+    full = forward.forward_scores(bank.references_)
     monkeypatch.setattr(forward, "MAX_SCORED_GROUPS", 2)
-    capped = forward.forward_scores(bank)
+    capped = forward.forward_scores(bank.references_)
     assert np.isfinite(full[4:]).all() and np.isnan(capped[:12]).all()
     np.testing.assert_array_equal(capped[12:], full[12:])

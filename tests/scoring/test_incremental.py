@@ -14,10 +14,10 @@ from .helpers import MODES, clustered, make_bank
 def _scratch(bank: ReferenceBank, mode, rows: dict[int, np.ndarray]) -> ReferenceBank:
     """The bank's current content enrolled in one call from the original inputs.
 
-    (Re-enrolling ``bank.embeddings`` would renormalize them, moving them by an ulp.)
+    (Re-enrolling ``bank.embeddings_`` would renormalize them, moving them by an ulp.)
     """
     fresh = make_bank(mode, bank.dim, bank.exclude_same_group)
-    fresh.enroll(np.array([rows[i] for i in bank.ids]), group=bank.groups.tolist())
+    fresh.enroll(np.array([rows[i] for i in bank.ids_]), group=bank.groups_.tolist())
     return fresh
 
 
@@ -43,16 +43,18 @@ def test_random_enroll_remove_sequences_equal_scratch(seed, mode, exclude, steps
             new = bank.enroll(pool[rows], group=group)
             originals.update(zip(new.tolist(), pool[rows], strict=True))
         else:
-            bank.remove(rng.choice(bank.ids, size=min(count, len(bank)), replace=False))
+            bank.remove(rng.choice(bank.ids_, size=min(count, len(bank)), replace=False))
         if len(bank) == 0:
             continue
         fresh = _scratch(bank, mode, originals)
-        # same values; fresh ids are 0..N-1 in the same order as bank.ids
-        np.testing.assert_allclose(bank.density, fresh.density, rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(bank.raw_density, fresh.raw_density, rtol=1e-12)
-        mapping = np.append(bank.ids, -1)
-        nb_fresh = fresh.neighbour_ids
-        np.testing.assert_array_equal(bank.neighbour_ids[:, : nb_fresh.shape[1]], mapping[nb_fresh])
+        # same values; fresh ids are 0..N-1 in the same order as bank.ids_
+        np.testing.assert_allclose(bank.density_, fresh.density_, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(bank.raw_density_, fresh.raw_density_, rtol=1e-12)
+        mapping = np.append(bank.ids_, -1)
+        nb_fresh = fresh.neighbour_ids_
+        np.testing.assert_array_equal(
+            bank.neighbour_ids_[:, : nb_fresh.shape[1]], mapping[nb_fresh]
+        )
         Q = clustered(rng, 2, 2, dim)
         s1, n1 = bank.score(Q, return_nearest=True)
         s2, n2 = fresh.score(Q, return_nearest=True)
@@ -60,11 +62,11 @@ def test_random_enroll_remove_sequences_equal_scratch(seed, mode, exclude, steps
         # Same nearest ids, except between exact duplicates under the global mean
         # (GWRP r = 1), whose running sums may differ in the last bit with the order of
         # additions: there either id attains the minimum.
-        differ = n1 != bank.ids[n2]
+        differ = n1 != bank.ids_[n2]
         if differ.any():
             assert mode[1] == "gwrp" and mode[3] == 1.0
-            emb = dict(zip(bank.ids.tolist(), bank.embeddings, strict=True))
-            for a, b in zip(n1[differ], bank.ids[n2[differ]], strict=True):
+            emb = dict(zip(bank.ids_.tolist(), bank.embeddings_, strict=True))
+            for a, b in zip(n1[differ], bank.ids_[n2[differ]], strict=True):
                 np.testing.assert_array_equal(emb[int(a)], emb[int(b)])
 
 
@@ -87,7 +89,7 @@ def test_enrollment_computes_only_new_distances(monkeypatch):
     assert shapes == [(53, 3)]
     shapes.clear()
     # removal re-scans only the references that had a removed id as neighbour
-    victim = bank.ids[0]
-    holders = int((bank.neighbour_ids == victim).any(axis=1).sum())
+    victim = bank.ids_[0]
+    holders = int((bank.neighbour_ids_ == victim).any(axis=1).sum())
     bank.remove([victim])
     assert shapes == ([(holders, 52)] if holders else [])

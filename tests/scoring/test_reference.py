@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgeasd.scoring import bank as bank_module
+from edgeasd.scoring import references as bank_module
 from edgeasd.scoring.validate import check_embeddings
 
 from . import reference as ref
@@ -16,10 +16,10 @@ from .helpers import MODES, clustered, make_bank
 
 def _check_scores(bank, mode, Q, rtol, atol_distance):
     metric, density, k, r, norm = mode
-    Y = bank.embeddings.astype(np.float64)
-    raw = ref.raw_density(Y, bank.groups, metric, density, k, r, bank.exclude_same_group)
+    Y = bank.embeddings_.astype(np.float64)
+    raw = ref.raw_density(Y, bank.groups_, metric, density, k, r, bank.exclude_same_group)
     rho = ref.finish(raw, None, norm)
-    np.testing.assert_allclose(bank.density, rho, rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(bank.density_, rho, rtol=1e-6, atol=1e-12)
     # The reference sees the query as the bank stores it (float32, unit norm under cosine);
     # that quantization is tested on its own in test_bank.py.
     Qb = check_embeddings(Q, bank.dim, metric, "Q").astype(np.float64)
@@ -30,7 +30,7 @@ def _check_scores(bank, mode, Q, rtol, atol_distance):
     atol = atol_distance * max(1.0, float(np.abs(S).max() if norm != "ratio" else 1.0))
     tol = rtol * np.abs(want) + atol * (1 / rho.min() if norm == "ratio" else 1.0)
     assert np.all(np.abs(got - want) <= tol), (got, want)
-    pos = np.searchsorted(bank.ids, nearest)
+    pos = np.searchsorted(bank.ids_, nearest)
     attained = S[np.arange(len(Q)), pos]
     assert np.all(np.abs(attained - want) <= tol)
 
@@ -81,12 +81,12 @@ def test_leave_one_group_out_matches_rebuilding(seed, mode, n, n_groups, exclude
     bank.enroll(X, group=groups.tolist())
     metric, density, k, r, norm = mode
     want = ref.loo_scores(
-        bank.embeddings.astype(np.float64), groups, metric, density, k, r, norm, exclude
+        bank.embeddings_.astype(np.float64), groups, metric, density, k, r, norm, exclude
     )
     got = bank.loo_scores_
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     ok = ~np.isnan(want)
-    scale = 1 / bank.density.min() if norm == "ratio" else 1.0
+    scale = 1 / bank.density_.min() if norm == "ratio" else 1.0
     np.testing.assert_allclose(got[ok], want[ok], rtol=1e-5, atol=1e-6 * scale)
 
 
@@ -97,13 +97,13 @@ def test_gwrp_truncation_stays_within_tolerance(r):
     bank = make_bank(("euclidean", "gwrp", 1, r, "difference"), 6)
     bank.enroll(X)
     raw = ref.raw_density(
-        bank.embeddings.astype(np.float64), bank.groups, "euclidean", "gwrp", 1, r, False
+        bank.embeddings_.astype(np.float64), bank.groups_, "euclidean", "gwrp", 1, r, False
     )
-    D = ref.distances(bank.embeddings, bank.embeddings, "euclidean")
+    D = ref.distances(bank.embeddings_, bank.embeddings_, "euclidean")
     span = D.max() - D[D > 0].min()
-    assert bank._state.width < 399 or r == 0.99  # truncated for r = 0.9
+    assert bank.references_.neighbours.width < 399 or r == 0.99  # truncated for r = 0.9
     # truncation error bound plus float32 distance rounding (~1e-7 relative)
-    assert np.all(np.abs(bank.density - raw) <= 1e-9 * span + 1e-6 * raw)
+    assert np.all(np.abs(bank.density_ - raw) <= 1e-9 * span + 1e-6 * raw)
 
 
 @pytest.mark.parametrize("mode", [MODES[0], MODES[-3]])  # knn K=1 / GWRP r=1, ratio
@@ -115,9 +115,9 @@ def test_large_banks_sample_whole_groups_with_exact_scores(monkeypatch, mode):
     groups = rng.integers(0, 12, len(X))
     bank = make_bank(mode, 5, exclude_same_group=True)
     bank.enroll(X, group=groups.tolist())
-    full = calibrate.loo_scores(bank)
+    full = calibrate.loo_scores(bank.references_)
     monkeypatch.setattr(calibrate, "MAX_LOO_ROWS", 20)
-    part = calibrate.loo_scores(bank)
+    part = calibrate.loo_scores(bank.references_)
     done = np.isfinite(part)
     assert 0 < done.sum() <= 20 + np.bincount(groups).max()
     assert len(set(groups[done]) & set(groups[~done])) == 0  # whole groups only

@@ -30,7 +30,15 @@ def _bank() -> tuple[ReferenceBank, np.ndarray]:
         rows = [i for i, v in enumerate(groups) if v == g]
         bank.enroll(X[rows], domain=domains[rows[0]], group=g)
     want, _ = reference_forward(
-        bank.embeddings.astype(np.float64), groups, domains, "cosine", "knn", 1, None, "ratio", True
+        bank.embeddings_.astype(np.float64),
+        groups,
+        domains,
+        "cosine",
+        "knn",
+        1,
+        None,
+        "ratio",
+        True,
     )
     return bank, want
 

@@ -1,0 +1,136 @@
+"""File-level primitives of the bank file: the write lock, atomic replace, fingerprint.
+
+Writers hold an exclusive ``fcntl.flock`` on the sibling ``<file>.lock``; readers need
+no lock. The lock is re-entrant within a process, so saving inside ``with locked(path):``
+does not deadlock. Saving is atomic: the bytes go to a temporary file in the same
+directory, which is fsync'ed, renamed over the target (``os.replace``), and the
+directory is fsync'ed. Nothing here knows what a bank is (:mod:`edgeasd.scoring.store`
+does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from edgeasd.errors import BankError, BankLockedError
+from edgeasd.filemode import FILE_MODE, private_opener
+
+_held: dict[str, list] = {}  # realpath of the lock file -> [fd, depth]
+_held_guard = threading.Lock()
+
+
+def lock_path(path: str | Path) -> Path:
+    """The lock file guarding ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def locked(path: str | Path, timeout: float = 10.0) -> Iterator[Path]:
+    """Hold the exclusive write lock of the bank file ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The bank file (it need not exist yet; its directory must).
+    timeout : float
+        Seconds to wait for another process to release the lock.
+
+    Yields
+    ------
+    Path
+        The bank file path.
+
+    Raises
+    ------
+    BankLockedError
+        Another process still holds the lock after ``timeout`` seconds.
+    """
+    lp = lock_path(path)
+    key = os.path.realpath(lp)
+    with _held_guard:
+        if key in _held:
+            _held[key][1] += 1
+            fd = None
+        else:
+            fd = _acquire(lp, timeout)
+            _held[key] = [fd, 1]
+    try:
+        yield Path(path)
+    finally:
+        with _held_guard:
+            _held[key][1] -= 1
+            if _held[key][1] == 0:
+                fcntl.flock(_held[key][0], fcntl.LOCK_UN)
+                os.close(_held[key][0])
+                del _held[key]
+
+
+def _acquire(lp: Path, timeout: float) -> int:
+    try:
+        fd = private_opener(lp, os.O_RDWR | os.O_CREAT)
+    except OSError as exc:
+        raise BankError(
+            f"cannot open the bank lock file {lp}: {exc.strerror}",
+            help="check that the bank's directory exists and is writable",
+        ) from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
+                os.close(fd)
+                raise BankLockedError(
+                    f"the bank {lp.with_suffix('')} is locked by another process ({lp})",
+                    help="wait for the other edgeasd command to finish, or send the change "
+                    "to the running daemon (edgeasd enroll talks to it when it runs)",
+                ) from None
+            time.sleep(0.02)
+
+
+def fingerprint(path: str | Path) -> bytes:
+    """The stored checksum of a bank file (changes with every save), 32 bytes."""
+    with open(path, "rb") as f:
+        f.seek(-32, os.SEEK_END)
+        return f.read(32)
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Replace ``path`` by ``data`` atomically and durably (temp, fsync, rename, fsync dir)."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    for stale in directory.glob(f".{path.name}.tmp-*"):  # left by crashed writers
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    tmp = directory / f".{path.name}.tmp-{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise BankError(
+            f"cannot write the bank file {path}: {exc.strerror}",
+            help="check free disk space and permissions of the directory",
+        ) from None
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

@@ -1,0 +1,258 @@
+"""The fitted state of a reference bank, as one explicit object.
+
+:class:`ReferenceSet` holds everything a :class:`~edgeasd.scoring.bank.ReferenceBank`
+has learned: the stored embeddings and their ids, group and domain codes, enrollment
+times, the neighbour lists (or sums) and the scoring densities. The bank, calibration
+(:mod:`~edgeasd.scoring.calibrate`, :mod:`~edgeasd.scoring.forward`) and persistence
+(:mod:`~edgeasd.scoring.serialize`) all work on this object; none of them reaches into
+another's private attributes.
+
+Storage is by row position, always increasing in id, with spare capacity past ``n``
+(arrays grow geometrically, so enrolling one window at a time stays amortized O(1) in
+copies). Only the first ``n`` rows are meaningful.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgeasd.scoring import kernels
+from edgeasd.scoring.density import NeighbourState, base_weights, list_length
+from edgeasd.scoring.validate import Labels, check_params
+
+#: Floor of every density constant (scikit-learn's LOF uses the same 1e-10).
+RHO_EPS = 1e-10
+#: Queries per call from which cosine scoring takes the BLAS path (``Q @ Y.T``, then
+#: one fused normalize-and-min pass). Measured in BENCHMARKS.md ("Fused single-pass
+#: loop vs BLAS path"): on a quiet machine OpenBLAS's matrix-vector product beat the
+#: fused single-pass loop (``kernels.score_fused``) even for one query at N = 10,000
+#: (under heavy load from other processes the loop sometimes won), so the BLAS path is
+#: used from 1 query on. It computes A = 0.25 (|q|^2 + |y|^2 - 2 <q, y>), i.e.
+#: 0.5 (1 - <q, y>) for unit rows, from float32 products: ~1e-7 absolute distance error.
+#: Euclidean always uses the fused loop, since sqrt(|q|^2 + |y|^2 - 2 <q, y>) would
+#: amplify that error at small distances.
+BATCH_MIN = 1
+#: Per-row arrays and their fill value in unused capacity.
+_ROWS = (("y", 0), ("ids", -1), ("grp", -1), ("dom", -1), ("added", 0), ("ysq", 0))
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The parameters that shape a bank's distances and densities (validated).
+
+    Parameters
+    ----------
+    dim : int
+    metric : {"cosine", "euclidean"}
+    density : {"knn", "gwrp"}
+    k : int
+    r : float or None
+        ``None`` under ``knn``.
+    norm : {"ratio", "difference", "none"}
+    exclude_same_group : bool
+    """
+
+    dim: int
+    metric: str = "cosine"
+    density: str = "knn"
+    k: int = 1
+    r: float | None = None
+    norm: str = "ratio"
+    exclude_same_group: bool = True
+
+    def __post_init__(self) -> None:
+        r = check_params(self.dim, self.metric, self.density, self.k, self.r, self.norm)
+        object.__setattr__(self, "dim", int(self.dim))
+        object.__setattr__(self, "k", int(self.k))
+        object.__setattr__(self, "r", r)
+        object.__setattr__(self, "exclude_same_group", bool(self.exclude_same_group))
+
+    @property
+    def neutral(self) -> float:
+        """Density of a reference without any neighbour when no other has one either."""
+        return 0.0 if self.norm == "difference" else 1.0
+
+
+@dataclass
+class ReferenceSet:
+    """Stored references, their neighbour state and scoring densities.
+
+    Attributes
+    ----------
+    geometry : Geometry
+    n : int
+        References stored (rows ``0 .. n-1``).
+    next_id : int
+        Id the next enrolled reference gets.
+    y : (cap, dim) float32
+        Embeddings (L2-normalized under cosine).
+    ysq : (cap,) float64
+        Squared norms of ``y``'s rows.
+    ids, grp, dom : (cap,) int64
+        Reference id, group code, domain code.
+    added : (cap,) float64
+        UNIX enrollment time.
+    group_labels, domain_labels : Labels
+        Names of the group and domain codes.
+    neighbours : NeighbourState
+        Neighbour lists (or running sums) by row.
+    rho : (n,) float64
+        Scoring densities: floored at :data:`RHO_EPS`, no-neighbour fallback applied.
+    """
+
+    geometry: Geometry
+    n: int = 0
+    next_id: int = 0
+    y: np.ndarray = field(default=None)  # type: ignore[assignment]
+    ysq: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    ids: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    grp: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    dom: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    added: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    group_labels: Labels = field(default_factory=Labels)
+    domain_labels: Labels = field(default_factory=Labels)
+    neighbours: NeighbourState = field(default=None)  # type: ignore[assignment]
+    rho: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+
+    def __post_init__(self) -> None:
+        g = self.geometry
+        if self.y is None:
+            self.y = np.empty((0, g.dim), np.float32)
+        if self.neighbours is None:
+            length = list_length(g.density, g.k, g.r)
+            base = None if length is None else base_weights(g.density, length, g.r)
+            self.neighbours = NeighbourState(length, base, g.exclude_same_group)
+
+    # ------------------------------------------------------------------ storage
+    def reserve(self, n: int) -> None:
+        """Grow the capacity to at least ``n`` rows (geometrically)."""
+        cap = self.y.shape[0]
+        if n <= cap:
+            return
+        cap = max(n, 2 * cap, 16)
+        for name, fill in _ROWS:
+            old = getattr(self, name)
+            new = np.full((cap, *old.shape[1:]), fill, dtype=old.dtype)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+        self.neighbours.reserve(cap)
+
+    def append(
+        self, X: np.ndarray, grp: np.ndarray, dom: np.ndarray, added: float
+    ) -> tuple[int, np.ndarray]:
+        """Store validated rows and account for them in the neighbour state.
+
+        Parameters
+        ----------
+        X : (m, dim) float32
+            Validated (and, under cosine, normalized) embeddings.
+        grp, dom : (m,) int64
+            Group and domain codes.
+        added : float
+            UNIX time of the enrollment.
+
+        Returns
+        -------
+        n_old : int
+            Rows before the append (the new rows are ``n_old .. n_old+m-1``).
+        dist : (n_old + m, m) float64
+            Distances of all references to the new ones.
+
+        Densities are not refreshed: call :meth:`refresh`.
+        """
+        m = X.shape[0]
+        first, n_old = self.next_id, self.n
+        n = n_old + m
+        self.reserve(n)
+        self.y[n_old:n] = X
+        self.ysq[n_old:n] = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+        self.ids[n_old:n] = np.arange(first, first + m)
+        self.grp[n_old:n], self.dom[n_old:n], self.added[n_old:n] = grp, dom, added
+        metric = kernels.METRICS[self.geometry.metric]
+        dist = self.neighbours.add(self.y, n_old, m, self.ids, self.grp, metric)
+        self.n, self.next_id = n, first + m
+        return n_old, dist
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Drop the references with ``ids`` (all present); densities are not refreshed."""
+        current = self.ids[: self.n]
+        keep = ~np.isin(current, ids)
+        metric = kernels.METRICS[self.geometry.metric]
+        self.neighbours.remove_rows(self.y, keep, ids, self.ids, self.grp, metric)
+        kept = np.flatnonzero(keep)
+        for name, _ in _ROWS:
+            arr = getattr(self, name)
+            arr[: kept.size] = arr[kept]
+        self.n = kept.size
+
+    def raw_rho(self) -> np.ndarray:
+        """Densities before floor and fallback, shape ``(n,)``; NaN: no eligible neighbour."""
+        return self.neighbours.rho(self.n)
+
+    def fallback(self, raw: np.ndarray) -> float:
+        """Density of references without a neighbour: the median of the others', or neutral."""
+        finite = raw[~np.isnan(raw)]
+        return float(np.median(finite)) if finite.size else self.geometry.neutral
+
+    def refresh(self) -> bool:
+        """Recompute :attr:`rho` from the neighbour state.
+
+        Returns
+        -------
+        bool
+            True when more than one reference is stored and none has an eligible
+            neighbour (scores are then plain distances; the caller warns).
+        """
+        raw = self.raw_rho()
+        missing = np.isnan(raw)
+        if missing.any():
+            raw = np.where(missing, self.fallback(raw), raw)
+        self.rho = np.maximum(raw, RHO_EPS)
+        return bool(self.n > 1 and missing.all())
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Normalized nearest-reference scores of validated queries.
+
+        Parameters
+        ----------
+        Q : (m, dim) float32
+            Validated queries; the set must not be empty.
+
+        Returns
+        -------
+        scores : (m,) float64
+        rows : (m,) int64
+            Row of the reference attaining each minimum.
+        """
+        g, n = self.geometry, self.n
+        pos = np.empty(Q.shape[0], np.int64)
+        scores = np.empty(Q.shape[0], np.float64)
+        metric, norm = kernels.METRICS[g.metric], kernels.NORMS[g.norm]
+        if Q.shape[0] < BATCH_MIN or g.metric != "cosine":
+            for i in range(Q.shape[0]):
+                scores[i], pos[i] = kernels.score_fused(Q[i], self.y, n, self.rho, metric, norm)
+            return scores, pos
+        qsq = np.einsum("ij,ij->i", Q, Q, dtype=np.float64)
+        y = self.y[:n]
+        step = max(1, (1 << 22) // max(n, 1))
+        for a in range(0, Q.shape[0], step):
+            dots = Q[a : a + step] @ y.T
+            kernels.score_from_dots(
+                dots,
+                qsq[a : a + step],
+                self.ysq[:n],
+                self.rho,
+                metric,
+                norm,
+                scores[a : a + step],
+                pos[a : a + step],
+            )
+        return scores, pos
+
+    # ------------------------------------------------------------------ views
+    def names(self, labels: Labels, codes: np.ndarray) -> np.ndarray:
+        """Label names of the first ``n`` codes, shape ``(n,)`` str."""
+        return np.array(labels.names, dtype=object)[codes[: self.n]].astype(str)
