@@ -22,7 +22,7 @@ from edgeasd.config import Config, load_config
 from edgeasd.errors import InputError
 
 #: Configuration read when ``--config`` is not given and ``$EDGEASD_CONFIG`` is unset; being
-#: in the system's configuration directory, it selects the service's directories (paths.py).
+#: in the system's configuration directory, it selects the service's directories (agent/paths.py).
 SYSTEM_CONFIG = SYSTEM_DIRS.config_dir / "edgeasd.yaml"
 
 

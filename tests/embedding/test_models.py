@@ -33,7 +33,7 @@ def auc(normal: np.ndarray, anomalous: np.ndarray) -> float:
 
 
 def test_default_model_is_the_first_shipped_one_in_preference_order():
-    assert SHIPPED, "no shipped model in edgeasd/models"
+    assert SHIPPED, "no shipped model in edgeasd/embedding/models"
     present = [MODELS_DIR / n for n in DEFAULT_ORDER if (MODELS_DIR / n).is_file()]
     assert default_model_path() == present[0]
     assert spectral_model_path().name == SPECTRAL_MODEL
