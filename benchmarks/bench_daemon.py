@@ -30,7 +30,7 @@ import yaml
 
 from edgeasd.audio.demo import DemoSource
 from edgeasd.audio.io import write_audio
-from edgeasd.models import default_model_path
+from edgeasd.embedding.models import default_model_path
 
 RATE = 16000
 TICK = os.sysconf("SC_CLK_TCK")

@@ -14,8 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeasd.embed import Embedder
-from edgeasd.models import DIRECTACT_FP32_MODEL, DIRECTACT_MODEL, MODELS_DIR, SPECTRAL_MODEL
+from edgeasd.embedding.models import (
+    DIRECTACT_FP32_MODEL,
+    DIRECTACT_MODEL,
+    MODELS_DIR,
+    SPECTRAL_MODEL,
+)
+from edgeasd.embedding.onnx import Embedder
 
 ROUNDS = 40
 WARMUP = 3

@@ -186,8 +186,9 @@ def real_table(rule: Callable[[ReferenceBank], tuple[float, float, str]]) -> str
     ``target`` ones are a condition the bank has never heard (an alarm is then expected).
     Two train clips are two groups: ``auto`` has no forward-chaining score and takes 2 x the
     LOGO maximum; the table also shows the LOGO 0.95-quantile and the old constant 3."""
-    from edgeasd import enrollment
-    from edgeasd.pipeline import make_embedder, quality_options
+    from edgeasd.agent import bank_lifecycle, file_enrollment
+    from edgeasd.agent.stages import make_embedder, quality_options
+    from edgeasd.agent.windows import embed_windows
 
     root = REPO.parent / "shared" / "data" / "dcase2023-t2"
     if not root.is_dir():
@@ -202,8 +203,8 @@ def real_table(rule: Callable[[ReferenceBank], tuple[float, float, str]]) -> str
     tally: dict[str, dict[str, list[int]]] = {}
 
     def emb(path: Path) -> np.ndarray:
-        _, windows = enrollment.file_windows(path, info, None, quality_options(cfg))
-        return enrollment.embed_windows(embedder, [w.samples for w in windows])
+        _, windows = file_enrollment.file_windows(path, info, None, quality_options(cfg))
+        return embed_windows(embedder, [w.samples for w in windows])
 
     def decide(s: float, t: float | None) -> str:
         return (
@@ -211,7 +212,7 @@ def real_table(rule: Callable[[ReferenceBank], tuple[float, float, str]]) -> str
         )
 
     for machine in sorted(p.name for p in root.iterdir() if p.is_dir()):
-        bank = enrollment.new_bank(cfg.scoring, info)
+        bank = bank_lifecycle.new_bank(cfg.scoring, info)
         for path in sorted((root / machine / "train").glob("*.wav")):
             bank.enroll(emb(path), domain="source", group=path.stem)
         t_auto = rule(bank)[0]
@@ -248,10 +249,10 @@ def real_table(rule: Callable[[ReferenceBank], tuple[float, float, str]]) -> str
 
 def default_rule(bank: ReferenceBank) -> tuple[float, float, str]:
     """The shipped default: threshold, predicted FA and rule text from the bank itself."""
-    from edgeasd import enrollment
+    from edgeasd.agent import threshold
 
     cfg = Config()
-    rep = enrollment.threshold_report(bank, cfg, hop_seconds=10.0)
+    rep = threshold.threshold_report(bank, cfg, hop_seconds=10.0)
     return rep["threshold"], rep["predicted_false_alarm_rate"], rep["rule"]
 
 
@@ -264,7 +265,7 @@ def main() -> None:
         return
     print("Temporal hold-out protocol (`edgeasd.evaluation.operating_point`): bank from the")
     print("earlier recordings of each condition, later recordings scored; default config and")
-    print("model. Predicted FA: `edgeasd.enrollment.threshold_report`. Margin: threshold")
+    print("model. Predicted FA: `edgeasd.agent.threshold.threshold_report`. Margin: threshold")
     print("minus the highest later normal score. Detection: windows above the threshold.")
     print("Per machine type and seed (simulator with warm-up, speed/load wander, changing")
     print("background, microphone re-seating per session): source enrolled from 12 recordings")

@@ -22,7 +22,7 @@ from edgeasd.errors import EdgeasdError
 COMMAND_MODULES = (
     "edgeasd.cli.agent",
     "edgeasd.cli.bank",
-    "edgeasd.cli.model",
+    "edgeasd.cli.develop",
     "edgeasd.cli.evaluate",
     "edgeasd.cli.report",
     "edgeasd.cli.service",

@@ -17,12 +17,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edgeasd.agent.paths import SYSTEM_DIRS
 from edgeasd.config import Config, load_config
 from edgeasd.errors import InputError
-from edgeasd.paths import SYSTEM_DIRS
 
 #: Configuration read when ``--config`` is not given and ``$EDGEASD_CONFIG`` is unset; being
-#: in the system's configuration directory, it selects the service's directories (paths.py).
+#: in the system's configuration directory, it selects the service's directories (agent/paths.py).
 SYSTEM_CONFIG = SYSTEM_DIRS.config_dir / "edgeasd.yaml"
 
 
@@ -52,7 +52,7 @@ def config_of(args: argparse.Namespace) -> Config:
 
 
 def _paths(config: Config) -> Any:
-    from edgeasd.paths import resolve_paths
+    from edgeasd.agent.paths import resolve_paths
 
     return resolve_paths(config)
 
@@ -62,7 +62,7 @@ def _paths(config: Config) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``edgeasd run``: the daemon."""
-    from edgeasd.daemon import Daemon
+    from edgeasd.agent.daemon import Daemon
 
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     return Daemon(config_of(args)).run()
@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``edgeasd demo``: the whole pipeline on a simulated machine, as fast as possible."""
-    from edgeasd.daemon import Daemon
+    from edgeasd.agent.daemon import Daemon
 
     if not args.verbose:  # the demo prints its own lines; keep the log for errors
         logging.getLogger("edgeasd").setLevel(logging.ERROR)
@@ -100,7 +100,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_record(record: dict[str, Any]) -> None:
-    from edgeasd.sinks import format_event
+    from edgeasd.agent.sinks import format_event
 
     kind = record["event"]
     if kind != "window":
@@ -127,9 +127,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     Exit status: 0 the daemon answered, 3 it is not running (the last snapshot is shown),
     4 it runs but did not answer (busy or stalled; the last snapshot and why are shown).
     """
-    from edgeasd.control import ControlClient, DaemonNotRunning
+    from edgeasd.agent.control import ControlClient, DaemonNotRunning
+    from edgeasd.agent.status import read_status
     from edgeasd.errors import ControlError
-    from edgeasd.status import read_status
 
     paths = _paths(config_of(args))
     try:
@@ -212,7 +212,7 @@ def _status_lines(s: dict[str, Any]) -> list[str]:
 
 
 def _format_threshold_report(rep: dict[str, Any] | None) -> list[str]:
-    """Status lines of :func:`edgeasd.enrollment.threshold_report` (none without one)."""
+    """Status lines of :func:`edgeasd.agent.threshold.threshold_report` (none without one)."""
     if not rep:
         return []
     out = []
@@ -228,7 +228,7 @@ def _format_threshold_report(rep: dict[str, Any] | None) -> list[str]:
 
 def cmd_tail(args: argparse.Namespace) -> int:
     """``edgeasd tail``: alert events (or the score log), optionally following."""
-    from edgeasd.sinks import format_event, read_events
+    from edgeasd.agent.sinks import format_event, read_events
     from edgeasd.terminal import sanitize
 
     paths = _paths(config_of(args))
@@ -261,8 +261,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     timeout (``--timeout``, else computed from the request's size); when it passes, the
     client hangs up and the daemon abandons the request.
     """
-    from edgeasd.control import ControlClient, DaemonNotRunning
-    from edgeasd.enrollment import validate_tag
+    from edgeasd.agent.control import ControlClient, DaemonNotRunning
+    from edgeasd.agent.enrollment import validate_tag
 
     if (args.next is None) == (not args.files):
         raise InputError(
@@ -378,9 +378,9 @@ def _open_for_daemon(files: list[str]) -> list[Any]:
 
 
 def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: list[str]):
-    from edgeasd import enrollment
-    from edgeasd.daemon import Daemon
-    from edgeasd.pipeline import check_window, make_embedder, quality_options
+    from edgeasd.agent import file_enrollment
+    from edgeasd.agent.daemon import Daemon
+    from edgeasd.agent.stages import check_window, make_embedder, quality_options
 
     paths.ensure()
     if args.next is not None:  # capture from the configured source ourselves
@@ -391,7 +391,7 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
     embedder = make_embedder(config)
     check_window(config, embedder.info)
     hop = config.window.hop_seconds
-    return enrollment.enroll_files_direct(
+    return file_enrollment.enroll_files_direct(
         paths,
         files,
         args.domain,
@@ -427,7 +427,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """``edgeasd doctor``: check config, model, bank, device, numba cache and disk."""
-    from edgeasd.doctor import run_checks
+    from edgeasd.agent.doctor import run_checks
 
     failed = 0
     for check in run_checks(args.config or default_config_path()):
@@ -466,15 +466,15 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def _check_against_model_and_bank(config: Config, paths: Any) -> int:
     """``window.seconds`` against the model (an error), scoring keys against the bank (warn)."""
-    from edgeasd import enrollment
-    from edgeasd.pipeline import check_window, make_embedder
+    from edgeasd.agent import bank_lifecycle
+    from edgeasd.agent.stages import check_window, make_embedder
     from edgeasd.scoring import load_bank
 
     info = make_embedder(config).info
     check_window(config, info)  # raises ConfigError: the daemon would refuse to start
     print(f"  window:   {info.window_seconds:g} s (the model's)")
     if paths.bank.exists():
-        mismatch = enrollment.settings_mismatch(load_bank(paths.bank), config.scoring)
+        mismatch = bank_lifecycle.settings_mismatch(load_bank(paths.bank), config.scoring)
         if mismatch:
             print(f"warning: {mismatch}")
     return 0

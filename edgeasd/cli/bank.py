@@ -32,7 +32,7 @@ def _load(config: Any) -> Any:
 
 
 def _refuse_if_running(paths: Any, what: str) -> None:
-    from edgeasd.control import ControlClient, DaemonNotRunning
+    from edgeasd.agent.control import ControlClient, DaemonNotRunning
 
     try:
         ControlClient(paths.control_socket, timeout=5).request("status")
@@ -77,14 +77,14 @@ def cmd_list(args: argparse.Namespace) -> int:
 def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
     """Per-domain counts, groups and density, the decision state, threshold and model.
 
-    The state and threshold are :func:`edgeasd.decision.bank_state`'s, the same the daemon
+    The state and threshold are :func:`edgeasd.agent.decision.bank_state`'s, the same the daemon
     and ``edgeasd score`` decide with (``state``: learning, uncalibrated or ready).
     """
-    from edgeasd import decision, enrollment
+    from edgeasd.agent import decision, threshold
 
     domains, groups, density = bank.domains_, bank.groups_, bank.density_
     state = decision.bank_state(bank, config)
-    report = enrollment.threshold_report(bank, config, _hop_seconds(config))
+    report = threshold.threshold_report(bank, config, _hop_seconds(config))
     return {
         "references": len(bank),
         "model_id": bank.meta.get("model_id"),
@@ -107,8 +107,8 @@ def _hop_seconds(config: Any) -> float:
     w = config.window
     if w.hop_seconds or w.seconds:
         return float(w.hop_seconds or w.seconds)
-    from edgeasd.embed import read_model_info
-    from edgeasd.models import default_model_path
+    from edgeasd.embedding.models import default_model_path
+    from edgeasd.embedding.onnx import read_model_info
 
     return float(read_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)
 
@@ -144,7 +144,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """``bank remove ID...``: drop references (and their kept audio once a group is empty)."""
-    from edgeasd.kept_audio import AudioStore
+    from edgeasd.agent.kept_audio import AudioStore
     from edgeasd.scoring import load_bank, save_bank, store
 
     config = config_of(args)
@@ -167,9 +167,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     """``bank rebuild``: re-embed the kept enrollment audio with the configured model."""
-    from edgeasd.kept_audio import AudioStore
-    from edgeasd.pipeline import make_embedder, quality_options
-    from edgeasd.rebuild import rebuild
+    from edgeasd.agent.kept_audio import AudioStore
+    from edgeasd.agent.rebuild import rebuild
+    from edgeasd.agent.stages import make_embedder, quality_options
 
     config = config_of(args)
     paths = _paths(config)

@@ -114,7 +114,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     names = [a.strip() for a in args.approaches.split(",")] if args.approaches else None
     model = args.model
     if args.embedding == "spectral":
-        from edgeasd.models import spectral_model_path
+        from edgeasd.embedding.models import spectral_model_path
 
         model = spectral_model_path()
     report = run_evaluation(

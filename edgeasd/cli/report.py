@@ -1,4 +1,4 @@
-"""``edgeasd report``: an HTML report of a time range (logic in :mod:`edgeasd.report`)."""
+"""``edgeasd report``: an HTML report of a time range (logic in :mod:`edgeasd.report.build`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from edgeasd.cli.agent import _paths, add_config_arg, config_of
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``edgeasd report``: write the HTML file and say what it holds."""
-    from edgeasd.report import DEFAULT_SECONDS, parse_time, render_report, write_report
+    from edgeasd.report.build import DEFAULT_SECONDS, parse_time, render_report, write_report
 
     now = time.time()
     until = None if args.until is None else parse_time(args.until, now)

@@ -1,6 +1,6 @@
 """``edgeasd score``: one-shot verdicts on recordings against the bank on disk.
 
-Every window gets its verdict from :func:`edgeasd.decision.decide`, the same as in the daemon.
+Every window gets its verdict from :func:`edgeasd.agent.decision.decide`, the same as in the daemon.
 """
 
 from __future__ import annotations
@@ -36,22 +36,22 @@ def cmd_score(args: argparse.Namespace) -> int:
     Windows without signal appear with decision ``no-signal`` and their reason; clipped
     windows are scored and flagged.
     """
-    from edgeasd import decision, enrollment
+    from edgeasd.agent import bank_lifecycle, decision
+    from edgeasd.agent.stages import check_window, make_embedder, quality_options
     from edgeasd.errors import EdgeasdError
-    from edgeasd.pipeline import check_window, make_embedder, quality_options
 
     config = config_of(args)
     embedder = make_embedder(config)
     info = embedder.info
     check_window(config, info)
     path = _paths(config).bank
-    bank = enrollment.open_bank(path, config.scoring, info)
-    enrollment.require_bank(bank, 1)
+    bank = bank_lifecycle.open_bank(path, config.scoring, info)
+    bank_lifecycle.require_bank(bank, 1)
     hop = config.window.hop_seconds or info.window_seconds
     state = decision.bank_state(bank, config, hop)
     for warning in state.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    domain_of = enrollment.domain_by_id(bank)
+    domain_of = bank_lifecycle.domain_by_id(bank)
     writer = None
     if args.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(SCORE_COLUMNS), restval="")
@@ -97,14 +97,14 @@ def _score_file(
     hop: float,
     quality: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    """One row per window of ``file``: its verdict (:func:`edgeasd.decision.decide`)."""
-    from edgeasd import decision, enrollment
+    """One row per window of ``file``: its verdict (:func:`edgeasd.agent.decision.decide`)."""
+    from edgeasd.agent import decision, windows
     from edgeasd.audio.io import read_audio
     from edgeasd.errors import AudioFileError
 
     info = embedder.info
     audio = read_audio(file, sample_rate=info.sample_rate)
-    assessed = enrollment.assessed_windows(
+    assessed = windows.assessed_windows(
         audio.samples, info.sample_rate, info.window_seconds, hop, quality
     )
     if not assessed:
@@ -116,7 +116,7 @@ def _score_file(
     scorable = [w for w, q in assessed if q.scorable]
     by_index: dict[int, tuple[float, int]] = {}
     if scorable:
-        embeddings = enrollment.embed_windows(embedder, [w.samples for w in scorable])
+        embeddings = windows.embed_windows(embedder, [w.samples for w in scorable])
         scores, nearest = bank.score(embeddings, return_nearest=True)
         for w, score, ref in zip(scorable, scores, nearest, strict=True):
             by_index[w.index] = (float(score), int(ref))
@@ -140,7 +140,7 @@ def _score_file(
 
 def _score_line(file: str, rows: list[dict[str, Any]]) -> str:
     """The table line of one file: windows, scored, max and mean score, summary decision."""
-    from edgeasd import decision
+    from edgeasd.agent import decision
 
     scored = [r["score"] for r in rows if r.get("score") is not None]
     top = f"{max(scored):>10.4f}" if scored else f"{'-':>10}"

@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from edgeasd import service
+from edgeasd.agent import service
 
 
 def cmd_install(args: argparse.Namespace) -> int:

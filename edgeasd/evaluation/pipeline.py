@@ -56,7 +56,7 @@ def embed_clips(clips: Sequence[Clip], embedder, progress: bool = True) -> np.nd
 
     Parameters
     ----------
-    embedder : edgeasd.embed.Embedder
+    embedder : edgeasd.embedding.onnx.Embedder
         Anything with ``info`` (``sample_rate``, ``dim``, ``metric``), ``window_samples`` and
         ``embed((b, samples)) -> (b, dim)``.
     """
@@ -247,11 +247,11 @@ def run_evaluation(
 ) -> EvaluationReport:
     """Embed ``data`` with ``model`` (default: the shipped default model), compare approaches.
 
-    ``model`` may list several files: their ensemble (``edgeasd.ensemble``) is evaluated.
+    ``model`` may list several files: their ensemble (``edgeasd.embedding.ensemble``) is evaluated.
     See the module docstring for the outputs written under ``out``.
     """
-    from edgeasd.ensemble import load_embedder
-    from edgeasd.models import default_model_path
+    from edgeasd.embedding.ensemble import load_embedder
+    from edgeasd.embedding.models import default_model_path
 
     chosen = select(approaches)
     out = Path(out)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import onnx
 
-from edgeasd.embed import REQUIRED_METADATA
+from edgeasd.embedding.onnx import REQUIRED_METADATA
 from edgeasd.errors import InputError, ModelError
 
 #: ``metadata_props`` keys every edgeasd model carries (the embedder's contract).
@@ -111,7 +111,7 @@ def metadata_of(path: str | os.PathLike) -> ModelMetadata:
 
 #: ``metadata_props`` key listing model ids (comma-separated) whose embeddings this model
 #: reproduces on every window the earlier one could embed, so that a bank recorded with
-#: one of them stays valid (:func:`edgeasd.enrollment.check_model`).
+#: one of them stays valid (:func:`edgeasd.agent.bank_lifecycle.check_model`).
 COMPATIBLE_KEY = "compatible_ids"
 
 

@@ -13,7 +13,7 @@ box and is the fallback default model. For a 10 s window at 16 kHz it computes a
 Levels are in decibels divided by 10 so all blocks have comparable magnitudes; the
 196-d vector is L2-normalized for cosine scoring. Build the shipped file with::
 
-    python -m edgeasd.train.spectral [--out edgeasd/models/edgeasd-spectral-v1.onnx]
+    python -m edgeasd.train.spectral [--out edgeasd/embedding/models/edgeasd-spectral-v1.onnx]
 
 The build is deterministic (fixed filterbank, no random numbers).
 """
@@ -115,7 +115,7 @@ def build(out: str | Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: ``python -m edgeasd.train.spectral``."""
-    from edgeasd.models import MODELS_DIR, SPECTRAL_MODEL
+    from edgeasd.embedding.models import MODELS_DIR, SPECTRAL_MODEL
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=MODELS_DIR / SPECTRAL_MODEL)

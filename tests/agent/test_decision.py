@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from edgeasd import decision
+from edgeasd.agent import decision
 from edgeasd.audio.quality import assess
 from edgeasd.config import Config
 from edgeasd.errors import InputError

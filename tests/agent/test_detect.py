@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeasd.detect import Detector, SignalWatch, iso_time, make_event
+from edgeasd.agent.detect import Detector, SignalWatch, iso_time, make_event
 from edgeasd.errors import InputError
 
 

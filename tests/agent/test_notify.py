@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from edgeasd.notify import Notifier, notify
+from edgeasd.agent.notify import Notifier, notify
 
 
 @pytest.fixture(params=["path", "abstract"])
@@ -61,7 +61,7 @@ def test_module_function_reads_the_environment(listener, monkeypatch):
 
 def test_from_a_child_process(listener):
     value, sock = listener
-    code = "from edgeasd.notify import Notifier; import sys; sys.exit(not Notifier().ready())"
+    code = "from edgeasd.agent.notify import Notifier; import sys; sys.exit(not Notifier().ready())"
     env = {**os.environ, "NOTIFY_SOCKET": value}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
     assert _recv(sock) == ["READY=1"]
@@ -92,21 +92,21 @@ def test_watchdog_interval():
 def test_journal_formatter_prefixes_priorities():
     import logging
 
-    from edgeasd.notify import JournalFormatter
+    from edgeasd.agent.notify import JournalFormatter
 
     fmt = JournalFormatter()
 
     def line(level, msg):
-        return fmt.format(logging.LogRecord("edgeasd.daemon", level, "f", 1, msg, None, None))
+        return fmt.format(logging.LogRecord("edgeasd.agent.daemon", level, "f", 1, msg, None, None))
 
-    assert line(logging.WARNING, "ALERT score 4") == "<4>edgeasd.daemon: ALERT score 4"
-    assert line(logging.INFO, "a\nb") == "<6>edgeasd.daemon: a\n<6>b"
+    assert line(logging.WARNING, "ALERT score 4") == "<4>edgeasd.agent.daemon: ALERT score 4"
+    assert line(logging.INFO, "a\nb") == "<6>edgeasd.agent.daemon: a\n<6>b"
     assert line(logging.DEBUG, "x").startswith("<7>")
     assert line(logging.ERROR, "x").startswith("<3>")
 
 
 def test_under_journal(tmp_path):
-    from edgeasd.notify import under_journal
+    from edgeasd.agent.notify import under_journal
 
     st = os.fstat(2)
     assert under_journal({"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})

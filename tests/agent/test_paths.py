@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from edgeasd.agent.paths import SYSTEM_DIRS, SystemDirs, resolve_paths
 from edgeasd.config import config_from_dict, load_config
 from edgeasd.errors import ConfigError
-from edgeasd.paths import SYSTEM_DIRS, SystemDirs, resolve_paths
 
 
 def test_xdg_fallbacks():
@@ -145,7 +145,7 @@ def test_ensure_refuses_a_runtime_dir_of_another_user(tmp_path, monkeypatch):
     cfg = config_from_dict({"paths": {"runtime_dir": str(tmp_path / "r")}})
     p = resolve_paths(cfg)
     p.runtime_dir.mkdir()
-    monkeypatch.setattr("edgeasd.paths.os.getuid", lambda: os.stat(tmp_path).st_uid + 4242)
+    monkeypatch.setattr("edgeasd.agent.paths.os.getuid", lambda: os.stat(tmp_path).st_uid + 4242)
     with pytest.raises(ConfigError, match="belongs to another user"):
         p.ensure()
 
@@ -207,11 +207,11 @@ def test_a_checkout_config_keeps_per_user_directories(tmp_path):
 
 
 def test_paths_is_the_only_owner_of_the_file_names():
-    """The bank, the kept audio and the control socket are named only in ``paths.py``:
+    """The bank, the kept audio and the control socket are named only in ``agent/paths.py``:
     everything else takes them from a :class:`Paths` (no second definition to drift)."""
     import re
 
-    from edgeasd import control, enrollment
+    from edgeasd.agent import control, enrollment
 
     assert not hasattr(enrollment, "bank_path")
     assert not hasattr(control, "socket_path") and not hasattr(control, "SOCKET_NAME")
@@ -220,4 +220,4 @@ def test_paths_is_the_only_owner_of_the_file_names():
     owners = sorted(
         str(f.relative_to(package)) for f in package.rglob("*.py") if spelled.search(f.read_text())
     )
-    assert owners == ["paths.py"]
+    assert owners == ["agent/paths.py"]

@@ -14,9 +14,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeasd.detect import Detector, make_event
+from edgeasd.agent.detect import Detector, make_event
+from edgeasd.agent.sinks import (
+    EventSinks,
+    JsonlLog,
+    encode_event,
+    format_event,
+    read_events,
+    rotated,
+)
 from edgeasd.errors import InputError
-from edgeasd.sinks import EventSinks, JsonlLog, encode_event, format_event, read_events, rotated
 
 
 def _events(n, start=0):
@@ -88,7 +95,7 @@ def test_malformed_and_partial_lines_are_skipped(tmp_path, caplog):
 
 WRITER = """
 import sys, time
-from edgeasd.sinks import JsonlLog
+from edgeasd.agent.sinks import JsonlLog
 sink = JsonlLog(sys.argv[1], max_bytes=2000, backups=2)
 for i in range(int(sys.argv[2])):
     sink.write({"event": "window", "i": i, "pad": "z" * 50})

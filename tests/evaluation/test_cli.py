@@ -104,9 +104,9 @@ def test_eval_on_anonymized_test_files_with_ground_truth(tiny_dataset, tmp_path)
     """Renamed test clips + official ground-truth CSVs give the same figures as dev names."""
     import shutil
 
+    from edgeasd.embedding.models import spectral_model_path
     from edgeasd.evaluation.datasets import scan_dataset
     from edgeasd.evaluation.pipeline import run_evaluation
-    from edgeasd.models import spectral_model_path
 
     anon = tmp_path / "eval_data" / "toy"
     shutil.copytree(tiny_dataset / "toy" / "train", anon / "train")

@@ -25,14 +25,14 @@ import yaml
 from e2e.harness import RATE, make_setup, write_normal
 from support.onnx_models import machine_sound
 
-from edgeasd import enrollment
+from edgeasd.agent import bank_lifecycle
+from edgeasd.agent.control import ControlClient
+from edgeasd.agent.sinks import JsonlLog
+from edgeasd.agent.status import StatusBoard
 from edgeasd.config import Config
-from edgeasd.control import ControlClient
-from edgeasd.embed import Embedder
+from edgeasd.embedding.models import spectral_model_path
+from edgeasd.embedding.onnx import Embedder
 from edgeasd.errors import ControlError, ModelError
-from edgeasd.models import spectral_model_path
-from edgeasd.sinks import JsonlLog
-from edgeasd.status import StatusBoard
 
 from .conftest import fill
 
@@ -92,12 +92,12 @@ def test_shipped_model_floors_its_logs_and_the_old_graph_did_not(tmp_path) -> No
     assert np.array_equal(new.run(None, one)[0], old.run(None, one)[0])
     # so banks of the file shipped before the fix stay valid: its id is declared compatible
     assert embedder.info.compatible == (PREVIOUS_SPECTRAL_ID,)
-    bank = enrollment.new_bank(Config().scoring, embedder.info)
+    bank = bank_lifecycle.new_bank(Config().scoring, embedder.info)
     bank.meta["model_id"] = PREVIOUS_SPECTRAL_ID
-    enrollment.check_model(bank, embedder.info)  # accepted
+    bank_lifecycle.check_model(bank, embedder.info)  # accepted
     bank.meta["model_id"] = "edgeasd-spectral-v1:0000000000000000"
     with pytest.raises(ModelError, match="was embedded with model"):
-        enrollment.check_model(bank, embedder.info)
+        bank_lifecycle.check_model(bank, embedder.info)
 
 
 def _feed(path: Path, parts: list[str]) -> Path:
@@ -165,7 +165,7 @@ def _lines_whole(path: Path) -> list[dict]:
 
 def test_log_on_dev_full_drops_and_counts_without_raising(caplog) -> None:
     log = JsonlLog("/dev/full")
-    with caplog.at_level(logging.WARNING, logger="edgeasd.sinks"):
+    with caplog.at_level(logging.WARNING, logger="edgeasd.agent.sinks"):
         results = [log.write({"event": "window", "i": i}) for i in range(5)]
     assert results == [False] * 5
     assert log.health == {"dropped": 5, "error": "No space left on device"}
@@ -177,7 +177,7 @@ def test_log_on_a_full_filesystem_keeps_whole_lines_and_resumes(small_fs, caplog
     fs = small_fs("logs", "64k")
     log = JsonlLog(fs / "scores.jsonl", max_bytes=1 << 20, backups=0)
     event = {"event": "window", "pad": "x" * 300}
-    with caplog.at_level(logging.WARNING, logger="edgeasd.sinks"):
+    with caplog.at_level(logging.WARNING, logger="edgeasd.agent.sinks"):
         written = 0
         while log.write({**event, "i": written}):
             written += 1

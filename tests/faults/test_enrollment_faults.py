@@ -241,16 +241,16 @@ def test_streamed_file_object_and_names(tmp_path) -> None:
     """File objects (descriptors passed over the socket) stream like paths, named as told."""
     from support.onnx_models import make_test_model
 
-    from edgeasd import enrollment
-    from edgeasd.embed import Embedder
+    from edgeasd.agent import file_enrollment
+    from edgeasd.embedding.onnx import Embedder
 
     model = make_test_model(tmp_path / "m.onnx", window_seconds=1.0)
     embedder = Embedder(model)
     a = _long_wav(tmp_path / "a.wav", 130)
-    by_path = enrollment.file_batches([a], embedder, "s", stage_dir=tmp_path / "p")
+    by_path = file_enrollment.file_batches([a], embedder, "s", stage_dir=tmp_path / "p")
     fd = os.open(a, os.O_RDONLY)
     with os.fdopen(fd, "rb") as fh:
-        by_fd = enrollment.file_batches(
+        by_fd = file_enrollment.file_batches(
             [fh], embedder, "s", names=["client:a.wav"], stage_dir=tmp_path / "f"
         )
     assert [len(b.embeddings) for b in by_fd] == [60, 60, 10]
@@ -264,4 +264,4 @@ def test_streamed_file_object_and_names(tmp_path) -> None:
         open(short, "rb") as fh,
         pytest.raises(AudioFileError, match=r"client:short\.wav: no usable"),
     ):
-        enrollment.file_batches([fh], embedder, "s", names=["client:short.wav"])
+        file_enrollment.file_batches([fh], embedder, "s", names=["client:short.wav"])

@@ -8,12 +8,12 @@ import logging
 
 import pytest
 
+from edgeasd.agent.detect import make_event
+from edgeasd.agent.paths import resolve_paths
+from edgeasd.agent.sinks import EventSinks
 from edgeasd.config import config_from_dict
-from edgeasd.detect import make_event
 from edgeasd.errors import ConfigError
-from edgeasd.metrics import Metrics
-from edgeasd.paths import resolve_paths
-from edgeasd.sinks import EventSinks
+from edgeasd.fleet.metrics import Metrics
 
 
 def _config(tmp_path, **sections):
@@ -58,7 +58,7 @@ def test_an_observer_failure_refuses_the_start_but_not_a_reload(tmp_path, caplog
     with pytest.raises(ConfigError, match="cannot read the MQTT password"):
         EventSinks.from_config(bad, paths)
     good = EventSinks.from_config(_config(tmp_path), paths)
-    with caplog.at_level(logging.ERROR, logger="edgeasd.fleet"):
+    with caplog.at_level(logging.ERROR, logger="edgeasd.fleet.observers"):
         reloaded = EventSinks.from_config(bad, paths, previous=good)
     good.close()
     assert "reload: MQTT disabled" in caplog.text

@@ -10,11 +10,11 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from edgeasd.agent.detect import make_event
 from edgeasd.config import config_from_dict
-from edgeasd.config_fleet import MetricsConfig
-from edgeasd.detect import make_event
+from edgeasd.config.fleet import MetricsConfig
 from edgeasd.errors import ConfigError
-from edgeasd.metrics import Metrics
+from edgeasd.fleet.metrics import Metrics
 
 from .conftest import free_port
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from edgeasd.errors import InputError
-from edgeasd.mqtt_queue import DiskQueue
+from edgeasd.fleet.mqtt_queue import DiskQueue
 
 
 def _drain(q: DiskQueue) -> list[tuple[int, str, bytes]]:
@@ -50,12 +50,12 @@ def test_full_queue_drops_oldest_non_alerts_first(tmp_path, caplog) -> None:
     q.put("alert", "t", b"A" * 30)  # oldest, but an alert
     q.put("signal", "t", b"s" * 30)
     q.put("enrolled", "t", b"e" * 30)
-    with caplog.at_level(logging.WARNING, logger="edgeasd.mqtt_queue"):
+    with caplog.at_level(logging.WARNING, logger="edgeasd.fleet.mqtt_queue"):
         q.put("alert", "t", b"B" * 30)  # 120 > 100: the oldest non-alert goes
     assert q.dropped == {"signal": 1} and q.nbytes == 90
     assert "dropped the oldest 1 signal" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="edgeasd.mqtt_queue"):
+    with caplog.at_level(logging.WARNING, logger="edgeasd.fleet.mqtt_queue"):
         q.put("alert", "t", b"C" * 30)  # the enrolled one goes (logged a minute later)
         q.put("alert", "t", b"D" * 30)  # only alerts left: the oldest alert goes, loudly
     assert q.dropped == {"signal": 1, "enrolled": 1, "alert": 1}
@@ -79,7 +79,7 @@ def test_size_stays_bounded_on_disk(tmp_path, caplog) -> None:
     cap = 64 * 1024
     q = DiskQueue(tmp_path / "q.sqlite", cap)
     sizes = []
-    with caplog.at_level(logging.WARNING, logger="edgeasd.mqtt_queue"):
+    with caplog.at_level(logging.WARNING, logger="edgeasd.fleet.mqtt_queue"):
         for i in range(1500):  # 300 KB put, 4.6 x the cap
             q.put("signal", "t", bytes(200))
             if i % 100 == 99:
@@ -94,7 +94,7 @@ def test_size_stays_bounded_on_disk(tmp_path, caplog) -> None:
 _WRITER = textwrap.dedent(
     """
     import sys
-    from edgeasd.mqtt_queue import DiskQueue
+    from edgeasd.fleet.mqtt_queue import DiskQueue
     q = DiskQueue(sys.argv[1], 1 << 30)
     i = 0
     while True:

@@ -8,16 +8,16 @@ import time
 
 import pytest
 
+from edgeasd.agent.detect import make_event
 from edgeasd.config import config_from_dict
-from edgeasd.config_fleet import MqttConfig
-from edgeasd.detect import make_event
+from edgeasd.config.fleet import MqttConfig
 from edgeasd.errors import ConfigError
 
 from .conftest import make_ca
 
 pytest.importorskip("paho.mqtt.client")
 
-from edgeasd.mqtt import MqttSink, read_password
+from edgeasd.fleet.mqtt import MqttSink, read_password
 
 
 def _status() -> dict:

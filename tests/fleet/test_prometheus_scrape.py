@@ -11,9 +11,9 @@ import urllib.request
 
 import pytest
 
-from edgeasd.config_fleet import MetricsConfig
-from edgeasd.detect import make_event
-from edgeasd.metrics import Metrics
+from edgeasd.agent.detect import make_event
+from edgeasd.config.fleet import MetricsConfig
+from edgeasd.fleet.metrics import Metrics
 
 from .conftest import free_port
 

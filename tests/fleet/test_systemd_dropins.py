@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeasd.mqtt_queue import DiskQueue  # noqa: F401  (the package imports without paho)
+from edgeasd.fleet.mqtt_queue import DiskQueue  # noqa: F401  (the package imports without paho)
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "edgeasd.service"
@@ -22,7 +22,7 @@ def test_dropins_exist_and_name_the_credential() -> None:
     assert {"mqtt-credentials.conf.example", "metrics.conf.example"} <= names
     text = (REPO / "systemd" / "edgeasd.service.d" / "mqtt-credentials.conf.example").read_text()
     pytest.importorskip("paho.mqtt.client")
-    from edgeasd.mqtt import CREDENTIAL
+    from edgeasd.fleet.mqtt import CREDENTIAL
 
     assert f"\nLoadCredential={CREDENTIAL}:" in text
     assert "PrivateNetwork=no" in text  # the base unit has no network

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from edgeasd.models import spectral_model_path
+from edgeasd.embedding.models import spectral_model_path
 from edgeasd.train.metadata import metadata_of
 
 pytestmark = pytest.mark.train

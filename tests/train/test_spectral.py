@@ -8,7 +8,7 @@ import onnxscript  # noqa: F401  (needed by edgeasd.train.export)
 import pytest
 import torch
 
-from edgeasd.models import spectral_model_path
+from edgeasd.embedding.models import spectral_model_path
 from edgeasd.train.metadata import metadata_of
 from edgeasd.train.spectral import EMBEDDING_DIM, SpectralEmbedding, build
 

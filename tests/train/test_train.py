@@ -191,7 +191,7 @@ def test_int8_kernels_compute_the_quantized_graph(trained, held_out):
 
 
 def test_embedder_runs_the_exported_model(trained, held_out):
-    embed = pytest.importorskip("edgeasd.embed")
+    embed = pytest.importorskip("edgeasd.embedding.onnx")
     e = embed.Embedder(trained[2])
     out = e.embed(held_out[:2])
     assert out.shape == (2, 64)

@@ -1,0 +1,109 @@
+"""Builds the fleet observers of the event sinks: the MQTT sink and the Prometheus metrics.
+
+:func:`observers` is called by :meth:`edgeasd.agent.sinks.EventSinks.from_config` at start and
+on every reload. An observer whose configuration section did not change is carried over
+from the previous sinks (the broker connection stays up, counters keep counting); the
+others are built anew. A failure at start is raised (the daemon does not start with a
+configuration it cannot honour); on a reload it is logged and the daemon goes on without
+that observer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgeasd.errors import EdgeasdError
+
+log = logging.getLogger(__name__)
+
+
+def queue_path(paths: Any) -> Path:
+    """The MQTT store-and-forward database: ``<state_dir>/mqtt-queue.sqlite``."""
+    return Path(paths.state_dir) / "mqtt-queue.sqlite"
+
+
+def textfile_path(config: Any, paths: Any) -> Path:
+    """``metrics.textfile``, else ``<runtime_dir>/edgeasd.prom``."""
+    return Path(config.metrics.textfile or Path(paths.runtime_dir) / "edgeasd.prom")
+
+
+def _take(previous: list[Any], cls_name: str, settings: Any) -> Any | None:
+    """Remove and return the previous observer of this class if its settings are unchanged."""
+    for obs in previous:
+        if type(obs).__name__ == cls_name and obs.settings == settings:
+            previous.remove(obs)
+            return obs
+    return None
+
+
+def observers(
+    config: Any,
+    paths: Any,
+    status: Callable[[], dict[str, Any]] | None = None,
+    previous: list[Any] | None = None,
+) -> list[Any]:
+    """The MQTT sink and the metrics for ``config`` (each only if enabled).
+
+    Parameters
+    ----------
+    config : edgeasd.config.Config
+    paths : edgeasd.agent.paths.Paths
+    status : callable, optional
+        The daemon's ``StatusBoard.snapshot``.
+    previous : list, optional
+        The observers of the sinks being replaced (a reload). Those reused are removed
+        from it; the caller closes the rest.
+
+    Raises
+    ------
+    EdgeasdError
+        At start (``previous`` is None) when an observer cannot be built.
+    """
+    reloading = previous is not None
+    previous = previous if previous is not None else []
+    built: list[Any] = []
+    mqtt_sink = None
+    if config.mqtt.enabled:
+        mqtt_sink = _take(previous, "MqttSink", config.mqtt)
+        if mqtt_sink is None:
+            mqtt_sink = _build(reloading, "MQTT", _make_mqtt, config, paths, status)
+        if mqtt_sink is not None:
+            built.append(mqtt_sink)
+    if config.metrics.enabled:
+        metrics = _take(previous, "Metrics", config.metrics)
+        if metrics is not None and metrics.textfile != textfile_path(config, paths):
+            previous.append(metrics)
+            metrics = None
+        if metrics is not None and metrics.mqtt is not mqtt_sink:
+            previous.append(metrics)  # it reads the old sink's queue: rebuild it
+            metrics = None
+        if metrics is None:
+            metrics = _build(reloading, "metrics", _make_metrics, config, paths, status, mqtt_sink)
+        if metrics is not None:
+            built.append(metrics)
+    return built
+
+
+def _build(reloading: bool, what: str, make: Callable[..., Any], *args: Any) -> Any | None:
+    try:
+        return make(*args)
+    except EdgeasdError as exc:
+        if not reloading:
+            raise
+        log.error("reload: %s disabled: %s", what, exc.format())
+        return None
+
+
+def _make_mqtt(config: Any, paths: Any, status: Any) -> Any:
+    from edgeasd.fleet.mqtt import MqttSink  # paho is an optional extra: import it only when used
+
+    return MqttSink(config.mqtt, queue_path(paths), status)
+
+
+def _make_metrics(config: Any, paths: Any, status: Any, mqtt_sink: Any) -> Any:
+    from edgeasd.fleet.metrics import Metrics
+
+    return Metrics(config.metrics, textfile_path(config, paths), status, mqtt_sink)

@@ -1,0 +1,328 @@
+"""``edgeasd report`` and the kept audio of alerts, on a real demo run with an injected fault.
+
+One module fixture enrolls the demo machine's first normal windows and runs the daemon
+(subprocesses, the small test model) over the demo source, whose fault raises an alert;
+the tests then render the report with the CLI and look at what it holds.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+from e2e.harness import RATE, Setup, make_setup
+
+from edgeasd.agent.alert_audio import AlertAudio, alert_records, read_alert_audio
+from edgeasd.audio.io import read_audio
+from edgeasd.audio.mel import log_mel
+from edgeasd.errors import InputError
+from edgeasd.report.build import parse_time
+
+plt_image = pytest.importorskip("matplotlib.image")
+
+PNG = re.compile(r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
+#: Chromium's headless screenshot tool: Debian's chromium-headless-shell, else chromium.
+CHROMIUM = shutil.which("chromium-headless-shell") or shutil.which("chromium")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Setup:
+    """A demo machine enrolled (10 live windows, 2 groups) and run through its fault."""
+    setup = make_setup(
+        tmp_path_factory.mktemp("report"),
+        {"kind": "demo", "realtime": False},
+        enrollment={"group_seconds": 5.0},  # 10 windows of 1 s: two groups, so it scores
+    )
+    setup.cli("enroll", "--next", "10", "--domain", "demo", timeout=300, check=True)
+    setup.cli("run", timeout=300, check=True)
+    return setup
+
+
+@pytest.fixture(scope="module")
+def report(demo: Setup, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """``edgeasd report`` of the demo run (the CLI, as a subprocess)."""
+    out = tmp_path_factory.mktemp("html") / "report.html"
+    return out, _report(demo, out, "--since", "2h")
+
+
+def _images(html: str) -> dict[str, np.ndarray]:
+    """The embedded PNGs by alt text, decoded."""
+    return {
+        alt: plt_image.imread(io.BytesIO(base64.b64decode(data)), format="png")
+        for alt, data in PNG.findall(html)
+    }
+
+
+def _report(setup: Setup, out: Path, *args: str, config: Path | None = None):
+    cmd = ["report", "-o", str(out), *args]
+    if config is not None:
+        return Setup(setup.root, config, setup.env).cli(*cmd, timeout=300)
+    return setup.cli(*cmd, timeout=300)
+
+
+def _alerts(setup: Setup) -> list[dict]:
+    return [e for e in setup.events() if e["event"] == "alert"]
+
+
+def test_the_demo_fault_alerts_and_its_window_audio_is_kept(demo: Setup) -> None:
+    from edgeasd.audio.demo import DemoSource
+
+    alerts = _alerts(demo)
+    assert alerts, demo.log()
+    records = alert_records(demo.logs / "alert-audio")
+    assert [(r["time"], r["window_index"]) for r in records] == [
+        (a["time"], a["window_index"]) for a in alerts
+    ]
+    first = records[0]
+    assert first["score"] == alerts[0]["score"] > first["threshold"]
+    assert first["nearest_domain"] == "demo" and isinstance(first["nearest_id"], int)
+    # the FLAC holds exactly the alerted window of the stream (16-bit quantization)
+    stream = np.concatenate([b.samples for b in DemoSource(RATE).blocks()])
+    i = first["window_index"]
+    kept = read_alert_audio(demo.logs / "alert-audio", first)
+    assert kept.shape == (RATE,)
+    assert np.abs(kept - stream[i * RATE : (i + 1) * RATE]).max() < 1e-4
+
+
+def test_report_has_a_timeline_and_one_nonblank_png_per_alert(demo: Setup, report) -> None:
+    out, proc = report
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {out}" in proc.stdout
+    html = out.read_text()
+    images = _images(html)
+    n_alerts = len(_alerts(demo))
+    panels = [alt for alt in images if re.fullmatch(r"alert \d+ spectrograms", alt)]
+    assert len(panels) == n_alerts >= 1
+    assert set(images) == {"timeline", *panels}
+    for alt, img in images.items():
+        assert img.ndim == 3 and img.shape[0] > 200 and img.shape[1] > 500, alt
+        assert img[..., :3].std() > 0.05, f"{alt} is blank"
+    # two players per alert (its window, its reference), each one window of FLAC
+    players = re.findall(
+        r'<audio controls preload="none" src="data:audio/flac;base64,([^"]+)"', html
+    )
+    assert len(players) == 2 * n_alerts
+    for data in players:
+        audio, rate = sf.read(io.BytesIO(base64.b64decode(data)))
+        assert rate == RATE and audio.shape == (RATE,) and audio.std() > 0.01
+    # the panel names the nearest reference, its domain and enrollment time
+    record = alert_records(demo.logs / "alert-audio")[0]
+    assert f"#{record['nearest_id']} (domain demo)" in html
+    assert "reference enrolled" in html and "not kept" not in html
+
+
+def test_band_difference_shows_where_the_fault_adds_energy(demo: Setup) -> None:
+    """The fault's extra energy is in the alerted window's spectrum, not the reference's."""
+    record = alert_records(demo.logs / "alert-audio")[0]
+    alert = log_mel(read_alert_audio(demo.logs / "alert-audio", record), RATE)
+    normal = read_audio(next((demo.state / "audio").glob("*.flac"))).samples[:RATE]
+    diff = alert.mean(axis=1) - log_mel(normal, RATE).mean(axis=1)
+    assert diff.max() > 3.0  # dB: some bands are clearly louder during the fault
+
+
+def test_report_in_headless_chromium_is_not_blank(report, tmp_path) -> None:
+    if CHROMIUM is None:
+        pytest.skip("no chromium-headless-shell or chromium (README set-up installs it)")
+    out, proc = report
+    assert proc.returncode == 0, proc.stderr
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",  # CI runs as root
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1300,1800",
+            f"--screenshot={shot}",
+            out.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    img = plt_image.imread(shot)[..., :3]
+    assert img.shape[:2] == (1800, 1300)
+    assert img.std() > 0.1  # text and pictures, not an empty page
+    assert (img.mean(axis=2) < 0.5).mean() > 0.02  # dark pixels: the spectrograms drew
+
+
+def test_report_says_what_audio_is_missing_and_still_renders(demo: Setup, tmp_path) -> None:
+    logs = tmp_path / "log"
+    shutil.copytree(demo.logs, logs)
+    config = yaml.safe_load(demo.config.read_text())
+    config["paths"].update(state_dir=str(tmp_path / "empty-state"), log_dir=str(logs))
+    path = tmp_path / "edgeasd.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "report.html"
+    n = len(_alerts(demo))
+    panels = {f"alert {i + 1} spectrograms" for i in range(n)}
+    # no enrollment audio: the alert's spectrogram, and a note instead of the reference
+    proc = _report(demo, out, "--since", "2h", "--no-audio", config=path)
+    assert proc.returncode == 0, proc.stderr
+    html = out.read_text()
+    assert "<audio" not in html
+    assert html.count("is not kept (enrollment.keep_audio is off") == n
+    assert set(_images(html)) == {"timeline"} | panels
+    # no alert audio either: a note, no picture, still a report
+    for record in alert_records(logs / "alert-audio"):
+        (logs / "alert-audio" / record["file"]).unlink()
+    proc = _report(demo, out, "--since", "2h", config=path)
+    assert proc.returncode == 0, proc.stderr
+    html = out.read_text()
+    assert html.count("no kept audio for this alert") == n
+    assert set(_images(html)) == {"timeline"}
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("--since", "yesterday-ish"), "cannot read the time 'yesterday-ish'"),
+        (("--since", "1h", "--until", "2h"), "the range is empty"),
+        (("--since", "2001-01-01", "--until", "2001-01-02"), "nothing was logged"),
+    ],
+)
+def test_report_cli_bad_range_or_no_data(demo: Setup, tmp_path, args, needle) -> None:
+    out = tmp_path / "report.html"
+    proc = _report(demo, out, *args)
+    assert proc.returncode == 2
+    assert needle in proc.stderr and "hint:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_parse_time_forms() -> None:
+    now = 1_800_000_000.0
+    assert parse_time("24h", now) == now - 86400
+    assert parse_time("90m", now) == now - 5400
+    assert parse_time("now", now) == now
+    utc = datetime(2026, 11, 30, 8, 0, tzinfo=timezone.utc).timestamp()
+    assert parse_time("2026-11-30T08:00Z") == utc
+    assert parse_time("2026-11-30T09:00+01:00") == utc
+    assert parse_time("2026-11-30T08:00") == datetime(2026, 11, 30, 8, 0).timestamp()  # local
+    with pytest.raises(InputError, match="cannot read the time"):
+        parse_time("tomorrow")
+
+
+def test_alert_audio_cap_deletes_the_oldest(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    store = AlertAudio(tmp_path / "a", max_bytes=1, sample_rate=RATE)  # reset below
+    sizes = []
+    for i in range(4):
+        store.max_bytes = 2**40
+        flac = store.write(0.1 * rng.standard_normal(RATE).astype(np.float32), _meta(i))
+        sizes.append(flac.stat().st_size + flac.with_suffix(".json").stat().st_size)
+    store.max_bytes = sizes[2] + sizes[3]  # room for the newest two only
+    store.enforce_cap()
+    assert [r["window_index"] for r in alert_records(tmp_path / "a")] == [2, 3]
+    assert len(list((tmp_path / "a").iterdir())) == 4
+
+
+def test_alert_audio_write_failure_warns_and_never_raises(tmp_path, caplog) -> None:
+    blocker = tmp_path / "alert-audio"
+    blocker.write_text("a file where the folder should be")
+    store = AlertAudio(blocker, max_bytes=2**20, sample_rate=RATE)
+    with caplog.at_level("WARNING", logger="edgeasd.agent.alert_audio"):
+        store.keep(np.zeros(RATE, np.float32), _meta(7))  # on the writer thread
+        store.close()
+    assert any("could not keep the audio" in r.message for r in caplog.records)
+    assert blocker.read_text().startswith("a file")
+
+
+def test_alert_audio_zero_cap_keeps_nothing(tmp_path) -> None:
+    store = AlertAudio(tmp_path / "a", max_bytes=0, sample_rate=RATE)
+    store.keep(np.zeros(RATE, np.float32), _meta(1))
+    store.close()
+    assert not (tmp_path / "a").exists()
+
+
+def _meta(i: int) -> dict:
+    t = 1_800_000_000.0 + i
+    return {"time": datetime.fromtimestamp(t).astimezone().isoformat(), "unix_time": t,
+            "window_index": i, "score": 5.0, "threshold": 3.0, "nearest_id": 0,
+            "nearest_domain": "source"}  # fmt: skip
+
+
+def test_log_mel_puts_a_tone_in_its_band() -> None:
+    t = np.arange(RATE) / RATE
+    mel = log_mel(0.5 * np.sin(2 * np.pi * 1000.0 * t), RATE)
+    assert mel.shape == (64, 1 + (RATE - 1024) // 512)
+    # HTK mel scale, 64 bands from 20 Hz to Nyquist: the band centred nearest 1 kHz
+    edges = np.linspace(2595 * np.log10(1 + 20 / 700), 2595 * np.log10(1 + 8000 / 700), 66)
+    centres = 700 * (10 ** (edges[1:-1] / 2595) - 1)
+    assert mel.mean(axis=1).argmax() == np.abs(centres - 1000).argmin()
+    assert log_mel(np.zeros(RATE), RATE).max() == pytest.approx(-150.0)
+
+
+def test_report_without_matplotlib_names_the_extra(demo: Setup, tmp_path) -> None:
+    blocked = tmp_path / "blocked" / "matplotlib"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('matplotlib blocked by the test')\n")
+    env = dict(demo.env)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(blocked.parent), *filter(None, [env.get("PYTHONPATH")])]
+    )
+    out = tmp_path / "report.html"
+    proc = Setup(demo.root, demo.config, env).cli("report", "-o", str(out), "--since", "2h")
+    assert proc.returncode == 2, proc.stderr
+    assert "matplotlib, which is not installed" in proc.stderr
+    assert "pip install 'edgeasd[plot]'" in proc.stderr
+    assert not out.exists()
+
+
+def test_timeline_draws_signal_recovery_and_enrollment_marks() -> None:
+    """Events the demo does not produce: bad signal stretches, recoveries, unscored spans."""
+    from edgeasd.report.plots import timeline_png
+
+    t0 = 1_800_000_000.0
+    windows = [
+        {"unix": t0 + i, "score": s, "threshold": 3.0, "nearest_domain": d}
+        for i, (s, d) in enumerate([(0.5, "source"), (4.0, "source"), (-0.2, "target")] * 5)
+    ] + [{"unix": t0 + 20, "decision": "signal"}]
+    events = [
+        {"unix": t0 - 5, "event": "enrolled", "ids": [0, 1], "groups": ["g1"]},
+        {"unix": t0 + 1, "event": "alert"},
+        {"unix": t0 + 2, "event": "recovered"},
+        {"unix": t0 + 6, "event": "signal", "status": "silence"},
+        {"unix": t0 + 9, "event": "signal", "status": "ok"},
+        {"unix": t0 + 18, "event": "signal", "status": "clipping"},  # lasts to the end
+    ]
+    for w in (windows, windows[-1:]):  # with scores (symlog: one is negative), without any
+        img = plt_image.imread(io.BytesIO(timeline_png(w, events, {"g1": "source"})))
+        assert img[..., :3].std() > 0.05
+
+
+def test_reference_window_in_kept_file_and_live_enrollments(tmp_path) -> None:
+    from edgeasd.agent.enrollment import Batch
+    from edgeasd.agent.kept_audio import AudioStore
+    from edgeasd.report.build import reference_audio
+
+    rng = np.random.default_rng(1)
+    store = AudioStore(tmp_path, 2**30)
+    win, hop = 800, 500
+    whole = (0.3 * rng.uniform(-1, 1, 2 * hop + win)).astype(np.float32)  # 3 windows
+    emb = np.zeros((3, 4), np.float32)
+    store.keep(Batch(emb, "source", "file-a", [whole], RATE, "a.wav"), [5, 6, 7])
+    live = [(0.3 * rng.uniform(-1, 1, win)).astype(np.float32) for _ in range(3)]
+    store.keep(Batch(emb, "target", "live-b", live, RATE, "live"), [8, 9, 10])
+    file_group, live_group = store.records()
+    kept = read_audio(tmp_path / "file-a.flac").samples  # 16-bit as stored
+    for i, ref in enumerate([5, 6, 7]):  # file enrollment: window i starts at i * hop
+        got, note = reference_audio(store, file_group, ref, win)
+        np.testing.assert_array_equal(got, kept[i * hop : i * hop + win])
+        assert "even spacing" in note
+    got, note = reference_audio(store, live_group, 9, win)
+    assert note is None and np.abs(got - live[1]).max() < 1e-4
+    store.update_ids("live-b", [8, 10])  # a removal: ids no longer match the segments
+    got, note = reference_audio(store, store.records()[1], 10, win)
+    assert got is None and "no longer maps reference ids" in note

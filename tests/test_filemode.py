@@ -1,0 +1,98 @@
+"""State, log, kept-audio, bank, lock and sidecar files are 0640 or stricter, folders 0750.
+
+The writers run under a developer's umask (022), which alone would give 0644 files: the
+modes must come from the writers themselves, not from the systemd unit's ``UMask=0027``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from edgeasd.agent.alert_audio import AlertAudio
+from edgeasd.agent.enrollment import Batch
+from edgeasd.agent.kept_audio import AudioStore
+from edgeasd.agent.paths import Paths
+from edgeasd.agent.sinks import JsonlLog
+from edgeasd.agent.status import StatusBoard
+from edgeasd.scoring import ReferenceBank
+from edgeasd.scoring.store import lock_path, save_bank
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _tree_modes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): _mode(p) for p in sorted(root.rglob("*"))}
+
+
+def test_every_file_the_agent_writes_is_private_to_user_and_group(tmp_path, umask_022):
+    paths = Paths(
+        state_dir=tmp_path / "state",
+        runtime_dir=tmp_path / "run",
+        log_dir=tmp_path / "state" / "log",
+        cache_dir=tmp_path / "cache",
+    ).ensure()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 8)).astype(np.float32)
+    bank = ReferenceBank(8, metric="cosine", density="knn", k=1, norm="ratio")
+    bank.enroll(x, domain="source", group="g1")
+    save_bank(bank, paths.bank)
+    AudioStore(paths.audio_dir, max_bytes=2**30).keep(
+        Batch(x, "source", "g1", [rng.standard_normal(1600).astype(np.float32)], 16000, "live"),
+        [0, 1, 2, 3, 4, 5],
+    )
+    for log_path in (paths.alerts_log, paths.scores_log):
+        with JsonlLog(log_path, max_bytes=200, backups=1) as sink:
+            for i in range(8):  # rotates: the rotated file keeps the mode
+                sink.write({"event": "window", "i": i, "pad": "x" * 40})
+    alerts = AlertAudio(paths.log_dir / "alert-audio", max_bytes=2**30, sample_rate=16000)
+    try:
+        meta = {"unix_time": 0.0, "window_index": 7, "score": 5.0, "threshold": 3.0}
+        assert alerts.write(rng.standard_normal(1600).astype(np.float32), meta) is not None
+    finally:
+        alerts.close()
+    info = SimpleNamespace(
+        name="m", version="1", id="m-1", window_seconds=1.0, sample_rate=16000, members=()
+    )
+    StatusBoard(paths.status_file, info).update(state="running")
+
+    modes = {**_tree_modes(paths.state_dir), **_tree_modes(paths.runtime_dir)}
+    expected = {"bank", "bank.lock", "audio", "audio/g1.flac", "audio/g1.json"}
+    expected |= {"log", "log/alerts.jsonl", "log/alerts.jsonl.1", "log/scores.jsonl"}
+    expected |= {"status.json", "log/alert-audio"}
+    expected |= {
+        f"log/alert-audio/alert-19700101T000000.000000Z-w00000007.{x}" for x in ("flac", "json")
+    }
+    assert expected <= set(modes), modes
+    assert lock_path(paths.bank).name == "bank.lock"
+    for name, mode in modes.items():
+        folder = (paths.state_dir / name).is_dir() or (paths.runtime_dir / name).is_dir()
+        limit = 0o750 if folder else 0o640
+        assert mode & ~limit == 0, f"{name} is {mode:o}, wider than {limit:o}"
+    assert _mode(paths.state_dir) == 0o750 and _mode(paths.log_dir) == 0o750
+
+
+def test_a_log_left_world_readable_by_an_older_version_is_narrowed(tmp_path, umask_022):
+    log = tmp_path / "alerts.jsonl"
+    log.write_text('{"event": "old"}\n')
+    log.chmod(0o644)
+    with JsonlLog(log) as sink:
+        sink.write({"event": "new"})
+    assert _mode(log) == 0o640
+    assert len(log.read_text().splitlines()) == 2
