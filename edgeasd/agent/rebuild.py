@@ -152,7 +152,7 @@ def rebuild(
             report.reembedded.append(g)
             progress(f"re-embedded group {g}: {len(embeddings)} references")
         elif old is not None:
-            mask = old.groups == g
+            mask = old.groups_ == g
             domain, origin = str(old.domains_[mask][0]), "bank"
             if same_model and not drop_unkept:
                 embeddings = old.embeddings_[mask].astype(np.float32)
