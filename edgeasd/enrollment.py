@@ -34,7 +34,7 @@ import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,12 @@ from edgeasd.grouping import new_group_id, starts_new_group
 from edgeasd.kept_audio import AudioStore
 from edgeasd.scoring import ReferenceBank
 from edgeasd.scoring.calibrate import DEFAULT_FIXED
+
+if TYPE_CHECKING:
+    from edgeasd.config import Config, ScoringConfig
+    from edgeasd.decision import BankState
+    from edgeasd.embed import ModelInfo
+    from edgeasd.interfaces import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +222,7 @@ def chunked_batches(
 
 def live_batches(
     windows: Sequence[Window],
-    embedder: Any,
+    embedder: Embedder,
     domain: str,
     window_seconds: float,
     group_seconds: float,
@@ -247,7 +253,7 @@ def live_batches(
 # ---------------------------------------------------------------------------- bank lifecycle
 
 
-def new_bank(scoring: Any, model_info: Any) -> ReferenceBank:
+def new_bank(scoring: ScoringConfig, model_info: ModelInfo) -> ReferenceBank:
     """An empty bank with the configured scoring options, stamped with the model's id.
 
     Parameters
@@ -270,7 +276,7 @@ def new_bank(scoring: Any, model_info: Any) -> ReferenceBank:
     return bank
 
 
-def check_model(bank: ReferenceBank, model_info: Any, path: Path | None = None) -> None:
+def check_model(bank: ReferenceBank, model_info: ModelInfo, path: Path | None = None) -> None:
     """Refuse a bank embedded with another model than ``model_info``.
 
     Raises
@@ -301,7 +307,7 @@ BANK_SETTINGS = {
 }
 
 
-def settings_mismatch(bank: ReferenceBank, scoring: Any) -> str | None:
+def settings_mismatch(bank: ReferenceBank, scoring: ScoringConfig) -> str | None:
     """Which ``scoring`` keys differ from the settings the bank was built with (None: none).
 
     A bank keeps the density, k, r, norm and exclude_same_group it was built with; changing
@@ -324,7 +330,7 @@ def settings_mismatch(bank: ReferenceBank, scoring: Any) -> str | None:
     )
 
 
-def open_bank(path: Path, scoring: Any, model_info: Any) -> ReferenceBank:
+def open_bank(path: Path, scoring: ScoringConfig, model_info: ModelInfo) -> ReferenceBank:
     """Load the bank at ``path`` (checking its model) or start an empty one if none exists.
 
     Logs a warning when the configured ``scoring`` settings differ from the bank's
@@ -424,7 +430,7 @@ def discard_staged(batches: Sequence[Batch]) -> None:
             Path(batch.staged).unlink(missing_ok=True)
 
 
-def threshold_for(bank: ReferenceBank, cfg: Any) -> tuple[float, str]:
+def threshold_for(bank: ReferenceBank, cfg: Config) -> tuple[float, str]:
     """The decision threshold (NaN if none can be derived yet) and where it came from.
 
     Applies the ``threshold`` section with :meth:`ReferenceBank.calibrate` (``rule``, ``q``,
@@ -469,7 +475,7 @@ def threshold_for(bank: ReferenceBank, cfg: Any) -> tuple[float, str]:
 MIN_CONDITION_MINUTES = 5.0
 
 
-def threshold_report(bank: ReferenceBank, cfg: Any, hop_seconds: float | None) -> dict[str, Any]:
+def threshold_report(bank: ReferenceBank, cfg: Config, hop_seconds: float | None) -> dict[str, Any]:
     """The threshold in force, its rule and its predicted false-alarm rate.
 
     Parameters
@@ -559,7 +565,9 @@ def domain_by_id(bank: ReferenceBank) -> dict[int, str]:
 # ---------------------------------------------------------------------------- files
 
 
-def embed_windows(embedder: Any, windows: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
+def embed_windows(
+    embedder: Embedder, windows: Sequence[np.ndarray], batch_size: int = 16
+) -> np.ndarray:
     """Embed a sequence of equal-length windows.
 
     Parameters
@@ -692,7 +700,7 @@ def validate_tag(kind: str, text: Any) -> str:
 
 
 def enrollment_result(
-    bank: ReferenceBank, batches: Sequence[Batch], ids: Sequence[int], state: Any
+    bank: ReferenceBank, batches: Sequence[Batch], ids: Sequence[int], state: BankState
 ) -> dict:
     """The JSON-serializable summary reported after an enrollment.
 

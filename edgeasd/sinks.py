@@ -25,11 +25,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeasd.errors import InputError
 from edgeasd.filemode import DIR_MODE, private_opener
 from edgeasd.terminal import sanitize
+
+if TYPE_CHECKING:
+    from edgeasd.config import Config
+    from edgeasd.interfaces import Sink
+    from edgeasd.paths import Paths
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +141,10 @@ class JsonlLog:
             )
             self.error = None
         return True
+
+    def emit(self, event: dict[str, Any]) -> None:
+        """:meth:`write`, as an :class:`edgeasd.interfaces.Sink` (a dropped line is counted)."""
+        self.write(event)
 
     def _cut_partial(self) -> None:
         """Truncate the file back to its last whole line (after a failed or short write)."""
@@ -415,7 +424,7 @@ class EventSinks:
         max_bytes: int = 10 * 2**20,
         backups: int = 5,
         logger: logging.Logger | None = None,
-        observers: Sequence[Any] = (),
+        observers: Sequence[Sink] = (),
     ) -> None:
         self.alerts = JsonlLog(alerts_path, max_bytes, backups)
         self.scores = JsonlLog(scores_path, max_bytes, backups)
@@ -426,8 +435,8 @@ class EventSinks:
     @classmethod
     def from_config(
         cls,
-        config: Any,
-        paths: Any,
+        config: Config,
+        paths: Paths,
         logger: logging.Logger | None = None,
         *,
         status: Callable[[], dict[str, Any]] | None = None,
