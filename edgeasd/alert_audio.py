@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from edgeasd.atomic import write_json_atomic
 from edgeasd.audio.io import read_audio, write_audio
 from edgeasd.errors import EdgeasdError
 from edgeasd.filemode import DIR_MODE
-from edgeasd.status import write_json_atomic
 
 log = logging.getLogger(__name__)
 

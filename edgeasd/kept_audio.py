@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from edgeasd.atomic import write_json_atomic
 from edgeasd.audio.io import read_audio, write_audio
 from edgeasd.errors import AudioFileError, EdgeasdError
 from edgeasd.filemode import DIR_MODE
 from edgeasd.grouping import STAGED_SUFFIX
-from edgeasd.status import write_json_atomic
 
 log = logging.getLogger(__name__)
 
