@@ -23,7 +23,7 @@ def test_a_model_accepts_its_own_and_its_declared_ids(tmp_path):
     assert accepts(info.id, info.id) and not accepts("old-1:aa", info.id)
     require_compatible("old-2:bb", info)  # accepted: no error
     with pytest.raises(
-        ModelError, match="bank /x/bank.npz was embedded with model other-1:cc"
+        ModelError, match=r"bank /x/bank\.npz was embedded with model other-1:cc"
     ) as e:
         require_compatible("other-1:cc", info, "/x/bank.npz")
     assert "edgeasd bank rebuild" in e.value.help and info.id in str(e.value)
