@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from edgeasd.audio.sources import Source
+from edgeasd.events import Record
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,12 +37,6 @@ if TYPE_CHECKING:
     from edgeasd.embed import ModelInfo
 
 __all__ = ["Detector", "Embedder", "Record", "Scorer", "Sink", "Source"]
-
-#: One record crossing the sink boundary: a window record or an event, JSON-serializable
-#: (``{"event": "window" | "alert" | "recovered" | "reminder" | "signal" | "enrolled" ...,
-#: "time": ..., ...}``; see :func:`edgeasd.detect.make_event` and
-#: :meth:`edgeasd.detect.Event.to_dict`).
-Record = dict[str, Any]
 
 
 @runtime_checkable

@@ -36,6 +36,7 @@ from edgeasd.atomic import PUBLIC, write_bytes_atomic
 from edgeasd.audio.quality import STATUSES
 from edgeasd.config_fleet import MetricsConfig
 from edgeasd.errors import ConfigError
+from edgeasd.events import Record
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ class Metrics:
         self._thread = threading.Thread(target=self._run, name="edgeasd-metrics", daemon=True)
         self._thread.start()
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: Record) -> None:
         """Account one per-window record or event."""
         kind = event.get("event")
         if kind == "window":

@@ -38,8 +38,9 @@ from typing import Any
 from edgeasd import __version__
 from edgeasd.config_fleet import MqttConfig
 from edgeasd.errors import ConfigError
+from edgeasd.events import Record
+from edgeasd.events import encode as encode_event
 from edgeasd.mqtt_queue import DiskQueue
-from edgeasd.sinks import encode_event
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ class MqttSink:
 
     # ------------------------------------------------------------------ scoring thread
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: Record) -> None:
         """Queue an event for publishing (durable on return; never waits for the network)."""
         kind = event.get("event")
         if kind not in KINDS:
