@@ -203,7 +203,7 @@ def real_table(rule: Callable[[ReferenceBank], tuple[float, float, str]]) -> str
     tally: dict[str, dict[str, list[int]]] = {}
 
     def emb(path: Path) -> np.ndarray:
-        _, windows = file_enrollment.file_windows(path, info, None, quality_options(cfg))
+        windows = list(file_enrollment.file_windows(path, info, None, quality_options(cfg)))
         return embed_windows(embedder, [w.samples for w in windows])
 
     def decide(s: float, t: float | None) -> str:

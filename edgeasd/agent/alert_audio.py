@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.agent.status import write_json_atomic
+from edgeasd.atomic import write_json_atomic
 from edgeasd.audio.io import read_audio, write_audio
 from edgeasd.errors import EdgeasdError
 from edgeasd.filemode import DIR_MODE

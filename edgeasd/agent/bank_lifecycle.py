@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeasd.errors import BankError, ModelError
+from edgeasd.errors import BankError
+from edgeasd.model_check import require_compatible
 from edgeasd.scoring import ReferenceBank, load_bank
+
+if TYPE_CHECKING:
+    from edgeasd.embedding.onnx import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -43,25 +47,18 @@ def new_bank(scoring: Any, model_info: Any) -> ReferenceBank:
     return bank
 
 
-def check_model(bank: ReferenceBank, model_info: Any, path: Path | None = None) -> None:
+def check_model(bank: ReferenceBank, model_info: ModelInfo, path: Path | None = None) -> None:
     """Refuse a bank embedded with another model than ``model_info``.
+
+    The rule (the model's own id or one it declares compatible) is
+    :func:`edgeasd.model_check.accepts`.
 
     Raises
     ------
     ModelError
         With the two model ids and the command that fixes it.
     """
-    have = bank.meta.get("model_id")
-    if have is not None and have in getattr(model_info, "compatible", ()):
-        return  # the same embeddings from an updated file of the same model
-    if have is not None and have != model_info.id:
-        where = f" {path}" if path else ""
-        raise ModelError(
-            f"the reference bank{where} was embedded with model {have}, but the configured "
-            f"model is {model_info.id}; its scores would be meaningless",
-            help="re-embed the kept enrollment audio with `edgeasd bank rebuild`, or configure "
-            "the previous model again (model.path)",
-        )
+    require_compatible(bank.meta.get("model_id"), model_info, path)
 
 
 #: Scoring settings a bank fixes when it is built: ``scoring.<key>`` -> bank attribute.

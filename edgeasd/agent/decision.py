@@ -23,11 +23,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgeasd.errors import InputError
+
+if TYPE_CHECKING:
+    from edgeasd.audio.quality import Quality
+    from edgeasd.config import Config
+    from edgeasd.scoring import ReferenceBank
 
 #: Decision states, in the order :func:`decide` checks them (the two verdicts last).
 STATES = ("no-signal", "learning", "uncalibrated", "anomalous", "normal")
@@ -218,7 +223,7 @@ def learning_reason(
     return needed, None
 
 
-def bank_state(bank: Any, config: Any, hop_seconds: float | None = None) -> BankState:
+def bank_state(bank: ReferenceBank, config: Config, hop_seconds: float | None = None) -> BankState:
     """The bank's state under the configured rules (the threshold of ``config.threshold``).
 
     Parameters
@@ -272,7 +277,7 @@ def bank_state(bank: Any, config: Any, hop_seconds: float | None = None) -> Bank
     )
 
 
-def decide(score: float | None, state: BankState, quality: Any = None) -> Decision:
+def decide(score: float | None, state: BankState, quality: Quality | None = None) -> Decision:
     """The verdict on one window.
 
     Parameters

@@ -36,7 +36,7 @@ import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,10 @@ from edgeasd.agent.windows import embed_windows
 from edgeasd.audio.windower import Window
 from edgeasd.errors import InputError
 from edgeasd.scoring import ReferenceBank, save_bank
+
+if TYPE_CHECKING:
+    from edgeasd.agent.decision import BankState
+    from edgeasd.interfaces import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +221,7 @@ def chunked_batches(
 
 def live_batches(
     windows: Sequence[Window],
-    embedder: Any,
+    embedder: Embedder,
     domain: str,
     window_seconds: float,
     group_seconds: float,
@@ -382,7 +386,7 @@ def validate_tag(kind: str, text: Any) -> str:
 
 
 def enrollment_result(
-    bank: ReferenceBank, batches: Sequence[Batch], ids: Sequence[int], state: Any
+    bank: ReferenceBank, batches: Sequence[Batch], ids: Sequence[int], state: BankState
 ) -> dict:
     """The JSON-serializable summary reported after an enrollment.
 

@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,11 +33,16 @@ from edgeasd.agent.kept_audio import AudioStore
 from edgeasd.agent.paths import Paths
 from edgeasd.agent.windows import rejection_reasons
 from edgeasd.audio import quality
-from edgeasd.audio.io import input_name, iter_audio
+from edgeasd.audio.io import AudioInput, input_name, iter_audio
 from edgeasd.audio.sources import AudioBlock
 from edgeasd.audio.windower import Window, Windower
 from edgeasd.errors import AudioFileError
 from edgeasd.scoring import store
+
+if TYPE_CHECKING:
+    from edgeasd.config import Config, EnrollmentConfig, ScoringConfig
+    from edgeasd.embedding.onnx import ModelInfo
+    from edgeasd.interfaces import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +57,8 @@ DEFAULT_MAX_REQUEST_SECONDS = 7200.0
 
 
 def iter_file_windows(
-    source: Any,
-    info: Any,
+    source: AudioInput,
+    info: ModelInfo,
     hop_seconds: float | None = None,
     quality_options: dict[str, Any] | None = None,
     *,
@@ -98,8 +103,8 @@ def iter_file_windows(
 
 
 def file_windows(
-    path: Any,
-    info: Any,
+    path: AudioInput,
+    info: ModelInfo,
     hop_seconds: float | None = None,
     quality_options: dict[str, Any] | None = None,
     *,
@@ -126,7 +131,7 @@ def file_windows(
 
 
 def _no_window(
-    label: str, info: Any, rejected: Sequence[quality.Quality], seconds: float | None = None
+    label: str, info: ModelInfo, rejected: Sequence[quality.Quality], seconds: float | None = None
 ) -> AudioFileError:
     held = "" if seconds is None else f" in {seconds:.1f} s of audio"
     reasons = rejection_reasons(rejected)
@@ -140,8 +145,8 @@ def _no_window(
 
 
 def file_batches(
-    files: Sequence[Any],
-    embedder: Any,
+    files: Sequence[AudioInput],
+    embedder: Embedder,
     domain: str,
     hop_seconds: float | None = None,
     quality_options: dict[str, Any] | None = None,
@@ -231,9 +236,9 @@ def file_batches(
 
 
 def _stream_file(
-    source: Any,
+    source: AudioInput,
     label: str,
-    embedder: Any,
+    embedder: Embedder,
     builder: GroupBuilder,
     hop_seconds: float | None,
     quality_options: dict[str, Any] | None,
@@ -278,12 +283,12 @@ def enroll_files_direct(
     dirs: Paths,
     paths: Sequence[str | os.PathLike[str]],
     domain: str,
-    embedder: Any,
-    scoring: Any,
-    enrollment: Any,
+    embedder: Embedder,
+    scoring: ScoringConfig,
+    enrollment: EnrollmentConfig,
     hop_seconds: float | None = None,
     quality_options: dict[str, Any] | None = None,
-    config: Any = None,
+    config: Config | None = None,
 ) -> dict[str, Any]:
     """Enroll recordings straight into the bank on disk (no daemon running).
 

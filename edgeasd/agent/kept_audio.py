@@ -16,15 +16,18 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgeasd.agent.grouping import STAGED_SUFFIX
-from edgeasd.agent.status import write_json_atomic
+from edgeasd.atomic import write_json_atomic
 from edgeasd.audio.io import read_audio, write_audio
 from edgeasd.errors import AudioFileError, EdgeasdError
 from edgeasd.filemode import DIR_MODE
+
+if TYPE_CHECKING:
+    from edgeasd.agent.enrollment import Batch
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ class AudioStore:
         log.warning("%s", text)
         self.warnings.append(text)
 
-    def stage(self, batches: Sequence[Any]) -> None:
+    def stage(self, batches: Sequence[Batch]) -> None:
         """Put each batch's audio in place with a pending sidecar (before the bank save)."""
         for batch in batches:
             try:
@@ -84,7 +87,7 @@ class AudioStore:
                 if batch.staged is not None:
                     Path(batch.staged).unlink(missing_ok=True)
 
-    def _place(self, batch: Any) -> None:
+    def _place(self, batch: Batch) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
         flac = self.directory / f"{batch.group}.flac"
         if batch.staged is not None:
@@ -107,7 +110,7 @@ class AudioStore:
         }
         write_json_atomic(self.directory / f"{batch.group}.json", record, fsync=True)
 
-    def confirm(self, batches: Sequence[Any], ids: Sequence[int]) -> None:
+    def confirm(self, batches: Sequence[Batch], ids: Sequence[int]) -> None:
         """Record the reference ids of saved batches in their sidecars, then enforce the cap."""
         start = 0
         for batch in batches:
@@ -129,7 +132,7 @@ class AudioStore:
         except OSError as exc:
             self._warn(f"could not enforce enrollment.audio_max_bytes: {exc}")
 
-    def keep(self, batch: Any, ids: Sequence[int]) -> None:
+    def keep(self, batch: Batch, ids: Sequence[int]) -> None:
         """Keep one already saved group's audio and sidecar, then enforce the size cap."""
         self.stage([batch])
         self.confirm([batch], ids)

@@ -24,7 +24,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +33,10 @@ from edgeasd.agent.kept_audio import AudioStore
 from edgeasd.agent.windows import embed_windows, good_windows
 from edgeasd.errors import AudioFileError, BankError
 from edgeasd.scoring import load_bank, store
+
+if TYPE_CHECKING:
+    from edgeasd.config import Config
+    from edgeasd.interfaces import Embedder
 
 
 @dataclass
@@ -78,10 +82,10 @@ def _reembed(
 
 
 def rebuild(
-    config: Any,
+    config: Config,
     bank_path: Path,
     audio: AudioStore,
-    embedder: Any,
+    embedder: Embedder,
     quality: dict[str, Any],
     *,
     drop_unkept: bool = False,

@@ -16,13 +16,13 @@ install, from ``<prefix>/share/edgeasd/systemd/`` (``data-files`` in ``pyproject
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
 import sysconfig
 from pathlib import Path
 
+from edgeasd.atomic import write_bytes_atomic
 from edgeasd.errors import ConfigError, InputError
 
 UNIT_NAME = "edgeasd.service"
@@ -147,17 +147,11 @@ def install_unit(dest: str | os.PathLike[str], command: list[str] | None = None)
     """
     text = render_unit(unit_template().read_text(), command or installed_command())
     target = Path(dest) / UNIT_NAME
-    tmp = target.with_name(f".{UNIT_NAME}.{os.getpid()}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # units are public, whatever the umask
-        os.replace(tmp, target)
+        # units are public, whatever the umask
+        write_bytes_atomic(target, text.encode(), 0o644, fsync=False, exact_mode=True)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise ConfigError(
             f"cannot write {target}: {exc.strerror or exc}",
             help="run as root for /etc/systemd/system, or pass --dest to a writable folder",

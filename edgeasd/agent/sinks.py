@@ -19,39 +19,25 @@ import contextlib
 import errno
 import json
 import logging
-import math
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeasd.errors import InputError
+from edgeasd.events import Record
+from edgeasd.events import encode as encode_event
 from edgeasd.filemode import DIR_MODE, private_opener
 from edgeasd.terminal import sanitize
 
+if TYPE_CHECKING:
+    from edgeasd.agent.paths import Paths
+    from edgeasd.config import Config
+    from edgeasd.interfaces import Sink
+
 log = logging.getLogger(__name__)
-
-
-def _clean(value: Any) -> Any:
-    """Replace non-finite floats by None (JSON has no NaN) and numpy scalars by Python ones."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalar
-        return _clean(value.item())
-    return value
-
-
-def encode_event(event: dict[str, Any]) -> str:
-    """One event as a single JSON line (with the newline); NaN/inf become null."""
-    if not isinstance(event, dict):
-        raise InputError(f"an event must be a dict, got {type(event).__name__}")
-    return json.dumps(_clean(event), separators=(",", ":"), allow_nan=False) + "\n"
 
 
 def rotated(path: str | os.PathLike[str], i: int) -> Path:
@@ -104,7 +90,7 @@ class JsonlLog:
         self._fh = open(self.path, "ab", buffering=0, opener=private_opener)
         self._size = os.fstat(self._fh.fileno()).st_size
 
-    def write(self, event: dict[str, Any]) -> bool:
+    def write(self, event: Record) -> bool:
         """Append one event as a line and flush it to the OS (rotating first if full).
 
         Returns
@@ -136,6 +122,10 @@ class JsonlLog:
             )
             self.error = None
         return True
+
+    def emit(self, event: Record) -> None:
+        """:meth:`write`, as an :class:`edgeasd.interfaces.Sink` (a dropped line is counted)."""
+        self.write(event)
 
     def _cut_partial(self) -> None:
         """Truncate the file back to its last whole line (after a failed or short write)."""
@@ -415,7 +405,7 @@ class EventSinks:
         max_bytes: int = 10 * 2**20,
         backups: int = 5,
         logger: logging.Logger | None = None,
-        observers: Sequence[Any] = (),
+        observers: Sequence[Sink] = (),
     ) -> None:
         self.alerts = JsonlLog(alerts_path, max_bytes, backups)
         self.scores = JsonlLog(scores_path, max_bytes, backups)
@@ -426,8 +416,8 @@ class EventSinks:
     @classmethod
     def from_config(
         cls,
-        config: Any,
-        paths: Any,
+        config: Config,
+        paths: Paths,
         logger: logging.Logger | None = None,
         *,
         status: Callable[[], dict[str, Any]] | None = None,
@@ -454,7 +444,7 @@ class EventSinks:
             observers,
         )
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: Record) -> None:
         """Write one event to its log and the operational log, then hand it to the observers."""
         self._emit_logs(event)
         for obs in self.observers:
@@ -467,7 +457,7 @@ class EventSinks:
             else:
                 self._failing.discard(id(obs))
 
-    def _emit_logs(self, event: dict[str, Any]) -> None:
+    def _emit_logs(self, event: Record) -> None:
         """Write one event to its log and the operational log (a full disk drops the line)."""
         kind = event.get("event")
         if kind == "window":

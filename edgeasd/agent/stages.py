@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from edgeasd.embedding.ensemble import EnsembleEmbedder, load_embedder
 from edgeasd.embedding.onnx import Embedder
 from edgeasd.errors import ConfigError, DeviceError
 from edgeasd.scoring import ReferenceBank
+
+if TYPE_CHECKING:
+    from edgeasd.embedding.onnx import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ def source_options(config: Config) -> tuple[str, dict[str, Any]]:
     return s.kind, {"realtime": s.realtime}
 
 
-def check_window(config: Config, info: Any) -> None:
+def check_window(config: Config, info: ModelInfo) -> None:
     """Refuse a ``window.seconds`` other than the model's (it could not embed a window).
 
     Raises

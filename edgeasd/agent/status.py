@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgeasd.atomic import write_json_atomic
 from edgeasd.errors import StatusFileError
-from edgeasd.filemode import private_opener
 
 log = logging.getLogger(__name__)
 
@@ -141,24 +141,6 @@ class StatusBoard:
             if self._write_failed is not None:
                 log.warning("%s: writable again", self.path)
                 self._write_failed = None
-
-
-def write_json_atomic(path: Path, obj: dict[str, Any], fsync: bool = False) -> None:
-    """Write JSON to ``path`` via a temporary file and a rename (readers never see half).
-
-    With ``fsync`` the data reaches the disk before the rename (survives a power cut).
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", opener=private_opener) as fh:
-            json.dump(obj, fh, default=str)
-            if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def read_status(path: str | os.PathLike[str], socket_live: bool | None = None) -> dict | None:

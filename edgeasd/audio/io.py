@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import soundfile as sf
 
+from edgeasd.atomic import replacing
 from edgeasd.audio.resample import StreamResampler, resample
 from edgeasd.errors import AudioFileError, InputError
 
@@ -451,18 +451,10 @@ def write_audio(
             f"cannot tell the audio format from the name {path.name!r}",
             help="use a .wav or .flac suffix",
         )
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
+    try:  # 0600: the mode tempfile.mkstemp gave it before the one atomic writer
+        with replacing(path, 0o600) as fh:
             sf.write(fh, data, int(sample_rate), format=fmt, subtype=subtype)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except BaseException as exc:
-        if tmp is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
         # soundfile asserts the frame count written: a full disk raises AssertionError
         if isinstance(exc, OSError | sf.LibsndfileError | RuntimeError | AssertionError):
             raise AudioFileError(

@@ -41,22 +41,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a command group not built yet
-            if exc.name != name:
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(name).register(subparsers)
     return parser
+
+
+def setup_logging(level: int) -> None:
+    """Log to stderr at ``level``: with sd-daemon priority prefixes when it is the journal.
+
+    Under systemd (:func:`edgeasd.agent.notify.under_journal`) each line starts with its syslog
+    priority (``<4>`` for a warning: alerts, reminders, signal loss) and carries no
+    timestamp of its own, so ``journalctl -p warning -u edgeasd`` shows the alerts;
+    elsewhere lines carry a timestamp and the level's name.
+    """
+    from edgeasd.agent.notify import JournalFormatter, under_journal
+
+    if under_journal():
+        handler = logging.StreamHandler()
+        handler.setFormatter(JournalFormatter())
+        logging.basicConfig(level=level, handlers=[handler])
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``edgeasd`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(logging.WARNING - 10 * min(args.verbose, 2))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

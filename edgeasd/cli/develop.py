@@ -17,7 +17,6 @@ from edgeasd.errors import EdgeasdError
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the model command group's subcommands."""
     _register_synth(subparsers)
-    # --- training engineer: register `train`, `export`, `quantize` below this line ---
     _register_training(subparsers)
 
 
@@ -113,7 +112,7 @@ def run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- training engineer: `train`, `export`, `quantize` (torch imported lazily) ---
+# ------------------------------------- train, export, quantize (torch imported lazily)
 
 
 def _require_torch() -> None:

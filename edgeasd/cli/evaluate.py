@@ -42,19 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="dataset root (<machine>/{train,test}/*.wav)",
     )
-    which = e.add_mutually_exclusive_group()
-    which.add_argument(
+    e.add_argument(
         "--model",
         type=Path,
         nargs="+",
         metavar="ONNX",
         help="embedding model (default: the shipped default model); several files: their "
         "ensemble, cosine distances averaged",
-    )
-    which.add_argument(
-        "--embedding",
-        choices=["spectral"],
-        help="'spectral': the shipped log-mel statistics model (no training)",
     )
     e.add_argument(
         "--ground-truth",
@@ -113,10 +107,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     names = [a.strip() for a in args.approaches.split(",")] if args.approaches else None
     model = args.model
-    if args.embedding == "spectral":
-        from edgeasd.embedding.models import spectral_model_path
-
-        model = spectral_model_path()
     report = run_evaluation(
         data=args.data,
         model=model,

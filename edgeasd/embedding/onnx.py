@@ -30,6 +30,10 @@ REQUIRED_METADATA = (
     "model_version",
     "training_data",
 )
+#: Optional ``metadata_props`` key listing model ids (comma-separated) whose embeddings this
+#: model reproduces on every window the earlier one could embed, so that a bank recorded
+#: with one of them stays valid (:func:`edgeasd.model_check.accepts`).
+COMPATIBLE_KEY = "compatible_ids"
 METRICS = ("cosine", "euclidean")
 _EXPORT_HELP = "export the model with edgeasd's exporter (edgeasd.train.export), which writes it"
 
@@ -159,7 +163,7 @@ class ModelInfo:
             training_data=meta["training_data"],
             sha256=sha256,
             compatible=tuple(
-                c.strip() for c in meta.get("compatible_ids", "").split(",") if c.strip()
+                c.strip() for c in meta.get(COMPATIBLE_KEY, "").split(",") if c.strip()
             ),
         )
 

@@ -9,14 +9,13 @@ atomically (temporary file, then ``os.replace``) and read with ``allow_pickle=Fa
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from edgeasd.atomic import replacing
 from edgeasd.errors import InputError
 
 _FORMAT = 1
@@ -74,19 +73,13 @@ class EmbeddingCache:
             raise InputError(f"embeddings must be (n_files={len(files)}, dim), got {emb.shape}")
         path = self.path(model_id, files)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f,
-                    embeddings=emb,
-                    files=np.array([str(Path(p).resolve()) for p in files], dtype=str),
-                    model_id=np.array(model_id),
-                )
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replacing(path, 0o600, fsync=False) as f:  # 0600: what mkstemp gave it
+            np.savez(
+                f,
+                embeddings=emb,
+                files=np.array([str(Path(p).resolve()) for p in files], dtype=str),
+                model_id=np.array(model_id),
+            )
         return path
 
     def get_or_compute(

@@ -9,6 +9,7 @@ holds rows ``<file name>,<0|1>``. The DCASE 2022 baseline's ``..._section_<XX>.c
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeasd.atomic import PUBLIC, write_bytes_atomic
 from edgeasd.errors import InputError
 from edgeasd.evaluation.datasets import (
     DOMAINS,
@@ -47,10 +49,9 @@ def score_file_name(machine: str, section: str, kind: str = "anomaly_score") -> 
 
 
 def _write_rows(path: Path, rows: Sequence[tuple[str, str]]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        csv.writer(f, lineterminator="\n").writerows(rows)
-    tmp.replace(path)
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    write_bytes_atomic(path, text.getvalue().encode(), PUBLIC, fsync=False)
 
 
 def write_score_file(

@@ -29,12 +29,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.exposition import start_http_server, write_to_textfile
+from prometheus_client.exposition import generate_latest, start_http_server
 
 from edgeasd import __version__
+from edgeasd.atomic import PUBLIC, write_bytes_atomic
 from edgeasd.audio.quality import STATUSES
 from edgeasd.config.fleet import MetricsConfig
 from edgeasd.errors import ConfigError
+from edgeasd.events import Record
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +200,7 @@ class Metrics:
         self._thread = threading.Thread(target=self._run, name="edgeasd-metrics", daemon=True)
         self._thread.start()
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: Record) -> None:
         """Account one per-window record or event."""
         kind = event.get("event")
         if kind == "window":
@@ -225,7 +227,9 @@ class Metrics:
     def write(self) -> None:
         """Write the text file now (atomically: a temporary file renamed over it)."""
         self.textfile.parent.mkdir(parents=True, exist_ok=True)
-        write_to_textfile(str(self.textfile), self.registry)
+        # node_exporter reads it as another user: the umask decides, as it did for
+        # prometheus_client's write_to_textfile; no fsync (rewritten every interval)
+        write_bytes_atomic(self.textfile, generate_latest(self.registry), PUBLIC, fsync=False)
 
     def _run(self) -> None:
         while True:

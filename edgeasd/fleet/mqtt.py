@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from edgeasd import __version__
-from edgeasd.agent.sinks import encode_event
 from edgeasd.config.fleet import MqttConfig
 from edgeasd.errors import ConfigError
+from edgeasd.events import Record
+from edgeasd.events import encode as encode_event
 from edgeasd.fleet.mqtt_queue import DiskQueue
 
 log = logging.getLogger(__name__)
@@ -171,7 +172,7 @@ class MqttSink:
 
     # ------------------------------------------------------------------ scoring thread
 
-    def emit(self, event: dict[str, Any]) -> None:
+    def emit(self, event: Record) -> None:
         """Queue an event for publishing (durable on return; never waits for the network)."""
         kind = event.get("event")
         if kind not in KINDS:

@@ -13,19 +13,26 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeasd.errors import EdgeasdError
+
+if TYPE_CHECKING:
+    from edgeasd.agent.paths import Paths
+    from edgeasd.config import Config
+    from edgeasd.fleet.metrics import Metrics
+    from edgeasd.fleet.mqtt import MqttSink
+    from edgeasd.interfaces import Sink
 
 log = logging.getLogger(__name__)
 
 
-def queue_path(paths: Any) -> Path:
+def queue_path(paths: Paths) -> Path:
     """The MQTT store-and-forward database: ``<state_dir>/mqtt-queue.sqlite``."""
     return Path(paths.state_dir) / "mqtt-queue.sqlite"
 
 
-def textfile_path(config: Any, paths: Any) -> Path:
+def textfile_path(config: Config, paths: Paths) -> Path:
     """``metrics.textfile``, else ``<runtime_dir>/edgeasd.prom``."""
     return Path(config.metrics.textfile or Path(paths.runtime_dir) / "edgeasd.prom")
 
@@ -40,11 +47,11 @@ def _take(previous: list[Any], cls_name: str, settings: Any) -> Any | None:
 
 
 def observers(
-    config: Any,
-    paths: Any,
+    config: Config,
+    paths: Paths,
     status: Callable[[], dict[str, Any]] | None = None,
     previous: list[Any] | None = None,
-) -> list[Any]:
+) -> list[Sink]:
     """The MQTT sink and the metrics for ``config`` (each only if enabled).
 
     Parameters
@@ -64,7 +71,7 @@ def observers(
     """
     reloading = previous is not None
     previous = previous if previous is not None else []
-    built: list[Any] = []
+    built: list[Sink] = []
     mqtt_sink = None
     if config.mqtt.enabled:
         mqtt_sink = _take(previous, "MqttSink", config.mqtt)
@@ -97,13 +104,20 @@ def _build(reloading: bool, what: str, make: Callable[..., Any], *args: Any) -> 
         return None
 
 
-def _make_mqtt(config: Any, paths: Any, status: Any) -> Any:
+def _make_mqtt(
+    config: Config, paths: Paths, status: Callable[[], dict[str, Any]] | None
+) -> MqttSink:
     from edgeasd.fleet.mqtt import MqttSink  # paho is an optional extra: import it only when used
 
     return MqttSink(config.mqtt, queue_path(paths), status)
 
 
-def _make_metrics(config: Any, paths: Any, status: Any, mqtt_sink: Any) -> Any:
+def _make_metrics(
+    config: Config,
+    paths: Paths,
+    status: Callable[[], dict[str, Any]] | None,
+    mqtt_sink: MqttSink | None,
+) -> Metrics:
     from edgeasd.fleet.metrics import Metrics
 
     return Metrics(config.metrics, textfile_path(config, paths), status, mqtt_sink)

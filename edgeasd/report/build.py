@@ -11,11 +11,9 @@ opened anywhere without the device.
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
 import logging
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ import numpy as np
 from edgeasd.agent.alert_audio import alert_records, read_alert_audio
 from edgeasd.agent.kept_audio import AudioStore
 from edgeasd.agent.sinks import read_events
+from edgeasd.atomic import PUBLIC, write_bytes_atomic
 from edgeasd.audio.mel import log_mel
 from edgeasd.audio.resample import resample
 from edgeasd.errors import AudioFileError, InputError
@@ -390,13 +389,9 @@ def write_report(path: str | Path, text: str) -> Path:
         The file cannot be written (missing folder, permissions, full disk).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+    try:  # the user's file: the umask decides its mode, as for any file they write
+        write_bytes_atomic(path, text.encode("utf-8"), PUBLIC, fsync=False)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise InputError(
             f"cannot write the report {path}: {exc.strerror or exc}",
             help="pass -o with a path in an existing, writable folder",

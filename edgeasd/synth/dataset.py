@@ -36,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edgeasd import __version__
+from edgeasd.atomic import PUBLIC, replacing, write_bytes_atomic
 from edgeasd.errors import EdgeasdError, InputError
 from edgeasd.synth.machines import MACHINE_TYPES
 from edgeasd.synth.render import DEFAULT_SNR_DB, machine_spec, render
@@ -136,13 +137,11 @@ def plan(
 def write_wav(path: Path, x: np.ndarray, sample_rate: int) -> None:
     """Write ``x`` (shape (n,), float in [-1, 1]) as 16-bit PCM mono WAV, atomically."""
     pcm = np.clip(np.round(x * 32767.0), -32768, 32767).astype("<i2")
-    tmp = path.with_name(path.name + ".part")
-    with wave.open(str(tmp), "wb") as w:
+    with replacing(path, PUBLIC, fsync=False) as fh, wave.open(fh, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes(pcm.tobytes())
-    os.replace(tmp, path)
 
 
 def _render_job(args: tuple[ClipJob, str, float, int, float | None]) -> str:
@@ -302,9 +301,8 @@ def write_dataset(
         "files": [asdict(j) for j in jobs],
     }
     _write_attribute_csvs(root, jobs)
-    tmp = root / (MANIFEST + ".part")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, root / MANIFEST)
+    text = json.dumps(manifest, indent=1) + "\n"
+    write_bytes_atomic(root / MANIFEST, text.encode(), PUBLIC, fsync=False)
     return manifest
 
 

@@ -6,12 +6,12 @@ Torch-free, so that quantization and inspection work without the training extra.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 
+from edgeasd.atomic import write_bytes_atomic
 from edgeasd.embedding.onnx import REQUIRED_METADATA
 from edgeasd.errors import InputError, ModelError
 
@@ -68,15 +68,7 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike) -> Path:
     path = Path(path)
     onnx.checker.check_model(model)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(model.SerializeToString())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, model.SerializeToString(), 0o644, fsync=False, exact_mode=True)
     return path
 
 
@@ -107,12 +99,6 @@ def metadata_of(path: str | os.PathLike) -> ModelMetadata:
         )
     except ValueError as exc:
         raise ModelError(f"{path} has malformed metadata: {exc}", help="re-export it") from exc
-
-
-#: ``metadata_props`` key listing model ids (comma-separated) whose embeddings this model
-#: reproduces on every window the earlier one could embed, so that a bank recorded with
-#: one of them stays valid (:func:`edgeasd.agent.bank_lifecycle.check_model`).
-COMPATIBLE_KEY = "compatible_ids"
 
 
 def floor_log_inputs(model: onnx.ModelProto, floor: float = 1e-10) -> int:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import pickle
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgeasd.atomic import PUBLIC, replacing
 from edgeasd.errors import InputError, ModelError
 from edgeasd.train.adaproj import AdaProj
 from edgeasd.train.data import ClipSet, scan
@@ -156,9 +156,8 @@ def training_loss(
 
 
 def _save(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with replacing(path, PUBLIC, fsync=False) as fh:
+        torch.save(state, fh)
 
 
 def load_checkpoint(path: str | Path) -> dict:
