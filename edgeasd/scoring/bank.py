@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.errors import BankError, InputError, ModelError
+from edgeasd.errors import BankError, InputError
+from edgeasd.model_check import require_compatible
 from edgeasd.scoring import calibrate as _cal
 from edgeasd.scoring.references import RHO_EPS, Geometry, ReferenceSet
 from edgeasd.scoring.threshold import Calibrated
@@ -367,22 +368,19 @@ class ReferenceBank(Calibrated):
         return scores
 
     # ------------------------------------------------------------------ model
-    def check_model(self, model_id: str) -> None:
-        """Refuse embeddings of another model than the one the bank was built with.
+    def claim_model(self, model_id: str) -> None:
+        """Record ``model_id`` in ``meta`` when the bank has none; else refuse another model.
 
-        Records ``model_id`` in ``meta`` when the bank has none yet.
+        The rule (the same id, nothing else: an id alone carries no compatible ids) is
+        :func:`edgeasd.model_check.require_compatible`, the one the agent applies too.
 
         Raises
         ------
         ModelError
-            ``meta["model_id"]`` is set and differs.
+            ``meta["model_id"]`` is set and is not ``model_id``.
         """
         have = self.meta.get("model_id")
         if have is None:
             self.meta["model_id"] = model_id
-        elif have != model_id:
-            raise ModelError(
-                f"the bank was built with model {have}, not {model_id}",
-                help="use the model the bank was enrolled with, or enroll a "
-                "new bank with this model",
-            )
+        else:
+            require_compatible(have, model_id)

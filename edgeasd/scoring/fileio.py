@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from edgeasd.atomic import write_bytes_atomic
 from edgeasd.errors import BankError, BankLockedError
 from edgeasd.filemode import FILE_MODE, private_opener
 
@@ -105,32 +106,22 @@ def fingerprint(path: str | Path) -> bytes:
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:
-    """Replace ``path`` by ``data`` atomically and durably (temp, fsync, rename, fsync dir)."""
+    """Replace ``path`` by ``data`` atomically and durably (temp, fsync, rename, fsync dir).
+
+    The writing is :func:`edgeasd.atomic.write_bytes_atomic` (the project's one atomic
+    writer); this adds the bank's error and the cleanup of temporary files that crashed
+    writers left (the caller holds the bank's write lock, so no live writer owns one).
+    """
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
-    for stale in directory.glob(f".{path.name}.tmp-*"):  # left by crashed writers
-        with contextlib.suppress(OSError):
+    stale_names = (f".{path.name}.*.tmp", f".{path.name}.tmp-*")  # the second: older versions
+    for stale in [p for pattern in stale_names for p in directory.glob(pattern)]:
+        with contextlib.suppress(OSError):  # left by crashed writers
             stale.unlink()
-    tmp = directory / f".{path.name}.tmp-{os.getpid()}"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, data, FILE_MODE, fsync=True, sync_dir=True)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise BankError(
             f"cannot write the bank file {path}: {exc.strerror}",
             help="check free disk space and permissions of the directory",
         ) from None
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)

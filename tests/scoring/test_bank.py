@@ -254,10 +254,11 @@ def test_default_rule_keeps_false_alarms_low_in_both_domains():
         assert np.mean(bank.score(sc["anomalies"]) > bank.threshold_) >= 0.9
 
 
-def test_model_check(rng):
+def test_claim_model(rng):
     bank = ReferenceBank(4)
-    bank.check_model("fan-1:abc")
+    bank.claim_model("fan-1:abc")
     assert bank.meta["model_id"] == "fan-1:abc"
-    bank.check_model("fan-1:abc")
-    with pytest.raises(ModelError, match="fan-1:abc"):
-        bank.check_model("fan-2:def")
+    bank.claim_model("fan-1:abc")
+    with pytest.raises(ModelError, match="fan-1:abc") as info:
+        bank.claim_model("fan-2:def")
+    assert "fan-2:def" in info.value.message and "bank rebuild" in info.value.help

@@ -126,16 +126,18 @@ def test_failed_rename_leaves_old_file(saved, monkeypatch):
         save_bank(bank, path)
     monkeypatch.undo()
     assert path.read_bytes() == before
-    assert not list(path.parent.glob(".bank.edb.tmp-*"))
+    assert not list(path.parent.glob(".bank.edb.*tmp*"))
 
 
 def test_stale_temp_files_are_cleaned_and_ignored(saved):
     bank, path = saved
-    stale = path.parent / ".bank.edb.tmp-99999"
-    stale.write_bytes(b"half a bank")
+    stale = path.parent / ".bank.edb.99999.0badc0de.tmp"
+    older = path.parent / ".bank.edb.tmp-99999"  # the name earlier versions used
+    for f in (stale, older):
+        f.write_bytes(b"half a bank")
     assert len(load_bank(path)) == len(bank)
     save_bank(bank, path)
-    assert not stale.exists()
+    assert not stale.exists() and not older.exists()
 
 
 def test_lock_blocks_other_processes_and_is_reentrant(saved):
