@@ -10,15 +10,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 import edgeasd
 
 ROOT = Path(edgeasd.__file__).resolve().parent
-#: Cycles outside the scoring package when this test was written (issue 12): they belong to
-#: the layout and interface steps of the same issue. Tightened by the strict xfail below.
-KNOWN_OUTSIDE = "audio sources/demo/microphone/ring; decision/enrollment/grouping/kept_audio; "
-KNOWN_OUTSIDE += "fleet/mqtt/sinks; cli.agent/cli.score"
 
 
 def _modules(root: Path) -> dict[str, Path]:
@@ -138,6 +132,5 @@ def test_persistence_depends_on_the_bank_never_the_reverse():
     assert "edgeasd.scoring.bank" in graph["edgeasd.scoring.serialize"]
 
 
-@pytest.mark.xfail(strict=True, reason=f"cycles outside scoring remain: {KNOWN_OUTSIDE}")
 def test_the_whole_package_has_no_import_cycle():
     assert cycles(import_graph()) == []

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgeasd.agent import bank_lifecycle, enrollment, file_enrollment
+from edgeasd.agent.batch import Batch, validate_tag
 from edgeasd.agent.control import Command, drain
 from edgeasd.agent.detect import make_event
 from edgeasd.agent.grouping import GroupBuilder
@@ -119,7 +120,7 @@ class CommandHandling:
         if builder.collected < cmd.payload["n"]:
             return
         self._active.pop(0)
-        batches: list[enrollment.Batch] = []
+        batches: list[Batch] = []
         try:
             batches = builder.finish()
             cmd.finish(self._commit(batches))
@@ -141,7 +142,7 @@ class CommandHandling:
         at start (``edgeasd demo``, ``enroll --next`` without a daemon) queue.
         """
         try:
-            enrollment.validate_tag("domain", cmd.payload.get("domain"))
+            validate_tag("domain", cmd.payload.get("domain"))
             n, hop = cmd.payload.get("n"), self.hop_seconds
             most = max(1, int(self.config.enrollment.max_next_seconds // hop))
             if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= most:
@@ -165,7 +166,7 @@ class CommandHandling:
             return
         self._active.append(cmd)
 
-    def _commit(self, batches: list[enrollment.Batch]) -> dict[str, Any]:
+    def _commit(self, batches: list[Batch]) -> dict[str, Any]:
         """Enroll and save all batches (all or nothing), refresh the threshold.
 
         Persisted means success: audio that could not be kept is a warning in the result.
@@ -196,9 +197,7 @@ class CommandHandling:
             self.status.update(state="running")
         return result
 
-    def _enrollment_failed(
-        self, cmd: Command, exc: Exception, batches: Sequence[enrollment.Batch]
-    ) -> None:
+    def _enrollment_failed(self, cmd: Command, exc: Exception, batches: Sequence[Batch]) -> None:
         """Answer an enrollment that hit an unexpected (non-:class:`EdgeasdError`) error.
 
         The traceback goes to the log (the journal under systemd), the bank is reloaded
@@ -212,7 +211,7 @@ class CommandHandling:
             The ``enroll_next`` or ``commit`` command that failed.
         exc : Exception
             What it raised.
-        batches : sequence of edgeasd.agent.enrollment.Batch
+        batches : sequence of edgeasd.agent.batch.Batch
             Its groups, when they were embedded before the failure (to tell the client
             whether they reached the bank on disk).
         """

@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeasd.agent.bank_lifecycle import open_bank
+from edgeasd.agent.batch import Batch, validate_tag
 from edgeasd.agent.enrollment import (
     DEFAULT_GROUP_SECONDS,
-    Batch,
     commit,
     discard_staged,
     enrollment_result,
-    validate_tag,
 )
 from edgeasd.agent.grouping import GroupBuilder
 from edgeasd.agent.kept_audio import AudioStore

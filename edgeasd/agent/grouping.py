@@ -132,7 +132,7 @@ class GroupBuilder:
     kind : str
         Prefix of the group ids (``"file"``, ``"live"``).
     domain, origin : str
-        Copied to every :class:`~edgeasd.agent.enrollment.Batch`.
+        Copied to every :class:`~edgeasd.agent.batch.Batch`.
     sample_rate : int
         Rate of the windows' samples.
     window_seconds, group_seconds : float
@@ -252,7 +252,7 @@ class GroupBuilder:
 
     def finish(self) -> list[Any]:
         """Close the staged files and return one Batch per group, in time order."""
-        from edgeasd.agent.enrollment import Batch
+        from edgeasd.agent.batch import Batch
 
         batches = []
         for g in self.groups:

@@ -27,7 +27,7 @@ from edgeasd.errors import AudioFileError, EdgeasdError
 from edgeasd.filemode import DIR_MODE
 
 if TYPE_CHECKING:
-    from edgeasd.agent.enrollment import Batch
+    from edgeasd.agent.batch import Batch
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class AudioStore:
         AudioFileError
             Unreadable JSON, a missing key, or a group name that is not a safe tag.
         """
-        from edgeasd.agent.enrollment import validate_tag
+        from edgeasd.agent.batch import validate_tag
 
         try:
             record = json.loads(side.read_text())

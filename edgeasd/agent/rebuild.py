@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeasd.agent import bank_lifecycle, enrollment
+from edgeasd.agent.batch import Batch
 from edgeasd.agent.kept_audio import AudioStore
 from edgeasd.agent.windows import embed_windows, good_windows
 from edgeasd.errors import AudioFileError, BankError
@@ -167,7 +168,7 @@ def rebuild(
                 continue
         else:
             continue
-        batches.append(enrollment.Batch(embeddings, domain, g, [], info.sample_rate, origin or ""))
+        batches.append(Batch(embeddings, domain, g, [], info.sample_rate, origin or ""))
     if unkept and not drop_unkept:
         raise BankError(
             f"{len(unkept)} group(s) of the bank have no usable kept audio and were embedded "

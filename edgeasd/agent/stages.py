@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeasd.audio.sources import AudioBlock, make_source
+from edgeasd.audio.factory import make_source
+from edgeasd.audio.sources import AudioBlock
 from edgeasd.config import Config
 from edgeasd.embedding.ensemble import EnsembleEmbedder, load_embedder
 from edgeasd.embedding.onnx import Embedder

@@ -6,10 +6,11 @@ demo source in :mod:`edgeasd.audio.demo`; they are not imported here, so that im
 ``edgeasd.audio`` needs neither PortAudio nor the simulator.
 """
 
+from edgeasd.audio.factory import make_source
 from edgeasd.audio.io import Audio, iter_audio, list_audio_files, read_audio, write_audio
 from edgeasd.audio.quality import Quality, assess
 from edgeasd.audio.resample import StreamResampler, resample
-from edgeasd.audio.sources import AudioBlock, FileSource, Source, make_source
+from edgeasd.audio.sources import AudioBlock, FileSource, Source
 from edgeasd.audio.windower import Window, Windower
 
 __all__ = [

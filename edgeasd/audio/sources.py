@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from edgeasd.errors import AudioFileError, ConfigError, InputError
+from edgeasd.errors import AudioFileError, InputError
 
 
 @dataclass(frozen=True)
@@ -224,82 +224,3 @@ class FileSource(BaseSource):
     def close(self) -> None:
         """Stop after the current block."""
         self._closed = True
-
-
-#: Options each source kind accepts (beyond the model's sample rate).
-SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {
-    "microphone": (
-        "device",
-        "channels",
-        "capture_rate",
-        "capture_channels",
-        "blocksize",
-        "latency",
-        "stall_seconds",
-    ),
-    "file": ("path", "realtime", "loop", "channel", "block_seconds"),
-    "demo": (
-        "machine",
-        "anomaly",
-        "seconds_normal",
-        "seconds_anomalous",
-        "severity",
-        "seed",
-        "realtime",
-        "block_seconds",
-        "clip_seconds",
-    ),
-}
-
-
-def make_source(kind: str, options: dict[str, Any] | None, sample_rate: int) -> BaseSource:
-    """Build the source a configuration asks for.
-
-    Parameters
-    ----------
-    kind : str
-        ``"microphone"``, ``"file"`` or ``"demo"``.
-    options : dict
-        Keyword arguments of the source class (see :data:`SOURCE_OPTIONS`); ``None``
-        values are left out, so the class defaults apply.
-    sample_rate : int
-        The model's sample rate.
-
-    Returns
-    -------
-    BaseSource
-        An open source.
-
-    Raises
-    ------
-    ConfigError
-        Unknown kind, unknown option or missing ``path`` for a file source.
-    DeviceError, AudioFileError
-        From the source itself.
-    """
-    if kind not in SOURCE_OPTIONS:
-        raise ConfigError(
-            f"source.kind {kind!r} is not known",
-            help="use one of: " + ", ".join(SOURCE_OPTIONS),
-        )
-    opts = {k: v for k, v in (options or {}).items() if v is not None}
-    unknown = sorted(set(opts) - set(SOURCE_OPTIONS[kind]))
-    if unknown:
-        raise ConfigError(
-            f"source option(s) {', '.join(unknown)} not allowed for source.kind {kind!r}",
-            help="allowed: " + ", ".join(SOURCE_OPTIONS[kind]),
-        )
-    if kind == "file":
-        if "path" not in opts:
-            raise ConfigError(
-                "source.path is required for source.kind 'file'",
-                help="set it to a WAV/FLAC file or a directory of them",
-            )
-        return FileSource(sample_rate=sample_rate, **opts)
-    if kind == "microphone":
-        from edgeasd.audio.microphone import MicrophoneSource
-
-        return MicrophoneSource(sample_rate=sample_rate, **opts)
-    from edgeasd.audio.demo import DemoSource
-
-    return DemoSource(sample_rate=sample_rate, **opts)

@@ -21,6 +21,7 @@ from edgeasd.errors import EdgeasdError
 #: Modules that contribute subcommands, in the order they appear in ``--help``.
 COMMAND_MODULES = (
     "edgeasd.cli.agent",
+    "edgeasd.cli.score",
     "edgeasd.cli.bank",
     "edgeasd.cli.develop",
     "edgeasd.cli.evaluate",

@@ -261,8 +261,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     timeout (``--timeout``, else computed from the request's size); when it passes, the
     client hangs up and the daemon abandons the request.
     """
+    from edgeasd.agent.batch import validate_tag
     from edgeasd.agent.control import ControlClient, DaemonNotRunning
-    from edgeasd.agent.enrollment import validate_tag
 
     if (args.next is None) == (not args.files):
         raise InputError(
@@ -520,12 +520,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_enroll)
 
-    p = subparsers.add_parser("score", help="score recordings against the bank")
-    add_config_arg(p)
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--csv", action="store_true", help="one CSV row per window")
-    p.set_defaults(func=_cmd_score)
-
     p = subparsers.add_parser("devices", help="list audio capture devices")
     p.set_defaults(func=cmd_devices)
 
@@ -538,12 +532,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c = sub.add_parser("check", help="validate a configuration file")
     add_config_arg(c)
     c.set_defaults(func=cmd_config_check)
-
-
-def _cmd_score(args: argparse.Namespace) -> int:
-    from edgeasd.cli.score import cmd_score
-
-    return cmd_score(args)
 
 
 def _non_negative(text: str) -> int:

@@ -10,7 +10,7 @@ import csv
 import sys
 from typing import Any
 
-from edgeasd.cli.agent import _paths, _short, config_of
+from edgeasd.cli.agent import _paths, _short, add_config_arg, config_of
 
 #: Columns of ``edgeasd score --csv``, one row per window (no-signal windows included).
 SCORE_COLUMNS = (
@@ -158,3 +158,12 @@ def _score_line(file: str, rows: list[dict[str, Any]]) -> str:
     label = verdict.upper() if verdict == "anomalous" else verdict
     tail = f"  [{'; '.join(flags)}]" if flags else ""
     return f"{_short(file, 40):<40} {len(rows):>7} {len(scored):>6} {top} {mean}  {label}{tail}"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``edgeasd score``."""
+    p = subparsers.add_parser("score", help="score recordings against the bank")
+    add_config_arg(p)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--csv", action="store_true", help="one CSV row per window")
+    p.set_defaults(func=cmd_score)

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from edgeasd.audio.demo import DemoSource
+from edgeasd.audio.factory import make_source
 from edgeasd.audio.io import read_audio, write_audio
 from edgeasd.audio.quality import assess
-from edgeasd.audio.sources import AudioBlock, FileSource, Source, make_source
+from edgeasd.audio.sources import AudioBlock, FileSource, Source
 from edgeasd.audio.windower import Windower
 from edgeasd.errors import AudioFileError, ConfigError, InputError
 

@@ -242,7 +242,7 @@ def test_capture_channels_reaches_the_microphone_source(monkeypatch):
     """``source.capture_channels`` (null = automatic) is passed to ``MicrophoneSource``."""
     from edgeasd.agent.stages import source_options
     from edgeasd.audio import microphone
-    from edgeasd.audio.sources import make_source
+    from edgeasd.audio.factory import make_source
 
     params = inspect.signature(microphone.MicrophoneSource.__init__).parameters
     assert "capture_channels" in params

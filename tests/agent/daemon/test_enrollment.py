@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from edgeasd.agent import bank_lifecycle, enrollment, file_enrollment
+from edgeasd.agent.batch import Batch, validate_tag
 from edgeasd.agent.kept_audio import AudioStore
 from edgeasd.config import Config
 from edgeasd.embedding.onnx import Embedder
@@ -44,11 +45,11 @@ def test_file_batches_one_group_per_file_and_bad_files_refuse_all(tmp_path, embe
 def test_commit_is_all_or_nothing_on_disk(tmp_path, embedder) -> None:
     path = tmp_path / "bank"
     bank = bank_lifecycle.new_bank(Config().scoring, embedder.info)
-    good = enrollment.Batch(np.ones((2, 16), np.float32), "s", "g1", [], RATE, "x")
+    good = Batch(np.ones((2, 16), np.float32), "s", "g1", [], RATE, "x")
     ids = enrollment.commit(bank, path, [good])
     assert ids == [0, 1]
-    bad = enrollment.Batch(np.full((2, 16), np.nan, np.float32), "s", "g3", [], RATE, "x")
-    good2 = enrollment.Batch(np.ones((1, 16), np.float32) * 2, "s", "g2", [], RATE, "x")
+    bad = Batch(np.full((2, 16), np.nan, np.float32), "s", "g3", [], RATE, "x")
+    good2 = Batch(np.ones((1, 16), np.float32) * 2, "s", "g2", [], RATE, "x")
     with pytest.raises(InputError):
         enrollment.commit(bank, path, [good2, bad])
     assert len(load_bank(path)) == 2  # the half-enrolled batch never reached disk
@@ -69,9 +70,7 @@ def test_open_bank_checks_the_model(tmp_path, embedder) -> None:
 def _batch(group: str, seconds: float, seed: int) -> enrollment.Batch:
     rng = np.random.default_rng(seed)
     seg = (0.1 * rng.standard_normal(round(seconds * RATE))).astype(np.float32)
-    return enrollment.Batch(
-        np.ones((1, 16), np.float32), "d", group, [seg, seg[:RATE]], RATE, "live"
-    )
+    return Batch(np.ones((1, 16), np.float32), "d", group, [seg, seg[:RATE]], RATE, "live")
 
 
 def test_audio_store_keeps_segments_and_tracks_ids(tmp_path) -> None:
@@ -150,7 +149,7 @@ def test_scoring_settings_differing_from_the_bank_warn_with_the_rebuild_hint(
 
 @pytest.mark.parametrize("tag", ["source", "belt-2.after_fix", "x" * 64])
 def test_validate_tag_accepts_safe_tags(tag) -> None:
-    assert enrollment.validate_tag("domain", tag) == tag
+    assert validate_tag("domain", tag) == tag
 
 
 @pytest.mark.parametrize(
@@ -168,5 +167,5 @@ def test_validate_tag_accepts_safe_tags(tag) -> None:
 )
 def test_validate_tag_refuses_by_name(tag, why) -> None:
     with pytest.raises(InputError, match="the group tag") as info:
-        enrollment.validate_tag("group", tag)
+        validate_tag("group", tag)
     assert why in info.value.message and info.value.help
