@@ -117,9 +117,8 @@ class Command:
     kind : str
         ``"enroll_next"``, ``"commit"`` or ``"reload"``.
     payload : dict
-        The request's parameters (``n``, ``domain``; ``batches``).
-    windows : list of edgeasd.audio.windower.Window
-        Windows collected so far (``enroll_next``), with their start times.
+        The request's parameters (``n``, ``domain``; ``batches``); an ``enroll_next``'s
+        group builder under ``_builder`` (its windows' embeddings and staged audio).
     abandoned : bool
         The client hung up before the command started or finished: the owner drops it
         (nothing of it is enrolled unless its commit had already begun).
@@ -130,7 +129,6 @@ class Command:
     done: threading.Event = field(default_factory=threading.Event)
     result: dict[str, Any] | None = None
     error: BaseException | None = None
-    windows: list[Any] = field(default_factory=list)
     abandoned: bool = False
 
     def finish(self, result: dict[str, Any] | None = None, error: BaseException | None = None):

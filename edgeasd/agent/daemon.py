@@ -53,7 +53,7 @@ from edgeasd.agent.stages import (
 )
 from edgeasd.agent.status import StatusBoard
 from edgeasd.audio import quality as audio_quality
-from edgeasd.audio.windower import Windower
+from edgeasd.audio.windower import Window, Windower
 from edgeasd.config import Config, load_config
 from edgeasd.errors import EdgeasdError, EmbeddingError
 
@@ -267,7 +267,7 @@ class Daemon(CommandHandling):
                 break
         # a partial window is dropped here: it is never scored nor enrolled
 
-    def _process(self, window: Any) -> None:
+    def _process(self, window: Window) -> None:
         t0 = time.perf_counter()
         q = audio_quality.assess(window.samples, **self._quality)
         enrolling = q.ok and self._still_active()  # a clipped window is never enrolled
@@ -338,7 +338,7 @@ class Daemon(CommandHandling):
     def _score(
         self,
         embedding: np.ndarray,
-        window: Any,
+        window: Window,
         record: dict[str, Any],
         q: audio_quality.Quality,
         embed_ms: float = 0.0,
