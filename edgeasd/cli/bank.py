@@ -80,11 +80,11 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
     The state and threshold are :func:`edgeasd.agent.decision.bank_state`'s, the same the daemon
     and ``edgeasd score`` decide with (``state``: learning, uncalibrated or ready).
     """
-    from edgeasd.agent import decision, threshold
+    from edgeasd.agent import decision
 
     domains, groups, density = bank.domains_, bank.groups_, bank.density_
-    state = decision.bank_state(bank, config)
-    report = threshold.threshold_report(bank, config, _hop_seconds(config))
+    state = decision.bank_state(bank, config, _hop_seconds(config))
+    report = state.threshold_report()  # computed once, with the state
     return {
         "references": len(bank),
         "model_id": bank.meta.get("model_id"),
