@@ -186,9 +186,9 @@ def real_table(rule: Callable[[ReferenceBank], tuple[float, float, str]]) -> str
     ``target`` ones are a condition the bank has never heard (an alarm is then expected).
     Two train clips are two groups: ``auto`` has no forward-chaining score and takes 2 x the
     LOGO maximum; the table also shows the LOGO 0.95-quantile and the old constant 3."""
-    from edgeasd.agent import bank_lifecycle, file_enrollment
-    from edgeasd.agent.stages import make_embedder, quality_options
-    from edgeasd.agent.windows import embed_windows
+    from edgeasd.agent.enrollment import bank_lifecycle, file_enrollment
+    from edgeasd.agent.enrollment.windows import embed_windows
+    from edgeasd.agent.runloop.stages import make_embedder, quality_options
 
     root = REPO.parent / "shared" / "data" / "dcase2023-t2"
     if not root.is_dir():
@@ -249,7 +249,7 @@ def real_table(rule: Callable[[ReferenceBank], tuple[float, float, str]]) -> str
 
 def default_rule(bank: ReferenceBank) -> tuple[float, float, str]:
     """The shipped default: threshold, predicted FA and rule text from the bank itself."""
-    from edgeasd.agent import threshold
+    from edgeasd.agent.alerts import threshold_policy as threshold
 
     cfg = Config()
     rep = threshold.threshold_report(bank, cfg, hop_seconds=10.0)
@@ -265,7 +265,10 @@ def main() -> None:
         return
     print("Temporal hold-out protocol (`edgeasd.evaluation.operating_point`): bank from the")
     print("earlier recordings of each condition, later recordings scored; default config and")
-    print("model. Predicted FA: `edgeasd.agent.threshold.threshold_report`. Margin: threshold")
+    print(
+        "model. Predicted FA: `edgeasd.agent.alerts.threshold_policy.threshold_report`. "
+        "Margin: threshold"
+    )
     print("minus the highest later normal score. Detection: windows above the threshold.")
     print("Per machine type and seed (simulator with warm-up, speed/load wander, changing")
     print("background, microphone re-seating per session): source enrolled from 12 recordings")

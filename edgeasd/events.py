@@ -7,12 +7,13 @@ says which fields each kind carries, as :class:`typing.TypedDict` classes (a dic
 time: nothing is copied or converted on the audio path), and :func:`encode` is the one
 place a record becomes JSON text (for the logs and the MQTT payloads).
 
-``tests/agent/test_events.py`` runs the real pipeline and checks that every record it
+``tests/test_events.py`` runs the real pipeline and checks that every record it
 emits has exactly the declared fields with the declared types.
 
-Every record has ``time`` (ISO 8601 with the UTC offset, :func:`edgeasd.agent.detect.iso_time`)
+Every record has ``time`` (ISO 8601 with the UTC offset,
+:func:`edgeasd.agent.alerts.detector.iso_time`)
 and ``event`` (its kind); fields whose value is None are left out
-(:func:`edgeasd.agent.detect.make_event`), unless listed in :data:`NULLABLE`.
+(:func:`edgeasd.agent.alerts.detector.make_event`), unless listed in :data:`NULLABLE`.
 """
 
 import json
@@ -29,7 +30,7 @@ class _Base(TypedDict, total=False):
 
 class _Threshold(_Base, total=False):
     """The threshold's rule and predicted false-alarm rate
-    (:meth:`edgeasd.agent.decision.BankState.threshold_facts`)."""
+    (:meth:`edgeasd.agent.alerts.decision.BankState.threshold_facts`)."""
 
     threshold_rule: str
     predicted_false_alarm_rate: float | None
@@ -39,7 +40,8 @@ class _Threshold(_Base, total=False):
 class WindowRecord(_Base, total=False):
     """``event: "window"``: one window's quality and verdict (``scores.jsonl``).
 
-    ``decision`` is one of :data:`edgeasd.agent.decision.STATES` or ``enrolling`` (a window of
+    ``decision`` is one of :data:`edgeasd.agent.alerts.decision.STATES` or ``enrolling`` (a window
+    of
     an ``enroll --next`` request, whose own verdict, once the bank scores, is ``verdict``).
     """
 
@@ -64,8 +66,8 @@ class WindowRecord(_Base, total=False):
 
 class EpisodeRecord(_Threshold, total=False):
     """``event: "alert" | "reminder" | "recovered"``: an anomaly episode
-    (:class:`edgeasd.agent.detect.Event`, ``kind: "anomaly"``) or a lost signal
-    (:class:`edgeasd.agent.detect.SignalWatch`, ``kind: "no_signal"``)."""
+    (:class:`edgeasd.agent.alerts.detector.Event`, ``kind: "anomaly"``) or a lost signal
+    (:class:`edgeasd.agent.alerts.detector.SignalWatch`, ``kind: "no_signal"``)."""
 
     kind: Required[str]
     window_index: Required[int]
@@ -101,7 +103,7 @@ class SignalRecord(_Base, total=False):
 
 class EnrolledRecord(_Threshold, total=False):
     """``event: "enrolled"``: references added to the bank
-    (:func:`edgeasd.agent.enrollment.enrollment_result` and the bank state)."""
+    (:func:`edgeasd.agent.enrollment.enroll.enrollment_result` and the bank state)."""
 
     ids: Required[list[int]]
     groups: Required[list[str]]

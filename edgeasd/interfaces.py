@@ -7,7 +7,7 @@
 
 Each boundary is a :class:`typing.Protocol`: a stage depends on what it receives, never on
 the concrete class that produces it. The protocols are ``runtime_checkable`` so tests can
-check that each concrete class satisfies them (``tests/agent/test_interfaces.py``). This
+check that each concrete class satisfies them (``tests/test_interfaces.py``). This
 module imports no stage at run time (only for type checking), so any stage may import it
 without a cycle.
 
@@ -17,9 +17,10 @@ Concrete implementations:
 * :class:`Embedder`: :class:`edgeasd.embedding.onnx.Embedder` (one ONNX model) and
   :class:`edgeasd.embedding.ensemble.EnsembleEmbedder` (several, cosine distances averaged).
 * :class:`Scorer`: :class:`edgeasd.scoring.ReferenceBank`.
-* :class:`Detector`: :class:`edgeasd.agent.detect.Detector` (k-of-n debounce of the scores).
-* :class:`Sink`: :class:`edgeasd.agent.sinks.EventSinks` and its logs
-  (:class:`edgeasd.agent.sinks.JsonlLog`), and the fleet observers
+* :class:`Detector`: :class:`edgeasd.agent.alerts.detector.Detector` (k-of-n debounce of the
+scores).
+* :class:`Sink`: :class:`edgeasd.agent.alerts.sinks.EventSinks` and its logs
+  (:class:`edgeasd.agent.alerts.sinks.JsonlLog`), and the fleet observers
   :class:`edgeasd.fleet.mqtt.MqttSink` and :class:`edgeasd.fleet.metrics.Metrics`.
 """
 
@@ -33,7 +34,7 @@ from edgeasd.events import Record
 if TYPE_CHECKING:
     import numpy as np
 
-    from edgeasd.agent.detect import Event
+    from edgeasd.agent.alerts.detector import Event
     from edgeasd.embedding.onnx import ModelInfo
 
 __all__ = ["Detector", "Embedder", "Record", "Scorer", "Sink", "Source"]

@@ -7,7 +7,8 @@ by a model when it records no model yet (a new bank), the model's own id, or one
 the model declares it reproduces exactly (:attr:`~edgeasd.embedding.onnx.ModelInfo.compatible`, the
 ``compatible_ids`` metadata, :data:`edgeasd.embedding.onnx.COMPATIBLE_KEY`).
 
-:func:`edgeasd.agent.bank_lifecycle.check_model` applies it to a bank opened for the daemon or
+:func:`edgeasd.agent.enrollment.bank_lifecycle.check_model` applies it to a bank opened for the
+daemon or
 a CLI command; the bank's own :meth:`~edgeasd.scoring.ReferenceBank.claim_model` (which also
 records the id into a new bank) calls :func:`require_compatible` too.
 """

@@ -12,8 +12,8 @@ import pytest
 from support.onnx_models import machine_sound, make_test_model
 
 from edgeasd import events
-from edgeasd.agent.detect import Detector
-from edgeasd.agent.sinks import encode_event
+from edgeasd.agent.alerts.detector import Detector
+from edgeasd.agent.alerts.sinks import encode_event
 from edgeasd.audio.io import write_audio
 from edgeasd.config import Config
 from edgeasd.errors import InputError
@@ -63,7 +63,7 @@ def pipeline_records(tmp_path_factory):
     """Every record of a real daemon run on a file: enrollment of the first windows, scored
     normal and anomalous sound, then a silence long enough for a no-signal alert and its
     recovery."""
-    from edgeasd.agent.daemon import Daemon
+    from edgeasd.agent.runloop.daemon import Daemon
 
     d = tmp_path_factory.mktemp("events")
     model = make_test_model(d / "m.onnx", window_seconds=1.0)

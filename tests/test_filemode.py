@@ -14,12 +14,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edgeasd.agent.alert_audio import AlertAudio
-from edgeasd.agent.enrollment import Batch
-from edgeasd.agent.kept_audio import AudioStore
-from edgeasd.agent.paths import Paths
-from edgeasd.agent.sinks import JsonlLog
-from edgeasd.agent.status import StatusBoard
+from edgeasd.agent.alerts.alert_audio import AlertAudio
+from edgeasd.agent.alerts.sinks import JsonlLog
+from edgeasd.agent.control.status import StatusBoard
+from edgeasd.agent.enrollment.enroll import Batch
+from edgeasd.agent.enrollment.kept_audio import AudioStore
+from edgeasd.config.paths import Paths
 from edgeasd.scoring import ReferenceBank
 from edgeasd.scoring.store import lock_path, save_bank
 

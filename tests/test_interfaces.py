@@ -11,9 +11,9 @@ import pytest
 from support.onnx_models import machine_sound, make_test_model
 
 from edgeasd import interfaces
-from edgeasd.agent.bank_lifecycle import new_bank
-from edgeasd.agent.detect import Detector, SignalWatch, make_event
-from edgeasd.agent.sinks import EventSinks, JsonlLog, read_events
+from edgeasd.agent.alerts.detector import Detector, SignalWatch, make_event
+from edgeasd.agent.alerts.sinks import EventSinks, JsonlLog, read_events
+from edgeasd.agent.enrollment.bank_lifecycle import new_bank
 from edgeasd.audio.sources import FileSource
 from edgeasd.config import Config
 from edgeasd.config.fleet import MetricsConfig, MqttConfig

@@ -49,12 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
 def setup_logging(level: int) -> None:
     """Log to stderr at ``level``: with sd-daemon priority prefixes when it is the journal.
 
-    Under systemd (:func:`edgeasd.agent.notify.under_journal`) each line starts with its syslog
+    Under systemd (:func:`edgeasd.agent.runloop.notify.under_journal`) each line starts with its
+    syslog
     priority (``<4>`` for a warning: alerts, reminders, signal loss) and carries no
     timestamp of its own, so ``journalctl -p warning -u edgeasd`` shows the alerts;
     elsewhere lines carry a timestamp and the level's name.
     """
-    from edgeasd.agent.notify import JournalFormatter, under_journal
+    from edgeasd.agent.runloop.notify import JournalFormatter, under_journal
 
     if under_journal():
         handler = logging.StreamHandler()

@@ -17,12 +17,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edgeasd.agent.paths import SYSTEM_DIRS
 from edgeasd.config import Config, load_config
+from edgeasd.config.paths import SYSTEM_DIRS
 from edgeasd.errors import InputError
 
 #: Configuration read when ``--config`` is not given and ``$EDGEASD_CONFIG`` is unset; being
-#: in the system's configuration directory, it selects the service's directories (agent/paths.py).
+#: in the system's configuration directory, it selects the service's directories (config/paths.py).
 SYSTEM_CONFIG = SYSTEM_DIRS.config_dir / "edgeasd.yaml"
 
 
@@ -52,7 +52,7 @@ def config_of(args: argparse.Namespace) -> Config:
 
 
 def _paths(config: Config) -> Any:
-    from edgeasd.agent.paths import resolve_paths
+    from edgeasd.config.paths import resolve_paths
 
     return resolve_paths(config)
 
@@ -62,7 +62,7 @@ def _paths(config: Config) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``edgeasd run``: the daemon."""
-    from edgeasd.agent.daemon import Daemon
+    from edgeasd.agent.runloop.daemon import Daemon
 
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     return Daemon(config_of(args)).run()
@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``edgeasd demo``: the whole pipeline on a simulated machine, as fast as possible."""
-    from edgeasd.agent.daemon import Daemon
+    from edgeasd.agent.runloop.daemon import Daemon
 
     if not args.verbose:  # the demo prints its own lines; keep the log for errors
         logging.getLogger("edgeasd").setLevel(logging.ERROR)
@@ -100,7 +100,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_record(record: dict[str, Any]) -> None:
-    from edgeasd.agent.sinks import format_event
+    from edgeasd.agent.alerts.sinks import format_event
 
     kind = record["event"]
     if kind != "window":
@@ -127,8 +127,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     Exit status: 0 the daemon answered, 3 it is not running (the last snapshot is shown),
     4 it runs but did not answer (busy or stalled; the last snapshot and why are shown).
     """
-    from edgeasd.agent.control import ControlClient, DaemonNotRunning
-    from edgeasd.agent.status import read_status
+    from edgeasd.agent.control.server import ControlClient, DaemonNotRunning
+    from edgeasd.agent.control.status import read_status
     from edgeasd.errors import ControlError
 
     paths = _paths(config_of(args))
@@ -212,7 +212,10 @@ def _status_lines(s: dict[str, Any]) -> list[str]:
 
 
 def _format_threshold_report(rep: dict[str, Any] | None) -> list[str]:
-    """Status lines of :func:`edgeasd.agent.threshold.threshold_report` (none without one)."""
+    """Status lines of :func:`~edgeasd.agent.alerts.threshold_policy.threshold_report`.
+
+    None without one.
+    """
     if not rep:
         return []
     out = []
@@ -228,7 +231,7 @@ def _format_threshold_report(rep: dict[str, Any] | None) -> list[str]:
 
 def cmd_tail(args: argparse.Namespace) -> int:
     """``edgeasd tail``: alert events (or the score log), optionally following."""
-    from edgeasd.agent.sinks import format_event, read_events
+    from edgeasd.agent.alerts.sinks import format_event, read_events
     from edgeasd.terminal import sanitize
 
     paths = _paths(config_of(args))
@@ -261,8 +264,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     timeout (``--timeout``, else computed from the request's size); when it passes, the
     client hangs up and the daemon abandons the request.
     """
-    from edgeasd.agent.batch import validate_tag
-    from edgeasd.agent.control import ControlClient, DaemonNotRunning
+    from edgeasd.agent.control.server import ControlClient, DaemonNotRunning
+    from edgeasd.agent.enrollment.batch import validate_tag
 
     if (args.next is None) == (not args.files):
         raise InputError(
@@ -378,9 +381,9 @@ def _open_for_daemon(files: list[str]) -> list[Any]:
 
 
 def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: list[str]):
-    from edgeasd.agent import file_enrollment
-    from edgeasd.agent.daemon import Daemon
-    from edgeasd.agent.stages import check_window, make_embedder, quality_options
+    from edgeasd.agent.enrollment import file_enrollment
+    from edgeasd.agent.runloop.daemon import Daemon
+    from edgeasd.agent.runloop.stages import check_window, make_embedder, quality_options
 
     paths.ensure()
     if args.next is not None:  # capture from the configured source ourselves
@@ -427,7 +430,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """``edgeasd doctor``: check config, model, bank, device, numba cache and disk."""
-    from edgeasd.agent.doctor import run_checks
+    from edgeasd.agent.service.doctor import run_checks
 
     failed = 0
     for check in run_checks(args.config or default_config_path()):
@@ -466,8 +469,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def _check_against_model_and_bank(config: Config, paths: Any) -> int:
     """``window.seconds`` against the model (an error), scoring keys against the bank (warn)."""
-    from edgeasd.agent import bank_lifecycle
-    from edgeasd.agent.stages import check_window, make_embedder
+    from edgeasd.agent.enrollment import bank_lifecycle
+    from edgeasd.agent.runloop.stages import check_window, make_embedder
     from edgeasd.scoring import load_bank
 
     info = make_embedder(config).info

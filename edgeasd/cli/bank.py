@@ -32,7 +32,7 @@ def _load(config: Any) -> Any:
 
 
 def _refuse_if_running(paths: Any, what: str) -> None:
-    from edgeasd.agent.control import ControlClient, DaemonNotRunning
+    from edgeasd.agent.control.server import ControlClient, DaemonNotRunning
 
     try:
         ControlClient(paths.control_socket, timeout=5).request("status")
@@ -77,10 +77,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
     """Per-domain counts, groups and density, the decision state, threshold and model.
 
-    The state and threshold are :func:`edgeasd.agent.decision.bank_state`'s, the same the daemon
+    The state and threshold are :func:`edgeasd.agent.alerts.decision.bank_state`'s, the same the
+    daemon
     and ``edgeasd score`` decide with (``state``: learning, uncalibrated or ready).
     """
-    from edgeasd.agent import decision
+    from edgeasd.agent.alerts import decision
 
     domains, groups, density = bank.domains_, bank.groups_, bank.density_
     state = decision.bank_state(bank, config, _hop_seconds(config))
@@ -144,7 +145,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """``bank remove ID...``: drop references (and their kept audio once a group is empty)."""
-    from edgeasd.agent.kept_audio import AudioStore
+    from edgeasd.agent.enrollment.kept_audio import AudioStore
     from edgeasd.scoring import load_bank, save_bank, store
 
     config = config_of(args)
@@ -167,9 +168,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     """``bank rebuild``: re-embed the kept enrollment audio with the configured model."""
-    from edgeasd.agent.kept_audio import AudioStore
-    from edgeasd.agent.rebuild import rebuild
-    from edgeasd.agent.stages import make_embedder, quality_options
+    from edgeasd.agent.enrollment.kept_audio import AudioStore
+    from edgeasd.agent.enrollment.rebuild import rebuild
+    from edgeasd.agent.runloop.stages import make_embedder, quality_options
 
     config = config_of(args)
     paths = _paths(config)

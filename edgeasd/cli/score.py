@@ -1,6 +1,7 @@
 """``edgeasd score``: one-shot verdicts on recordings against the bank on disk.
 
-Every window gets its verdict from :func:`edgeasd.agent.decision.decide`, the same as in the daemon.
+Every window gets its verdict from :func:`edgeasd.agent.alerts.decision.decide`, the same as in the
+daemon.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     Windows without signal appear with decision ``no-signal`` and their reason; clipped
     windows are scored and flagged.
     """
-    from edgeasd.agent import bank_lifecycle, decision
-    from edgeasd.agent.stages import check_window, make_embedder, quality_options
+    from edgeasd.agent.alerts import decision
+    from edgeasd.agent.enrollment import bank_lifecycle
+    from edgeasd.agent.runloop.stages import check_window, make_embedder, quality_options
     from edgeasd.errors import EdgeasdError
 
     config = config_of(args)
@@ -97,8 +99,9 @@ def _score_file(
     hop: float,
     quality: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    """One row per window of ``file``: its verdict (:func:`edgeasd.agent.decision.decide`)."""
-    from edgeasd.agent import decision, windows
+    """One row per window of ``file``: verdict (:func:`~edgeasd.agent.alerts.decision.decide`)."""
+    from edgeasd.agent.alerts import decision
+    from edgeasd.agent.enrollment import windows
     from edgeasd.audio.io import read_audio
     from edgeasd.errors import AudioFileError
 
@@ -140,7 +143,7 @@ def _score_file(
 
 def _score_line(file: str, rows: list[dict[str, Any]]) -> str:
     """The table line of one file: windows, scored, max and mean score, summary decision."""
-    from edgeasd.agent import decision
+    from edgeasd.agent.alerts import decision
 
     scored = [r["score"] for r in rows if r.get("score") is not None]
     top = f"{max(scored):>10.4f}" if scored else f"{'-':>10}"

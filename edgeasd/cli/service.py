@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 
-from edgeasd.agent import service
+from edgeasd.agent.service import unit as service
 
 
 def cmd_install(args: argparse.Namespace) -> int:

@@ -140,7 +140,7 @@ class PathsConfig:
     """``paths``: where state, runtime files and logs go.
 
     null = systemd's directories, else the service's own when the configuration is the
-    system one (``/etc/edgeasd/*.yaml``), else per-user XDG defaults (``edgeasd.agent.paths``).
+    system one (``/etc/edgeasd/*.yaml``), else per-user XDG defaults (``edgeasd.config.paths``).
     """
 
     state_dir: str | None = _opt(None, (str, _NULL), path=True)
@@ -152,7 +152,8 @@ class PathsConfig:
 class LogsConfig:
     """``logs``: size-capped rotation of ``alerts.jsonl`` and ``scores.jsonl``.
 
-    ``alert_audio_max_bytes`` caps the kept audio of alerted windows (``edgeasd.agent.alert_audio``;
+    ``alert_audio_max_bytes`` caps the kept audio of alerted windows
+    (``edgeasd.agent.alerts.alert_audio``;
     0 keeps none). Default 64 MiB: a 10 s window at 16 kHz is ~255 kB as FLAC (measured on
     the demo machine, normal and faulty), so ~260 alerts, each one anomaly episode.
     """
@@ -176,7 +177,8 @@ class EnrollmentConfig:
     keep_audio: bool = _opt(True, (bool,))
     audio_max_bytes: int = _opt(268435456, (int,), lo=0, hi=2**44)
     #: Most audio one file enrollment request may hold (see
-    #: edgeasd.agent.file_enrollment.DEFAULT_MAX_REQUEST_SECONDS for where 2 h comes from).
+    #: edgeasd.agent.enrollment.file_enrollment.DEFAULT_MAX_REQUEST_SECONDS for where 2 h comes
+    #: from).
     max_request_seconds: float = _opt(7200.0, (float,), lo=0.0, lo_open=True, hi=2**31)
     #: Most audio one ``enroll --next N`` request may collect (N times the hop): one hour
     #: keeps the time alerts are suppressed bounded (issue 10: ``--next 10**18`` suppressed

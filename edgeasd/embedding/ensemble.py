@@ -1,7 +1,7 @@
 """Ensembles of embedding models, and the one factory that builds an embedder from paths.
 
 Kept out of :mod:`edgeasd.embedding.onnx` so that module stays one model's contract and runner.
-:func:`load_embedder` is what the agent (``edgeasd.agent.stages.make_embedder``) and
+:func:`load_embedder` is what the agent (``edgeasd.agent.runloop.stages.make_embedder``) and
 ``edgeasd eval`` call: one path gives a plain :class:`~edgeasd.embedding.onnx.Embedder`, several
 give an :class:`EnsembleEmbedder`.
 """

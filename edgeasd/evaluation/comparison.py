@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeasd.agent.decision import label_scores
+from edgeasd.agent.alerts.decision import label_scores
 from edgeasd.evaluation.approaches import (
     Approach,
     Scored,
@@ -162,7 +162,7 @@ class OperatingPoint:
 
 
 def _rates(name: str, sections: Sequence[SectionData], scored: Sequence[Scored]) -> OperatingPoint:
-    """Rates from the agent's own verdicts (:func:`edgeasd.agent.decision.label_scores`).
+    """Rates from the agent's own verdicts (:func:`edgeasd.agent.alerts.decision.label_scores`).
 
     A section without a finite threshold is uncalibrated: its clips get no verdict, and a
     rate pooling any of them is NaN (never counted as "no alarm").

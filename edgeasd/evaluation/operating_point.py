@@ -17,9 +17,10 @@ rendered with within-condition variation (:mod:`edgeasd.synth.drift`):
   0.5, 1, 1.5, 2: noticeable to obvious), the same machine with the fault.
 
 Windows are cut, quality-gated and embedded as the agent does (the configured window/hop,
-:func:`edgeasd.agent.windows.good_windows`, :func:`edgeasd.agent.stages.make_embedder`); earlier
+:func:`edgeasd.agent.enrollment.windows.good_windows`,
+:func:`edgeasd.agent.runloop.stages.make_embedder`); earlier
 recordings are enrolled in time order as groups of ``enrollment.group_seconds``
-(:func:`edgeasd.agent.enrollment.chunk_windows`), source first, tagged with their condition.
+(:func:`edgeasd.agent.enrollment.enroll.chunk_windows`), source first, tagged with their condition.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.agent.bank_lifecycle import new_bank
-from edgeasd.agent.enrollment import chunk_windows
-from edgeasd.agent.stages import make_embedder, quality_options
-from edgeasd.agent.windows import embed_windows, good_windows
+from edgeasd.agent.enrollment.bank_lifecycle import new_bank
+from edgeasd.agent.enrollment.enroll import chunk_windows
+from edgeasd.agent.enrollment.windows import embed_windows, good_windows
+from edgeasd.agent.runloop.stages import make_embedder, quality_options
 from edgeasd.config import Config
 from edgeasd.evaluation.metrics import roc_auc
 from edgeasd.scoring import ReferenceBank
@@ -172,7 +173,8 @@ def build_bank(data: dict[str, np.ndarray], config: Config | None = None) -> Ref
     """The bank the agent would hold after enrolling the earlier recordings.
 
     Recordings in time order (source, then target), each split into groups of
-    ``enrollment.group_seconds`` by :func:`edgeasd.agent.enrollment.chunk_windows`, tagged with the
+    ``enrollment.group_seconds`` by :func:`edgeasd.agent.enrollment.enroll.chunk_windows`, tagged
+    with the
     condition as domain, with the configured scoring options.
     """
     config = config or Config()

@@ -1,6 +1,7 @@
 """Builds the fleet observers of the event sinks: the MQTT sink and the Prometheus metrics.
 
-:func:`observers` is called by :meth:`edgeasd.agent.sinks.EventSinks.from_config` at start and
+:func:`observers` is called by :meth:`edgeasd.agent.alerts.sinks.EventSinks.from_config` at start
+and
 on every reload. An observer whose configuration section did not change is carried over
 from the previous sinks (the broker connection stays up, counters keep counting); the
 others are built anew. A failure at start is raised (the daemon does not start with a
@@ -18,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from edgeasd.errors import EdgeasdError
 
 if TYPE_CHECKING:
-    from edgeasd.agent.paths import Paths
     from edgeasd.config import Config
+    from edgeasd.config.paths import Paths
     from edgeasd.fleet.metrics import Metrics
     from edgeasd.fleet.mqtt import MqttSink
     from edgeasd.interfaces import Sink
@@ -57,7 +58,7 @@ def observers(
     Parameters
     ----------
     config : edgeasd.config.Config
-    paths : edgeasd.agent.paths.Paths
+    paths : edgeasd.config.paths.Paths
     status : callable, optional
         The daemon's ``StatusBoard.snapshot``.
     previous : list, optional

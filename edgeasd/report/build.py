@@ -2,8 +2,9 @@
 
 For a time range it gathers the scored windows (``scores.jsonl``) and the events
 (``alerts.jsonl``, rotated files included), and for every alert the audio of the alerted
-window (:mod:`edgeasd.agent.alert_audio`) and of its nearest normal reference (the kept
-enrollment audio, :class:`edgeasd.agent.kept_audio.AudioStore`). The pictures are drawn by
+window (:mod:`edgeasd.agent.alerts.alert_audio`) and of its nearest normal reference (the kept
+enrollment audio, :class:`edgeasd.agent.enrollment.kept_audio.AudioStore`). The pictures are drawn
+by
 :mod:`edgeasd.report.plots` and embedded as base64 PNG, so the file can be mailed or
 opened anywhere without the device.
 """
@@ -23,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.agent.alert_audio import alert_records, read_alert_audio
-from edgeasd.agent.kept_audio import AudioStore
-from edgeasd.agent.sinks import read_events
+from edgeasd.agent.alerts.alert_audio import alert_records, read_alert_audio
+from edgeasd.agent.alerts.sinks import read_events
+from edgeasd.agent.enrollment.kept_audio import AudioStore
 from edgeasd.atomic import PUBLIC, write_bytes_atomic
 from edgeasd.audio.mel import log_mel
 from edgeasd.audio.resample import resample
@@ -304,7 +305,7 @@ def render_report(
 
     Parameters
     ----------
-    paths : edgeasd.agent.paths.Paths
+    paths : edgeasd.config.paths.Paths
         Where the logs, the alert audio and the kept enrollment audio are.
     config : edgeasd.config.Config
     since, until : float

@@ -50,7 +50,7 @@ def test_defaults_match_the_scoring_engine():
 
 
 def test_defaults_match_quality_assess():
-    from edgeasd.agent.stages import quality_options
+    from edgeasd.agent.runloop.stages import quality_options
     from edgeasd.audio.quality import assess
 
     params = inspect.signature(assess).parameters
@@ -240,7 +240,7 @@ def test_any_input_gives_a_config_or_a_config_error(data):
 
 def test_capture_channels_reaches_the_microphone_source(monkeypatch):
     """``source.capture_channels`` (null = automatic) is passed to ``MicrophoneSource``."""
-    from edgeasd.agent.stages import source_options
+    from edgeasd.agent.runloop.stages import source_options
     from edgeasd.audio import microphone
     from edgeasd.audio.factory import make_source
 

@@ -106,7 +106,7 @@ def test_id_depends_on_members_and_their_order(models):
 
 
 def test_bank_of_an_ensemble_refuses_a_member_and_vice_versa(models):
-    from edgeasd.agent.bank_lifecycle import check_model, new_bank
+    from edgeasd.agent.enrollment.bank_lifecycle import check_model, new_bank
     from edgeasd.config import Config
 
     ens = EnsembleEmbedder([models["a"], models["b"]]).info

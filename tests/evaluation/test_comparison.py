@@ -115,7 +115,7 @@ def test_rule_operating_points(sections):
 
 
 def test_an_uncalibrated_section_has_no_rates_never_zero_false_alarms(sections):
-    """A NaN threshold gives no verdict (edgeasd.agent.decision): its rates are NaN, not 0."""
+    """A NaN threshold gives no verdict (agent.alerts.decision): its rates are NaN, not 0."""
     from edgeasd.evaluation.comparison import _rates
 
     d = sections[0]

@@ -241,7 +241,7 @@ def test_streamed_file_object_and_names(tmp_path) -> None:
     """File objects (descriptors passed over the socket) stream like paths, named as told."""
     from support.onnx_models import make_test_model
 
-    from edgeasd.agent import file_enrollment
+    from edgeasd.agent.enrollment import file_enrollment
     from edgeasd.embedding.onnx import Embedder
 
     model = make_test_model(tmp_path / "m.onnx", window_seconds=1.0)

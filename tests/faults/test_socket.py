@@ -25,7 +25,7 @@ from e2e.harness import make_setup, write_normal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgeasd.agent.control import (
+from edgeasd.agent.control.server import (
     MAX_CONNECTIONS,
     ControlClient,
     ControlServer,

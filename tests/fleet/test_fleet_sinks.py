@@ -8,10 +8,10 @@ import logging
 
 import pytest
 
-from edgeasd.agent.detect import make_event
-from edgeasd.agent.paths import resolve_paths
-from edgeasd.agent.sinks import EventSinks
+from edgeasd.agent.alerts.detector import make_event
+from edgeasd.agent.alerts.sinks import EventSinks
 from edgeasd.config import config_from_dict
+from edgeasd.config.paths import resolve_paths
 from edgeasd.errors import ConfigError
 from edgeasd.fleet.metrics import Metrics
 

@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from edgeasd.agent.detect import make_event
+from edgeasd.agent.alerts.detector import make_event
 from edgeasd.config import config_from_dict
 from edgeasd.config.fleet import MetricsConfig
 from edgeasd.errors import ConfigError

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from edgeasd.agent.detect import make_event
+from edgeasd.agent.alerts.detector import make_event
 from edgeasd.config import config_from_dict
 from edgeasd.config.fleet import MqttConfig
 from edgeasd.errors import ConfigError

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from edgeasd.agent.detect import make_event
+from edgeasd.agent.alerts.detector import make_event
 from edgeasd.config.fleet import MetricsConfig
 from edgeasd.fleet.metrics import Metrics
 

@@ -22,7 +22,7 @@ import soundfile as sf
 import yaml
 from e2e.harness import RATE, Setup, make_setup
 
-from edgeasd.agent.alert_audio import AlertAudio, alert_records, read_alert_audio
+from edgeasd.agent.alerts.alert_audio import AlertAudio, alert_records, read_alert_audio
 from edgeasd.audio.io import read_audio
 from edgeasd.audio.mel import log_mel
 from edgeasd.errors import InputError
@@ -232,7 +232,7 @@ def test_alert_audio_write_failure_warns_and_never_raises(tmp_path, caplog) -> N
     blocker = tmp_path / "alert-audio"
     blocker.write_text("a file where the folder should be")
     store = AlertAudio(blocker, max_bytes=2**20, sample_rate=RATE)
-    with caplog.at_level("WARNING", logger="edgeasd.agent.alert_audio"):
+    with caplog.at_level("WARNING", logger="edgeasd.agent.alerts.alert_audio"):
         store.keep(np.zeros(RATE, np.float32), _meta(7))  # on the writer thread
         store.close()
     assert any("could not keep the audio" in r.message for r in caplog.records)
@@ -303,8 +303,8 @@ def test_timeline_draws_signal_recovery_and_enrollment_marks() -> None:
 
 
 def test_reference_window_in_kept_file_and_live_enrollments(tmp_path) -> None:
-    from edgeasd.agent.enrollment import Batch
-    from edgeasd.agent.kept_audio import AudioStore
+    from edgeasd.agent.enrollment.enroll import Batch
+    from edgeasd.agent.enrollment.kept_audio import AudioStore
     from edgeasd.report.build import reference_audio
 
     rng = np.random.default_rng(1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeasd.agent import threshold
+from edgeasd.agent.alerts import threshold_policy as threshold
 from edgeasd.config import Config
 from edgeasd.errors import InputError
 from edgeasd.scoring import ReferenceBank

@@ -1,0 +1,376 @@
+"""The detector: a single threshold with a k-of-n debounce, raising alert/recovered events.
+
+A window *exceeds* when its normalized score is strictly above the threshold. The
+detector alerts on the rising edge, when at least ``k`` of the last ``n`` scored windows
+exceed, and reports ``recovered`` when, while alerting, fewer than ``k`` of the last
+``n`` exceed. Windows that signal-quality checks flagged are skipped (pass
+``score=None``): they count neither as normal nor as anomalous.
+
+The detector keeps its state for as long as the daemon runs: a new threshold (after an
+enrollment or a reload) is set in place (:meth:`Detector.set_threshold`), so that one
+continuing episode gives one ``alert`` and one ``recovered``. While an episode lasts, a
+``reminder`` repeats every ``reminder_seconds`` with the episode's peak score.
+
+:class:`SignalWatch` does the same for a dead input: windows without signal that last
+``alert_seconds`` give an ``alert`` of kind ``no_signal`` and, when sound is back, a
+``recovered`` of kind ``no_signal``. Anomaly events carry ``kind: "anomaly"``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from edgeasd.errors import InputError
+
+
+def iso_time(t: float) -> str:
+    """ISO 8601 local time with UTC offset and milliseconds for a UNIX time."""
+    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
+
+
+def make_event(event: str, time: float, **fields: Any) -> dict[str, Any]:
+    """An event record as sinks write it: ``{"time": ISO 8601, "event": kind, ...}``.
+
+    Parameters
+    ----------
+    event : str
+        The kind: ``window``, ``alert``, ``recovered``, ``signal``, ``enrolled``, ...
+    time : float
+        UNIX time the event refers to (for windows: the first sample).
+    **fields
+        Further JSON-serializable fields; ``None`` values are dropped.
+    """
+    record: dict[str, Any] = {"time": iso_time(time), "event": event}
+    record.update((k, v) for k, v in fields.items() if v is not None)
+    return record
+
+
+@dataclass(frozen=True)
+class Event:
+    """An alert or recovery.
+
+    Attributes
+    ----------
+    event : str
+        ``"alert"``, ``"reminder"`` (an episode still going on) or ``"recovered"``.
+    time : float
+        UNIX time of the window that triggered it.
+    window_index : int
+        Index of that window.
+    score : float
+        Its normalized score.
+    threshold : float
+        The threshold in force.
+    threshold_source : str
+        Where the threshold came from (for example ``"bank quantile 0.99, 120 refs"``).
+    exceeding : int
+        How many of the last ``n`` windows exceeded.
+    k, n : int
+        The debounce setting.
+    started : float, optional
+        ``reminder``/``recovered``: UNIX time of the alert's window.
+    max_score : float, optional
+        ``reminder``/``recovered``: the episode's peak score so far.
+    kind : str
+        ``"anomaly"`` (:class:`SignalWatch` events are ``"no_signal"``).
+    flags : dict, optional
+        Flags of the triggering window, merged into the record (``clipped``,
+        ``clip_fraction``).
+    threshold_facts : dict, optional
+        The threshold's rule and predicted false-alarm rate, merged into the record
+        (:meth:`edgeasd.agent.alerts.decision.BankState.threshold_facts`).
+    """
+
+    event: str
+    time: float
+    window_index: int
+    score: float
+    threshold: float
+    threshold_source: str
+    exceeding: int
+    k: int
+    n: int
+    started: float | None = None
+    max_score: float | None = None
+    kind: str = "anomaly"
+    flags: dict[str, Any] | None = None
+    threshold_facts: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as sinks write it (see :func:`make_event`), times in ISO 8601."""
+        fields = asdict(self)
+        del fields["event"], fields["time"], fields["flags"], fields["threshold_facts"]
+        fields.update(self.threshold_facts or {})
+        fields.update(self.flags or {})
+        if self.started is not None:
+            fields["started"] = iso_time(self.started)
+            fields["duration_seconds"] = round(self.time - self.started, 3)
+        return make_event(self.event, self.time, **fields)
+
+
+def _check_threshold(threshold: float) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise InputError(f"threshold must be a number, got {threshold!r}")
+    if not math.isfinite(threshold):
+        raise InputError(f"threshold must be finite, got {threshold}")
+    return float(threshold)
+
+
+@dataclass
+class Detector:
+    """Threshold and k-of-n debounce over a stream of window scores.
+
+    Parameters
+    ----------
+    threshold : float
+        Scores strictly above it exceed.
+    k, n : int
+        Alert when at least ``k`` of the last ``n`` scored windows exceed (1 <= k <= n).
+    threshold_source : str
+        Where the threshold came from; copied into every event and :meth:`state`.
+    reminder_seconds : float
+        While alerting, repeat a ``reminder`` event when this much time (window times)
+        passed since the alert or the last reminder; 0: never.
+    threshold_facts : dict, optional
+        The threshold's rule and predicted false-alarm rate, copied into every event.
+    """
+
+    threshold: float
+    k: int = 1
+    n: int = 1
+    threshold_source: str = ""
+    reminder_seconds: float = 0.0
+    threshold_facts: dict[str, Any] | None = None
+    alerting: bool = field(default=False, init=False)
+    windows: int = field(default=0, init=False)
+    alerts: int = field(default=0, init=False)
+    _recent: deque[bool] = field(init=False, repr=False)
+    _started: float | None = field(default=None, init=False, repr=False)
+    _max_score: float = field(default=-math.inf, init=False, repr=False)
+    _noticed: float = field(default=-math.inf, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.threshold = _check_threshold(self.threshold)
+        self._recent = deque(maxlen=1)
+        self.set_debounce(self.k, self.n, self.reminder_seconds)
+
+    def set_debounce(self, k: int, n: int, reminder_seconds: float | None = None) -> None:
+        """Change ``k``, ``n`` (and ``reminder_seconds``) in place (a reload).
+
+        The last ``n`` exceedances and an ongoing alert are kept, so a reload never
+        raises a second alert for a continuing episode.
+        """
+        for name, value in (("k", k), ("n", n)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}")
+        if k > n:
+            raise InputError(f"k ({k}) must not exceed n ({n})")
+        if reminder_seconds is not None:
+            if not (isinstance(reminder_seconds, (int, float)) and reminder_seconds >= 0):
+                raise InputError(f"reminder_seconds must be >= 0, got {reminder_seconds!r}")
+            self.reminder_seconds = float(reminder_seconds)
+        self.k, self.n = k, n
+        self._recent = deque(self._recent, maxlen=n)
+
+    @property
+    def exceeding(self) -> int:
+        """How many of the last ``n`` scored windows exceeded."""
+        return sum(self._recent)
+
+    def set_threshold(
+        self,
+        threshold: float,
+        threshold_source: str = "",
+        threshold_facts: dict[str, Any] | None = None,
+    ) -> None:
+        """Change the threshold (after an enrollment recalibrated it); history is kept.
+
+        ``threshold_facts`` (rule, predicted false-alarm rate) is copied into every event.
+        """
+        self.threshold = _check_threshold(threshold)
+        self.threshold_source = threshold_source
+        self.threshold_facts = dict(threshold_facts or {})
+
+    def reset(self) -> None:
+        """Forget the history and any ongoing alert (no event is emitted)."""
+        self._recent.clear()
+        self.alerting = False
+        self._started = None
+        self._max_score = -math.inf
+
+    def update(
+        self,
+        score: float | None,
+        time: float,
+        window_index: int,
+        flags: dict[str, Any] | None = None,
+    ) -> list[Event]:
+        """Feed one window's score.
+
+        Parameters
+        ----------
+        score : float or None
+            The window's normalized score; ``None`` for a window skipped because of
+            its signal quality (it does not enter the k-of-n history).
+        time : float
+            UNIX time of the window's first sample.
+        window_index : int
+            The window's index in the stream.
+        flags : dict, optional
+            The window's flags (``{"clipped": True, "clip_fraction": 0.02}``), copied into
+            an event it triggers.
+
+        Returns
+        -------
+        list of Event
+            ``[]``, ``[alert]`` on the rising edge, ``[reminder]`` while alerting every
+            ``reminder_seconds``, or ``[recovered]`` on the falling edge.
+
+        Raises
+        ------
+        InputError
+            ``score`` is NaN or not a number.
+        """
+        if score is None:
+            return []
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            try:
+                score = float(score)  # numpy scalars
+            except (TypeError, ValueError):
+                raise InputError(f"score must be a number or None, got {score!r}") from None
+        if math.isnan(score):
+            raise InputError(f"score of window {window_index} is NaN")
+        score = float(score)
+        self.windows += 1
+        self._recent.append(score > self.threshold)
+        exceeding = self.exceeding
+        if self.alerting:
+            self._max_score = max(self._max_score, score)
+        if not self.alerting and exceeding >= self.k:
+            self.alerting, self._started, self._max_score = True, time, score
+            self._noticed = time
+            self.alerts += 1
+            return [self._event("alert", score, time, window_index, exceeding, flags=flags)]
+        if not self.alerting:
+            return []
+        kind = "recovered" if exceeding < self.k else "reminder"
+        if kind == "reminder" and not (
+            self.reminder_seconds > 0 and time - self._noticed >= self.reminder_seconds
+        ):
+            return []
+        event = self._event(
+            kind,
+            score,
+            time,
+            window_index,
+            exceeding,
+            started=self._started,
+            max_score=self._max_score,
+            flags=flags,
+        )
+        self._noticed = time
+        if kind == "recovered":
+            self.alerting, self._started, self._max_score = False, None, -math.inf
+        return [event]
+
+    def _event(self, kind: str, score: float, time: float, index: int, exc: int, **kw) -> Event:
+        return Event(
+            event=kind,
+            time=time,
+            window_index=index,
+            score=score,
+            threshold=self.threshold,
+            threshold_source=self.threshold_source,
+            threshold_facts=self.threshold_facts or None,
+            exceeding=exc,
+            k=self.k,
+            n=self.n,
+            **kw,
+        )
+
+    def state(self) -> dict[str, Any]:
+        """JSON-serializable state for ``edgeasd status``."""
+        return {
+            "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+            "k": self.k,
+            "n": self.n,
+            "alerting": self.alerting,
+            "alert_started": iso_time(self._started) if self._started is not None else None,
+            "peak_score": self._max_score if self.alerting else None,
+            "exceeding": self.exceeding,
+            "windows": self.windows,
+            "alerts": self.alerts,
+        }
+
+
+@dataclass
+class SignalWatch:
+    """Alert when the input carries no signal (digital silence, a dead microphone) too long.
+
+    Parameters
+    ----------
+    alert_seconds : float
+        Alert once the windows without signal cover this much time (from the first one's
+        start to the current one's end); 0: never alert.
+    window_seconds : float
+        Length of a window.
+    """
+
+    alert_seconds: float
+    window_seconds: float
+    alerting: bool = field(default=False, init=False)
+    _since: float | None = field(default=None, init=False, repr=False)
+
+    def update(self, has_signal: bool, time: float, window_index: int, status: str) -> list:
+        """Feed one window; returns ``[]`` or one event record (dict, see :func:`make_event`).
+
+        Parameters
+        ----------
+        has_signal : bool
+            Whether the window carries information (:attr:`Quality.scorable`).
+        time : float
+            UNIX time of the window's first sample.
+        window_index : int
+        status : str
+            The window's quality status (``dead``, ``silence``, ``invalid``, ...).
+        """
+        if has_signal:
+            if self._since is None:
+                return []
+            since, self._since = self._since, None
+            if not self.alerting:
+                return []
+            self.alerting = False
+            return [
+                make_event(
+                    "recovered",
+                    time,
+                    kind="no_signal",
+                    window_index=window_index,
+                    started=iso_time(since),
+                    duration_seconds=round(time - since, 3),
+                )
+            ]
+        if self._since is None:
+            self._since = time
+        lasted = time + self.window_seconds - self._since
+        if self.alerting or not (0 < self.alert_seconds <= lasted + 1e-6):
+            return []
+        self.alerting = True
+        return [
+            make_event(
+                "alert",
+                time,
+                kind="no_signal",
+                status=status,
+                window_index=window_index,
+                started=iso_time(self._since),
+                no_signal_seconds=round(lasted, 3),
+                alert_seconds=self.alert_seconds,
+            )
+        ]

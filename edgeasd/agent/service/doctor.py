@@ -1,0 +1,185 @@
+"""``edgeasd doctor``: check everything the agent needs, one line per check.
+
+Checks, in order (later ones are skipped when the configuration cannot be loaded):
+``config`` (loads and validates), ``paths`` (state/runtime/log directories writable),
+``model`` (loads, metadata), ``bank`` (loads, same model, enough references), ``device``
+(microphone sources only: records 0.5 s and judges it with the configuration's ``quality``
+thresholds), ``numba`` (cache directory writable), ``disk`` (free space for the logs and
+the kept enrollment audio).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeasd.errors import EdgeasdError
+
+#: Seconds the device check records.
+RECORD_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one check.
+
+    Attributes
+    ----------
+    name : str
+    level : {"ok", "warn", "fail"}
+    detail : str
+        What was found.
+    help : str or None
+        What to do about a warning or failure.
+    """
+
+    name: str
+    level: str
+    detail: str
+    help: str | None = None
+
+
+def _fail(name: str, exc: EdgeasdError) -> Check:
+    return Check(name, "fail", exc.message, exc.help)
+
+
+def run_checks(config_path: str | os.PathLike[str] | None) -> Iterator[Check]:
+    """Run all checks, yielding each result as soon as it is known."""
+    from edgeasd.config import load_config
+    from edgeasd.config.paths import resolve_paths
+
+    try:
+        config = load_config(config_path)
+    except EdgeasdError as exc:
+        yield _fail("config", exc)
+        return
+    yield Check("config", "ok", f"{config.origin or 'built-in defaults'} is valid")
+    paths = resolve_paths(config)
+    try:
+        paths.ensure()
+        yield Check("paths", "ok", f"state {paths.state_dir}, logs {paths.log_dir}")
+    except EdgeasdError as exc:
+        yield _fail("paths", exc)
+        return
+    info = None
+    try:
+        from edgeasd.agent.runloop.stages import check_window, make_embedder
+
+        info = make_embedder(config).info
+        check_window(config, info)
+        yield Check(
+            "model",
+            "ok",
+            f"{info.id}: {info.window_seconds:g} s at "
+            f"{info.sample_rate} Hz, {info.dim}-d {info.metric}"
+            + (f"; averages {', '.join(info.members)}" if info.members else ""),
+        )
+    except EdgeasdError as exc:
+        yield _fail("model", exc)
+    if info is not None:
+        yield _bank_check(paths.bank, config, info)
+    if config.source.kind == "microphone":
+        yield _device_check(config, info.sample_rate if info else 16000)
+    yield _numba_check(paths.numba_cache)
+    yield _disk_check(paths, config)
+
+
+def _bank_check(path: Path, config: object, info: object) -> Check:
+    from edgeasd.agent.enrollment import bank_lifecycle
+
+    if not path.exists():
+        return Check(
+            "bank",
+            "warn",
+            f"no bank yet at {path} (the agent starts learning)",
+            "enroll normal operation: `edgeasd enroll --next N` or `edgeasd enroll FILE...`",
+        )
+    try:
+        bank = bank_lifecycle.open_bank(path, config.scoring, info)
+    except EdgeasdError as exc:
+        return _fail("bank", exc)
+    from edgeasd.agent.alerts import decision
+
+    per = ", ".join(f"{d}: {n}" for d, n in bank_lifecycle.bank_summary(bank).items())
+    state = decision.bank_state(bank, config, config.window.hop_seconds or info.window_seconds)
+    detail = f"{len(bank)} references ({per}); {state.state}"
+    if state.learning:
+        return Check("bank", "warn", detail, state.learning)
+    if not state.calibrated:
+        return Check("bank", "warn", f"{detail}: {state.threshold_source}", _CALIBRATE_HELP)
+    if state.warnings:
+        return Check("bank", "warn", f"{detail}; " + "; ".join(state.warnings))
+    return Check("bank", "ok", f"{detail}, threshold {state.threshold:.4g}")
+
+
+_CALIBRATE_HELP = (
+    "enroll normal audio of another recording or session, or set threshold.rule: fixed "
+    "with threshold.value"
+)
+
+
+def _device_check(config: object, sample_rate: int) -> Check:
+    """Record :data:`RECORD_SECONDS` and judge them with the configuration's ``quality``."""
+    try:
+        from edgeasd.agent.runloop.stages import quality_options
+        from edgeasd.audio.microphone import record
+
+        src = config.source
+        rec = record(
+            RECORD_SECONDS,
+            device=src.device,
+            sample_rate=sample_rate,
+            quality=quality_options(config),
+            channels=src.channels,
+            capture_rate=src.capture_rate,
+            capture_channels=src.capture_channels,
+        )
+    except EdgeasdError as exc:
+        return _fail("device", exc)
+    q = rec.quality
+    detail = f"{rec.device!r}: {RECORD_SECONDS} s at {q.rms_dbfs:.1f} dBFS, peak {q.peak:.3f}"
+    if q.status != "ok":
+        return Check(
+            "device",
+            "fail",
+            f"{detail}: {q.status}",
+            "check that the microphone is connected, unmuted (alsamixer) and near "
+            "the running machine",
+        )
+    return Check("device", "ok", detail)
+
+
+def _numba_check(cache: Path) -> Check:
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cache):
+            pass
+    except OSError as exc:
+        return Check(
+            "numba",
+            "fail",
+            f"cache dir {cache} not writable: {exc.strerror}",
+            "set NUMBA_CACHE_DIR to a writable folder (the unit uses "
+            "CacheDirectory=edgeasd); without it every start recompiles",
+        )
+    return Check("numba", "ok", f"cache dir {cache} is writable")
+
+
+def _disk_check(paths: object, config: object) -> Check:
+    logs = 2 * config.logs.max_bytes * (config.logs.backups + 1)
+    audio = config.enrollment.audio_max_bytes if config.enrollment.keep_audio else 0
+    need = logs + audio
+    free = min(shutil.disk_usage(paths.log_dir).free, shutil.disk_usage(paths.state_dir).free)
+    detail = f"{free / 2**20:.0f} MiB free; logs and kept audio may use {need / 2**20:.0f} MiB"
+    if free < need:
+        return Check(
+            "disk",
+            "warn",
+            detail,
+            "lower logs.max_bytes, logs.backups or enrollment.audio_max_bytes",
+        )
+    return Check("disk", "ok", detail)
