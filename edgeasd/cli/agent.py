@@ -127,7 +127,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     Exit status: 0 the daemon answered, 3 it is not running (the last snapshot is shown),
     4 it runs but did not answer (busy or stalled; the last snapshot and why are shown).
     """
-    from edgeasd.agent.control.server import ControlClient, DaemonNotRunning
+    from edgeasd.agent.control.client import ControlClient
+    from edgeasd.agent.control.protocol import DaemonNotRunning
     from edgeasd.agent.control.status import read_status
     from edgeasd.errors import ControlError
 
@@ -264,7 +265,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     timeout (``--timeout``, else computed from the request's size); when it passes, the
     client hangs up and the daemon abandons the request.
     """
-    from edgeasd.agent.control.server import ControlClient, DaemonNotRunning
+    from edgeasd.agent.control.client import ControlClient
+    from edgeasd.agent.control.protocol import DaemonNotRunning
     from edgeasd.agent.enrollment.batch import validate_tag
 
     if (args.next is None) == (not args.files):

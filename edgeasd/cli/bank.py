@@ -32,7 +32,8 @@ def _load(config: Any) -> Any:
 
 
 def _refuse_if_running(paths: Any, what: str) -> None:
-    from edgeasd.agent.control.server import ControlClient, DaemonNotRunning
+    from edgeasd.agent.control.client import ControlClient
+    from edgeasd.agent.control.protocol import DaemonNotRunning
 
     try:
         ControlClient(paths.control_socket, timeout=5).request("status")

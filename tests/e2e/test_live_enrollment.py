@@ -9,7 +9,7 @@ import threading
 import time
 
 from e2e.harness import make_setup, write_normal
-from edgeasd.agent.control.server import ControlClient
+from edgeasd.agent.control.client import ControlClient
 from edgeasd.errors import ControlError
 from edgeasd.scoring import load_bank
 

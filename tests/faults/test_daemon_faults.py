@@ -26,7 +26,7 @@ from e2e.harness import RATE, make_setup, write_normal
 from support.onnx_models import machine_sound
 
 from edgeasd.agent.alerts.sinks import JsonlLog
-from edgeasd.agent.control.server import ControlClient
+from edgeasd.agent.control.client import ControlClient
 from edgeasd.agent.control.status import StatusBoard
 from edgeasd.agent.enrollment import bank_lifecycle
 from edgeasd.config import Config

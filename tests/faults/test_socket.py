@@ -25,12 +25,9 @@ from e2e.harness import make_setup, write_normal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgeasd.agent.control.server import (
-    MAX_CONNECTIONS,
-    ControlClient,
-    ControlServer,
-    DaemonBusy,
-)
+from edgeasd.agent.control.client import ControlClient
+from edgeasd.agent.control.protocol import DaemonBusy
+from edgeasd.agent.control.server import MAX_CONNECTIONS, ControlServer
 from edgeasd.errors import ControlError
 from edgeasd.scoring import load_bank
 

@@ -2,7 +2,7 @@
 
 :class:`CommandHandling` is mixed into :class:`~edgeasd.agent.runloop.daemon.Daemon` and works on
 its state (bank, status, sinks, embedder): a control-socket thread hands each request to
-:meth:`~CommandHandling._handle`, which queues a :class:`~edgeasd.agent.control.server.Command`
+:meth:`~CommandHandling._handle`, which queues a :class:`~edgeasd.agent.control.handoff.Command`
 and waits; the run loop's thread takes the commands (:meth:`~CommandHandling._drain_commands`)
 and alone changes the bank. Here live the ``enroll --next`` requests collecting live windows
 (refused or queued, grouped as they arrive, committed all or nothing), the file enrollments
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgeasd.agent.alerts.detector import make_event
-from edgeasd.agent.control.server import Command, drain
+from edgeasd.agent.control.handoff import Command, drain
 from edgeasd.agent.enrollment import bank_lifecycle, file_enrollment
 from edgeasd.agent.enrollment import enroll as enrollment
 from edgeasd.agent.enrollment.batch import Batch, validate_tag

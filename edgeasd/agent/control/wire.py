@@ -4,7 +4,7 @@
 the descriptors (``SCM_RIGHTS``) sent along with each; :func:`check_fds` refuses what a
 daemon must not read (a pipe that could block it, a write-only descriptor);
 :func:`peer_credentials` and :func:`peer_closed` tell who is on the other end and whether
-it is still there. :mod:`edgeasd.agent.control.server` holds the protocol itself.
+it is still there. :mod:`edgeasd.agent.control.protocol` holds the protocol itself.
 """
 
 from __future__ import annotations

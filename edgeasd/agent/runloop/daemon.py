@@ -40,7 +40,8 @@ from edgeasd.agent.alerts.alert_audio import AlertAudio
 from edgeasd.agent.alerts.detector import Detector, SignalWatch, make_event
 from edgeasd.agent.alerts.sinks import EventSinks
 from edgeasd.agent.control.commands import CommandHandling, bank_fingerprint
-from edgeasd.agent.control.server import Command, ControlServer
+from edgeasd.agent.control.handoff import Command
+from edgeasd.agent.control.server import ControlServer
 from edgeasd.agent.control.status import StatusBoard
 from edgeasd.agent.enrollment import bank_lifecycle
 from edgeasd.agent.enrollment.kept_audio import AudioStore

@@ -10,13 +10,10 @@ import time
 
 import pytest
 
-from edgeasd.agent.control.server import (
-    MAX_LINE_BYTES,
-    ControlClient,
-    ControlServer,
-    DaemonNotRunning,
-    parse_request,
-)
+from edgeasd.agent.control.client import ControlClient
+from edgeasd.agent.control.protocol import DaemonNotRunning, parse_request
+from edgeasd.agent.control.server import ControlServer
+from edgeasd.agent.control.wire import MAX_LINE_BYTES
 from edgeasd.config.paths import Paths
 from edgeasd.errors import BankError, ControlError
 

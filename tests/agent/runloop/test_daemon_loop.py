@@ -182,7 +182,7 @@ def test_second_daemon_refuses_and_leaves_the_first_alone(tmp_path, make_config)
     import threading
     import time
 
-    from edgeasd.agent.control.server import ControlClient
+    from edgeasd.agent.control.client import ControlClient
     from edgeasd.errors import ControlError
 
     feed = wav(tmp_path / "f.wav", [(2, "normal")])
@@ -327,7 +327,7 @@ def test_unexpected_error_in_live_enrollment_answers_and_keeps_running(
 def test_unexpected_error_in_a_file_commit_leaves_the_bank_intact(
     tmp_path, make_config, monkeypatch
 ) -> None:
-    from edgeasd.agent.control.server import Command
+    from edgeasd.agent.control.handoff import Command
     from edgeasd.agent.enrollment import enroll as enrollment
     from edgeasd.agent.enrollment import file_enrollment
     from edgeasd.agent.runloop.stages import make_embedder

@@ -1,0 +1,117 @@
+"""The control socket's protocol: JSON lines over an ``AF_UNIX`` stream socket.
+
+The socket lives at ``<runtime_dir>/control.sock`` with permissions ``0660`` (owner and
+group, i.e. the ``edgeasd`` service user and the operators added to its group). There is no
+network port. Each request is one JSON object on one line, each response one JSON object on
+one line; a connection may carry several requests in turn.
+
+Requests (``op`` plus parameters)::
+
+    {"op": "status"}
+    {"op": "enroll_next", "n": 5, "domain": "target"}
+    {"op": "enroll_files", "names": ["a.wav", ...], "domain": "target"}   + one fd per name
+    {"op": "reload"}
+
+The socket trusts nobody: ``enroll_files`` carries no path the daemon would open with its own
+rights. The client opens each file itself and passes the open descriptors with the request
+line (``SCM_RIGHTS``, :mod:`edgeasd.agent.control.wire`); ``names`` only label them in
+messages. The daemon logs the peer's pid and uid (``SO_PEERCRED``) of every request that
+changes something.
+
+Responses::
+
+    {"ok": true, "result": {...}}
+    {"ok": false, "error": "what is wrong", "help": "what to do", "type": "BankError"}
+    {"ok": false, "error": "the daemon is busy: ...", "help": "...", "type": "Busy"}
+
+This module holds what both ends share: the requests (:func:`parse_request`), the line
+encoding and the errors a client raises. :mod:`~edgeasd.agent.control.server` serves it,
+:mod:`~edgeasd.agent.control.client` speaks it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from edgeasd.agent.control.wire import MAX_FDS
+from edgeasd.errors import ControlError
+
+#: Parameters each request takes, with their types.
+REQUESTS: dict[str, dict[str, type]] = {
+    "status": {},
+    "enroll_next": {"n": int, "domain": str},
+    "enroll_files": {"names": list, "domain": str},
+    "reload": {},
+}
+#: Requests that change the bank or the configuration: logged with the peer's pid and uid,
+#: and dropped when their client hung up before they were handled.
+MUTATING = frozenset({"enroll_next", "enroll_files", "reload"})
+
+
+class DaemonNotRunning(ControlError):
+    """No daemon listens on the control socket (missing file or connection refused)."""
+
+
+class DaemonBusy(ControlError):
+    """The daemon serves its maximum of connections, or its listen backlog is full."""
+
+
+BUSY_HELP = (
+    "other clients hold the control socket; retry in a few seconds, and look for scripts "
+    "that keep connections open (`ss -xp | grep control.sock`)"
+)
+
+
+def parse_request(line: bytes | str) -> dict[str, Any]:
+    """Decode and validate one request line.
+
+    Parameters
+    ----------
+    line : bytes or str
+        One JSON object (trailing newline allowed).
+
+    Returns
+    -------
+    dict
+        The request with ``op`` and exactly the parameters that ``op`` takes.
+
+    Raises
+    ------
+    ControlError
+        Not JSON, not an object, unknown ``op``, missing, unknown or mistyped parameters.
+    """
+    try:
+        request = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ControlError(f"control request is not valid JSON: {exc}") from None
+    if not isinstance(request, dict):
+        raise ControlError("control request must be a JSON object")
+    op = request.get("op")
+    if op not in REQUESTS:
+        raise ControlError(
+            f"unknown control request op {op!r}", help=f"known ops: {', '.join(REQUESTS)}"
+        )
+    spec = REQUESTS[op]
+    extra = set(request) - set(spec) - {"op"}
+    if extra:
+        raise ControlError(f"request {op!r} takes no parameter(s) {sorted(extra)}")
+    for key, kind in spec.items():
+        value = request.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ControlError(f"request {op!r} needs parameter {key!r} of type {kind.__name__}")
+    if op == "enroll_next" and request["n"] < 1:
+        raise ControlError(f"enroll_next needs n >= 1, got {request['n']}")
+    if op == "enroll_files":
+        names = request["names"]
+        if not names or not all(isinstance(p, str) for p in names) or len(names) > MAX_FDS:
+            raise ControlError(
+                f"enroll_files needs a non-empty list of at most {MAX_FDS} file names "
+                "(one open descriptor passed per name)"
+            )
+    return request
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    """One response or request line: compact JSON and a newline."""
+    return json.dumps(obj, separators=(",", ":"), default=str).encode() + b"\n"
