@@ -20,7 +20,7 @@ Concrete implementations:
 * :class:`Detector`: :class:`edgeasd.agent.alerts.detector.Detector` (k-of-n debounce of the
 scores).
 * :class:`Sink`: :class:`edgeasd.agent.alerts.sinks.EventSinks` and its logs
-  (:class:`edgeasd.agent.alerts.sinks.JsonlLog`), and the fleet observers
+  (:class:`edgeasd.agent.alerts.event_log.JsonlLog`), and the fleet observers
   :class:`edgeasd.fleet.mqtt.MqttSink` and :class:`edgeasd.fleet.metrics.Metrics`.
 """
 

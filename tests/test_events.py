@@ -13,7 +13,7 @@ from support.onnx_models import machine_sound, make_test_model
 
 from edgeasd import events
 from edgeasd.agent.alerts.detector import Detector
-from edgeasd.agent.alerts.sinks import encode_event
+from edgeasd.agent.alerts.event_log import encode_event
 from edgeasd.audio.io import write_audio
 from edgeasd.config import Config
 from edgeasd.errors import InputError

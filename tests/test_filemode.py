@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edgeasd.agent.alerts.alert_audio import AlertAudio
-from edgeasd.agent.alerts.sinks import JsonlLog
+from edgeasd.agent.alerts.event_log import JsonlLog
 from edgeasd.agent.control.status import StatusBoard
 from edgeasd.agent.enrollment.enroll import Batch
 from edgeasd.agent.enrollment.kept_audio import AudioStore

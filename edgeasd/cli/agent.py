@@ -100,7 +100,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _print_record(record: dict[str, Any]) -> None:
-    from edgeasd.agent.alerts.sinks import format_event
+    from edgeasd.agent.alerts.event_format import format_event
 
     kind = record["event"]
     if kind != "window":
@@ -232,7 +232,8 @@ def _format_threshold_report(rep: dict[str, Any] | None) -> list[str]:
 
 def cmd_tail(args: argparse.Namespace) -> int:
     """``edgeasd tail``: alert events (or the score log), optionally following."""
-    from edgeasd.agent.alerts.sinks import format_event, read_events
+    from edgeasd.agent.alerts.event_format import format_event
+    from edgeasd.agent.alerts.event_log import read_events
     from edgeasd.terminal import sanitize
 
     paths = _paths(config_of(args))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from edgeasd.agent.alerts.alert_audio import alert_records, read_alert_audio
-from edgeasd.agent.alerts.sinks import read_events
+from edgeasd.agent.alerts.event_log import read_events
 from edgeasd.agent.enrollment.kept_audio import AudioStore
 from edgeasd.atomic import PUBLIC, write_bytes_atomic
 from edgeasd.audio.mel import log_mel

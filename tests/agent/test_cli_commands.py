@@ -202,7 +202,7 @@ def test_tail_follow_prints_new_events(make_config, tmp_path) -> None:
     import subprocess
     import sys
 
-    from edgeasd.agent.alerts.sinks import JsonlLog
+    from edgeasd.agent.alerts.event_log import JsonlLog
 
     cfg = make_config(None)
     (tmp_path / "log").mkdir()

@@ -25,7 +25,7 @@ import yaml
 from e2e.harness import RATE, make_setup, write_normal
 from support.onnx_models import machine_sound
 
-from edgeasd.agent.alerts.sinks import JsonlLog
+from edgeasd.agent.alerts.event_log import JsonlLog
 from edgeasd.agent.control.client import ControlClient
 from edgeasd.agent.control.status import StatusBoard
 from edgeasd.agent.enrollment import bank_lifecycle
@@ -165,7 +165,7 @@ def _lines_whole(path: Path) -> list[dict]:
 
 def test_log_on_dev_full_drops_and_counts_without_raising(caplog) -> None:
     log = JsonlLog("/dev/full")
-    with caplog.at_level(logging.WARNING, logger="edgeasd.agent.alerts.sinks"):
+    with caplog.at_level(logging.WARNING, logger="edgeasd.agent.alerts.event_log"):
         results = [log.write({"event": "window", "i": i}) for i in range(5)]
     assert results == [False] * 5
     assert log.health == {"dropped": 5, "error": "No space left on device"}
@@ -177,7 +177,7 @@ def test_log_on_a_full_filesystem_keeps_whole_lines_and_resumes(small_fs, caplog
     fs = small_fs("logs", "64k")
     log = JsonlLog(fs / "scores.jsonl", max_bytes=1 << 20, backups=0)
     event = {"event": "window", "pad": "x" * 300}
-    with caplog.at_level(logging.WARNING, logger="edgeasd.agent.alerts.sinks"):
+    with caplog.at_level(logging.WARNING, logger="edgeasd.agent.alerts.event_log"):
         written = 0
         while log.write({**event, "i": written}):
             written += 1

@@ -15,14 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeasd.agent.alerts.detector import Detector, make_event
-from edgeasd.agent.alerts.sinks import (
-    EventSinks,
-    JsonlLog,
-    encode_event,
-    format_event,
-    read_events,
-    rotated,
-)
+from edgeasd.agent.alerts.event_format import format_event
+from edgeasd.agent.alerts.event_log import JsonlLog, encode_event, read_events, rotated
+from edgeasd.agent.alerts.sinks import EventSinks
 from edgeasd.errors import InputError
 
 
@@ -95,7 +90,7 @@ def test_malformed_and_partial_lines_are_skipped(tmp_path, caplog):
 
 WRITER = """
 import sys, time
-from edgeasd.agent.alerts.sinks import JsonlLog
+from edgeasd.agent.alerts.event_log import JsonlLog
 sink = JsonlLog(sys.argv[1], max_bytes=2000, backups=2)
 for i in range(int(sys.argv[2])):
     sink.write({"event": "window", "i": i, "pad": "z" * 50})
