@@ -20,7 +20,10 @@ from edgeasd.errors import EdgeasdError
 
 #: Modules that contribute subcommands, in the order they appear in ``--help``.
 COMMAND_MODULES = (
-    "edgeasd.cli.agent",
+    "edgeasd.cli.run",
+    "edgeasd.cli.status",
+    "edgeasd.cli.enroll",
+    "edgeasd.cli.checks",
     "edgeasd.cli.score",
     "edgeasd.cli.bank",
     "edgeasd.cli.develop",

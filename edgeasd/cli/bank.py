@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.cli.agent import _paths, add_config_arg, config_of
+from edgeasd.cli.common import add_config_arg, config_of, paths_of
 from edgeasd.errors import BankError, ControlError
 
 
 def _load(config: Any) -> Any:
     from edgeasd.scoring import load_bank
 
-    path = _paths(config).bank
+    path = paths_of(config).bank
     if not path.exists():
         raise BankError(
             f"no reference bank at {path}",
@@ -122,7 +122,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
-    from edgeasd.cli.agent import _state_line
+    from edgeasd.cli.common import state_line
 
     print(f"{s['references']} references, model {s['model_id']}")
     threshold = "none" if s["threshold"] is None else f"{s['threshold']:.4g}"
@@ -133,7 +133,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
             f"predicted false alarms: {100 * rep['predicted_false_alarm_rate']:.2g} % of windows, "
             f"{rep['predicted_false_alarms_per_day']:.3g} per day (rule {rep['rule']})"
         )
-    print(f"state: {_state_line(s)}")
+    print(f"state: {state_line(s)}")
     for warning in s["warnings"]:
         print(f"warning: {warning}")
     if rep["warning"]:
@@ -150,7 +150,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     from edgeasd.scoring import load_bank, save_bank, store
 
     config = config_of(args)
-    paths = _paths(config)
+    paths = paths_of(config)
     _refuse_if_running(paths, "remove")
     with store.locked(paths.bank):
         bank = load_bank(paths.bank)
@@ -174,7 +174,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     from edgeasd.agent.runloop.stages import make_embedder, quality_options
 
     config = config_of(args)
-    paths = _paths(config)
+    paths = paths_of(config)
     _refuse_if_running(paths, "rebuild")
     embedder = make_embedder(config)
     report = rebuild(
@@ -203,7 +203,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from edgeasd.scoring import store
 
     config = config_of(args)
-    paths = _paths(config)
+    paths = paths_of(config)
     if args.generation is None:
         found = store.backups(paths.bank)
         if not found:

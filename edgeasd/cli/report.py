@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from edgeasd.cli.agent import _paths, add_config_arg, config_of
+from edgeasd.cli.common import add_config_arg, config_of, paths_of
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -21,7 +21,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     config = config_of(args)
     text, counts = render_report(
-        _paths(config), config, since, until, now=now, audio=not args.no_audio
+        paths_of(config), config, since, until, now=now, audio=not args.no_audio
     )
     path = write_report(args.output, text)
     print(

@@ -11,7 +11,7 @@ import csv
 import sys
 from typing import Any
 
-from edgeasd.cli.agent import _paths, _short, add_config_arg, config_of
+from edgeasd.cli.common import add_config_arg, config_of, paths_of, shorten
 
 #: Columns of ``edgeasd score --csv``, one row per window (no-signal windows included).
 SCORE_COLUMNS = (
@@ -46,7 +46,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     embedder = make_embedder(config)
     info = embedder.info
     check_window(config, info)
-    path = _paths(config).bank
+    path = paths_of(config).bank
     bank = bank_lifecycle.open_bank(path, config.scoring, info)
     bank_lifecycle.require_bank(bank, 1)
     hop = config.window.hop_seconds or info.window_seconds
@@ -160,7 +160,7 @@ def _score_line(file: str, rows: list[dict[str, Any]]) -> str:
         )
     label = verdict.upper() if verdict == "anomalous" else verdict
     tail = f"  [{'; '.join(flags)}]" if flags else ""
-    return f"{_short(file, 40):<40} {len(rows):>7} {len(scored):>6} {top} {mean}  {label}{tail}"
+    return f"{shorten(file, 40):<40} {len(rows):>7} {len(scored):>6} {top} {mean}  {label}{tail}"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

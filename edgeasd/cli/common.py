@@ -1,0 +1,95 @@
+"""What every command shares: ``--config``, the configuration and paths it names, argument types.
+
+Every command takes ``--config PATH`` (default: ``$EDGEASD_CONFIG``, else
+``/etc/edgeasd/edgeasd.yaml`` when it exists, else the built-in defaults) so that operator
+commands find the same state, runtime and log directories as the daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from edgeasd.config import Config, load_config
+from edgeasd.config.paths import SYSTEM_DIRS
+
+#: Configuration read when ``--config`` is not given and ``$EDGEASD_CONFIG`` is unset; being
+#: in the system's configuration directory, it selects the service's directories (config/paths.py).
+SYSTEM_CONFIG = SYSTEM_DIRS.config_dir / "edgeasd.yaml"
+
+
+def default_config_path() -> str | None:
+    """``$EDGEASD_CONFIG``, else the system configuration if present, else None."""
+    env = os.environ.get("EDGEASD_CONFIG")
+    if env:
+        return env
+    return str(SYSTEM_CONFIG) if SYSTEM_CONFIG.is_file() else None
+
+
+def add_config_arg(parser: argparse.ArgumentParser) -> None:
+    """Add the common ``--config`` option."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=None,
+        metavar="PATH",
+        help="configuration file (default: $EDGEASD_CONFIG, else /etc/edgeasd/edgeasd.yaml "
+        "if present, else built-in defaults)",
+    )
+
+
+def config_of(args: argparse.Namespace) -> Config:
+    """Load the configuration the command line names."""
+    return load_config(args.config or default_config_path())
+
+
+def paths_of(config: Config) -> Any:
+    """The directories and file names (:class:`~edgeasd.config.paths.Paths`) of ``config``."""
+    from edgeasd.config.paths import resolve_paths
+
+    return resolve_paths(config)
+
+
+def state_line(state: dict[str, Any]) -> str:
+    """``learning: ...``, ``uncalibrated: ...`` or ``ready``, from a BankState dict."""
+    name = state.get("state", "?")
+    if name == "learning":
+        return f"learning: {state.get('learning')}"
+    if name == "uncalibrated":
+        return (
+            f"uncalibrated (no threshold, windows get no verdict): {state.get('threshold_source')}"
+        )
+    return "ready: windows get a verdict (normal/anomalous)"
+
+
+def shorten(text: str, width: int) -> str:
+    """``text``, or its last ``width - 3`` characters after ``...`` when longer."""
+    return text if len(text) <= width else "..." + text[-(width - 3) :]
+
+
+def non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
