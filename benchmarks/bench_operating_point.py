@@ -249,10 +249,10 @@ def real_table(rule: Callable[[ReferenceBank], tuple[float, float, str]]) -> str
 
 def default_rule(bank: ReferenceBank) -> tuple[float, float, str]:
     """The shipped default: threshold, predicted FA and rule text from the bank itself."""
-    from edgeasd.agent.alerts import threshold_policy as threshold
+    from edgeasd.agent.alerts import threshold_policy
 
     cfg = Config()
-    rep = threshold.threshold_report(bank, cfg, hop_seconds=10.0)
+    rep = threshold_policy.threshold_report(bank, cfg, hop_seconds=10.0)
     return rep["threshold"], rep["predicted_false_alarm_rate"], rep["rule"]
 
 

@@ -11,9 +11,9 @@ place a record becomes JSON text (for the logs and the MQTT payloads).
 emits has exactly the declared fields with the declared types.
 
 Every record has ``time`` (ISO 8601 with the UTC offset,
-:func:`edgeasd.agent.alerts.detector.iso_time`)
-and ``event`` (its kind); fields whose value is None are left out
-(:func:`edgeasd.agent.alerts.detector.make_event`), unless listed in :data:`NULLABLE`.
+:func:`edgeasd.agent.alerts.detector.iso_time`) and ``event`` (its kind); fields whose value
+is None are left out (:func:`edgeasd.agent.alerts.detector.make_event`), unless listed in
+:data:`NULLABLE`.
 """
 
 import json
@@ -40,9 +40,9 @@ class _Threshold(_Base, total=False):
 class WindowRecord(_Base, total=False):
     """``event: "window"``: one window's quality and verdict (``scores.jsonl``).
 
-    ``decision`` is one of :data:`edgeasd.agent.alerts.decision.STATES` or ``enrolling`` (a window
-    of
-    an ``enroll --next`` request, whose own verdict, once the bank scores, is ``verdict``).
+    ``decision`` is one of :data:`edgeasd.agent.alerts.decision.STATES` or ``enrolling`` (a
+    window of an ``enroll --next`` request, whose own verdict, once the bank scores, is
+    ``verdict``).
     """
 
     index: Required[int]

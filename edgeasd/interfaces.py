@@ -18,7 +18,7 @@ Concrete implementations:
   :class:`edgeasd.embedding.ensemble.EnsembleEmbedder` (several, cosine distances averaged).
 * :class:`Scorer`: :class:`edgeasd.scoring.ReferenceBank`.
 * :class:`Detector`: :class:`edgeasd.agent.alerts.detector.Detector` (k-of-n debounce of the
-scores).
+  scores).
 * :class:`Sink`: :class:`edgeasd.agent.alerts.sinks.EventSinks` and its logs
   (:class:`edgeasd.agent.alerts.event_log.JsonlLog`), and the fleet observers
   :class:`edgeasd.fleet.mqtt.MqttSink` and :class:`edgeasd.fleet.metrics.Metrics`.

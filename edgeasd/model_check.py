@@ -8,9 +8,8 @@ the model declares it reproduces exactly (:attr:`~edgeasd.embedding.onnx.ModelIn
 ``compatible_ids`` metadata, :data:`edgeasd.embedding.onnx.COMPATIBLE_KEY`).
 
 :func:`edgeasd.agent.enrollment.bank_lifecycle.check_model` applies it to a bank opened for the
-daemon or
-a CLI command; the bank's own :meth:`~edgeasd.scoring.ReferenceBank.claim_model` (which also
-records the id into a new bank) calls :func:`require_compatible` too.
+daemon or a CLI command; the bank's own :meth:`~edgeasd.scoring.ReferenceBank.claim_model`
+(which also records the id into a new bank) calls :func:`require_compatible` too.
 """
 
 from __future__ import annotations

@@ -53,8 +53,7 @@ def setup_logging(level: int) -> None:
     """Log to stderr at ``level``: with sd-daemon priority prefixes when it is the journal.
 
     Under systemd (:func:`edgeasd.agent.runloop.notify.under_journal`) each line starts with its
-    syslog
-    priority (``<4>`` for a warning: alerts, reminders, signal loss) and carries no
+    syslog priority (``<4>`` for a warning: alerts, reminders, signal loss) and carries no
     timestamp of its own, so ``journalctl -p warning -u edgeasd`` shows the alerts;
     elsewhere lines carry a timestamp and the level's name.
     """

@@ -79,8 +79,7 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
     """Per-domain counts, groups and density, the decision state, threshold and model.
 
     The state and threshold are :func:`edgeasd.agent.alerts.decision.bank_state`'s, the same the
-    daemon
-    and ``edgeasd score`` decide with (``state``: learning, uncalibrated or ready).
+    daemon and ``edgeasd score`` decide with (``state``: learning, uncalibrated or ready).
     """
     from edgeasd.agent.alerts import decision
 

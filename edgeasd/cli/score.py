@@ -1,7 +1,7 @@
 """``edgeasd score``: one-shot verdicts on recordings against the bank on disk.
 
-Every window gets its verdict from :func:`edgeasd.agent.alerts.decision.decide`, the same as in the
-daemon.
+Every window gets its verdict from :func:`edgeasd.agent.alerts.decision.decide`, the same as
+in the daemon.
 """
 
 from __future__ import annotations

@@ -153,9 +153,9 @@ class LogsConfig:
     """``logs``: size-capped rotation of ``alerts.jsonl`` and ``scores.jsonl``.
 
     ``alert_audio_max_bytes`` caps the kept audio of alerted windows
-    (``edgeasd.agent.alerts.alert_audio``;
-    0 keeps none). Default 64 MiB: a 10 s window at 16 kHz is ~255 kB as FLAC (measured on
-    the demo machine, normal and faulty), so ~260 alerts, each one anomaly episode.
+    (``edgeasd.agent.alerts.alert_audio``; 0 keeps none). Default 64 MiB: a 10 s window at 16
+    kHz is ~255 kB as FLAC (measured on the demo machine, normal and faulty), so ~260 alerts,
+    each one anomaly episode.
     """
 
     max_bytes: int = _opt(10485760, (int,), lo=4096, hi=2**40)

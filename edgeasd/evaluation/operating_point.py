@@ -18,9 +18,10 @@ rendered with within-condition variation (:mod:`edgeasd.synth.drift`):
 
 Windows are cut, quality-gated and embedded as the agent does (the configured window/hop,
 :func:`edgeasd.agent.enrollment.windows.good_windows`,
-:func:`edgeasd.agent.runloop.stages.make_embedder`); earlier
-recordings are enrolled in time order as groups of ``enrollment.group_seconds``
-(:func:`edgeasd.agent.enrollment.enroll.chunk_windows`), source first, tagged with their condition.
+:func:`edgeasd.agent.runloop.stages.make_embedder`); earlier recordings are enrolled in time
+order as groups of ``enrollment.group_seconds``
+(:func:`edgeasd.agent.enrollment.enroll.chunk_windows`), source first, tagged with their
+condition.
 """
 
 from __future__ import annotations
@@ -173,9 +174,8 @@ def build_bank(data: dict[str, np.ndarray], config: Config | None = None) -> Ref
     """The bank the agent would hold after enrolling the earlier recordings.
 
     Recordings in time order (source, then target), each split into groups of
-    ``enrollment.group_seconds`` by :func:`edgeasd.agent.enrollment.enroll.chunk_windows`, tagged
-    with the
-    condition as domain, with the configured scoring options.
+    ``enrollment.group_seconds`` by :func:`edgeasd.agent.enrollment.enroll.chunk_windows`,
+    tagged with the condition as domain, with the configured scoring options.
     """
     config = config or Config()
     info = make_embedder(config).info

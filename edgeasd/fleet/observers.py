@@ -1,12 +1,11 @@
 """Builds the fleet observers of the event sinks: the MQTT sink and the Prometheus metrics.
 
-:func:`observers` is called by :meth:`edgeasd.agent.alerts.sinks.EventSinks.from_config` at start
-and
-on every reload. An observer whose configuration section did not change is carried over
-from the previous sinks (the broker connection stays up, counters keep counting); the
+:func:`observers` is called by :meth:`edgeasd.agent.alerts.sinks.EventSinks.from_config` at
+start and on every reload. An observer whose configuration section did not change is carried
+over from the previous sinks (the broker connection stays up, counters keep counting); the
 others are built anew. A failure at start is raised (the daemon does not start with a
-configuration it cannot honour); on a reload it is logged and the daemon goes on without
-that observer.
+configuration it cannot honour); on a reload it is logged and the daemon goes on without that
+observer.
 """
 
 from __future__ import annotations

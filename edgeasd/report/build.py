@@ -1,10 +1,10 @@
 """``edgeasd report``: one self-contained HTML file that shows why the agent alerted.
 
 For a time range it gathers the scored windows (``scores.jsonl``) and the events
-(``alerts.jsonl``, rotated files included), and for every alert the audio of the alerted
-window (:mod:`edgeasd.agent.alerts.alert_audio`) and of its nearest normal reference (the kept
-enrollment audio, :class:`edgeasd.agent.enrollment.kept_audio.AudioStore`). The pictures are drawn
-by
+(``alerts.jsonl``, rotated files included), and for every alert the audio of the alerted window
+(:mod:`edgeasd.agent.alerts.alert_audio`) and of its nearest normal reference (the kept
+enrollment audio, :class:`edgeasd.agent.enrollment.kept_audio.AudioStore`). The pictures are
+drawn by
 :mod:`edgeasd.report.plots` and embedded as base64 PNG, so the file can be mailed or
 opened anywhere without the device.
 """

@@ -4,7 +4,7 @@ Implements the local-density score normalization of Wilkinghoff et al., "Local
 Density-Based Anomaly Score Normalization for Domain Generalization" (IEEE TASLP
 2026), following its released code (mean / normalized weights). For the density
 modes see :mod:`edgeasd.scoring.density`, for calibration
-:mod:`edgeasd.scoring.calibrate` (and :mod:`edgeasd.scoring.threshold`, the bank's
+:mod:`edgeasd.scoring.calibrate` (and :mod:`edgeasd.scoring.calibration_mixin`, the bank's
 calibration methods), for the file format :mod:`edgeasd.scoring.store` (``save_bank``,
 ``load_bank``: persistence imports the bank, the bank knows nothing of files). The fitted
 state is one :class:`~edgeasd.scoring.references.ReferenceSet`, ``bank.references_``.
@@ -34,8 +34,8 @@ import numpy as np
 from edgeasd.errors import BankError, InputError
 from edgeasd.model_check import require_compatible
 from edgeasd.scoring import calibrate as _cal
+from edgeasd.scoring.calibration_mixin import Calibrated
 from edgeasd.scoring.references import RHO_EPS, Geometry, ReferenceSet
-from edgeasd.scoring.threshold import Calibrated
 from edgeasd.scoring.validate import as_labels, check_embeddings
 
 log = logging.getLogger(__name__)

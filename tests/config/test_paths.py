@@ -212,9 +212,9 @@ def test_paths_is_the_only_owner_of_the_file_names():
     import re
 
     from edgeasd.agent.control import server as control
-    from edgeasd.agent.enrollment import enroll as enrollment
+    from edgeasd.agent.enrollment import enroll
 
-    assert not hasattr(enrollment, "bank_path")
+    assert not hasattr(enroll, "bank_path")
     assert not hasattr(control, "socket_path") and not hasattr(control, "SOCKET_NAME")
     package = Path(__file__).resolve().parents[2] / "edgeasd"
     spelled = re.compile(r'"control\.sock"|/ "bank"|/ "audio"')

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeasd.agent.alerts import threshold_policy as threshold
+from edgeasd.agent.alerts import threshold_policy
 from edgeasd.config import Config
 from edgeasd.evaluation.operating_point import build_bank, evaluate, plan, simulate
 
@@ -15,7 +15,7 @@ GOAL_FA = 0.05
 
 def _check_claim(data: dict, conditions: tuple[str, ...]) -> dict:
     bank = build_bank(data)
-    rep = threshold.threshold_report(bank, Config(), hop_seconds=10.0)
+    rep = threshold_policy.threshold_report(bank, Config(), hop_seconds=10.0)
     assert rep["rule"] == "auto" and rep["threshold"] is not None
     res = evaluate(data, bank, rep["threshold"])
     for cond in conditions:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeasd.agent.alerts import threshold_policy as threshold
+from edgeasd.agent.alerts import threshold_policy
 from edgeasd.config import Config
 from edgeasd.errors import InputError
 from edgeasd.scoring import ReferenceBank
@@ -51,14 +51,14 @@ def test_forward_scores_of_the_hand_built_bank() -> None:
 
 def test_auto_rule_report() -> None:
     bank, f = _bank()
-    rep = threshold.threshold_report(bank, Config(), hop_seconds=HOP)
+    rep = threshold_policy.threshold_report(bank, Config(), hop_seconds=HOP)
     assert rep["rule"] == "auto"
     assert rep["threshold"] == pytest.approx(FORWARD_MARGIN * np.nanmax(f), rel=1e-4)
     assert rep["source"].startswith("bank of 12: ")
     # at the largest forward score times the margin, none is above: 1 / (n + 1), n = 6
     assert rep["predicted_false_alarm_rate"] == pytest.approx(1 / 7)
     assert rep["predicted_false_alarms_per_day"] == pytest.approx(86400 / HOP / 7)
-    assert (rep["threshold"], rep["source"]) == threshold.threshold_for(bank, Config())
+    assert (rep["threshold"], rep["source"]) == threshold_policy.threshold_for(bank, Config())
 
 
 def test_fixed_threshold_prediction_counts_scaled_forward_scores_above_it() -> None:
@@ -66,7 +66,7 @@ def test_fixed_threshold_prediction_counts_scaled_forward_scores_above_it() -> N
     finite = np.sort(f[np.isfinite(f)])
     value = float(FORWARD_MARGIN * (finite[3] + finite[4]) / 2)  # 2 of 6 scaled scores above
     cfg = Config().replace(threshold={"rule": "fixed", "value": value})
-    rep = threshold.threshold_report(bank, cfg, hop_seconds=HOP)
+    rep = threshold_policy.threshold_report(bank, cfg, hop_seconds=HOP)
     assert rep["threshold"] == value and rep["rule"] == "fixed"
     assert rep["predicted_false_alarm_rate"] == pytest.approx((1 + 2) / (6 + 1))
     assert rep["predicted_false_alarms_per_day"] == pytest.approx(3 / 7 * 86400 / HOP)
@@ -74,22 +74,22 @@ def test_fixed_threshold_prediction_counts_scaled_forward_scores_above_it() -> N
 
 def test_small_conditions_are_warned_with_what_to_enroll() -> None:
     bank, _ = _bank()
-    warning = threshold.threshold_report(bank, Config(), hop_seconds=HOP)["warning"]
+    warning = threshold_policy.threshold_report(bank, Config(), hop_seconds=HOP)["warning"]
     # target: 1 group, 2 windows x 10 s = 0.3 min; source: 5 groups, 1.7 min
     assert "1 recording group (0.3 min) of condition 'target'" in warning
-    more = threshold.MIN_CONDITION_MINUTES - 2 * HOP / 60
+    more = threshold_policy.MIN_CONDITION_MINUTES - 2 * HOP / 60
     assert f"enroll at least {more:.0f} more minutes, ideally from a different hour" in warning
     assert "condition 'source'" in warning
 
 
 def test_uncalibrated_and_empty_banks() -> None:
-    empty = threshold.threshold_report(ReferenceBank(8), Config(), hop_seconds=HOP)
+    empty = threshold_policy.threshold_report(ReferenceBank(8), Config(), hop_seconds=HOP)
     assert empty["threshold"] is None and empty["predicted_false_alarm_rate"] is None
     assert "empty" in empty["warning"]
     one = ReferenceBank(8)
     one.enroll(np.random.default_rng(0).normal(size=(3, 8)), group="a")
-    rep = threshold.threshold_report(one, Config(), hop_seconds=HOP)
+    rep = threshold_policy.threshold_report(one, Config(), hop_seconds=HOP)
     assert rep["threshold"] is None and rep["predicted_false_alarms_per_day"] is None
     assert "no threshold yet" in rep["warning"] and "1 recording group" in rep["warning"]
     with pytest.raises(InputError):
-        threshold.threshold_report(one, Config(), hop_seconds=0.0)
+        threshold_policy.threshold_report(one, Config(), hop_seconds=0.0)

@@ -2,9 +2,9 @@
 
 :func:`threshold_for` applies the configured rule to a bank; :func:`threshold_report` adds the
 predicted false-alarm rate and, while a condition has too little audio to calibrate on, what
-to enroll. The daemon (through :func:`edgeasd.agent.alerts.decision.bank_state`), ``edgeasd
-status``,
-``edgeasd bank summary`` and the operating-point evaluation all read them here.
+to enroll. The daemon (through :func:`edgeasd.agent.alerts.decision.bank_state`),
+``edgeasd status``, ``edgeasd bank summary`` and the operating-point evaluation all read them
+here.
 """
 
 from __future__ import annotations

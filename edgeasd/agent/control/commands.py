@@ -23,8 +23,7 @@ import numpy as np
 
 from edgeasd.agent.alerts.detector import make_event
 from edgeasd.agent.control.handoff import Command, drain
-from edgeasd.agent.enrollment import bank_lifecycle, file_enrollment
-from edgeasd.agent.enrollment import enroll as enrollment
+from edgeasd.agent.enrollment import bank_lifecycle, enroll, file_enrollment
 from edgeasd.agent.enrollment.batch import Batch, validate_tag
 from edgeasd.agent.enrollment.grouping import GroupBuilder
 from edgeasd.agent.enrollment.kept_audio import AudioStore
@@ -126,10 +125,10 @@ class CommandHandling:
             batches = builder.finish()
             cmd.finish(self._commit(batches))
         except EdgeasdError as exc:
-            enrollment.discard_staged(batches)
+            enroll.discard_staged(batches)
             cmd.finish(error=exc)
         except Exception as exc:
-            enrollment.discard_staged(batches)
+            enroll.discard_staged(batches)
             self._enrollment_failed(cmd, exc, batches)
         finally:
             self.status.update(enrolling=None)
@@ -181,16 +180,16 @@ class CommandHandling:
                     self.bank = bank_lifecycle.open_bank(
                         self.bank_path, self.config.scoring, self.info
                     )
-                ids = enrollment.commit(self.bank, self.bank_path, batches, audio)
+                ids = enroll.commit(self.bank, self.bank_path, batches, audio)
                 self._bank_fp = bank_fingerprint(self.bank_path)
         except BaseException:
-            enrollment.discard_staged(batches)  # audio staged for a commit that failed
+            enroll.discard_staged(batches)  # audio staged for a commit that failed
             self.bank = bank_lifecycle.open_bank(self.bank_path, self.config.scoring, self.info)
             self._bank_fp = bank_fingerprint(self.bank_path)
             self._bank_changed()
             raise
         self._refresh_detector()
-        result = enrollment.enrollment_result(self.bank, batches, ids, self._state)
+        result = enroll.enrollment_result(self.bank, batches, ids, self._state)
         if audio is not None:
             result["warnings"] = list(result.get("warnings") or []) + list(audio.warnings)
         self._emit_event(make_event("enrolled", time.time(), **result))
@@ -244,7 +243,7 @@ class CommandHandling:
             cmd = pending.pop(0)
             if cmd.abandoned:
                 if cmd.kind == "commit":
-                    enrollment.discard_staged(cmd.payload["batches"])
+                    enroll.discard_staged(cmd.payload["batches"])
                 continue
             if cmd.kind == "enroll_next":
                 self._accept_next(cmd)
@@ -314,7 +313,7 @@ class CommandHandling:
             for fh in files:
                 fh.close()
         if gone():  # the client gave up while its files were embedded
-            enrollment.discard_staged(batches)
+            enroll.discard_staged(batches)
             raise ControlError("the client hung up; request abandoned")
         return Command("commit", {"batches": batches})
 
@@ -324,7 +323,7 @@ class CommandHandling:
             if cmd.kind == "enroll_next":
                 self._builder(cmd).discard()
             elif cmd.kind == "commit":
-                enrollment.discard_staged(cmd.payload["batches"])
+                enroll.discard_staged(cmd.payload["batches"])
             cmd.finish(
                 error=ControlError(
                     "the daemon stopped before the enrollment completed; nothing was enrolled",

@@ -18,18 +18,15 @@ old domain. A 10 s clip is one group. One request stays all-or-nothing: all its 
 committed together (:func:`commit`).
 
 The daemon does live enrollment itself (see :mod:`edgeasd.agent.control.commands`); this module
-holds
-what both the daemon and the direct (daemon not running) mode share: the enrollment groups
-and batches, committing a batch of groups atomically (all groups or none, saved before
-success is reported), the enrollment result and the one check of domain and group tags
+holds what both the daemon and the direct (daemon not running) mode share: the enrollment groups
+and batches, committing a batch of groups atomically (all groups or none, saved before success
+is reported), the enrollment result and the one check of domain and group tags
 (:func:`validate_tag`). Opening the bank with its model check is
 :mod:`edgeasd.agent.enrollment.bank_lifecycle`, the threshold in force
-:mod:`edgeasd.agent.alerts.threshold_policy`,
-a recording's windows and embeddings :mod:`edgeasd.agent.enrollment.windows`, streamed file
-enrollment
-:mod:`edgeasd.agent.enrollment.file_enrollment`; the enrolled audio is kept for ``edgeasd bank
-rebuild``
-by :mod:`edgeasd.agent.enrollment.kept_audio`.
+:mod:`edgeasd.agent.alerts.threshold_policy`, a recording's windows and embeddings
+:mod:`edgeasd.agent.enrollment.windows`, streamed file enrollment
+:mod:`edgeasd.agent.enrollment.file_enrollment`; the enrolled audio is kept for
+``edgeasd bank rebuild`` by :mod:`edgeasd.agent.enrollment.kept_audio`.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ Memory does not grow with a file's length: a file is read block by block
 :class:`~edgeasd.audio.resample.StreamResampler`), its windows are embedded
 ``batch_size`` at a time, and each group's audio goes straight to a staged FLAC file
 (:class:`edgeasd.agent.enrollment.grouping.GroupBuilder`); only the embeddings stay in memory. A
-file may be
-a path or an open binary file object (a descriptor received over the control socket).
+file may be a path or an open binary file object (a descriptor received over the control
+socket).
 """
 
 from __future__ import annotations

@@ -28,8 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeasd.agent.enrollment import bank_lifecycle
-from edgeasd.agent.enrollment import enroll as enrollment
+from edgeasd.agent.enrollment import bank_lifecycle, enroll
 from edgeasd.agent.enrollment.batch import Batch
 from edgeasd.agent.enrollment.kept_audio import AudioStore
 from edgeasd.agent.enrollment.windows import embed_windows, good_windows
@@ -190,7 +189,7 @@ def rebuild(
         if bank_path.exists():
             shutil.copy2(bank_path, bank_path.with_name("bank.before-rebuild"))
         bank = bank_lifecycle.new_bank(config.scoring, info)
-        ids = enrollment.commit(bank, bank_path, batches)
+        ids = enroll.commit(bank, bank_path, batches)
     start = 0
     for b in batches:
         if b.group in report.reembedded:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeasd.agent.alerts import threshold_policy as threshold
+from edgeasd.agent.alerts import threshold_policy
 from edgeasd.config import Config
 from edgeasd.errors import ConfigError
 from edgeasd.evaluation.synthetic import domain_shift_scenario
@@ -39,26 +39,26 @@ def _expected(rule: str, q: float, value: float | None, norm: str = "ratio") -> 
 @pytest.mark.parametrize("rule", ["quantile", "gamma"])
 def test_data_driven_rules_use_threshold_q(rule, q) -> None:
     bank = _bank()
-    t, source = threshold.threshold_for(bank, _cfg(rule=rule, q=q))
+    t, source = threshold_policy.threshold_for(bank, _cfg(rule=rule, q=q))
     assert t == pytest.approx(_expected(rule, q, None)) and np.isfinite(t)
     assert source.startswith("bank of 130:")
-    other, _ = threshold.threshold_for(bank, _cfg(rule=rule, q=0.7))
+    other, _ = threshold_policy.threshold_for(bank, _cfg(rule=rule, q=0.7))
     assert other != t  # q is read from threshold.q, not from threshold.value
 
 
 def test_fixed_rule_with_and_without_value() -> None:
     bank = _bank()
-    assert threshold.threshold_for(bank, _cfg(rule="fixed", value=5.0))[0] == 5.0
+    assert threshold_policy.threshold_for(bank, _cfg(rule="fixed", value=5.0))[0] == 5.0
     # value null under ratio: the bank's default constant 3.0 (this crashed before)
-    t, source = threshold.threshold_for(bank, _cfg(rule="fixed"))
+    t, source = threshold_policy.threshold_for(bank, _cfg(rule="fixed"))
     assert t == 3.0 and source.startswith("config: threshold.rule fixed")
     # a fixed threshold needs no references
     empty = ReferenceBank(16)
-    assert threshold.threshold_for(empty, _cfg(rule="fixed", value=2.5))[0] == 2.5
-    assert threshold.threshold_for(empty, _cfg(rule="fixed"))[0] == 3.0
+    assert threshold_policy.threshold_for(empty, _cfg(rule="fixed", value=2.5))[0] == 2.5
+    assert threshold_policy.threshold_for(empty, _cfg(rule="fixed"))[0] == 3.0
     with pytest.raises(ConfigError, match=r"threshold\.value"):
         _cfg("difference", rule="fixed")
-    assert threshold.threshold_for(
+    assert threshold_policy.threshold_for(
         _bank("difference"), _cfg("difference", rule="fixed", value=0.1)
     )[0] == pytest.approx(0.1)
 
@@ -67,21 +67,21 @@ def test_auto_rule_forward_margin_and_floor() -> None:
     # auto changed (issue 9): FORWARD_MARGIN x the largest forward-chaining score, no
     # floor of 3 unless threshold.value is set; q is not used by it
     bank = _bank()
-    t, source = threshold.threshold_for(bank, _cfg(rule="auto", q=0.95))
+    t, source = threshold_policy.threshold_for(bank, _cfg(rule="auto", q=0.95))
     assert t == pytest.approx(_expected("auto", 0.95, None)) and np.isfinite(t)
     assert t == pytest.approx(FORWARD_MARGIN * np.nanmax(bank.forward_scores_))
     assert "forward-chaining" in source
-    assert threshold.threshold_for(bank, _cfg(rule="auto", q=0.5))[0] == pytest.approx(t)
-    high, _ = threshold.threshold_for(bank, _cfg(rule="auto", value=1e3))
+    assert threshold_policy.threshold_for(bank, _cfg(rule="auto", q=0.5))[0] == pytest.approx(t)
+    high, _ = threshold_policy.threshold_for(bank, _cfg(rule="auto", value=1e3))
     assert high == 1e3  # the configured floor
     # a floor dropped from the configuration does not survive in the (saved) bank
-    back, _ = threshold.threshold_for(bank, _cfg(rule="auto"))
+    back, _ = threshold_policy.threshold_for(bank, _cfg(rule="auto"))
     assert back == pytest.approx(t)
-    assert np.isnan(threshold.threshold_for(ReferenceBank(16), _cfg(rule="auto"))[0])
+    assert np.isnan(threshold_policy.threshold_for(ReferenceBank(16), _cfg(rule="auto"))[0])
 
 
 def test_default_config_matches_the_bank_default() -> None:
     bank = _bank()
-    t, source = threshold.threshold_for(bank, Config())
+    t, source = threshold_policy.threshold_for(bank, Config())
     assert t == pytest.approx(_bank().threshold_)  # the bank's own default (auto, no floor)
     assert source == f"bank of 130: {bank.threshold_rule_}"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeasd.agent.enrollment import bank_lifecycle, file_enrollment
-from edgeasd.agent.enrollment import enroll as enrollment
+from edgeasd.agent.enrollment import bank_lifecycle, enroll, file_enrollment
 from edgeasd.agent.enrollment.batch import Batch, validate_tag
 from edgeasd.agent.enrollment.kept_audio import AudioStore
 from edgeasd.config import Config
@@ -33,7 +32,7 @@ def test_file_batches_one_group_per_file_and_bad_files_refuse_all(tmp_path, embe
     kept = file_enrollment.file_batches([b], embedder, "target", stage_dir=tmp_path / "st")
     # the silent window between the two good ones is kept: the group's contiguous audio
     assert kept[0].segment_lengths == (3 * RATE,) and kept[0].staged.is_file()
-    enrollment.discard_staged(kept)
+    enroll.discard_staged(kept)
     assert not list((tmp_path / "st").iterdir())
     short = wav(tmp_path / "short.wav", [(0.5, "normal")])
     with pytest.raises(AudioFileError, match=r"short.wav: no usable 1 s window in 0.5 s"):
@@ -47,12 +46,12 @@ def test_commit_is_all_or_nothing_on_disk(tmp_path, embedder) -> None:
     path = tmp_path / "bank"
     bank = bank_lifecycle.new_bank(Config().scoring, embedder.info)
     good = Batch(np.ones((2, 16), np.float32), "s", "g1", [], RATE, "x")
-    ids = enrollment.commit(bank, path, [good])
+    ids = enroll.commit(bank, path, [good])
     assert ids == [0, 1]
     bad = Batch(np.full((2, 16), np.nan, np.float32), "s", "g3", [], RATE, "x")
     good2 = Batch(np.ones((1, 16), np.float32) * 2, "s", "g2", [], RATE, "x")
     with pytest.raises(InputError):
-        enrollment.commit(bank, path, [good2, bad])
+        enroll.commit(bank, path, [good2, bad])
     assert len(load_bank(path)) == 2  # the half-enrolled batch never reached disk
 
 
@@ -68,7 +67,7 @@ def test_open_bank_checks_the_model(tmp_path, embedder) -> None:
     assert "edgeasd bank rebuild" in info.value.help
 
 
-def _batch(group: str, seconds: float, seed: int) -> enrollment.Batch:
+def _batch(group: str, seconds: float, seed: int) -> enroll.Batch:
     rng = np.random.default_rng(seed)
     seg = (0.1 * rng.standard_normal(round(seconds * RATE))).astype(np.float32)
     return Batch(np.ones((1, 16), np.float32), "d", group, [seg, seg[:RATE]], RATE, "live")
@@ -127,7 +126,7 @@ def test_a_request_of_several_groups_does_not_warn_about_a_single_group(
     batches = file_enrollment.file_batches(files, embedder, "source")
     bank = bank_lifecycle.new_bank(Config().scoring, embedder.info)
     with caplog.at_level("WARNING"):
-        enrollment.commit(bank, tmp_path / "bank", batches)
+        enroll.commit(bank, tmp_path / "bank", batches)
     assert "outside its own group" not in caplog.text  # the two files see each other
     assert not np.isnan(bank.raw_density_).any()
 

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeasd.agent.enrollment import bank_lifecycle, file_enrollment
-from edgeasd.agent.enrollment import enroll as enrollment
+from edgeasd.agent.enrollment import bank_lifecycle, enroll, file_enrollment
 from edgeasd.agent.runloop.daemon import Daemon
 from edgeasd.audio.io import read_audio
 from edgeasd.audio.windower import Window
@@ -65,7 +64,7 @@ def test_chunks_never_split_a_window_nor_span_more_than_group_seconds(
     gaps, window, group, offset
 ) -> None:
     starts = offset + np.cumsum(gaps)
-    chunks = enrollment.chunk_windows(starts, window, group)
+    chunks = enroll.chunk_windows(starts, window, group)
     flat = [i for c in chunks for i in c]
     assert flat == list(range(len(starts)))  # every window once, consecutive, in time order
     for chunk in chunks:
@@ -79,11 +78,11 @@ def test_chunks_never_split_a_window_nor_span_more_than_group_seconds(
 
 def test_chunks_of_live_windows_and_bad_group_seconds() -> None:
     starts = [T0 + 10 * i for i in range(10)]  # enroll --next 10: 100 s
-    assert enrollment.chunk_windows(starts, 10.0, 60.0) == [list(range(6)), list(range(6, 10))]
-    assert enrollment.chunk_windows([T0], 10.0, 60.0) == [[0]]  # a 10 s clip: one group
-    assert enrollment.chunk_windows([0.0], 10.0, 5.0) == [[0]]  # longer than a group: whole
+    assert enroll.chunk_windows(starts, 10.0, 60.0) == [list(range(6)), list(range(6, 10))]
+    assert enroll.chunk_windows([T0], 10.0, 60.0) == [[0]]  # a 10 s clip: one group
+    assert enroll.chunk_windows([0.0], 10.0, 5.0) == [[0]]  # longer than a group: whole
     with pytest.raises(InputError):
-        enrollment.chunk_windows(starts, 10.0, 0.0)
+        enroll.chunk_windows(starts, 10.0, 0.0)
 
 
 def test_group_seconds_is_configurable_and_validated(tmp_path) -> None:
@@ -95,7 +94,7 @@ def test_group_seconds_is_configurable_and_validated(tmp_path) -> None:
 
 
 def test_group_ids_are_unique_and_sorted() -> None:
-    ids = enrollment.chunk_group_ids("live", 12)
+    ids = enroll.chunk_group_ids("live", 12)
     assert len(set(ids)) == 12 and ids == sorted(ids)
     assert len({i.rsplit("-", 1)[0] for i in ids}) == 1  # one request, one common prefix
 
@@ -108,12 +107,12 @@ def test_next_10_windows_over_100_s_give_groups_with_real_densities(tmp_path) ->
     X, _ = recordings(rng, Domain(rng.normal(0, 1, 16), 0.0, 0.05), [10], "r")
     emb = _LookupEmbedder(X)
     windows = emb.windows(range(10), [T0 + 10 * i for i in range(10)])
-    batches = enrollment.live_batches(windows, emb, "source", 10.0, 60.0)
+    batches = enroll.live_batches(windows, emb, "source", 10.0, 60.0)
     assert [len(b.embeddings) for b in batches] == [6, 4]
     assert [len(b.segments) for b in batches] == [6, 4]  # live: one kept segment per window
     bank = bank_lifecycle.new_bank(Config().scoring, emb.info)
     assert bank.exclude_same_group
-    enrollment.commit(bank, tmp_path / "bank", batches)  # one request: all groups at once
+    enroll.commit(bank, tmp_path / "bank", batches)  # one request: all groups at once
     assert len(set(load_bank(tmp_path / "bank").groups_)) == 2
     assert np.isfinite(bank.raw_density_).all()  # no reference fell back to the median
 
@@ -137,7 +136,7 @@ def test_target_densities_come_from_target_neighbours() -> None:
         bank = bank_lifecycle.new_bank(Config().scoring, emb.info)
         bank.enroll(source.astype(np.float32), domain="source", group=list(source_groups))
         ids = []
-        for b in enrollment.live_batches(windows, emb, "target", 10.0, group_seconds):
+        for b in enroll.live_batches(windows, emb, "target", 10.0, group_seconds):
             ids += list(bank.enroll(b.embeddings, domain=b.domain, group=b.group))
         return bank, np.isin(bank.ids_, ids)
 

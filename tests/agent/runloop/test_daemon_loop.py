@@ -328,8 +328,7 @@ def test_unexpected_error_in_a_file_commit_leaves_the_bank_intact(
     tmp_path, make_config, monkeypatch
 ) -> None:
     from edgeasd.agent.control.handoff import Command
-    from edgeasd.agent.enrollment import enroll as enrollment
-    from edgeasd.agent.enrollment import file_enrollment
+    from edgeasd.agent.enrollment import enroll, file_enrollment
     from edgeasd.agent.runloop.stages import make_embedder
 
     config = load_config(make_config(wav(tmp_path / "f.wav", [(6, "normal")])))
@@ -337,14 +336,14 @@ def test_unexpected_error_in_a_file_commit_leaves_the_bank_intact(
     commit = Command(
         "commit", {"batches": file_enrollment.file_batches(files, make_embedder(config), "direct")}
     )
-    real_save = enrollment.save_bank
+    real_save = enroll.save_bank
 
     def save_failing_once(bank, path):
         if not commit.done.is_set():  # after the references were added in memory
             raise RuntimeError("injected save failure")
         return real_save(bank, path)
 
-    monkeypatch.setattr(enrollment, "save_bank", save_failing_once)
+    monkeypatch.setattr(enroll, "save_bank", save_failing_once)
     d = Daemon(config, initial_enroll=[(2, "a"), (2, "b")], handle_signals=False)
     d._commands.put(commit)  # as `edgeasd enroll FILE` would, next to two --next requests
     assert d.run() == 0
