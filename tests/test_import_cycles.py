@@ -134,3 +134,34 @@ def test_persistence_depends_on_the_bank_never_the_reverse():
 
 def test_the_whole_package_has_no_import_cycle():
     assert cycles(import_graph()) == []
+
+
+#: Packages below the agent (ARCHITECTURE.md's layers): none of them may import it.
+BELOW_AGENT = ("fleet", "scoring", "audio", "embedding", "config", "synth")
+
+
+def test_nothing_below_the_agent_imports_it():
+    graph = import_graph()
+    assert "edgeasd.config.paths" in graph["edgeasd.fleet.observers"]  # the graph sees it
+    below = tuple(f"edgeasd.{p}." for p in BELOW_AGENT)
+    upward = sorted(
+        (module, dep)
+        for module, deps in graph.items()
+        for dep in deps
+        if f"{module}.".startswith(below) and dep.startswith("edgeasd.agent")
+    )
+    assert upward == []
+
+
+def test_the_run_loop_and_the_control_socket_are_imported_from_above_only():
+    """Enrollment and alerts never import the run loop or the control socket."""
+    graph = import_graph()
+    rooms = ("edgeasd.agent.enrollment", "edgeasd.agent.alerts")
+    above = ("edgeasd.agent.runloop", "edgeasd.agent.control")
+    upward = sorted(
+        (module, dep)
+        for module, deps in graph.items()
+        for dep in deps
+        if module.startswith(rooms) and dep.startswith(above)
+    )
+    assert upward == []

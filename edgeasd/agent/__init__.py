@@ -1,10 +1,15 @@
-"""The agent's runtime: the daemon and everything it runs.
+"""The agent's runtime: the daemon and everything it runs, in five rooms.
 
-The run loop (:mod:`~edgeasd.agent.runloop.daemon`) and its control commands
-(:mod:`~edgeasd.agent.control.commands`, :mod:`~edgeasd.agent.control.server`), the stages it builds
-(:mod:`~edgeasd.agent.runloop.stages`), the decision and detector
-(:mod:`~edgeasd.agent.alerts.decision`,
-:mod:`~edgeasd.agent.alerts.detector`), the sinks and notifications, enrollment and the bank's
-lifecycle, status, paths, kept audio, the doctor and the systemd unit. ARCHITECTURE.md lists
-each module. Importing this package imports none of them.
+* :mod:`~edgeasd.agent.runloop`: the run loop (daemon, stages, sd_notify);
+* :mod:`~edgeasd.agent.control`: the control socket (protocol, server, client), the daemon's
+  command side and its status;
+* :mod:`~edgeasd.agent.enrollment`: enrollment and the bank's lifecycle (groups, commit, kept
+  audio, rebuild);
+* :mod:`~edgeasd.agent.alerts`: decisions, the threshold policy, the detector, alert audio, the
+  event logs and sinks;
+* :mod:`~edgeasd.agent.service`: the systemd unit and ``edgeasd doctor``.
+
+The agent imports the layers below it (fleet, scoring, audio, embedding, config); none of them
+imports the agent. ARCHITECTURE.md lists each module. Importing this package imports none of
+them.
 """

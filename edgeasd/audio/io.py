@@ -8,6 +8,11 @@ WAVE_FORMAT_EXTENSIBLE recordings such as the MIMII clips); channels are average
 Every way a file can be unusable (missing, empty, truncated, not audio, NaN samples, a
 channel that does not exist) raises :class:`edgeasd.errors.AudioFileError` with a message
 naming the file and a hint.
+
+One concept over ~450 lines: audio files in and out through libsndfile. Reading (open, header
+and truncation checks, streamed iteration) and the atomic write share the format knowledge
+(:data:`AUDIO_SUFFIXES`, the channel rules, libsndfile's error messages turned into
+:class:`~edgeasd.errors.AudioFileError`); a split would spread one format over two modules.
 """
 
 from __future__ import annotations
