@@ -18,6 +18,7 @@ import pytest
 from edgeasd.scoring import load_bank, save_bank
 
 DATA = Path(__file__).parent / "data"
+FLOAT32_RTOL = 1e-6  # 8 float32 ulps (eps 1.19e-7); measured differences across CPUs: 4e-7
 
 
 @pytest.mark.parametrize("name", ["knn", "gwrp1"])
@@ -29,7 +30,9 @@ def test_a_bank_written_before_the_refactor_loads_and_scores_identically(name, t
     assert bank.meta == {"model_id": "fixture-model"} and len(bank) == want["ids"].size
     np.testing.assert_array_equal(bank.ids_, want["ids"])
     np.testing.assert_array_equal(bank.density_, want["density"])
-    np.testing.assert_array_equal(bank.score(want["queries"]), want["scores"])
+    # Scores are recomputed in float32 SIMD code whose summation order depends on the CPU's
+    # vector width (AVX2 vs AVX-512): equal to a few float32 ulps, not bit for bit.
+    np.testing.assert_allclose(bank.score(want["queries"]), want["scores"], rtol=FLOAT32_RTOL)
     assert bank.threshold_ == float(want["threshold"])
     np.testing.assert_array_equal(bank.loo_scores_, want["loo"])
     np.testing.assert_array_equal(bank.forward_scores_, want["forward"])
@@ -41,4 +44,6 @@ def test_a_bank_written_before_the_refactor_loads_and_scores_identically(name, t
     np.testing.assert_allclose(bank.loo_scores_, want["loo"], rtol=1e-12)
     # ... and it saves in the same format, which loads again
     save_bank(bank, path)
-    np.testing.assert_array_equal(load_bank(path).score(want["queries"]), want["scores"])
+    np.testing.assert_allclose(
+        load_bank(path).score(want["queries"]), want["scores"], rtol=FLOAT32_RTOL
+    )
