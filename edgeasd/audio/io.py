@@ -29,6 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from edgeasd.atomic import replacing
+from edgeasd.audio.infile import open_regular
 from edgeasd.audio.resample import StreamResampler, resample
 from edgeasd.errors import AudioFileError, InputError
 
@@ -170,26 +171,14 @@ def open_audio(
         ``max_seconds``.
     """
     label = input_name(path, name)
+    closefd = False
     if isinstance(path, str | os.PathLike):
-        path = Path(path)
-        if not path.exists():
-            raise AudioFileError(f"audio file not found: {label}", help="check the path")
-        if path.is_dir():
-            raise AudioFileError(
-                f"{label} is a directory, not an audio file", help="pass a WAV or FLAC file"
-            )
-        if path.stat().st_size == 0:
+        # a regular file only, opened without blocking (a FIFO hung `enroll`, issue 20)
+        target: Any = open_regular(path, label)
+        closefd = True
+        if os.fstat(target).st_size == 0:
+            os.close(target)
             raise AudioFileError(f"audio file is empty (0 bytes): {label}", help=_READ_HELP)
-        try:  # libsndfile reports EACCES as "System error": ask the OS first
-            with open(path, "rb"):
-                pass
-        except PermissionError:
-            raise AudioFileError(
-                f"permission denied reading {label}",
-                help="make the file readable by this user (e.g. `chmod o+r FILE`, or add the "
-                "user to the file's group)",
-            ) from None
-        target: Any = str(path)
     else:  # an open file, e.g. a descriptor a client passed over the control socket
         try:
             size = os.fstat(path.fileno()).st_size
@@ -201,7 +190,7 @@ def open_audio(
             path.seek(0)  # a passed descriptor shares its offset with the sender
         target = path
     try:
-        f = sf.SoundFile(target)
+        f = _sound_file(target, closefd)
     except sf.LibsndfileError as exc:
         raise AudioFileError(
             f"cannot read {label} as audio: {exc.error_string}",
@@ -217,6 +206,18 @@ def open_audio(
         f.close()
         raise
     return f
+
+
+def _sound_file(target: Any, closefd: bool) -> sf.SoundFile:
+    """``sf.SoundFile`` of a descriptor it then owns, or of a file object (kept open)."""
+    if not closefd:
+        return sf.SoundFile(target)
+    try:
+        return sf.SoundFile(target, closefd=True)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(target)
+        raise
 
 
 def _check_header(f: sf.SoundFile, label: str, max_seconds: float | None) -> None:

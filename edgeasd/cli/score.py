@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from edgeasd.cli.common import add_config_arg, config_of, paths_of, shorten
@@ -41,6 +43,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from edgeasd.agent.enrollment import bank_lifecycle
     from edgeasd.agent.runloop.stages import check_window, make_embedder, quality_options
     from edgeasd.errors import EdgeasdError
+    from edgeasd.terminal import sanitize
 
     config = config_of(args)
     embedder = make_embedder(config)
@@ -70,17 +73,23 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"{'file':<40} {'windows':>7} {'scored':>6} {'max score':>10} {'mean':>8}  decision")
     failed = 0
     for file in args.files:
+        summary = _FileSummary(file)
         try:
-            rows = _score_file(file, embedder, bank, state, domain_of, hop, quality_options(config))
+            for row in _score_file(
+                file, embedder, bank, state, domain_of, hop, quality_options(config)
+            ):
+                if writer is not None:
+                    writer.writerow(row)
+                summary.add(row)
         except EdgeasdError as exc:  # unreadable: name it, go on with the others
-            print(exc.format(), file=sys.stderr, flush=True)
+            sys.stdout.flush()  # rows of a file that turned out corrupt midway come first
+            print(sanitize(exc.format(), newlines=True), file=sys.stderr, flush=True)
             failed += 1
             continue
         if writer is not None:
-            writer.writerows(rows)
             sys.stdout.flush()
         else:
-            print(_score_line(file, rows), flush=True)
+            print(summary.line(), flush=True)
     if failed:
         print(
             f"error: {failed} of {len(args.files)} file(s) could not be scored (see above)",
@@ -88,6 +97,11 @@ def cmd_score(args: argparse.Namespace) -> int:
         )
         return 2
     return 0
+
+
+#: Windows embedded and scored together while a file streams: what ``edgeasd score`` holds
+#: in memory besides one read block (16 x 10 s at 16 kHz = 10 MB of float32).
+SCORE_BATCH = 16
 
 
 def _score_file(
@@ -98,24 +112,53 @@ def _score_file(
     domain_of: dict[int, str],
     hop: float,
     quality: dict[str, Any],
-) -> list[dict[str, Any]]:
-    """One row per window of ``file``: verdict (:func:`~edgeasd.agent.alerts.decision.decide`)."""
-    from edgeasd.agent.alerts import decision
-    from edgeasd.agent.enrollment import windows
-    from edgeasd.audio.io import read_audio
+) -> Iterator[dict[str, Any]]:
+    """One row per window of ``file`` (:func:`~edgeasd.agent.alerts.decision.decide`), streamed.
+
+    The file is read block by block and its windows scored :data:`SCORE_BATCH` at a time,
+    as enrollment streams files: memory does not grow with the file's length (a 2 GB WAV
+    took 8.4 GB when it was read whole, issue 20; ``tests/faults/test_bad_input.py``).
+
+    Raises
+    ------
+    AudioFileError
+        The file cannot be read (raised before the first row, or where a block turns out
+        corrupt), or holds less than one window.
+    """
+    from edgeasd.agent.enrollment.file_enrollment import iter_file_windows
     from edgeasd.errors import AudioFileError
 
     info = embedder.info
-    audio = read_audio(file, sample_rate=info.sample_rate)
-    assessed = windows.assessed_windows(
-        audio.samples, info.sample_rate, info.window_seconds, hop, quality
-    )
-    if not assessed:
+    stats: dict[str, float] = {"seconds": 0.0}
+    pending: list[tuple[Any, Any]] = []
+    seen = 0
+    for item in iter_file_windows(file, info, hop, quality, name=file, stats=stats):
+        pending.append(item)
+        seen += 1
+        if len(pending) >= SCORE_BATCH:  # silent windows are held too: count them all
+            yield from _rows(file, pending, embedder, bank, state, domain_of)
+            pending = []
+    if not seen:
         raise AudioFileError(
-            f"{file}: {audio.duration:.1f} s of audio is shorter than one "
+            f"{file}: {stats['seconds']:.1f} s of audio is shorter than one "
             f"{info.window_seconds:g} s window",
             help=f"score recordings at least {info.window_seconds:g} s long",
         )
+    yield from _rows(file, pending, embedder, bank, state, domain_of)
+
+
+def _rows(
+    file: str,
+    assessed: list[tuple[Any, Any]],
+    embedder: Any,
+    bank: Any,
+    state: Any,
+    domain_of: dict[int, str],
+) -> Iterator[dict[str, Any]]:
+    """The rows of a run of windows: the scorable ones embedded and scored in one batch."""
+    from edgeasd.agent.alerts import decision
+    from edgeasd.agent.enrollment import windows
+
     scorable = [w for w, q in assessed if q.scorable]
     by_index: dict[int, tuple[float, int]] = {}
     if scorable:
@@ -123,44 +166,64 @@ def _score_file(
         scores, nearest = bank.score(embeddings, return_nearest=True)
         for w, score, ref in zip(scorable, scores, nearest, strict=True):
             by_index[w.index] = (float(score), int(ref))
-    rows = []
     for w, q in assessed:
         score, ref = by_index.get(w.index, (None, None))
         verdict = decision.decide(score, state, q)
-        rows.append(
-            {
-                "file": file,
-                "window": w.index,
-                "start_seconds": round(w.start_time, 3),
-                "score": None if score is None else round(score, 6),
-                "nearest_id": ref,
-                "nearest_domain": None if ref is None else domain_of[ref],
-                **verdict.fields(),
-            }
-        )
-    return rows
+        yield {
+            "file": file,
+            "window": w.index,
+            "start_seconds": round(w.start_time, 3),
+            "score": None if score is None else round(score, 6),
+            "nearest_id": ref,
+            "nearest_domain": None if ref is None else domain_of[ref],
+            **verdict.fields(),
+        }
 
 
-def _score_line(file: str, rows: list[dict[str, Any]]) -> str:
-    """The table line of one file: windows, scored, max and mean score, summary decision."""
-    from edgeasd.agent.alerts import decision
+class _FileSummary:
+    """The table line of one file, accumulated row by row (nothing per window is kept)."""
 
-    scored = [r["score"] for r in rows if r.get("score") is not None]
-    top = f"{max(scored):>10.4f}" if scored else f"{'-':>10}"
-    mean = f"{sum(scored) / len(scored):>8.4f}" if scored else f"{'-':>8}"
-    verdict = decision.summarize([r["decision"] for r in rows])
-    flags = []
-    clipped = sum(bool(r.get("clipped")) for r in rows)
-    if clipped:
-        flags.append(f"{clipped} clipped")
-    silent = [r for r in rows if r["decision"] == "no-signal"]
-    if silent:
-        flags.append(
-            f"{len(silent)} no-signal ({', '.join(sorted({r['reason'] for r in silent}))})"
-        )
-    label = verdict.upper() if verdict == "anomalous" else verdict
-    tail = f"  [{'; '.join(flags)}]" if flags else ""
-    return f"{shorten(file, 40):<40} {len(rows):>7} {len(scored):>6} {top} {mean}  {label}{tail}"
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.windows = 0
+        self.scored = 0
+        self.top = -math.inf
+        self.total = 0.0
+        self.clipped = 0
+        self.decisions: set[str] = set()
+        self.silent = 0
+        self.silent_reasons: set[str] = set()
+
+    def add(self, row: dict[str, Any]) -> None:
+        """Count one row of :func:`_score_file`."""
+        self.windows += 1
+        self.decisions.add(row["decision"])
+        if row.get("score") is not None:
+            self.scored += 1
+            self.top = max(self.top, row["score"])
+            self.total += row["score"]
+        self.clipped += bool(row.get("clipped"))
+        if row["decision"] == "no-signal":
+            self.silent += 1
+            self.silent_reasons.add(str(row["reason"]))
+
+    def line(self) -> str:
+        """Windows, scored, max and mean score, summary decision; the name sanitized."""
+        from edgeasd.agent.alerts import decision
+        from edgeasd.terminal import sanitize
+
+        top = f"{self.top:>10.4f}" if self.scored else f"{'-':>10}"
+        mean = f"{self.total / self.scored:>8.4f}" if self.scored else f"{'-':>8}"
+        verdict = decision.summarize(sorted(self.decisions))
+        flags = []
+        if self.clipped:
+            flags.append(f"{self.clipped} clipped")
+        if self.silent:
+            flags.append(f"{self.silent} no-signal ({', '.join(sorted(self.silent_reasons))})")
+        label = verdict.upper() if verdict == "anomalous" else verdict
+        tail = f"  [{'; '.join(flags)}]" if flags else ""
+        name = shorten(sanitize(self.file), 40)
+        return f"{name:<40} {self.windows:>7} {self.scored:>6} {top} {mean}  {label}{tail}"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
