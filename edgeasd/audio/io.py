@@ -29,9 +29,9 @@ import numpy as np
 import soundfile as sf
 
 from edgeasd.atomic import replacing
-from edgeasd.audio.infile import open_regular
 from edgeasd.audio.resample import StreamResampler, resample
 from edgeasd.errors import AudioFileError, InputError
+from edgeasd.infile import open_regular
 
 #: File name suffixes a directory scan picks up (lower case).
 AUDIO_SUFFIXES = (".wav", ".flac")

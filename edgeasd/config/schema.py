@@ -23,6 +23,28 @@ from edgeasd.errors import ConfigError
 
 _NULL = type(None)
 
+#: Longest string value accepted, in characters: a path may be 4,096 bytes (Linux
+#: ``PATH_MAX``), and nothing else in a configuration comes close.
+MAX_STRING_CHARS = 4096
+#: Longest path accepted, in bytes (Linux ``PATH_MAX`` less the terminating NUL), and
+#: longest component of one (``NAME_MAX``): longer ones fail at the first use
+#: (``File name too long``) after ``config check`` said ok (issue 20).
+MAX_PATH_BYTES = 4095
+MAX_NAME_BYTES = 255
+#: Most characters of a value quoted in an error message: a value may be huge (a
+#: configuration's strings are capped, but a message must never print megabytes).
+SHOWN_CHARS = 60
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for a message, cut to :data:`SHOWN_CHARS` (containers not expanded)."""
+    if isinstance(value, Mapping | list | tuple) and len(value) > 8:
+        return f"<{type(value).__name__} of {len(value)} entries>"
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
 
 def _opt(
     default: Any,
@@ -104,11 +126,16 @@ def _check_value(key: str, value: Any, spec: dict[str, Any]) -> Any:
         raise ConfigError(f"'{key}' is {value!r}; allowed: {allowed}")
     if isinstance(value, str):
         if str not in types:
-            raise ConfigError(f"'{key}' is the string {value!r}; allowed: {allowed}")
+            raise ConfigError(f"'{key}' is the string {shown(value)}; allowed: {allowed}")
+        if len(value) > MAX_STRING_CHARS:
+            raise ConfigError(
+                f"'{key}' is a string of {len(value)} characters; at most {MAX_STRING_CHARS} "
+                "are allowed"
+            )
         if spec["choices"] and value not in spec["choices"]:
             close = difflib.get_close_matches(value, spec["choices"], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"'{key}' is {value!r}{hint}; allowed: {allowed}")
+            raise ConfigError(f"'{key}' is {shown(value)}{hint}; allowed: {allowed}")
         if not value.strip():
             raise ConfigError(f"'{key}' is an empty string; allowed: {allowed}")
         return value
@@ -121,19 +148,19 @@ def _check_value(key: str, value: Any, spec: dict[str, Any]) -> Any:
             raise ConfigError(f"'{key}' is {value}; allowed: {allowed}")
     elif not (isinstance(value, int) and int in types):
         kind = type(value).__name__
-        raise ConfigError(f"'{key}' is a {kind} ({value!r}); allowed: {allowed}")
+        raise ConfigError(f"'{key}' is a {kind} ({shown(value)}); allowed: {allowed}")
     lo, hi = spec["lo"], spec["hi"]
     if (lo is not None and (value < lo or (spec["lo_open"] and value == lo))) or (
         hi is not None and (value > hi or (spec["hi_open"] and value == hi))
     ):
-        raise ConfigError(f"'{key}' is {value!r}, out of range; allowed: {allowed}")
+        raise ConfigError(f"'{key}' is {shown(value)}, out of range; allowed: {allowed}")
     return value
 
 
 def _check_list(key: str, value: list | tuple, spec: dict[str, Any], allowed: str) -> tuple:
     """Validate a list value (``list`` in the spec's types): non-empty, strings only."""
     if list not in spec["types"]:
-        raise ConfigError(f"'{key}' is a list ({list(value)!r}); allowed: {allowed}")
+        raise ConfigError(f"'{key}' is a list ({shown(list(value))}); allowed: {allowed}")
     if not value:
         raise ConfigError(f"'{key}' is an empty list; allowed: {allowed}")
     item_spec = {**spec, "types": (str,)}
@@ -141,17 +168,37 @@ def _check_list(key: str, value: list | tuple, spec: dict[str, Any], allowed: st
         if isinstance(item, (list, tuple, Mapping)):
             kind = "list" if isinstance(item, (list, tuple)) else "mapping"
             raise ConfigError(
-                f"'{key}[{i}]' is a {kind} ({item!r}); each entry of '{key}' is a string"
+                f"'{key}[{i}]' is a {kind} ({shown(item)}); each entry of '{key}' is a string"
             )
         _check_value(f"{key}[{i}]", item, item_spec)
     return tuple(value)
 
 
-def _resolve_path(value: str, base: Path | None) -> str:
-    """``~`` expanded; relative to ``base`` (the config file's folder) when given."""
+def _resolve_path(key: str, value: str, base: Path | None) -> str:
+    """``~`` expanded; relative to ``base`` (the config file's folder) when given.
+
+    Raises
+    ------
+    ConfigError
+        A NUL byte, a path over :data:`MAX_PATH_BYTES` or a component over
+        :data:`MAX_NAME_BYTES` (each would fail at its first use, with a traceback).
+    """
+    if "\0" in value:
+        raise ConfigError(
+            f"'{key}' holds a NUL byte ({shown(value)})", help="a path cannot contain NUL"
+        )
     value = os.path.expanduser(value)
     if base is not None and not os.path.isabs(value):
         value = str(base / value)
+    raw = os.fsencode(value)
+    longest = max((len(part) for part in raw.split(b"/")), default=0)
+    if len(raw) > MAX_PATH_BYTES or longest > MAX_NAME_BYTES:
+        raise ConfigError(
+            f"'{key}' is too long a path ({shown(value)}: {len(raw)} bytes, its longest "
+            f"name {longest})",
+            help=f"paths are at most {MAX_PATH_BYTES} bytes, each folder or file name at "
+            f"most {MAX_NAME_BYTES}",
+        )
     return value
 
 
@@ -166,16 +213,16 @@ def _build_section(name: str, cls: type, values: Any, base: Path | None) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():
-        key = str(key)
+        key = key if isinstance(key, str) else shown(key)
         if key not in fields:
             raise ConfigError(
-                _unknown(key, fields, f"{name}."),
+                _unknown(key[:SHOWN_CHARS], fields, f"{name}."),
                 help=f"keys of '{name}': " + ", ".join(fields),
             )
         spec = fields[key].metadata["spec"]
         value = _check_value(f"{name}.{key}", value, spec)
         if spec["path"] and isinstance(value, tuple):
-            value = tuple(_resolve_path(v, base) for v in value)
+            value = tuple(_resolve_path(f"{name}.{key}", v, base) for v in value)
             if len(set(value)) < len(value):
                 twice = next(v for v in value if value.count(v) > 1)
                 raise ConfigError(
@@ -183,6 +230,6 @@ def _build_section(name: str, cls: type, values: Any, base: Path | None) -> Any:
                     help="list each file once (a repeated model would count double)",
                 )
         elif spec["path"] and value is not None:
-            value = _resolve_path(value, base)
+            value = _resolve_path(f"{name}.{key}", value, base)
         kwargs[key] = value
     return cls(**kwargs)

@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from edgeasd.config import fleet as config_fleet
 from edgeasd.config.fleet import MetricsConfig, MqttConfig
-from edgeasd.config.schema import _NULL, _build_section, _opt, _unknown
+from edgeasd.config.reading import read_yaml
+from edgeasd.config.schema import _NULL, SHOWN_CHARS, _build_section, _opt, _unknown, shown
 from edgeasd.errors import ConfigError
 
 
@@ -241,8 +240,36 @@ _SECTIONS_HELP = "sections: " + ", ".join(_SECTIONS)
 _KEYS_HELP = "every key is documented, with its default, in configs/edgeasd.yaml"
 
 
+#: Folders that ``paths.*`` may never name: the agent creates, locks, rotates and deletes
+#: files in its folders (issue 20: ``paths: {state_dir: /}`` passed ``config check`` and
+#: ``doctor``; ``runtime_dir: /tmp`` had its mode changed). A folder of its own below one
+#: of them (``/var/lib/edgeasd``) is what they are for.
+SYSTEM_FOLDERS = frozenset(
+    """/ /bin /boot /dev /etc /home /lib /lib64 /media /mnt /opt /proc /root /run /sbin /srv
+    /sys /tmp /usr /var /usr/bin /usr/lib /usr/local /usr/sbin /usr/share /var/cache /var/lib
+    /var/log /var/run /var/tmp /dev/shm /run/user""".split()
+)
+
+
+def _check_paths(paths: PathsConfig) -> None:
+    """Refuse a ``paths.*`` folder that is a system folder (:data:`SYSTEM_FOLDERS`)."""
+    for name in ("state_dir", "runtime_dir", "log_dir"):
+        value = getattr(paths, name)
+        if (
+            value
+            and os.path.isabs(value)
+            and "/" + os.path.normpath(value).lstrip("/") in SYSTEM_FOLDERS
+        ):
+            raise ConfigError(
+                f"'paths.{name}' is {value}, a system folder",
+                help=f"give the agent a folder of its own, e.g. {value.rstrip('/')}/edgeasd "
+                "(it creates, locks and deletes files there)",
+            )
+
+
 def _cross_checks(config: Config) -> None:
     """Constraints between keys."""
+    _check_paths(config.paths)
     s = config.source
     if s.kind == "file" and not s.path:
         raise ConfigError(
@@ -303,9 +330,9 @@ def config_from_dict(data: Mapping[str, Any] | None, origin: str | None = None) 
     base = Path(origin).resolve().parent if origin else None
     sections = {}
     for name, values in data.items():
-        name = str(name)
+        name = name if isinstance(name, str) else shown(name)
         if name not in _SECTIONS:
-            raise ConfigError(_unknown(name, _SECTIONS, ""), help=_SECTIONS_HELP)
+            raise ConfigError(_unknown(name[:SHOWN_CHARS], _SECTIONS, ""), help=_SECTIONS_HELP)
         try:
             sections[name] = _build_section(name, _SECTIONS[name], values, base)
         except ConfigError as exc:
@@ -315,27 +342,6 @@ def config_from_dict(data: Mapping[str, Any] | None, origin: str | None = None) 
     config = Config(**sections, origin=origin)
     _cross_checks(config)
     return config
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses duplicate keys (the first would be ignored silently)."""
-
-
-def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates
-)
 
 
 def load_config(path: str | os.PathLike[str] | None) -> Config:
@@ -354,37 +360,14 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
     Raises
     ------
     ConfigError
-        The file is missing or unreadable, is not valid YAML (message names the line),
-        or does not match the schema (message names the key path). The message is
-        prefixed with the file name.
+        The file is missing, unreadable or too large, is not valid YAML (message names
+        the line; see :func:`edgeasd.config.reading.read_yaml`), or does not match the
+        schema (message names the key path). The message is prefixed with the file name.
     """
     if path is None:
         return Config()
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            f"configuration file {path} does not exist",
-            help="pass --config with an existing file; configs/edgeasd.yaml is a template",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"cannot read configuration file {path}: {exc}",
-            help="check that the file exists, is readable by this user and is UTF-8 text",
-        ) from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(
-            f"{path}:{where}: invalid YAML: {problem}",
-            help="write each key once"
-            if problem.startswith("duplicate key")
-            else "fix the YAML syntax (indentation with spaces, 'key: value' pairs)",
-        ) from None
+    data = read_yaml(path)
     try:
         return config_from_dict(data, origin=str(path))
     except ConfigError as exc:
