@@ -11,7 +11,9 @@ only remove bits.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 
 #: Mode of every state, log and runtime file the agent creates.
 FILE_MODE = 0o640
@@ -20,19 +22,54 @@ DIR_MODE = 0o750
 
 
 def private_opener(path: str | os.PathLike[str], flags: int) -> int:
-    """An ``opener=`` for :func:`open` that creates the file ``0640``.
+    """An ``opener=`` for :func:`open` that creates the file ``0640``, never through a link.
 
-    A file of our own that already exists with wider permissions (written by an older
-    version) is narrowed to ``0640``; other users' files are left alone.
+    The last component is opened ``O_NOFOLLOW``: a symbolic link planted under the file's
+    name (``alerts.jsonl -> /etc/passwd``) is refused, never appended to or narrowed (issue
+    20). A file of our own that already exists with wider permissions (written by an older
+    version) is narrowed to ``0640``; other users' files, and files with other hard links
+    (another name of a file elsewhere), are left alone.
 
     Returns
     -------
     int
         The open file descriptor.
+
+    Raises
+    ------
+    OSError
+        ``ELOOP`` for a symbolic link; ``EPERM`` for something other than a regular file,
+        or a file with other hard links.
     """
-    fd = os.open(path, flags, FILE_MODE)
-    with contextlib.suppress(OSError):
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, FILE_MODE)
+    try:
         st = os.fstat(fd)
-        if st.st_uid == os.geteuid() and st.st_mode & 0o777 & ~FILE_MODE:
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            what = "other hard links" if stat.S_ISREG(st.st_mode) else "not a regular file"
+            raise OSError(errno.EPERM, f"refused: {what}", os.fspath(path))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    if st.st_uid == os.geteuid() and st.st_mode & 0o777 & ~FILE_MODE:
+        with contextlib.suppress(OSError):
             os.fchmod(fd, st.st_mode & FILE_MODE)
     return fd
+
+
+def shared_writable(path: str | os.PathLike[str]) -> str | None:
+    """Who besides its owner may write in the folder ``path``: ``"everyone"``, ``"its group"``.
+
+    A folder others can write in lets them plant links and files under the agent's names
+    (issue 20): the state and log folders must not be one. None when only the owner may (or
+    the folder does not exist yet: it will be created ``DIR_MODE``).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if mode & stat.S_IWOTH:
+        return "everyone"
+    if mode & stat.S_IWGRP:
+        return "its group"
+    return None

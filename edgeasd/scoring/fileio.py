@@ -21,7 +21,7 @@ from pathlib import Path
 
 from edgeasd.atomic import write_bytes_atomic
 from edgeasd.errors import BankError, BankLockedError
-from edgeasd.filemode import FILE_MODE, private_opener
+from edgeasd.filemode import FILE_MODE, private_opener, shared_writable
 
 _held: dict[str, list] = {}  # realpath of the lock file -> [fd, depth]
 _held_guard = threading.Lock()
@@ -75,12 +75,22 @@ def locked(path: str | Path, timeout: float = 10.0) -> Iterator[Path]:
 
 
 def _acquire(lp: Path, timeout: float) -> int:
-    try:
+    folder = lp.parent if str(lp.parent) else Path(".")
+    who = shared_writable(folder)
+    if who is not None:  # they could plant bank.lock -> /etc/passwd (issue 20)
+        raise BankError(
+            f"the bank's folder {folder} is writable by {who}: refusing to use it",
+            help=f"make it private to the agent (`chmod go-w {folder}`), or move the state "
+            "folder (paths.state_dir) to one of the agent's own",
+        )
+    try:  # O_NOFOLLOW: a link planted as the lock is refused, its target never touched
         fd = private_opener(lp, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
+        why = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror
         raise BankError(
-            f"cannot open the bank lock file {lp}: {exc.strerror}",
-            help="check that the bank's directory exists and is writable",
+            f"cannot open the bank lock file {lp}: {why}",
+            help="check that the bank's directory exists and is writable; remove anything "
+            "but a plain file under the lock's name",
         ) from None
     deadline = time.monotonic() + timeout
     while True:

@@ -52,3 +52,49 @@ def fill(directory: Path) -> Path:
             except OSError:
                 break
     return filler
+
+
+@pytest.fixture
+def other_user() -> Iterator:
+    """A real second local user, created for the test (needs root; skips without).
+
+    Yields ``(name, uid, gid)``; the user is deleted afterwards. Run code as them with
+    ``subprocess.run(..., user=uid, group=gid, extra_groups=[])``.
+    """
+    import os
+    import pwd
+    import secrets
+    import shutil
+
+    if os.geteuid() != 0 or shutil.which("useradd") is None:
+        pytest.skip("creating a second local user needs root and useradd")
+    name = f"eafault{secrets.token_hex(3)}"
+    made = subprocess.run(
+        ["useradd", "--no-create-home", "--user-group", "--shell", "/usr/sbin/nologin", name],
+        capture_output=True,
+        text=True,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"useradd failed: {made.stderr.strip()}")
+    try:
+        entry = pwd.getpwnam(name)
+        yield name, entry.pw_uid, entry.pw_gid
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A fresh folder under the system's temporary folder that every user can traverse.
+
+    (pytest's ``tmp_path`` sits below a 0700 folder: another user could not reach it.)
+    """
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="edgeasd-faults-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
