@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,11 +41,16 @@ class Segment:
         ``resync_seconds``).
     new_segment : bool
         First frames ever read, or frames following dropped ones.
+    mono : float or None
+        The first frame's time on the monotonic clock (the same sample clock, anchored and
+        corrected against ``time.monotonic()``): durations measured on it never follow a
+        step of the wall clock. None: the same as ``time``.
     """
 
     frames: np.ndarray
     time: float
     new_segment: bool
+    mono: float | None = None
 
 
 class CaptureRing:
@@ -62,6 +68,10 @@ class CaptureRing:
         Re-anchor timestamps when the sample clock and the wall clock disagree by more.
     max_gaps : int
         Gap records kept between two reads.
+    wall, monotonic : callable
+        The clocks (``time.time``, ``time.monotonic``; parameters for tests). Frames get
+        a time on each: the wall clock's for the stamps people read, the monotonic
+        clock's for durations.
     """
 
     def __init__(
@@ -71,7 +81,10 @@ class CaptureRing:
         sample_rate: int,
         resync_seconds: float = 1.0,
         max_gaps: int = 64,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._wall, self._monotonic = wall, monotonic
         self.capacity, self.channels, self.sample_rate = int(capacity), int(channels), sample_rate
         self.resync_seconds = resync_seconds
         self.buffer = np.zeros((self.capacity, self.channels), dtype=np.float32)
@@ -83,7 +96,9 @@ class CaptureRing:
         self.overflows = 0
         self.callbacks = 0
         self.first_wall: float | None = None  # wall time of the first frame
+        self.first_mono: float | None = None  # monotonic time of the first frame
         self._last_wall = 0.0  # wall time at the end of the last callback...
+        self._last_mono = 0.0  # ...its monotonic time...
         self._last_captured = 0  # ...and `captured` then
         self._pending_gap = 0
         self._gap_pos = np.zeros(max_gaps, dtype=np.int64)
@@ -94,6 +109,7 @@ class CaptureRing:
         self._gaps_read = 0
         self._skipped = 0  # dropped frames before read_pos
         self._offset = 0.0  # wall-clock correction of the sample clock
+        self._offset_mono = 0.0  # monotonic-clock correction of the sample clock
         self._started = False
 
     def callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:
@@ -110,12 +126,14 @@ class CaptureRing:
         status : sounddevice.CallbackFlags
             ``input_overflow`` is counted.
         """
-        now = time.time()
+        now, now_mono = self._wall(), self._monotonic()
         self.callbacks += 1
         if status and status.input_overflow:
             self.overflows += 1
         if self.first_wall is None:
             self.first_wall = now - frames / self.sample_rate
+        if self.first_mono is None:
+            self.first_mono = now_mono - frames / self.sample_rate
         w = self.written
         if w - self.read_pos + frames > self.capacity:
             self.dropped += frames
@@ -134,7 +152,7 @@ class CaptureRing:
                 self.buffer[: frames - n1] = indata[n1:]
             self.written = w + frames
         self.captured += frames
-        self._last_wall = now
+        self._last_wall, self._last_mono = now, now_mono
         self._last_captured = self.captured
         self.event.set()
 
@@ -152,11 +170,17 @@ class CaptureRing:
     def _time(self, pos: int) -> float:
         return self.first_wall + self._offset + (pos + self._skipped) / self.sample_rate
 
+    def _mono(self, pos: int) -> float:
+        return self.first_mono + self._offset_mono + (pos + self._skipped) / self.sample_rate
+
     def _resync(self) -> None:
-        lw, lc = self._last_wall, self._last_captured
+        lw, lm, lc = self._last_wall, self._last_mono, self._last_captured
         drift = self.first_wall + self._offset + lc / self.sample_rate - lw
         if abs(drift) > self.resync_seconds:
             self._offset -= drift
+        drift = self.first_mono + self._offset_mono + lc / self.sample_rate - lm
+        if abs(drift) > self.resync_seconds:  # the device's clock against the monotonic one
+            self._offset_mono -= drift
 
     def read(self) -> list[Segment]:
         """Take every stored frame, split where frames were dropped.
@@ -184,7 +208,7 @@ class CaptureRing:
         new = not self._started or self.read_pos in lengths
         self._skipped += lengths.get(self.read_pos, 0)
         for cut in cuts:
-            segments.append(Segment(self._copy(pos, cut), self._time(pos), new))
+            segments.append(Segment(self._copy(pos, cut), self._time(pos), new, self._mono(pos)))
             pos, new = cut, True
             self._skipped += lengths.get(cut, 0)
         self._started = True
@@ -219,6 +243,8 @@ class SegmentReader:
         self.channel, self.name = channel, name
         self._resampler = StreamResampler(self.capture_rate, self.sample_rate)
         self._seg_time = 0.0  # time of the current segment's first frame
+        self._seg_mono = 0.0  # its monotonic time
+        self._prev_mono_end = -float("inf")  # monotonic end time of the last block
         self._seg_in = 0  # frames of the current segment consumed
         self._seg_out = 0  # output samples made from it
         self._prev_end = 0.0  # end time of the last block
@@ -239,20 +265,26 @@ class SegmentReader:
         """
         blocks = []
         for seg in segments:
+            mono = seg.time if seg.mono is None else seg.mono
             if seg.new_segment:
                 self._resampler.reset()
                 self._seg_time, self._seg_in, self._seg_out = seg.time, 0, 0
+                self._seg_mono = mono
                 self._pending_new = True
-            else:  # follow wall-clock corrections of the ring's timestamps
+            else:  # follow the clock corrections of the ring's timestamps
                 self._seg_time = seg.time - self._seg_in / self.capture_rate
+                self._seg_mono = mono - self._seg_in / self.capture_rate
             self._seg_in += seg.frames.shape[0]
             out = self._resampler.process(to_mono(seg.frames, self.channel))
             if out.size == 0:
                 continue
             # output sample m is input time m / sample_rate (the resampler is centred)
             t = max(self._seg_time + self._seg_out / self.sample_rate, self._prev_end)
+            m = max(self._seg_mono + self._seg_out / self.sample_rate, self._prev_mono_end)
             self._seg_out += out.size
             self._prev_end = t + out.size / self.sample_rate
-            blocks.append(AudioBlock(out, t, new_segment=self._pending_new, source=self.name))
+            self._prev_mono_end = m + out.size / self.sample_rate
+            block = AudioBlock(out, t, new_segment=self._pending_new, source=self.name, mono=m)
+            blocks.append(block)
             self._pending_new = False
         return blocks

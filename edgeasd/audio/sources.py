@@ -35,12 +35,17 @@ class AudioBlock:
         frames); a windower discards its partial window.
     source : str or None
         Where the audio comes from (file name, device name), for logs.
+    mono : float or None
+        The first sample's time on a clock that never steps (``time.monotonic()`` for live
+        capture), for durations; None: ``time`` never steps (a file's or the demo's
+        clock, counted in samples from its start).
     """
 
     samples: np.ndarray
     time: float
     new_segment: bool = False
     source: str | None = field(default=None, compare=False)
+    mono: float | None = field(default=None, compare=False)
 
 
 @runtime_checkable

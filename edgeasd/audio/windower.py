@@ -33,11 +33,24 @@ class Window:
         UNIX time of the first sample.
     index : int
         0, 1, 2... in the order windows were produced.
+    mono : float or None
+        The first sample's time on a clock that never steps (:attr:`AudioBlock.mono`);
+        None: ``start_time`` never steps. Durations are measured on :attr:`clock`.
     """
 
     samples: np.ndarray
     start_time: float
     index: int
+    mono: float | None = None
+
+    @property
+    def clock(self) -> float:
+        """The first sample's time for durations: :attr:`mono`, else :attr:`start_time`.
+
+        A wall-clock step moves ``start_time`` (what people read) but never this (issue
+        20: a backward step delayed reminders and made durations negative).
+        """
+        return self.start_time if self.mono is None else self.mono
 
 
 class Windower:
@@ -84,10 +97,10 @@ class Windower:
 
     def reset(self) -> None:
         """Drop buffered audio; the next pushed block starts a new hop grid."""
-        # (block samples, block time, first sample still needed) held until no window
+        # (block samples, block time, first sample still needed, block mono) held until no window
         # needs them; times are computed from the block's own time and an offset so that
         # rounding does not accumulate.
-        self._chunks: deque[tuple[np.ndarray, float, int]] = deque()
+        self._chunks: deque[tuple[np.ndarray, float, int, float | None]] = deque()
         self._held = 0  # samples in _chunks
         self._skip = 0  # samples still to discard before the next window starts
 
@@ -119,7 +132,8 @@ class Windower:
             offset = min(self._skip, samples.size)
             self._skip -= offset
         if samples.size > offset:
-            self._chunks.append((samples, float(block.time), offset))
+            mono = getattr(block, "mono", None)
+            self._chunks.append((samples, float(block.time), offset, mono))
             self._held += samples.size - offset
         windows = []
         while self._held >= self.window_samples:
@@ -129,31 +143,32 @@ class Windower:
     def _take(self) -> Window:
         """Copy out the next window and advance by one hop."""
         out = np.empty(self.window_samples, dtype=np.float32)
-        block, time, offset = self._chunks[0]
+        block, time, offset, mono = self._chunks[0]
         start_time = time + offset / self.sample_rate
+        start_mono = None if mono is None else mono + offset / self.sample_rate
         filled = 0
-        for block, _, offset in self._chunks:
+        for block, _, offset, _ in self._chunks:
             n = min(block.size - offset, self.window_samples - filled)
             out[filled : filled + n] = block[offset : offset + n]
             filled += n
             if filled == self.window_samples:
                 break
         self._advance(self.hop_samples)
-        window = Window(out, start_time, self._next_index)
+        window = Window(out, start_time, self._next_index, start_mono)
         self._next_index += 1
         return window
 
     def _advance(self, n: int) -> None:
         """Discard ``n`` samples from the front (remembering any not yet pushed)."""
         while n and self._chunks:
-            block, time, offset = self._chunks[0]
+            block, time, offset, mono = self._chunks[0]
             left = block.size - offset
             if left <= n:
                 self._chunks.popleft()
                 self._held -= left
                 n -= left
             else:
-                self._chunks[0] = (block, time, offset + n)
+                self._chunks[0] = (block, time, offset + n, mono)
                 self._held -= n
                 n = 0
         self._skip = n

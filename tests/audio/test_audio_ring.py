@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from types import SimpleNamespace
 
@@ -150,3 +151,31 @@ def test_segment_reader_resamples_downmixes_and_marks_gaps():
     np.testing.assert_allclose(got_b, ref_b[: got_b.size], atol=1e-6)
     ends = [b.time + b.samples.size / 16000 for b in blocks]
     assert all(b.time >= e - 1e-9 for b, e in zip(blocks[1:], ends, strict=False))
+
+
+def test_a_wall_clock_step_moves_stamps_but_never_the_monotonic_times():
+    """Issue 20: durations were measured on the wall clock; a step of D shifted them by D."""
+    from edgeasd.audio.ring import SegmentReader
+
+    clock = {"wall": 5000.0, "mono": 100.0}
+    ring = CaptureRing(
+        10_000,
+        1,
+        100,
+        resync_seconds=1.0,
+        wall=lambda: clock["wall"],
+        monotonic=lambda: clock["mono"],
+    )
+    reader = SegmentReader(100, 100, "mix", "fake")
+    blocks = []
+    for i in range(6):
+        for key in clock:
+            clock[key] += 1.0  # one second of audio per callback
+        if i == 3:
+            clock["wall"] -= 3600.0  # the system clock steps back an hour
+        ring.callback(np.zeros((100, 1), np.float32), 100, None, OK)
+        blocks += reader.convert(ring.read())
+    monos = [b.mono for b in blocks]
+    assert monos == pytest.approx([100.0 + i for i in range(6)])
+    segs_wall = [b.time for b in blocks]
+    assert all(b >= a for a, b in itertools.pairwise(segs_wall))  # in order
