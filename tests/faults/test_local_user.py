@@ -8,8 +8,10 @@ not: links planted under its file names, folders others may write in, a socket o
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,105 @@ def test_group_writable_log_folder_is_refused(open_dir) -> None:
     setup.logs.chmod(0o770)
     out = setup.cli("doctor", timeout=120)
     assert "is writable by its group" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+#: A fake daemon run as the other user: listens on SOCK, writes what it receives (bytes and
+#: descriptors) to LOOT, answers a forged status, and marks READY once listening.
+_FAKE_DAEMON = r"""
+import array, json, os, socket, sys
+sock_path, loot, ready = sys.argv[1:4]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sock_path)
+os.chmod(sock_path, 0o666)
+s.listen(4)
+open(ready, "w").close()
+s.settimeout(30)
+try:
+    conn, _ = s.accept()
+except TimeoutError:
+    sys.exit(0)
+msg, fds, _, _ = socket.recv_fds(conn, 65536, 8)
+stolen = b"".join(os.read(fd, 100) for fd in fds)
+with open(loot, "wb") as fh:
+    fh.write(msg + b"\n--fds--\n" + stolen)
+forged = {"ok": True, "result": {"state": "running", "forged": True}}
+conn.sendall(json.dumps(forged).encode() + b"\n")
+"""
+
+
+def _fake_daemon(other_user, run_dir: Path, loot_dir: Path):
+    ready = loot_dir / "ready"
+    _, uid, gid = other_user
+    python = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
+    if python is None:
+        pytest.skip("no system python3 the other user may run")
+    proc = subprocess.Popen(
+        [
+            python,
+            "-c",
+            _FAKE_DAEMON,
+            str(run_dir / "control.sock"),
+            str(loot_dir / "loot"),
+            str(ready),
+        ],
+        user=uid,
+        group=gid,
+        extra_groups=[],
+    )
+    for _ in range(200):
+        if ready.exists():
+            return proc
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("the fake daemon did not start")
+
+
+def _setup_with_run_dir(open_dir: Path):
+    setup = make_setup(open_dir / "agent", {"kind": "file", "path": "x.wav"})
+    loot = open_dir / "loot"
+    loot.mkdir(mode=0o777)
+    loot.chmod(0o777)
+    secret = open_dir / "secret.wav"
+    write_normal(secret, 3, seed=4)
+    secret.chmod(0o600)  # root's private recording
+    return setup, loot, secret
+
+
+def test_client_refuses_a_runtime_folder_of_another_user(other_user, open_dir) -> None:
+    """``/tmp/edgeasd-0`` made by another user: a root ``enroll`` sent them its open files."""
+    setup, loot, secret = _setup_with_run_dir(open_dir)
+    _, uid, gid = other_user
+    setup.run_dir.mkdir(mode=0o755)
+    os.chown(setup.run_dir, uid, gid)  # theirs, as if they had made it first
+    fake = _fake_daemon(other_user, setup.run_dir, loot)
+    try:
+        for args in (("enroll", str(secret)), ("status",)):
+            out = setup.cli(*args, timeout=60)
+            assert out.returncode != 0, (args, out.stdout)
+            assert f"belongs to another user (uid {uid})" in out.stderr, out.stderr
+            assert "forged" not in out.stdout and "Traceback" not in out.stderr
+        assert not (loot / "loot").exists()  # nothing was sent
+    finally:
+        fake.kill()
+        fake.wait()
+
+
+def test_client_refuses_a_socket_whose_peer_is_another_user(other_user, open_dir) -> None:
+    """A root-owned folder, but the listener is someone else (``SO_PEERCRED``): refused."""
+    setup, loot, secret = _setup_with_run_dir(open_dir)
+    _, uid, gid = other_user
+    setup.run_dir.mkdir(mode=0o755)
+    os.chown(setup.run_dir, uid, gid)
+    fake = _fake_daemon(other_user, setup.run_dir, loot)
+    os.chown(setup.run_dir, 0, 0)  # the folder is root's again; the listener stays theirs
+    try:
+        for args in (("enroll", str(secret)), ("status",)):
+            out = setup.cli(*args, timeout=60)
+            assert out.returncode != 0, (args, out.stdout)
+            assert f"is served by another user (uid {uid})" in out.stderr, out.stderr
+            assert "forged" not in out.stdout and "Traceback" not in out.stderr
+        sent = (loot / "loot").read_bytes() if (loot / "loot").exists() else b""
+        assert b'"op"' not in sent and not sent.endswith(b"RIFF"), sent[:200]
+    finally:
+        fake.kill()
+        fake.wait()
