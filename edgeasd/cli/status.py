@@ -17,7 +17,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     4 it runs but did not answer (busy or stalled; the last snapshot and why are shown).
     """
     from edgeasd.agent.control.client import ControlClient
-    from edgeasd.agent.control.protocol import DaemonNotRunning
+    from edgeasd.agent.control.protocol import DaemonNotRunning, UntrustedDaemon
     from edgeasd.agent.control.status import read_status
     from edgeasd.errors import ControlError
 
@@ -25,6 +25,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     try:
         status = ControlClient(paths.control_socket, timeout=5).request("status")
         status["stale"] = False
+    except UntrustedDaemon:  # someone else listens there: nothing of theirs is shown
+        raise
     except DaemonNotRunning:  # nobody answers on the socket: whatever the pid, it is stale
         status = read_status(paths.status_file, socket_live=False)
         status = status or {"state": "never started", "stale": True}

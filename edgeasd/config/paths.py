@@ -42,7 +42,9 @@ from pathlib import Path
 
 from edgeasd import jitcache
 from edgeasd.config import Config
+from edgeasd.config.sections import SYSTEM_FOLDERS
 from edgeasd.errors import ConfigError
+from edgeasd.filemode import shared_writable
 
 
 @dataclass(frozen=True)
@@ -164,13 +166,21 @@ class Paths:
         Raises
         ------
         ConfigError
-            A directory cannot be created or is not writable (the message names it).
+            A directory cannot be created or is not writable, is a system folder, or is
+            one others may write in (the message names it); the runtime directory
+            belongs to another user. Nothing is ever chmod'ed: a folder the agent did not
+            create is refused, never changed (issue 20: ``runtime_dir: /tmp`` became 0750).
         """
         for name, path, mode in (
             ("paths.state_dir", self.state_dir, 0o750),
             ("paths.runtime_dir", self.runtime_dir, runtime_mode),
             ("paths.log_dir", self.log_dir, 0o750),
         ):
+            if "/" + os.path.normpath(path).lstrip("/") in SYSTEM_FOLDERS:
+                raise ConfigError(
+                    f"{name} {path} is a system folder",
+                    help=f"give the agent a folder of its own, e.g. {path}/edgeasd",
+                )
             try:
                 path.mkdir(parents=True, exist_ok=True, mode=mode)
             except OSError as exc:
@@ -184,6 +194,7 @@ class Paths:
                     f"{name} {path} is not a writable directory",
                     help=f"fix its permissions or set {name} to another folder",
                 )
+            _refuse_shared(name, path)
         st = self.runtime_dir.stat()
         if st.st_uid != os.getuid():
             # e.g. the /tmp fallback prepared by another user: the socket would be theirs.
@@ -191,9 +202,54 @@ class Paths:
                 f"paths.runtime_dir {self.runtime_dir} belongs to another user (uid {st.st_uid})",
                 help="set paths.runtime_dir (or $XDG_RUNTIME_DIR) to a folder of your own",
             )
-        if st.st_mode & stat.S_IWOTH:
-            self.runtime_dir.chmod(runtime_mode)
         return self
+
+
+def _refuse_shared(name: str, path: Path) -> None:
+    """Refuse a folder that others may write in: they could plant links under our names."""
+    who = shared_writable(path)
+    if who is not None:
+        raise ConfigError(
+            f"{name} {path} is writable by {who}: refusing to use it (others could plant "
+            "links or files under the agent's names)",
+            help=f"make it private (`chmod go-w {path}`), or set {name} to a folder of the "
+            "agent's own",
+        )
+
+
+def runtime_owner(runtime_dir: Path) -> int | None:
+    """The uid a daemon serving ``runtime_dir`` must run as; None if it does not exist.
+
+    The client's side of :meth:`Paths.ensure` (issue 20: a root ``enroll`` sent its open
+    files to whoever had made ``/tmp/edgeasd-0``): the folder must be one the daemon would
+    accept -- nobody else may write in it -- and its owner must be trusted: this user,
+    root, or an owner that only root can have chosen (the folder sits in one that only
+    root may write in, e.g. ``/run/edgeasd`` made by systemd for the service user).
+
+    Raises
+    ------
+    ConfigError
+        The folder is writable by others, or belongs to another user who could have made
+        it themselves (its parent is writable by others, as ``/tmp`` is).
+    """
+    try:
+        st = os.stat(runtime_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise ConfigError(f"cannot check paths.runtime_dir {runtime_dir}: {exc.strerror}") from None
+    _refuse_shared("paths.runtime_dir", runtime_dir)
+    if st.st_uid in (0, os.getuid()):
+        return st.st_uid
+    parent = os.stat(os.path.dirname(os.path.realpath(runtime_dir)) or "/")
+    if parent.st_uid == 0 and not parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return st.st_uid  # placed by root for the service user
+    raise ConfigError(
+        f"paths.runtime_dir {runtime_dir} belongs to another user (uid {st.st_uid}) who "
+        "could have made it: refusing to talk to a daemon there",
+        help="remove it if it is not the agent's (`ls -ld` shows who made it), and set "
+        "paths.runtime_dir (or $XDG_RUNTIME_DIR) to a folder of your own",
+    )
 
 
 def resolve_paths(

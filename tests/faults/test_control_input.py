@@ -18,7 +18,7 @@ import pytest
 import yaml
 from e2e.harness import make_setup, write_normal
 
-from edgeasd.agent.control import ControlClient
+from edgeasd.agent.control.client import ControlClient
 from edgeasd.errors import ControlError
 
 #: (what, request line, what the answer says)

@@ -383,7 +383,11 @@ def test_tail_with_a_negative_count_is_an_argument_error(tmp_path) -> None:
 
 # ---------------------------------------------------------------------------- fuzz
 
-_OPS = st.sampled_from(["status", "enroll_next", "enroll_files", "reload", "x", "", None, 3])
+_OPS = st.one_of(
+    st.sampled_from(["status", "enroll_next", "enroll_files", "reload", "x", "", None, 3]),
+    st.lists(st.sampled_from(["status", "reload"]), max_size=2),  # issue 20: Internal
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 _VALUES = st.one_of(
     st.none(),
     st.booleans(),

@@ -17,10 +17,12 @@ from edgeasd.agent.control.protocol import (
     BUSY_HELP,
     DaemonBusy,
     DaemonNotRunning,
+    UntrustedDaemon,
     encode,
     parse_request,
 )
-from edgeasd.agent.control.wire import MAX_LINE_BYTES
+from edgeasd.agent.control.wire import MAX_LINE_BYTES, peer_credentials
+from edgeasd.config.paths import runtime_owner
 from edgeasd.errors import ControlError
 
 
@@ -74,6 +76,8 @@ class ControlClient:
         wait = self.timeout if timeout == "default" else float(timeout)
         request = {"op": op, **params}
         parse_request(json.dumps(request))  # refuse bad requests before sending
+        # the folder the daemon would refuse, refused before anything is sent (issue 20)
+        expected = runtime_owner(self.path.parent)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(min(5.0, wait))
             try:
@@ -98,6 +102,7 @@ class ControlClient:
                 ) from None
             except OSError as exc:
                 raise ControlError(f"cannot connect to {self.path}: {exc}") from None
+            _check_peer(sock, self.path, expected)
             sock.settimeout(wait)
             try:
                 try:
@@ -138,3 +143,22 @@ class ControlClient:
             kind = DaemonBusy if response.get("type") == "Busy" else ControlError
             raise kind(str(response.get("error", "request failed")), help=response.get("help"))
         return response["result"]
+
+
+def _check_peer(sock: socket.socket, path: Path, expected: int | None) -> None:
+    """Refuse a listener that is not the agent (``SO_PEERCRED``), before sending anything.
+
+    The daemon runs as the runtime folder's owner (:meth:`Paths.ensure` refuses any other
+    folder); root and this user are trusted too. Anyone else listening there -- a socket
+    planted before the folder was handed back, a folder of theirs -- would receive this
+    request and its open descriptors, and could answer with a forged status.
+    """
+    _, uid, _ = peer_credentials(sock)
+    allowed = {0, os.getuid()} | ({expected} if expected is not None else set())
+    if uid not in allowed:
+        raise UntrustedDaemon(
+            f"the control socket {path} is served by another user (uid {uid}), not the "
+            f"agent's (uid {expected}): refusing to send it anything",
+            help="stop whatever listens there (`ss -xlp | grep control.sock`), then start "
+            "the agent (`systemctl restart edgeasd`)",
+        )

@@ -44,6 +44,14 @@ REQUESTS: dict[str, dict[str, type]] = {
     "enroll_files": {"names": list, "domain": str},
     "reload": {},
 }
+#: Largest ``n`` of ``enroll_next``: far beyond ``enrollment.max_next_seconds`` (the daemon
+#: refuses more than that many windows by name), small enough that no arithmetic on it
+#: overflows a float (a 400-digit ``n`` raised OverflowError, answered ``Internal``).
+MAX_N = 10**9
+#: Deepest JSON nesting decoded before ``RecursionError`` would (issue 20: 100,000 nested
+#: brackets got ``Internal`` and a traceback). A request is one flat object.
+MAX_DEPTH = 32
+
 #: Requests that change the bank or the configuration: logged with the peer's pid and uid,
 #: and dropped when their client hung up before they were handled.
 MUTATING = frozenset({"enroll_next", "enroll_files", "reload"})
@@ -55,6 +63,10 @@ class DaemonNotRunning(ControlError):
 
 class DaemonBusy(ControlError):
     """The daemon serves its maximum of connections, or its listen backlog is full."""
+
+
+class UntrustedDaemon(ControlError):
+    """Whoever listens on the control socket is not the agent (``SO_PEERCRED``): nothing sent."""
 
 
 BUSY_HELP = (
@@ -81,27 +93,37 @@ def parse_request(line: bytes | str) -> dict[str, Any]:
     ControlError
         Not JSON, not an object, unknown ``op``, missing, unknown or mistyped parameters.
     """
+    raw = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else bytes(line)
+    if _depth(raw) > MAX_DEPTH:
+        raise ControlError(f"control request is not valid JSON: nested deeper than {MAX_DEPTH}")
     try:
-        request = json.loads(line)
+        request = json.loads(raw, object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ControlError(f"control request is not valid JSON: {exc}") from None
+    except ValueError as exc:  # a duplicate key, an integer of over 4,300 digits
+        raise ControlError(f"control request is not valid JSON: {_short(str(exc))}") from None
+    except RecursionError:  # not reached below MAX_DEPTH; a last guard
+        raise ControlError("control request is not valid JSON: nested too deeply") from None
     if not isinstance(request, dict):
         raise ControlError("control request must be a JSON object")
     op = request.get("op")
-    if op not in REQUESTS:
+    if not isinstance(op, str) or op not in REQUESTS:
         raise ControlError(
-            f"unknown control request op {op!r}", help=f"known ops: {', '.join(REQUESTS)}"
+            f"unknown control request op {_short(repr(op))}",
+            help=f"known ops: {', '.join(REQUESTS)}",
         )
     spec = REQUESTS[op]
     extra = set(request) - set(spec) - {"op"}
     if extra:
-        raise ControlError(f"request {op!r} takes no parameter(s) {sorted(extra)}")
+        raise ControlError(f"request {op!r} takes no parameter(s) {_short(repr(sorted(extra)))}")
     for key, kind in spec.items():
         value = request.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ControlError(f"request {op!r} needs parameter {key!r} of type {kind.__name__}")
-    if op == "enroll_next" and request["n"] < 1:
-        raise ControlError(f"enroll_next needs n >= 1, got {request['n']}")
+    if op == "enroll_next" and not 1 <= request["n"] <= MAX_N:
+        raise ControlError(
+            f"enroll_next needs n from 1 to {MAX_N}, got {_short(repr(request['n']))}"
+        )
     if op == "enroll_files":
         names = request["names"]
         if not names or not all(isinstance(p, str) for p in names) or len(names) > MAX_FDS:
@@ -110,6 +132,45 @@ def parse_request(line: bytes | str) -> dict[str, Any]:
                 "(one open descriptor passed per name)"
             )
     return request
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (``{"op":"status","op":"reload"}`` reloaded)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {_short(repr(key))}")
+        out[key] = value
+    return out
+
+
+def _depth(raw: bytes) -> int:
+    """The deepest bracket nesting of a JSON text (strings skipped), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                return deepest
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters for a message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def encode(obj: dict[str, Any]) -> bytes:
