@@ -259,9 +259,14 @@ class CommandHandling:
                         for rest in pending:  # answered by _shutdown
                             self._commands.put(rest)
                         raise
-            elif cmd.kind == "reload":
-                self._reload.set()
-                cmd.finish({"reloading": True})
+            elif cmd.kind == "reload":  # parsed and checked by the connection's thread
+                self.notifier.reloading()
+                try:
+                    cmd.finish(self._apply_reload(cmd.payload["config"]))
+                except EdgeasdError as exc:
+                    log.error("reload failed, keeping the running configuration: %s", exc.format())
+                    cmd.finish(error=exc)
+                self.notifier.ready(self.status.line())
 
     def _handle(self, request: dict[str, Any], gone: Callable[[], bool]) -> dict[str, Any]:
         """Control-socket handler (runs in a connection thread)."""
@@ -282,6 +287,14 @@ class CommandHandling:
                 cmd = self._file_command(request, gone)
             finally:
                 self._files_lock.release()
+        elif op == "reload":
+            # parsed here, off the run loop; a bad file is answered, the running one kept
+            try:
+                new = self._read_config()
+            except EdgeasdError as exc:
+                log.error("reload failed, keeping the running configuration: %s", exc.format())
+                raise
+            cmd = Command("reload", {"config": new})
         else:
             cmd = Command(op, {k: v for k, v in request.items() if k != "op"})
         self._commands.put(cmd)

@@ -57,7 +57,8 @@ from edgeasd.audio import quality as audio_quality
 from edgeasd.audio.windower import Window, Windower
 from edgeasd.config import Config, load_config
 from edgeasd.config.paths import resolve_paths
-from edgeasd.errors import EdgeasdError, EmbeddingError
+from edgeasd.config.schema import shown
+from edgeasd.errors import ConfigError, EdgeasdError, EmbeddingError
 
 log = logging.getLogger(__name__)
 
@@ -386,24 +387,54 @@ class Daemon(CommandHandling):
 
     # ------------------------------------------------------------------ reload, shutdown
 
+    def _read_config(self) -> Config:
+        """The configuration file parsed again, or the running one when there is no file.
+
+        Its cost is bounded (:data:`edgeasd.config.reading.MAX_CONFIG_BYTES`: at most
+        ~0.13 s of parsing), and every failure is a :class:`ConfigError`: a reload never
+        kills the daemon (issue 20: an unhashable key, a 5,000-digit integer did).
+
+        Raises
+        ------
+        ConfigError
+            The file is unreadable or invalid; the message says why.
+        """
+        old = self.config
+        if not old.origin:
+            return old
+        try:
+            return load_config(old.origin)
+        except EdgeasdError:
+            raise
+        except Exception as exc:  # a last guard: whatever the file holds, the daemon goes on
+            raise ConfigError(
+                f"{old.origin}: cannot be loaded ({type(exc).__name__}: {shown(str(exc))})",
+                help="run `edgeasd config check` on it",
+            ) from None
+
     def _do_reload(self) -> None:
+        """SIGHUP: reload the configuration file; a bad one keeps the running configuration."""
         self._reload.clear()
         self.notifier.reloading()
-        old = self.config
         try:
-            new = load_config(old.origin) if old.origin else old
+            self._apply_reload(self._read_config())
         except EdgeasdError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc.format())
-            self.notifier.ready(self.status.line())
-            return
-        for section in ("model", "window", "scoring", "paths"):
-            if getattr(new, section) != getattr(old, section):
-                log.warning("reload: changes to '%s' take effect after a restart", section)
+        self.notifier.ready(self.status.line())
+
+    def _apply_reload(self, new: Config) -> dict[str, Any]:
+        """Apply a validated configuration (run loop only); what the ``reload`` answer says."""
+        old = self.config
+        later = [
+            s for s in ("model", "window", "scoring", "paths") if getattr(new, s) != getattr(old, s)
+        ]
+        for section in later:
+            log.warning("reload: changes to '%s' take effect after a restart", section)
         self._apply_config(new)
         if new.source != old.source:
             self.source.reopen()
         log.info("configuration reloaded from %s", old.origin)
-        self.notifier.ready(self.status.line())
+        return {"reloaded": True, "origin": old.origin, "restart_needed": later}
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
