@@ -6,7 +6,6 @@ import argparse
 import math
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from edgeasd.cli.common import (
@@ -49,7 +48,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     validate_tag("domain", args.domain)
     config = config_of(args)
     paths = paths_of(config)
-    files = [str(Path(f).resolve()) for f in args.files]
+    files = [os.path.realpath(f) for f in args.files]  # a link loop: named by open_regular
     client = ControlClient(paths.control_socket, timeout=10)
     try:
         if args.next is not None:
@@ -109,31 +108,17 @@ def _next_timeout(client: Any, config: Config, n: int) -> float:
 
 
 def _open_for_daemon(files: list[str]) -> list[Any]:
-    """Open every file for reading with this user's permissions (errors name the file)."""
-    from edgeasd.errors import AudioFileError
+    """Open every file for reading with this user's permissions (errors name the file).
+
+    Regular files only, opened without blocking (:func:`edgeasd.infile.open_regular`): a
+    FIFO hung ``enroll`` for ever in ``open()`` (issue 20).
+    """
+    from edgeasd.infile import open_regular
 
     handles: list[Any] = []
     try:
         for name in files:
-            try:
-                fh = open(name, "rb")
-            except FileNotFoundError:
-                raise AudioFileError(
-                    f"audio file not found: {name}", help="check the path"
-                ) from None
-            except PermissionError:
-                raise AudioFileError(
-                    f"permission denied reading {name}",
-                    help="enroll files you can read (check `ls -l`); the daemon reads only "
-                    "what you pass it",
-                ) from None
-            except IsADirectoryError:
-                raise AudioFileError(
-                    f"{name} is a directory, not an audio file", help="pass WAV or FLAC files"
-                ) from None
-            except OSError as exc:
-                raise AudioFileError(f"cannot open {name}: {exc.strerror}") from None
-            handles.append(fh)
+            handles.append(os.fdopen(open_regular(name, name), "rb"))
     except BaseException:
         for fh in handles:
             fh.close()
