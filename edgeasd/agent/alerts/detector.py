@@ -14,6 +14,12 @@ continuing episode gives one ``alert`` and one ``recovered``. While an episode l
 :class:`SignalWatch` does the same for a dead input: windows without signal that last
 ``alert_seconds`` give an ``alert`` of kind ``no_signal`` and, when sound is back, a
 ``recovered`` of kind ``no_signal``. Anomaly events carry ``kind: "anomaly"``.
+
+Durations (the reminder interval, how long no signal lasted, ``duration_seconds``) are
+measured on each window's monotonic time (:attr:`edgeasd.audio.windower.Window.clock`),
+never on the wall clock: a step of the system clock moves the stamps people read, not the
+durations (issue 20: a backward step of D delayed reminders and the no-signal alert by D and
+made ``duration_seconds`` negative).
 """
 
 from __future__ import annotations
@@ -83,6 +89,9 @@ class Event:
     threshold_facts : dict, optional
         The threshold's rule and predicted false-alarm rate, merged into the record
         (:meth:`edgeasd.agent.alerts.decision.BankState.threshold_facts`).
+    duration : float, optional
+        ``reminder``/``recovered``: seconds since the alert, on the monotonic clock
+        (``duration_seconds``; never negative, whatever the wall clock did).
     """
 
     event: str
@@ -99,16 +108,19 @@ class Event:
     kind: str = "anomaly"
     flags: dict[str, Any] | None = None
     threshold_facts: dict[str, Any] | None = None
+    duration: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The event as sinks write it (see :func:`make_event`), times in ISO 8601."""
         fields = asdict(self)
         del fields["event"], fields["time"], fields["flags"], fields["threshold_facts"]
+        del fields["duration"]
         fields.update(self.threshold_facts or {})
         fields.update(self.flags or {})
         if self.started is not None:
             fields["started"] = iso_time(self.started)
-            fields["duration_seconds"] = round(self.time - self.started, 3)
+            lasted = self.time - self.started if self.duration is None else self.duration
+            fields["duration_seconds"] = round(max(lasted, 0.0), 3)
         return make_event(self.event, self.time, **fields)
 
 
@@ -133,8 +145,8 @@ class Detector:
     threshold_source : str
         Where the threshold came from; copied into every event and :meth:`state`.
     reminder_seconds : float
-        While alerting, repeat a ``reminder`` event when this much time (window times)
-        passed since the alert or the last reminder; 0: never.
+        While alerting, repeat a ``reminder`` event when this much time (on the windows'
+        monotonic clock) passed since the alert or the last reminder; 0: never.
     threshold_facts : dict, optional
         The threshold's rule and predicted false-alarm rate, copied into every event.
     """
@@ -150,6 +162,7 @@ class Detector:
     alerts: int = field(default=0, init=False)
     _recent: deque[bool] = field(init=False, repr=False)
     _started: float | None = field(default=None, init=False, repr=False)
+    _started_clock: float = field(default=0.0, init=False, repr=False)
     _max_score: float = field(default=-math.inf, init=False, repr=False)
     _noticed: float = field(default=-math.inf, init=False, repr=False)
 
@@ -208,6 +221,7 @@ class Detector:
         time: float,
         window_index: int,
         flags: dict[str, Any] | None = None,
+        clock: float | None = None,
     ) -> list[Event]:
         """Feed one window's score.
 
@@ -223,6 +237,9 @@ class Detector:
         flags : dict, optional
             The window's flags (``{"clipped": True, "clip_fraction": 0.02}``), copied into
             an event it triggers.
+        clock : float, optional
+            The window's time on a clock that never steps (:attr:`Window.clock`), for the
+            reminder interval and ``duration_seconds``; default ``time``.
 
         Returns
         -------
@@ -250,16 +267,17 @@ class Detector:
         exceeding = self.exceeding
         if self.alerting:
             self._max_score = max(self._max_score, score)
+        now = time if clock is None else float(clock)
         if not self.alerting and exceeding >= self.k:
             self.alerting, self._started, self._max_score = True, time, score
-            self._noticed = time
+            self._started_clock = self._noticed = now
             self.alerts += 1
             return [self._event("alert", score, time, window_index, exceeding, flags=flags)]
         if not self.alerting:
             return []
         kind = "recovered" if exceeding < self.k else "reminder"
         if kind == "reminder" and not (
-            self.reminder_seconds > 0 and time - self._noticed >= self.reminder_seconds
+            self.reminder_seconds > 0 and now - self._noticed >= self.reminder_seconds
         ):
             return []
         event = self._event(
@@ -271,8 +289,9 @@ class Detector:
             started=self._started,
             max_score=self._max_score,
             flags=flags,
+            duration=max(now - self._started_clock, 0.0),
         )
-        self._noticed = time
+        self._noticed = now
         if kind == "recovered":
             self.alerting, self._started, self._max_score = False, None, -math.inf
         return [event]
@@ -325,8 +344,16 @@ class SignalWatch:
     window_seconds: float
     alerting: bool = field(default=False, init=False)
     _since: float | None = field(default=None, init=False, repr=False)
+    _since_clock: float = field(default=0.0, init=False, repr=False)
 
-    def update(self, has_signal: bool, time: float, window_index: int, status: str) -> list:
+    def update(
+        self,
+        has_signal: bool,
+        time: float,
+        window_index: int,
+        status: str,
+        clock: float | None = None,
+    ) -> list:
         """Feed one window; returns ``[]`` or one event record (dict, see :func:`make_event`).
 
         Parameters
@@ -338,7 +365,11 @@ class SignalWatch:
         window_index : int
         status : str
             The window's quality status (``dead``, ``silence``, ``invalid``, ...).
+        clock : float, optional
+            The window's time on a clock that never steps (:attr:`Window.clock`): how long
+            the signal has been missing is measured on it; default ``time``.
         """
+        now = time if clock is None else float(clock)
         if has_signal:
             if self._since is None:
                 return []
@@ -353,12 +384,12 @@ class SignalWatch:
                     kind="no_signal",
                     window_index=window_index,
                     started=iso_time(since),
-                    duration_seconds=round(time - since, 3),
+                    duration_seconds=round(max(now - self._since_clock, 0.0), 3),
                 )
             ]
         if self._since is None:
-            self._since = time
-        lasted = time + self.window_seconds - self._since
+            self._since, self._since_clock = time, now
+        lasted = now + self.window_seconds - self._since_clock
         if self.alerting or not (0 < self.alert_seconds <= lasted + 1e-6):
             return []
         self.alerting = True

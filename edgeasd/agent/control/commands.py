@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -192,7 +191,7 @@ class CommandHandling:
         result = enroll.enrollment_result(self.bank, batches, ids, self._state)
         if audio is not None:
             result["warnings"] = list(result.get("warnings") or []) + list(audio.warnings)
-        self._emit_event(make_event("enrolled", time.time(), **result))
+        self._emit_event(make_event("enrolled", self.stamps.now(), **result))
         if not self._learning():
             self.status.update(state="running")
         return result

@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,20 @@ class StatusBoard:
     path : path-like
         The ``status.json`` file to keep up to date.
     model_info : edgeasd.embedding.onnx.ModelInfo
+    monotonic : callable
+        The clock of ``uptime_seconds`` (``time.monotonic``; a parameter for tests).
     """
 
-    def __init__(self, path: str | os.PathLike[str], model_info: Any) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        model_info: Any,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = Path(path)
+        # uptime on the monotonic clock: a step of the wall clock made it jump (issue 20)
+        self._monotonic = monotonic
+        self._started_mono = monotonic()
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._write_failed: str | None = None  # the current episode's error
@@ -99,7 +110,7 @@ class StatusBoard:
         """A copy of the current status with ``uptime_seconds`` filled in."""
         with self._lock:
             data = json.loads(json.dumps(self._data, default=str))
-        data["uptime_seconds"] = round(time.time() - data["started"], 1)
+        data["uptime_seconds"] = round(self._monotonic() - self._started_mono, 1)
         data["status_file"] = {"dropped": self._write_dropped, "error": self._write_failed}
         return data
 

@@ -39,6 +39,7 @@ from edgeasd.agent.alerts import decision
 from edgeasd.agent.alerts.alert_audio import AlertAudio
 from edgeasd.agent.alerts.detector import Detector, SignalWatch, make_event
 from edgeasd.agent.alerts.sinks import EventSinks
+from edgeasd.agent.alerts.stamps import Stamps
 from edgeasd.agent.control.commands import CommandHandling, bank_fingerprint
 from edgeasd.agent.control.handoff import Command
 from edgeasd.agent.control.server import ControlServer
@@ -102,6 +103,7 @@ class Daemon(CommandHandling):
         self._reload = threading.Event()
         self._files_lock = threading.Lock()  # one enroll_files request embeds at a time
         self._signal = "ok"  # last signal quality status, to report changes
+        self.stamps = Stamps()  # event times never go back (a backward clock step)
         self.notifier = Notifier()
         self.initial = [Command("enroll_next", {"n": n, "domain": d}) for n, d in initial_enroll]
         for cmd in self.initial:
@@ -283,24 +285,23 @@ class Daemon(CommandHandling):
             except EdgeasdError as exc:  # NaN/inf embedding or a failing model: skip it
                 status = "nan" if isinstance(exc, EmbeddingError) else "embed_failed"
                 q, failure = dataclasses.replace(q, status=status), exc.message
+        when = self.stamps.stamp(window.start_time)  # never before the previous event
         record = make_event(
             "window",
-            window.start_time,
+            when,
             index=int(window.index),
             level_dbfs=_round(q.rms_dbfs),
             quality=q.status,
         )
         for event in self.signal_watch.update(
-            q.scorable, window.start_time, int(window.index), q.status
+            q.scorable, when, int(window.index), q.status, clock=window.clock
         ):
             self._emit_event(event)
         if q.status != self._signal:  # report changes only, not every bad window
             details = {k: v for k, v in q.as_dict().items() if k != "status"}
             if failure:
                 details["error"] = failure
-            self._signal_event(
-                window.start_time, q.status, window_index=int(window.index), **details
-            )
+            self._signal_event(when, q.status, window_index=int(window.index), **details)
         if not q.scorable:
             record.update(decision.decide(None, self._state, q).fields())
         elif enrolling:
@@ -309,7 +310,7 @@ class Daemon(CommandHandling):
             record.update(decision.decide(None, self._state, q).fields())
             record["needed"] = self._state.learning_needed
         else:
-            self._score(embedding, window, record, q, embed_ms)
+            self._score(embedding, window, record, q, embed_ms, when=when)
         record["processing_ms"] = round(1000 * (time.perf_counter() - t0), 2)
         self.sinks.emit(record)  # a full log disk drops the line: scoring goes on
         self.status.update(write=False, logs=self.sinks.health())
@@ -327,9 +328,9 @@ class Daemon(CommandHandling):
         follows as usual.
         """
         if problem is not None and self._signal != "stalled":
-            self._signal_event(time.time(), "stalled", error=problem)
+            self._signal_event(self.stamps.now(), "stalled", error=problem)
         elif problem is None and self._signal == "stalled":
-            self._signal_event(time.time(), "resumed")
+            self._signal_event(self.stamps.now(), "resumed")
 
     def _signal_event(self, when: float, status: str, **details: Any) -> None:
         """Emit a ``signal`` event for a change of the signal status (and remember it)."""
@@ -346,8 +347,12 @@ class Daemon(CommandHandling):
         q: audio_quality.Quality,
         embed_ms: float = 0.0,
         alerts: bool = True,
+        when: float | None = None,
     ) -> None:
-        """Score one window into ``record``; ``alerts`` False: the detector is not fed."""
+        """Score one window into ``record``; ``alerts`` False: the detector is not fed.
+
+        ``when`` is the window's stamp (:class:`Stamps`), default its ``start_time``.
+        """
         t1 = time.perf_counter()
         scores, nearest = self.bank.score(embedding, return_nearest=True)
         t2 = time.perf_counter()
@@ -363,8 +368,9 @@ class Daemon(CommandHandling):
         record.update(verdict.fields())
         if verdict.state not in ("normal", "anomalous") or self.detector is None or not alerts:
             return  # uncalibrated: no verdict to debounce; enrolled audio: declared normal
+        stamp = window.start_time if when is None else when
         for event in self.detector.update(
-            score, window.start_time, int(window.index), verdict.flags
+            score, stamp, int(window.index), verdict.flags, clock=window.clock
         ):
             self._emit_event(fields := event.to_dict())
             if event.event == "alert":  # queued: written off the audio path
