@@ -252,14 +252,12 @@ class Daemon(CommandHandling):
                 ready = True
             if self._stop.is_set():
                 break
-            self._drain_commands()
             if self._reload.is_set():
-                self._do_reload()
-                if self.source.reopening:
-                    windower = Windower(
-                        self.info.sample_rate, self.window_seconds, self.hop_seconds
-                    )
-                    continue
+                self._do_reload()  # parses off the loop; applied by _drain_commands
+            self._drain_commands()
+            if self.source.reopening:  # a reload changed the source
+                windower = Windower(self.info.sample_rate, self.window_seconds, self.hop_seconds)
+                continue
             for window in windower.push(block):
                 self._process(window)
             now = time.monotonic()
@@ -419,14 +417,23 @@ class Daemon(CommandHandling):
             ) from None
 
     def _do_reload(self) -> None:
-        """SIGHUP: reload the configuration file; a bad one keeps the running configuration."""
+        """SIGHUP: parse the file in a thread of its own; a bad one keeps the running config.
+
+        The run loop never parses (bounded as it is, a reload must not hold the windows);
+        a valid configuration comes back as a ``reload`` command, applied between blocks.
+        """
         self._reload.clear()
         self.notifier.reloading()
+        threading.Thread(target=self._reload_in_background, name="reload", daemon=True).start()
+
+    def _reload_in_background(self) -> None:
         try:
-            self._apply_reload(self._read_config())
+            new = self._read_config()
         except EdgeasdError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc.format())
-        self.notifier.ready(self.status.line())
+            self.notifier.ready(self.status.line())
+            return
+        self._commands.put(Command("reload", {"config": new}))
 
     def _apply_reload(self, new: Config) -> dict[str, Any]:
         """Apply a validated configuration (run loop only); what the ``reload`` answer says."""
