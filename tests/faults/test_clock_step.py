@@ -14,6 +14,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeasd.agent.alerts.detector import Detector, SignalWatch
 from edgeasd.agent.alerts.stamps import Stamps
@@ -125,3 +127,51 @@ def test_uptime_is_measured_on_the_monotonic_clock(tmp_path, monkeypatch) -> Non
     monkeypatch.setattr(status_module.time, "time", lambda: real() + STEP)
     mono["now"] += 42.0
     assert board.snapshot()["uptime_seconds"] == 42.0
+
+
+# ---------------------------------------------------------------------------- campaign
+
+_STEPS = st.lists(st.sampled_from([0.0, 0.0, 0.0, -3600.0, -5.0, -0.5, 2.0, 600.0]), max_size=60)
+_SCORES = st.lists(st.sampled_from([0.0, 5.0]), min_size=1, max_size=60)
+
+
+def _campaign(steps: list[float], scores: list[float], reminder: float) -> dict[str, int]:
+    """One window a second; the wall clock steps by ``steps[i]`` before window i.
+
+    Checked against a plain reference on the monotonic clock: reminders exactly every
+    ``reminder`` seconds of an episode, durations equal to the monotonic time since the
+    alert, stamps never going back.
+    """
+    det = Detector(threshold=1.0, reminder_seconds=reminder)
+    stamps = Stamps()
+    wall, out, start, noticed = 1e6, [], None, None
+    for i, score in enumerate(scores):
+        wall += 1.0 + (steps[i] if i < len(steps) else 0.0)
+        for e in det.update(score, stamps.stamp(wall), i, clock=float(i)):
+            out.append(e.to_dict())
+            if e.event == "alert":
+                start = noticed = i
+            else:
+                assert e.duration == i - start
+                if e.event == "reminder":
+                    assert i - noticed == reminder  # never late, never early
+                    noticed = i
+        if det.alerting and start is not None and i - noticed >= reminder and score > 1.0:
+            raise AssertionError(f"reminder missing at window {i}")
+    times = [r["time"] for r in out]
+    assert all(b >= a for a, b in itertools.pairwise(times))
+    assert all(r.get("duration_seconds", 0.0) >= 0 for r in out)
+    return {"events": len(out), "steps_back": sum(s < 0 for s in steps)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=_STEPS, scores=_SCORES, reminder=st.sampled_from([2.0, 3.0, 5.0]))
+def test_clock_step_campaign(steps, scores, reminder) -> None:
+    _campaign(steps, scores, reminder)
+
+
+@pytest.mark.slow
+@settings(max_examples=3000, deadline=None)
+@given(steps=_STEPS, scores=_SCORES, reminder=st.sampled_from([2.0, 3.0, 5.0]))
+def test_clock_step_campaign_long(steps, scores, reminder) -> None:
+    _campaign(steps, scores, reminder)
