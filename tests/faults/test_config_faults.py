@@ -14,7 +14,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 from e2e.harness import REPO
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeasd.config import load_config
 from edgeasd.config.reading import MAX_CONFIG_BYTES
@@ -119,3 +122,68 @@ def test_config_check_refuses_unusable_paths_before_saying_ok(tmp_path) -> None:
         proc, _ = _config_check(path)
         assert proc.returncode == 2 and why in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr and "configuration ok" not in proc.stdout
+
+
+# ---------------------------------------------------------------------------- fuzz
+
+_SECTIONS = ["model", "source", "window", "detector", "logs", "paths", "mqtt", "quality", "x"]
+_KEYS = ["path", "k", "n", "max_bytes", "state_dir", "site", "kind", "seconds", "?", "[1, 2]"]
+_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**60), 10**60),
+    st.floats(allow_nan=True),
+    st.text(max_size=40),
+    st.sampled_from(["/", "/tmp", "a\\0b", "~/x", "*a", "&a x", "!!python/object:os.system"]),
+)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=12,
+)
+_DOCS = st.dictionaries(
+    st.sampled_from(_SECTIONS),
+    st.one_of(_VALUES, st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=4)),
+    max_size=5,
+)
+
+
+def _fuzz_text(data: dict, raw: str, how: int) -> str:
+    text = yaml.safe_dump(data, allow_unicode=True)
+    return (text, raw, text + raw, raw + text)[how]
+
+
+def _check_one(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        assert len(exc.format()) < 2000
+        return "refused"
+    return "ok"
+
+
+def _config_fuzz(tmp_path: Path, examples: int) -> dict[str, int]:
+    counts = {"ok": 0, "refused": 0}
+
+    @settings(max_examples=examples, deadline=None, database=None)
+    @given(data=_DOCS, raw=st.text(max_size=80), how=st.integers(0, 3))
+    def check(data, raw, how) -> None:
+        counts[_check_one(tmp_path, _fuzz_text(data, raw, how))] += 1
+
+    check()
+    print(f"config fuzz: {counts}")
+    return counts
+
+
+def test_fuzzed_configs_are_valid_or_refused_by_name(tmp_path) -> None:
+    """Every text is a Config or a ConfigError: no other exception reaches a reload."""
+    counts = _config_fuzz(tmp_path, 150)
+    assert sum(counts.values()) == 150
+
+
+@pytest.mark.slow
+def test_fuzzed_configs_long_campaign(tmp_path) -> None:
+    counts = _config_fuzz(tmp_path, 5000)
+    assert sum(counts.values()) == 5000
