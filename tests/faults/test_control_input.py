@@ -115,8 +115,7 @@ def test_a_bad_config_on_reload_keeps_the_running_one_and_says_why(tmp_path, how
 def _merge(text: str, extra: str) -> str:
     """``text`` with the sections of ``extra`` merged in (raw text: values may be huge)."""
     data = yaml.safe_load(text)
-    section = extra.split(":", 1)[0]
-    data.pop(section, None)
+    data.pop(extra.split(":", 1)[0], None)
     return yaml.safe_dump(data) + extra
 
 
@@ -127,3 +126,67 @@ def _wait_log(setup, needle: str, timeout: float = 20) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"{needle!r} not in the daemon's log:\n{setup.log()}")
+
+
+#: Bad configuration files a reload may meet, each appended to the good one.
+_BAD_TAILS = [
+    "logs: {[1, 2]: 3}\n",
+    "detector:\n  k: " + "9" * 5000 + "\n",
+    "mqtt:\n  site: *nope\n",
+    "window: [\n",
+    "paths:\n  state_dir: /\n",
+    "detector:\n  k: 5\n  n: 2\n",
+    "x" * 70_000 + "\n",
+]
+
+
+def _reload_storm(tmp_path: Path, rounds: int) -> dict[str, int]:
+    """``rounds`` reloads, alternately over the socket and by SIGHUP, of good and bad files.
+
+    The daemon must survive each, answer every socket reload (the error names the file),
+    and keep scoring; the windows scored must grow through the storm.
+    """
+    setup, proc = _running(tmp_path)
+    good = setup.config.read_text()
+    client = ControlClient(setup.run_dir / "control.sock", timeout=30)
+    counts = {"trials": 0, "refused": 0, "reloaded": 0, "deaths": 0}
+    try:
+        before = client.request("status")["windows_scored"]
+        for i in range(rounds):
+            bad = i % 3 != 2
+            setup.config.write_text(_merge(good, _BAD_TAILS[i % len(_BAD_TAILS)]) if bad else good)
+            counts["trials"] += 1
+            if i % 2 == 0:
+                try:
+                    client.request("reload")
+                    counts["reloaded"] += 1
+                except ControlError as exc:
+                    assert str(setup.config) in exc.message, exc.message
+                    counts["refused"] += 1
+            else:
+                proc.send_signal(signal.SIGHUP)
+                time.sleep(0.3)
+            if proc.poll() is not None:
+                counts["deaths"] += 1
+                break
+        setup.config.write_text(good)
+        scored = client.request("status")["windows_scored"]
+        setup.wait_for(lambda s: s["windows_scored"] > scored, what="scoring after the storm")
+        assert scored > before
+    finally:
+        if proc.poll() is None:
+            setup.stop(proc)
+    print(f"reload storm: {counts}")
+    assert "Traceback" not in setup.log()
+    return counts
+
+
+def test_reload_storm(tmp_path) -> None:
+    counts = _reload_storm(tmp_path, 12)
+    assert counts["deaths"] == 0 and counts["refused"] >= 3
+
+
+@pytest.mark.slow
+def test_reload_storm_long(tmp_path) -> None:
+    counts = _reload_storm(tmp_path, 300)
+    assert counts["deaths"] == 0 and counts["refused"] >= 90
