@@ -202,7 +202,8 @@ def test_client_refuses_a_socket_whose_peer_is_another_user(other_user, open_dir
         fake.wait()
 
 
-def test_planted_log_link_is_refused_and_its_target_untouched(tmp_path) -> None:
+@pytest.mark.parametrize("name", ["alerts.jsonl", "scores.jsonl"])
+def test_planted_log_link_is_refused_and_its_target_untouched(tmp_path, name) -> None:
     """``alerts.jsonl -> /etc/passwd``: the root daemon appended alerts and fchmod'ed it."""
     from edgeasd.agent.alerts.event_log import JsonlLog
 
@@ -211,8 +212,8 @@ def test_planted_log_link_is_refused_and_its_target_untouched(tmp_path) -> None:
     victim = tmp_path / "passwd"
     victim.write_text("root:x:0:0::/root:/bin/sh\n")
     victim.chmod(0o644)
-    (logs / "alerts.jsonl").symlink_to(victim)
-    log = JsonlLog(logs / "alerts.jsonl")
+    (logs / name).symlink_to(victim)
+    log = JsonlLog(logs / name)
     log.write({"time": "2026-12-07T12:00:00Z", "event": "alert", "score": 9.0})
     assert victim.read_text() == "root:x:0:0::/root:/bin/sh\n" and _mode(victim) == 0o644
 
