@@ -344,13 +344,18 @@ def config_from_dict(data: Mapping[str, Any] | None, origin: str | None = None) 
     return config
 
 
-def load_config(path: str | os.PathLike[str] | None) -> Config:
+def load_config(path: str | os.PathLike[str] | None, *, reload: bool = False) -> Config:
     """Load and validate a YAML configuration file.
 
     Parameters
     ----------
     path : path-like or None
         The YAML file; ``None`` returns the built-in defaults.
+    reload : bool
+        A running daemon reloads it: an empty file (no YAML document) is refused rather
+        than read as "every setting at its default" -- it is most often a file being
+        written (``>`` truncates first), and the defaults would switch the source to the
+        microphone. ``{}`` resets every setting on purpose.
 
     Returns
     -------
@@ -368,6 +373,12 @@ def load_config(path: str | os.PathLike[str] | None) -> Config:
         return Config()
     path = Path(path)
     data = read_yaml(path)
+    if reload and data is None:
+        raise ConfigError(
+            f"configuration file {path} is empty (being written?)",
+            help="write the configuration whole (e.g. to a temporary file, then `mv` it); "
+            "to reset every setting to its default, write `{}`",
+        )
     try:
         return config_from_dict(data, origin=str(path))
     except ConfigError as exc:

@@ -169,7 +169,7 @@ def _reload_storm(tmp_path: Path, rounds: int) -> dict[str, int]:
             if proc.poll() is not None:
                 counts["deaths"] += 1
                 break
-        setup.config.write_text(good)
+        _write_whole(setup.config, good)
         scored = client.request("status")["windows_scored"]
         setup.wait_for(lambda s: s["windows_scored"] > scored, what="scoring after the storm")
         assert scored > before
@@ -179,6 +179,13 @@ def _reload_storm(tmp_path: Path, rounds: int) -> dict[str, int]:
     print(f"reload storm: {counts}")
     assert "Traceback" not in setup.log()
     return counts
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Replace the file at once (a temporary file renamed), as an editor saves it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def test_reload_storm(tmp_path) -> None:

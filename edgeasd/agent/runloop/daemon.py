@@ -407,7 +407,7 @@ class Daemon(CommandHandling):
         if not old.origin:
             return old
         try:
-            return load_config(old.origin)
+            return load_config(old.origin, reload=True)
         except EdgeasdError:
             raise
         except Exception as exc:  # a last guard: whatever the file holds, the daemon goes on
