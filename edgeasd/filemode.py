@@ -38,19 +38,22 @@ def private_opener(path: str | os.PathLike[str], flags: int) -> int:
     Raises
     ------
     OSError
-        ``ELOOP`` for a symbolic link; ``EPERM`` for something other than a regular file,
-        or a file with other hard links.
+        ``ELOOP`` for a symbolic link; ``EPERM`` for a file with other hard links, or
+        something that is neither a regular file nor a character device (``/dev/null``).
     """
     fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, FILE_MODE)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-            what = "other hard links" if stat.S_ISREG(st.st_mode) else "not a regular file"
+        regular = stat.S_ISREG(st.st_mode)
+        if (regular and st.st_nlink != 1) or not (regular or stat.S_ISCHR(st.st_mode)):
+            what = "other hard links" if regular else "a FIFO, socket, folder or block device"
             raise OSError(errno.EPERM, f"refused: {what}", os.fspath(path))
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
         raise
+    if not regular:  # a character device (/dev/null): used as it is, never changed
+        return fd
     if st.st_uid == os.geteuid() and st.st_mode & 0o777 & ~FILE_MODE:
         with contextlib.suppress(OSError):
             os.fchmod(fd, st.st_mode & FILE_MODE)

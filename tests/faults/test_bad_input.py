@@ -10,11 +10,11 @@ import os
 import struct
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 from e2e.harness import REPO, Setup, make_setup, write_normal
+from support.rss import run_peak_rss
 
 #: Resident memory ``edgeasd score`` may add for a long file over a short one, whatever the
 #: long file's length: one read block (65536 frames), 16 windows of a batch and their rows
@@ -44,24 +44,10 @@ def _enrolled(tmp_path: Path) -> Setup:
 
 
 def _score_peak_rss_mb(setup: Setup, file: Path) -> tuple[float, subprocess.CompletedProcess]:
-    """Run ``edgeasd score FILE``; its peak resident memory in MB (``wait4``'s ru_maxrss)."""
+    """Run ``edgeasd score FILE``; its peak resident memory in MB."""
     cmd = [sys.executable, "-m", "edgeasd", "score", "--config", str(setup.config), str(file)]
-    proc = subprocess.Popen(
-        cmd, env=setup.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    out: dict[str, str] = {}
-    readers = [
-        threading.Thread(target=lambda: out.__setitem__("stdout", proc.stdout.read())),
-        threading.Thread(target=lambda: out.__setitem__("stderr", proc.stderr.read())),
-    ]
-    for t in readers:
-        t.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    for t in readers:
-        t.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    done = subprocess.CompletedProcess(cmd, proc.returncode, out["stdout"], out["stderr"])
-    return usage.ru_maxrss / 1024, done
+    done, peak = run_peak_rss(cmd, env=setup.env, cwd=REPO)
+    return peak, done
 
 
 def _score_growth(tmp_path: Path, data_bytes: int) -> float:

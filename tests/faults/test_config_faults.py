@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import yaml
 from e2e.harness import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.rss import run_peak_rss
 
 from edgeasd.config import load_config
 from edgeasd.config.reading import MAX_CONFIG_BYTES
@@ -83,17 +83,9 @@ def test_config_fifo_is_refused_without_blocking(tmp_path) -> None:
 
 
 def _config_check(path: Path) -> tuple[subprocess.CompletedProcess, float]:
-    """``edgeasd config check``: its result and its peak resident memory in MB (``wait4``)."""
+    """``edgeasd config check``: its result and its peak resident memory in MB."""
     cmd = [sys.executable, "-m", "edgeasd", "config", "check", "--config", str(path)]
-    with tempfile.TemporaryFile("w+") as fo, tempfile.TemporaryFile("w+") as fe:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=fo, stderr=fe, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        fo.seek(0)
-        fe.seek(0)
-        done = subprocess.CompletedProcess(
-            cmd, os.waitstatus_to_exitcode(status), fo.read(), fe.read()
-        )
-    return done, usage.ru_maxrss / 1024
+    return run_peak_rss(cmd, timeout=60, cwd=REPO)
 
 
 @pytest.mark.parametrize("case", ["unhashable key", "5000-digit integer", "billion laughs"])

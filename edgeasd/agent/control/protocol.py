@@ -44,10 +44,10 @@ REQUESTS: dict[str, dict[str, type]] = {
     "enroll_files": {"names": list, "domain": str},
     "reload": {},
 }
-#: Largest ``n`` of ``enroll_next``: far beyond ``enrollment.max_next_seconds`` (the daemon
-#: refuses more than that many windows by name), small enough that no arithmetic on it
-#: overflows a float (a 400-digit ``n`` raised OverflowError, answered ``Internal``).
-MAX_N = 10**9
+#: Largest ``n`` of ``enroll_next`` the protocol carries (a 64-bit integer): the daemon
+#: refuses more windows than ``enrollment.max_next_seconds`` allows by name; a 400-digit
+#: ``n`` raised OverflowError there, answered ``Internal`` (issue 20).
+MAX_N = 2**63 - 1
 #: Deepest JSON nesting decoded before ``RecursionError`` would (issue 20: 100,000 nested
 #: brackets got ``Internal`` and a traceback). A request is one flat object.
 MAX_DEPTH = 32
@@ -122,7 +122,7 @@ def parse_request(line: bytes | str) -> dict[str, Any]:
             raise ControlError(f"request {op!r} needs parameter {key!r} of type {kind.__name__}")
     if op == "enroll_next" and not 1 <= request["n"] <= MAX_N:
         raise ControlError(
-            f"enroll_next needs n from 1 to {MAX_N}, got {_short(repr(request['n']))}"
+            f"enroll_next needs n >= 1 (a 64-bit integer), got {_short(repr(request['n']))}"
         )
     if op == "enroll_files":
         names = request["names"]

@@ -252,9 +252,9 @@ class Daemon(CommandHandling):
                 ready = True
             if self._stop.is_set():
                 break
+            self._drain_commands()  # a reload over the socket is applied here
             if self._reload.is_set():
-                self._do_reload()  # parses off the loop; applied by _drain_commands
-            self._drain_commands()
+                self._do_reload()
             if self.source.reopening:  # a reload changed the source
                 windower = Windower(self.info.sample_rate, self.window_seconds, self.hop_seconds)
                 continue
@@ -417,23 +417,20 @@ class Daemon(CommandHandling):
             ) from None
 
     def _do_reload(self) -> None:
-        """SIGHUP: parse the file in a thread of its own; a bad one keeps the running config.
+        """SIGHUP: reload the configuration file; a bad one keeps the running configuration.
 
-        The run loop never parses (bounded as it is, a reload must not hold the windows);
-        a valid configuration comes back as a ``reload`` command, applied between blocks.
+        Parsed here, between two blocks, so that the new settings apply from the next
+        window on: the size cap bounds the pause (at most ~0.26 s, see
+        :data:`edgeasd.config.reading.MAX_CONFIG_BYTES`; a live source's ring holds the
+        audio meanwhile). A ``reload`` over the socket is parsed in its connection's thread.
         """
         self._reload.clear()
         self.notifier.reloading()
-        threading.Thread(target=self._reload_in_background, name="reload", daemon=True).start()
-
-    def _reload_in_background(self) -> None:
         try:
-            new = self._read_config()
+            self._apply_reload(self._read_config())
         except EdgeasdError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc.format())
-            self.notifier.ready(self.status.line())
-            return
-        self._commands.put(Command("reload", {"config": new}))
+        self.notifier.ready(self.status.line())
 
     def _apply_reload(self, new: Config) -> dict[str, Any]:
         """Apply a validated configuration (run loop only); what the ``reload`` answer says."""
