@@ -47,6 +47,7 @@ from edgeasd.agent.control.status import StatusBoard
 from edgeasd.agent.enrollment import bank_lifecycle
 from edgeasd.agent.enrollment.kept_audio import AudioStore
 from edgeasd.agent.runloop.notify import Notifier
+from edgeasd.agent.runloop.reload import ReloadHandling
 from edgeasd.agent.runloop.stages import (
     ResilientSource,
     check_window,
@@ -56,15 +57,14 @@ from edgeasd.agent.runloop.stages import (
 )
 from edgeasd.audio import quality as audio_quality
 from edgeasd.audio.windower import Window, Windower
-from edgeasd.config import Config, load_config
+from edgeasd.config import Config
 from edgeasd.config.paths import resolve_paths
-from edgeasd.config.schema import shown
-from edgeasd.errors import ConfigError, EdgeasdError, EmbeddingError
+from edgeasd.errors import EdgeasdError, EmbeddingError
 
 log = logging.getLogger(__name__)
 
 
-class Daemon(CommandHandling):
+class Daemon(CommandHandling, ReloadHandling):
     """The streaming agent.
 
     Parameters
@@ -390,61 +390,6 @@ class Daemon(CommandHandling):
             self.on_record(event)
 
     # ------------------------------------------------------------------ reload, shutdown
-
-    def _read_config(self) -> Config:
-        """The configuration file parsed again, or the running one when there is no file.
-
-        Its cost is bounded (:data:`edgeasd.config.reading.MAX_CONFIG_BYTES`: at most
-        ~0.13 s of parsing), and every failure is a :class:`ConfigError`: a reload never
-        kills the daemon (issue 20: an unhashable key, a 5,000-digit integer did).
-
-        Raises
-        ------
-        ConfigError
-            The file is unreadable or invalid; the message says why.
-        """
-        old = self.config
-        if not old.origin:
-            return old
-        try:
-            return load_config(old.origin, reload=True)
-        except EdgeasdError:
-            raise
-        except Exception as exc:  # a last guard: whatever the file holds, the daemon goes on
-            raise ConfigError(
-                f"{old.origin}: cannot be loaded ({type(exc).__name__}: {shown(str(exc))})",
-                help="run `edgeasd config check` on it",
-            ) from None
-
-    def _do_reload(self) -> None:
-        """SIGHUP: reload the configuration file; a bad one keeps the running configuration.
-
-        Parsed here, between two blocks, so that the new settings apply from the next
-        window on: the size cap bounds the pause (at most ~0.26 s, see
-        :data:`edgeasd.config.reading.MAX_CONFIG_BYTES`; a live source's ring holds the
-        audio meanwhile). A ``reload`` over the socket is parsed in its connection's thread.
-        """
-        self._reload.clear()
-        self.notifier.reloading()
-        try:
-            self._apply_reload(self._read_config())
-        except EdgeasdError as exc:
-            log.error("reload failed, keeping the running configuration: %s", exc.format())
-        self.notifier.ready(self.status.line())
-
-    def _apply_reload(self, new: Config) -> dict[str, Any]:
-        """Apply a validated configuration (run loop only); what the ``reload`` answer says."""
-        old = self.config
-        later = [
-            s for s in ("model", "window", "scoring", "paths") if getattr(new, s) != getattr(old, s)
-        ]
-        for section in later:
-            log.warning("reload: changes to '%s' take effect after a restart", section)
-        self._apply_config(new)
-        if new.source != old.source:
-            self.source.reopen()
-        log.info("configuration reloaded from %s", old.origin)
-        return {"reloaded": True, "origin": old.origin, "restart_needed": later}
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
