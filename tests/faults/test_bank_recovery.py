@@ -228,7 +228,9 @@ def test_generations_restore_and_the_corruption_hint(tmp_path):
     out = setup.cli("bank", "restore", "2", check=True)
     assert "restored generation 2" in out.stdout
     assert len(_bank(setup)) == 4
-    assert (setup.state / "bank.before-restore").exists()
+    assert "the replaced bank is now generation 1" in out.stdout
+    listing = setup.cli("bank", "restore", check=True).stdout
+    assert "generation 1:" in listing and "unusable: bank file" in listing  # the corrupt one
     assert setup.cli("bank", "restore", "7").returncode == 2
 
 
