@@ -52,6 +52,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "backups",
+    "continue_ids",
     "decode",
     "encode",
     "fingerprint",
@@ -226,6 +227,21 @@ def load_bank(path: str | Path, hint: bool = True) -> ReferenceBank:
     # ids of versions restored over, or of removed references, are never issued again
     data = bank.references_
     data.next_id = max(data.next_id, generations.next_id_floor(path))
+    return bank
+
+
+def continue_ids(bank: ReferenceBank, path: str | Path) -> ReferenceBank:
+    """Make a new ``bank`` that will replace the one at ``path`` issue only unused ids.
+
+    For a bank built from scratch (``bank rebuild``): its first reference gets an id above
+    every id the bank at ``path``, its generations and its restores ever issued. Returns
+    ``bank``.
+    """
+    floor = generations.next_id_floor(path)
+    with contextlib.suppress(BankError):  # also a bank saved before the id mark existed
+        floor = max(floor, load_bank(path, hint=False).references_.next_id)
+    data = bank.references_
+    data.next_id = max(data.next_id, floor)
     return bank
 
 

@@ -134,3 +134,11 @@ def test_recover_finishes_or_undoes_a_half_done_rearrangement(tmp_path, directio
     assert done == ("finished" if direction == "forward" else "undone")
     assert permute.layout(path, names) == want
     assert not permute.journal_path(path).exists() and not scratch.exists()
+
+
+def test_a_bank_built_from_scratch_continues_the_ids(tmp_path):
+    path = tmp_path / "bank"
+    _saved_history(path)  # ids 0..11
+    generations.next_id_path(path).unlink()  # saved by an older edgeasd: the bank still says 12
+    fresh = store.continue_ids(ReferenceBank(16), path)
+    assert fresh.enroll(np.ones((2, 16)), group="rebuilt").tolist() == [12, 13]
