@@ -1,26 +1,53 @@
-"""Permissions of the files and folders the agent creates: private to its user and group.
+"""Permissions of the files and folders the agent creates: the one place they come from.
 
-The state, log and runtime files (bank, lock, kept-audio sidecars, ``status.json``,
-``alerts.jsonl``/``scores.jsonl``) are created ``0640``; their folders ``0750``. The group is
-the operators' (``edgeasd`` under systemd, see ``systemd/README.md``): they may read the
-logs and status, nobody else may. The systemd unit's ``UMask=0027`` gives the same result
-for anything else the process creates; these modes hold under any umask, since a umask can
-only remove bits.
+State, log and runtime files (bank, its lock and id mark, kept-audio sidecars,
+``status.json``, ``alerts.jsonl``/``scores.jsonl``, the MQTT queue) are created ``0640``
+(:data:`FILE_MODE`): the group is the operators' (``edgeasd`` under systemd, see
+``systemd/README.md``), who may read the logs and status; nobody else may. Recordings of the
+workplace (kept enrollment audio, staged or committed, and alert audio) are ``0600``
+(:data:`AUDIO_MODE`): only the service's user. Folders are ``0750`` (:data:`DIR_MODE`).
+
+These modes hold under any umask: files are created with them (a umask only removes bits)
+and, where a library creates the file by name (libsndfile, SQLite), it is created here
+first with the exact mode (:func:`create_file`) and narrowed with ``fchmod``. A file of our
+own left wider by an older version is narrowed when it is opened again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 
 #: Mode of every state, log and runtime file the agent creates.
 FILE_MODE = 0o640
+#: Mode of the audio it keeps (enrollment audio, staged or committed; alert audio).
+AUDIO_MODE = 0o600
 #: Mode of the folders it creates (state, logs, kept audio).
 DIR_MODE = 0o750
 
 
+def narrow(fd: int, mode: int) -> None:
+    """Narrow an open file of our own to at most ``mode`` (other users' files untouched)."""
+    with contextlib.suppress(OSError):
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o777 & ~mode:
+            os.fchmod(fd, st.st_mode & mode)
+
+
+def opener(mode: int) -> Callable[[str | os.PathLike[str], int], int]:
+    """An ``opener=`` for :func:`open` that creates the file with ``mode`` (and narrows ours)."""
+
+    def open_with_mode(path: str | os.PathLike[str], flags: int) -> int:
+        fd = os.open(path, flags, mode)
+        narrow(fd, mode)
+        return fd
+
+    return open_with_mode
+
+
 def private_opener(path: str | os.PathLike[str], flags: int) -> int:
-    """An ``opener=`` for :func:`open` that creates the file ``0640``.
+    """An ``opener=`` for :func:`open` that creates the file ``0640`` (:data:`FILE_MODE`).
 
     A file of our own that already exists with wider permissions (written by an older
     version) is narrowed to ``0640``; other users' files are left alone.
@@ -30,9 +57,18 @@ def private_opener(path: str | os.PathLike[str], flags: int) -> int:
     int
         The open file descriptor.
     """
-    fd = os.open(path, flags, FILE_MODE)
-    with contextlib.suppress(OSError):
-        st = os.fstat(fd)
-        if st.st_uid == os.geteuid() and st.st_mode & 0o777 & ~FILE_MODE:
-            os.fchmod(fd, st.st_mode & FILE_MODE)
-    return fd
+    return opener(FILE_MODE)(path, flags)
+
+
+def create_file(path: str | os.PathLike[str], mode: int) -> None:
+    """Create ``path`` empty with ``mode`` (or narrow an existing one) for a library to open.
+
+    For writers that open a file by name themselves (libsndfile, SQLite): opening an
+    existing file for writing keeps its mode, so the file they fill has ``mode`` whatever
+    the umask.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, mode)
+    try:
+        narrow(fd, mode)
+    finally:
+        os.close(fd)

@@ -96,3 +96,24 @@ def test_a_log_left_world_readable_by_an_older_version_is_narrowed(tmp_path, uma
         sink.write({"event": "new"})
     assert _mode(log) == 0o640
     assert len(log.read_text().splitlines()) == 2
+
+
+def test_mqtt_queue_files_are_private_under_umask_022(tmp_path, umask_022):
+    from edgeasd.filemode import FILE_MODE
+    from edgeasd.fleet.mqtt_queue import DiskQueue
+
+    path = tmp_path / "state" / "mqtt-queue.sqlite"
+    queue = DiskQueue(path, max_bytes=10_000)
+    try:
+        for i in range(5):
+            queue.put("alert", "edgeasd/x/alert", b'{"event": "alert", "i": %d}' % i)
+        files = sorted(tmp_path.glob("state/mqtt-queue.sqlite*"))
+        assert {p.name for p in files} >= {"mqtt-queue.sqlite", "mqtt-queue.sqlite-wal"}
+        for p in files:  # was 0644: event payloads readable by every local user
+            assert _mode(p) == FILE_MODE, f"{p.name} is {_mode(p):o}"
+    finally:
+        queue.close()
+    for p in tmp_path.glob("state/mqtt-queue.sqlite*"):  # as an older version left them
+        p.chmod(0o644)
+    DiskQueue(path, max_bytes=10_000).close()
+    assert _mode(path) == FILE_MODE
