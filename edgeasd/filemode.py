@@ -5,7 +5,10 @@ State, log and runtime files (bank, its lock and id mark, kept-audio sidecars,
 (:data:`FILE_MODE`): the group is the operators' (``edgeasd`` under systemd, see
 ``systemd/README.md``), who may read the logs and status; nobody else may. Recordings of the
 workplace (kept enrollment audio, staged or committed, and alert audio) are ``0600``
-(:data:`AUDIO_MODE`): only the service's user. Folders are ``0750`` (:data:`DIR_MODE`).
+(:data:`AUDIO_MODE`): only the service's user. Folders are ``0750`` (:data:`DIR_MODE`), the
+control socket ``0660`` (:data:`SOCKET_MODE`). Files meant for others say so: the systemd unit
+is ``0644`` whatever the umask (:data:`WORLD_READABLE`); the Prometheus text file, reports and
+data sets follow the umask (:data:`PUBLIC`).
 
 These modes hold under any umask: files are created with them (a umask only removes bits)
 and, where a library creates the file by name (libsndfile, SQLite), it is created here
@@ -25,6 +28,13 @@ FILE_MODE = 0o640
 AUDIO_MODE = 0o600
 #: Mode of the folders it creates (state, logs, kept audio).
 DIR_MODE = 0o750
+#: Mode of the control socket: the operators' group may connect.
+SOCKET_MODE = 0o660
+#: Mode of files others must read whatever the umask (the systemd unit, an ONNX export).
+WORLD_READABLE = 0o644
+#: Files that are the user's, not the agent's (the Prometheus text file node_exporter
+#: reads, a report, a data set): ``0666`` less the umask, as :func:`open` gives.
+PUBLIC = 0o666
 
 
 def narrow(fd: int, mode: int) -> None:
