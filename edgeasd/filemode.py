@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
 
 #: Mode of every state, log and runtime file the agent creates.
 FILE_MODE = 0o640
@@ -37,27 +36,8 @@ WORLD_READABLE = 0o644
 PUBLIC = 0o666
 
 
-def narrow(fd: int, mode: int) -> None:
-    """Narrow an open file of our own to at most ``mode`` (other users' files untouched)."""
-    with contextlib.suppress(OSError):
-        st = os.fstat(fd)
-        if st.st_uid == os.geteuid() and st.st_mode & 0o777 & ~mode:
-            os.fchmod(fd, st.st_mode & mode)
-
-
-def opener(mode: int) -> Callable[[str | os.PathLike[str], int], int]:
-    """An ``opener=`` for :func:`open` that creates the file with ``mode`` (and narrows ours)."""
-
-    def open_with_mode(path: str | os.PathLike[str], flags: int) -> int:
-        fd = os.open(path, flags, mode)
-        narrow(fd, mode)
-        return fd
-
-    return open_with_mode
-
-
 def private_opener(path: str | os.PathLike[str], flags: int) -> int:
-    """An ``opener=`` for :func:`open` that creates the file ``0640`` (:data:`FILE_MODE`).
+    """An ``opener=`` for :func:`open` that creates the file ``0640``.
 
     A file of our own that already exists with wider permissions (written by an older
     version) is narrowed to ``0640``; other users' files are left alone.
@@ -67,7 +47,20 @@ def private_opener(path: str | os.PathLike[str], flags: int) -> int:
     int
         The open file descriptor.
     """
-    return opener(FILE_MODE)(path, flags)
+    fd = os.open(path, flags, FILE_MODE)
+    with contextlib.suppress(OSError):
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o777 & ~FILE_MODE:
+            os.fchmod(fd, st.st_mode & FILE_MODE)
+    return fd
+
+
+def narrow(fd: int, mode: int) -> None:
+    """Narrow an open file of our own to at most ``mode`` (other users' files untouched)."""
+    with contextlib.suppress(OSError):
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o777 & ~mode:
+            os.fchmod(fd, st.st_mode & mode)
 
 
 def create_file(path: str | os.PathLike[str], mode: int) -> None:
@@ -75,9 +68,9 @@ def create_file(path: str | os.PathLike[str], mode: int) -> None:
 
     For writers that open a file by name themselves (libsndfile, SQLite): opening an
     existing file for writing keeps its mode, so the file they fill has ``mode`` whatever
-    the umask.
+    the umask. Never through a symbolic link (``O_NOFOLLOW``: ``OSError`` ``ELOOP``).
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, mode)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         narrow(fd, mode)
     finally:
