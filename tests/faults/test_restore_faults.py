@@ -11,6 +11,7 @@ no journal or scratch copy is left (orphans), and no reference id was issued twi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from e2e.harness import make_setup, write_normal
 
 from edgeasd.scoring import ReferenceBank, generations, load_bank, save_bank, store
 
@@ -166,3 +168,25 @@ def test_ids_kill_campaign_long(tmp_path, warm):
     figures = ids_campaign(tmp_path, trials=60, seed=4)
     print("ids campaign:", figures)
     assert figures["ids issued twice"] == 0 and figures["orphans"] == 0
+
+
+def test_rebuild_and_restore_never_issue_an_id_twice(tmp_path):
+    """Through the CLI: enroll, rebuild (a bank built anew), restore, enroll again."""
+    setup = make_setup(tmp_path / "agent", {"kind": "file", "path": str(tmp_path / "none.wav")})
+    files = [write_normal(tmp_path / f"n{i}.wav", 2, seed=i) for i in range(3)]
+    issued: list[int] = []
+    for i, f in enumerate(files[:2]):
+        setup.cli("enroll", "--domain", f"d{i}", str(f), check=True)
+    issued += load_bank(setup.state / "bank").ids_.tolist()
+    setup.cli("bank", "rebuild", check=True)
+    rebuilt = load_bank(setup.state / "bank").ids_.tolist()
+    assert min(rebuilt) > max(issued)  # was: 0, 1, ... again, named by old alert records
+    issued += rebuilt
+    setup.cli("bank", "restore", "2", check=True)  # the bank before the second enrollment
+    setup.cli("enroll", "--domain", "d2", str(files[2]), check=True)
+    bank = load_bank(setup.state / "bank")
+    new = bank.ids_[bank.domains_ == "d2"].tolist()
+    assert min(new) > max(issued)
+    sidecars = [json.loads(p.read_text()) for p in (setup.state / "audio").glob("*.json")]
+    named = [i for s in sidecars for i in s["ids"]]
+    assert len(named) == len(set(named))  # no two kept groups name one id
