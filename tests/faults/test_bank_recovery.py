@@ -80,7 +80,9 @@ def test_sigkill_between_bank_save_and_audio_then_rebuild_keeps_every_reference(
     assert len(bank) == 6 and sorted(set(bank.domains_.tolist())) == ["a", "b"]
     (ga,), (gb,) = _groups_of(bank, "a"), _groups_of(bank, "b")
     audio = setup.state / "audio"
-    assert json.loads((audio / f"{gb}.json").read_text())["pending"] is True
+    # b's audio was settled by c's commit: the bank holds b, so its sidecar got b's ids
+    side = json.loads((audio / f"{gb}.json").read_text())
+    assert side["pending"] is False and side["ids"] == bank.ids_[bank.domains_ == "b"].tolist()
     (audio / f"{ga}.flac").unlink()  # a's audio lost (disk full, size cap...)
 
     out = setup.cli("bank", "rebuild")
