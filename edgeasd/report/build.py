@@ -27,10 +27,11 @@ import numpy as np
 from edgeasd.agent.alerts.alert_audio import alert_records, read_alert_audio
 from edgeasd.agent.alerts.event_log import read_events
 from edgeasd.agent.enrollment.kept_audio import AudioStore
-from edgeasd.atomic import PUBLIC, write_bytes_atomic
+from edgeasd.atomic import write_bytes_atomic
 from edgeasd.audio.mel import log_mel
 from edgeasd.audio.resample import resample
 from edgeasd.errors import AudioFileError, InputError
+from edgeasd.filemode import PUBLIC
 
 log = logging.getLogger(__name__)
 
