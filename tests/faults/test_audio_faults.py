@@ -353,3 +353,54 @@ def test_alert_lines_win_over_their_audio_on_a_small_log_disk(tmp_path, small_fs
     assert 1 <= len(kept) < len(alerts)
     assert err.count("not keeping alert audio") == 1, err  # one warning for the episode
     assert "Traceback" not in err and "cffi" not in err
+
+
+def daemon_alert_audio_campaign(tmp_path: Path, trials: int, seed: int) -> dict[str, int]:
+    """SIGKILL the real daemon while it alerts every 2 s and keeps each alert's audio."""
+    feed = tmp_path / "feed.wav"
+    write_audio(feed, feed_signal(CYCLE * 4, seed=300), RATE, subtype="FLOAT")
+    cap = 100_000  # about three alerts' audio (1 s windows, ~32 kB each as FLAC)
+    setup = make_setup(
+        tmp_path / "agent",
+        {"kind": "file", "path": str(feed), "realtime": True, "loop": True},
+        logs={"alert_audio_max_bytes": cap},
+    )
+    normal = [write_normal(tmp_path / f"n{i}.wav", 3, seed=i + 1) for i in range(2)]
+    setup.cli("enroll", *map(str, normal), check=True)
+    folder = setup.logs / "alert-audio"
+    rng = np.random.default_rng(seed)
+    figures: Counter[str] = Counter(trials=trials)
+    for _ in range(trials):
+        proc = setup.start()
+        setup.wait_ready(proc)
+        time.sleep(float(rng.uniform(0.5, 4.5)))
+        proc.kill()
+        proc.wait(10)
+        if folder.is_dir():
+            figures["left by the kill"] += len(_orphans(folder))
+            figures["cap excess bytes"] += max(0, _folder_bytes(folder) - cap)
+    proc = setup.start()  # the next start cleans up
+    setup.wait_ready(proc)
+    setup.stop(proc)
+    figures["alert lines"] = len([e for e in setup.events() if e["event"] == "alert"])
+    figures["orphans after start"] = len(_orphans(folder))
+    figures["cap excess bytes"] += max(0, _folder_bytes(folder) - cap)
+    for record in alert_records(folder):
+        assert read_alert_audio(folder, record).size == RATE
+    figures["alerts kept"] = len(alert_records(folder))
+    assert "Traceback" not in setup.log()
+    return dict(figures)
+
+
+def test_daemon_alert_audio_kill_campaign(tmp_path):
+    figures = daemon_alert_audio_campaign(tmp_path, trials=1, seed=1)
+    print("daemon alert audio campaign:", figures)
+    assert figures["orphans after start"] == 0 and figures["cap excess bytes"] == 0
+    assert figures["alert lines"] >= 1 and figures["alerts kept"] >= 1
+
+
+@pytest.mark.slow
+def test_daemon_alert_audio_kill_campaign_long(tmp_path):
+    figures = daemon_alert_audio_campaign(tmp_path, trials=15, seed=2)
+    print("daemon alert audio campaign:", figures)
+    assert figures["orphans after start"] == 0 and figures["cap excess bytes"] == 0
