@@ -75,3 +75,17 @@ def create_file(path: str | os.PathLike[str], mode: int) -> None:
         narrow(fd, mode)
     finally:
         os.close(fd)
+
+
+def narrow_path(path: str | os.PathLike[str], mode: int) -> None:
+    """Narrow an existing file of our own to at most ``mode``, never through a link.
+
+    For files an older version left wider (kept audio written ``0644``); missing files,
+    links and other users' files are left alone.
+    """
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        try:
+            narrow(fd, mode)
+        finally:
+            os.close(fd)

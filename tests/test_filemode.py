@@ -196,3 +196,22 @@ def test_each_kind_of_file_gets_exactly_its_mode_under_umask_022(tmp_path, umask
         assert mode == want, f"{name} is {mode:o}, its kind is {want:o}"
         seen |= {pattern for pattern, _ in kinds if fnmatch.fnmatch(name, pattern)}
     assert seen == {pattern for pattern, _ in kinds}, "every kind was made"
+
+
+def test_audio_an_older_version_kept_0644_is_narrowed_at_start(tmp_path, umask_022):
+    from edgeasd.filemode import AUDIO_MODE
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 8)).astype(np.float32)
+    bank = ReferenceBank(8)
+    ids = bank.enroll(x, group="g1")
+    store = AudioStore(tmp_path / "audio", max_bytes=2**30)
+    store.keep(Batch(x, "source", "g1", [rng.standard_normal(1600)], 16000, "live"), ids)
+    alerts = AlertAudio(tmp_path / "alert-audio", max_bytes=2**30, sample_rate=16000)
+    meta = {"unix_time": 0.0, "window_index": 7, "score": 5.0, "threshold": 3.0}
+    flacs = [tmp_path / "audio" / "g1.flac", alerts.write(rng.standard_normal(1600) * 0.1, meta)]
+    for f in flacs:
+        f.chmod(0o644)  # as versions before the fix left them
+    store.clean_at_start(bank)
+    AlertAudio(tmp_path / "alert-audio", max_bytes=2**30, sample_rate=16000).clean()
+    assert [_mode(f) for f in flacs] == [AUDIO_MODE, AUDIO_MODE]

@@ -39,7 +39,7 @@ import soundfile as sf
 
 from edgeasd.atomic import write_bytes_atomic
 from edgeasd.audio.io import read_audio
-from edgeasd.filemode import AUDIO_MODE, DIR_MODE, FILE_MODE
+from edgeasd.filemode import AUDIO_MODE, DIR_MODE, FILE_MODE, narrow_path
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +210,9 @@ class AlertAudio:
         """At start: remove what killed writers left, then fit the cap (it may have shrunk).
 
         Removed: the atomic writer's temporaries (``.alert-*.tmp``), FLACs without a sidecar
-        and sidecars without their FLAC. Other files are left alone (and still counted
-        against the cap). Called before the writer thread runs: no write is in flight.
+        and sidecars without their FLAC. FLACs an older version left wider are narrowed to
+        ``0600``. Other files are left alone (and still counted against the cap). Called
+        before the writer thread runs: no write is in flight.
 
         Returns
         -------
@@ -235,6 +236,8 @@ class AlertAudio:
                 with contextlib.suppress(OSError):
                     (self.directory / name).unlink()
                     gone.append(name)
+            elif ours is not None and name.endswith(".flac"):  # older versions: 0644
+                narrow_path(self.directory / name, AUDIO_MODE)
         if gone:
             log.info("removed %d file(s) of interrupted alert-audio writes: %s", len(gone), gone)
         self.enforce_cap()

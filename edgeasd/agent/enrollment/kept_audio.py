@@ -24,7 +24,7 @@ from edgeasd.agent.enrollment.grouping import STAGED_SUFFIX
 from edgeasd.atomic import write_json_atomic
 from edgeasd.audio.io import read_audio, write_audio
 from edgeasd.errors import AudioFileError, EdgeasdError
-from edgeasd.filemode import DIR_MODE
+from edgeasd.filemode import AUDIO_MODE, DIR_MODE, narrow_path
 
 if TYPE_CHECKING:
     from edgeasd.agent.enrollment.batch import Batch
@@ -312,7 +312,8 @@ class AudioStore:
 
         Removes every staged ``.part`` file and the atomic writer's temporaries, and FLACs
         without a sidecar (a kill between putting the audio in place and writing its
-        sidecar): they would count against the cap forever. Then settles pending groups
+        sidecar): they would count against the cap forever. Kept FLACs an older version left
+        wider are narrowed to ``0600``. Then settles pending groups
         against ``bank`` (:meth:`reconcile`) and fits the cap, which may have shrunk.
 
         Returns
@@ -329,6 +330,8 @@ class AudioStore:
                     with contextlib.suppress(OSError):
                         path.unlink()
                         gone.append(path.name)
+                elif path.suffix == ".flac":  # kept 0644 by versions before 0600 held
+                    narrow_path(path, AUDIO_MODE)
         if gone:
             log.info("removed %d file(s) of interrupted enrollments: %s", len(gone), gone)
         self.reconcile(bank)
