@@ -154,6 +154,10 @@ def test_start_removes_temporaries_and_unpaired_files_and_the_cap_counts_them(tm
     audio.enforce_cap()
     assert (folder / "notes.txt").exists() and _folder_bytes(folder) <= audio.max_bytes
     assert len(alert_records(folder)) < 3
+    # strays alone fill the cap: the alerts' audio goes, a new one is not written
+    audio = AlertAudio(folder, 100_001, RATE)
+    assert audio.write(_window(9), _meta(9)) is None and not alert_records(folder)
+    assert _folder_bytes(folder) <= audio.max_bytes
 
 
 def test_the_alert_line_wins_over_its_audio_on_a_small_log_disk(small_fs, caplog, capfd):

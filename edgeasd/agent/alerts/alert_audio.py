@@ -277,7 +277,11 @@ class AlertAudio:
                     f"the log disk has {free / 2**20:.1f} MiB free and the logs may still need "
                     f"{reserve / 2**20:.1f} MiB (the alert lines come first)"
                 )
-            self.enforce_cap(incoming=need)
+            if self.enforce_cap(incoming=need) + need > self.max_bytes:
+                return self._skip(
+                    f"other files in {self.directory} take logs.alert_audio_max_bytes="
+                    f"{self.max_bytes}"
+                )
             write_bytes_atomic(flac, audio, AUDIO_MODE)
             write_bytes_atomic(self.directory / f"{stem}.json", side, FILE_MODE)
         except OSError as exc:  # ENOSPC, read-only disk
@@ -312,14 +316,20 @@ class AlertAudio:
                     total += path.stat().st_size
         return total
 
-    def enforce_cap(self, incoming: int = 0) -> None:
+    def enforce_cap(self, incoming: int = 0) -> int:
         """Delete the oldest alerts until every file of the folder plus ``incoming`` fits.
 
         Each alert's sidecar goes before its FLAC: a kill in between leaves a FLAC that is
         still counted and that :meth:`clean` removes at the next start.
+
+        Returns
+        -------
+        int
+            The folder's bytes afterwards (more than the cap allows only when files that are
+            not kept alerts fill it).
         """
         if not self.directory.is_dir():
-            return
+            return 0
         records = alert_records(self.directory)
         total = self._total()
         while records and total + incoming > self.max_bytes:
@@ -334,3 +344,4 @@ class AlertAudio:
                 with contextlib.suppress(OSError):
                     total -= path.stat().st_size
                     path.unlink()
+        return total
