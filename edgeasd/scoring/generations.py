@@ -128,6 +128,8 @@ class Contents:
         The newest enrollment group: the enrollment that made this version, when an
         enrollment did (a removal or restore keeps the newest group of the one before).
     last_group_references : int
+    last_group_condition : str or None
+        Its condition (domain tag).
     last_enrolled : float or None
         When ``last_group`` was enrolled (UNIX seconds).
     next_id : int
@@ -139,6 +141,7 @@ class Contents:
     threshold: float | None = None
     last_group: str | None = None
     last_group_references: int = 0
+    last_group_condition: str | None = None
     last_enrolled: float | None = None
     next_id: int = 0
 
@@ -148,8 +151,8 @@ class Contents:
         text += ", threshold " + ("none" if self.threshold is None else f"{self.threshold:.4g}")
         if self.last_group is not None and self.last_enrolled is not None:
             text += (
-                f", last enrollment {self.last_group} ({self.last_group_references} "
-                f"references, {_when(self.last_enrolled)})"
+                f", last enrollment {self.last_group} ({self.last_group_condition}, "
+                f"{self.last_group_references} references, {_when(self.last_enrolled)})"
             )
         return text
 

@@ -258,6 +258,7 @@ def _summarize(path: Path) -> generations.Contents:
         threshold=None if not np.isfinite(threshold) else float(threshold),
         last_group=None if last is None else str(groups[last]),
         last_group_references=0 if last is None else int(np.sum(groups == groups[last])),
+        last_group_condition=None if last is None else str(domains[last]),
         last_enrolled=None if last is None else float(added[last]),
         next_id=int(bank.references_.next_id),
     )

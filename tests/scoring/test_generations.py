@@ -103,7 +103,7 @@ def test_listing_says_what_each_generation_holds(tmp_path):
     assert [g.references for g in found] == [9, 6, 3]
     text = found[0].describe()
     assert "generation 1: saved" in text and "9 references (cond-0 6, cond-1 3)" in text
-    assert "last enrollment rec-2 (3 references," in text
+    assert "last enrollment rec-2 (cond-0, 3 references," in text
     assert "threshold " in text
     assert found[0].contents.threshold == pytest.approx(load_bank(found[0].path).threshold_)
 
