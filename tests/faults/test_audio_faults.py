@@ -232,16 +232,17 @@ def enrollment_audio_campaign(tmp_path: Path, trials: int, seed: int) -> dict[st
     audio = setup.state / "audio"
     old_umask = os.umask(0o022)
     try:
-        t0 = time.monotonic()
-        proc = _enroll(setup, "t0", f)
-        assert proc.wait(120) == 0, proc.stderr.read()
-        runtime = time.monotonic() - t0
-        cap = 3 * sum(p.stat().st_size for p in _committed(audio)) + 1000
+        for name in ("t0", "t0b"):  # the second one's time: caches warm
+            t0 = time.monotonic()
+            proc = _enroll(setup, name, f)
+            assert proc.wait(120) == 0, proc.stderr.read()
+            runtime = time.monotonic() - t0
+        cap = 3 * sum(p.stat().st_size for p in _committed(audio)) // 2 + 1000
         config = yaml.safe_load(setup.config.read_text())
         config["enrollment"] = {"audio_max_bytes": cap}
         setup.config.write_text(yaml.safe_dump(config))
         rng = random.Random(seed)
-        acked = ["t0"]
+        acked = ["t0", "t0b"]
         figures: Counter[str] = Counter(trials=trials)
         for i in range(1, trials + 1):
             proc = _enroll(setup, f"t{i}", f)
@@ -264,7 +265,7 @@ def enrollment_audio_campaign(tmp_path: Path, trials: int, seed: int) -> dict[st
             for p in _committed(audio):
                 want = AUDIO_MODE if p.suffix == ".flac" else FILE_MODE
                 figures["files with a wider mode"] += int(stat.S_IMODE(p.stat().st_mode) != want)
-        figures["acknowledged"] = len(acked) - 1
+        figures["acknowledged"] = len(acked) - 2
         figures["staged files left by kills"] = len(list(audio.glob(".*.part")))
     finally:
         os.umask(old_umask)
@@ -282,6 +283,63 @@ def enrollment_audio_campaign(tmp_path: Path, trials: int, seed: int) -> dict[st
     return dict(figures)
 
 
+def daemon_enrollment_campaign(tmp_path: Path, trials: int, seed: int) -> dict[str, int]:
+    """SIGKILL the daemon during file enrollments sent to it (issue 20: 23 staged files left).
+
+    Each trial starts the daemon (which cleans up after the previous kill), sends
+    ``enroll FILE`` through it and kills the daemon at a random moment. Checked as in
+    :func:`enrollment_audio_campaign`, and that every acknowledged group stays in the bank.
+    """
+    feed = write_normal(tmp_path / "feed.wav", 4, seed=7)
+    setup = make_setup(
+        tmp_path / "agent", {"kind": "file", "path": str(feed), "realtime": True, "loop": True}
+    )
+    f = write_normal(tmp_path / "n.wav", 30, seed=1)
+    audio = setup.state / "audio"
+    setup.cli("enroll", "--domain", "t0", str(f), check=True, timeout=120)  # direct
+    cap = 3 * sum(p.stat().st_size for p in _committed(audio)) + 1000
+    config = yaml.safe_load(setup.config.read_text())
+    config["enrollment"] = {"audio_max_bytes": cap}
+    setup.config.write_text(yaml.safe_dump(config))
+    rng = random.Random(seed)
+    acked = {"t0"}
+    figures: Counter[str] = Counter(trials=trials)
+    daemon = setup.start()
+    setup.wait_ready(daemon)
+    t0 = time.monotonic()  # how long a request through the daemon takes, client included
+    assert _enroll(setup, "t00", f).wait(120) == 0
+    runtime = time.monotonic() - t0
+    setup.stop(daemon)
+    acked.add("t00")
+    for i in range(1, trials + 1):
+        daemon = setup.start()
+        setup.wait_ready(daemon)
+        figures["staged files found at start"] += len(list(audio.glob(".*.part")))
+        client = _enroll(setup, f"t{i}", f)
+        time.sleep(rng.uniform(0.4, 1.0) * runtime)
+        daemon.kill()
+        daemon.wait(10)
+        client.communicate(timeout=60)
+        if client.returncode == 0:
+            acked.add(f"t{i}")
+        figures["staged files left by kills"] += len(list(audio.glob(".*.part")))
+        bank = load_bank(setup.state / "bank")
+        figures["acknowledged lost"] += len(acked - set(bank.domains_.tolist()))
+    daemon = setup.start()
+    setup.wait_ready(daemon)
+    setup.stop(daemon)
+    figures["acknowledged"] = len(acked) - 2
+    figures["staged files after a start"] = len(list(audio.glob(".*.part")))
+    figures["orphans after a start"] = len(
+        [p for p in audio.glob("*.flac") if not p.with_suffix(".json").exists()]
+    )
+    figures["cap excess bytes"] = max(0, sum(p.stat().st_size for p in _committed(audio)) - cap)
+    figures["newest persisted audio evicted"] = sum(
+        not (audio / f"{g}.flac").is_file() for g in _newest_groups(setup, 3)
+    )
+    return dict(figures)
+
+
 def _check_enrollment_figures(figures: dict[str, int]) -> None:
     assert figures["newest persisted audio evicted"] == 0
     assert figures["cap excess bytes"] <= 0 and figures["files with a wider mode"] == 0
@@ -289,9 +347,26 @@ def _check_enrollment_figures(figures: dict[str, int]) -> None:
 
 
 def test_enrollment_audio_kill_campaign(tmp_path):
-    figures = enrollment_audio_campaign(tmp_path, trials=6, seed=1)
+    figures = enrollment_audio_campaign(tmp_path, trials=4, seed=1)
     print("enrollment audio campaign:", figures)
     _check_enrollment_figures(figures)
+
+
+def test_daemon_enrollment_kill_campaign(tmp_path):
+    figures = daemon_enrollment_campaign(tmp_path, trials=1, seed=1)
+    print("daemon enrollment campaign:", figures)
+    assert figures["acknowledged lost"] == 0 and figures["staged files after a start"] == 0
+    assert figures["orphans after a start"] == 0 and figures["cap excess bytes"] == 0
+    assert figures["newest persisted audio evicted"] == 0
+
+
+@pytest.mark.slow
+def test_daemon_enrollment_kill_campaign_long(tmp_path):
+    figures = daemon_enrollment_campaign(tmp_path, trials=15, seed=2)
+    print("daemon enrollment campaign:", figures)
+    assert figures["acknowledged lost"] == 0 and figures["staged files after a start"] == 0
+    assert figures["orphans after a start"] == 0 and figures["cap excess bytes"] == 0
+    assert figures["newest persisted audio evicted"] == 0
 
 
 @pytest.mark.slow
