@@ -429,6 +429,7 @@ def test_alert_lines_win_over_their_audio_on_a_small_log_disk(tmp_path, small_fs
     assert _alert_windows(setup, small) == alerts  # was: alert lines dropped, disk full
     assert len((small / "scores.jsonl").read_text().splitlines()) == scores
     kept = list((small / "alert-audio").glob("*.flac"))
+    print(f"small log disk: {len(alerts)} alerts, {len(kept)} kept with audio")
     assert 1 <= len(kept) < len(alerts)
     assert err.count("not keeping alert audio") == 1, err  # one warning for the episode
     assert "Traceback" not in err and "cffi" not in err
