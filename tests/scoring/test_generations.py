@@ -142,3 +142,17 @@ def test_a_bank_built_from_scratch_continues_the_ids(tmp_path):
     generations.next_id_path(path).unlink()  # saved by an older edgeasd: the bank still says 12
     fresh = store.continue_ids(ReferenceBank(16), path)
     assert fresh.enroll(np.ones((2, 16)), group="rebuilt").tolist() == [12, 13]
+
+
+def test_restore_without_hard_links_copies_and_loses_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "bank"
+    _saved_history(path)
+    start = _versions(path)
+
+    def no_links(*args, **kwargs):
+        raise OSError(1, "hard links not supported here")
+
+    monkeypatch.setattr(permute.os, "link", no_links)
+    store.restore(path, 1)
+    store.restore(path, 2)
+    assert sorted(_versions(path)) == sorted(start) and _versions(path)[0] == start[2]
