@@ -164,28 +164,34 @@ def test_the_alert_line_wins_over_its_audio_on_a_small_log_disk(small_fs, caplog
     fs = small_fs("logs", "2m")
     folder = fs / "alert-audio"
     headroom = 1_600_000  # what the logs may still grow by: room for ~5 alerts of 2 s
+
+    def free() -> int:
+        return os.statvfs(fs).f_bavail * os.statvfs(fs).f_frsize
+
     audio = AlertAudio(folder, 64 << 20, RATE, reserve=lambda: headroom)
     with caplog.at_level(logging.INFO, logger="edgeasd.agent.alerts.alert_audio"):
-        kept = [audio.write(_window(i, 2.0), _meta(i)) for i in range(12)]
-    free = os.statvfs(fs).f_bavail * os.statvfs(fs).f_frsize
-    assert free >= headroom  # the audio never took the space the logs need
-    assert kept[0] is not None and kept[-1] is None
-    warnings = [r.message for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1 and "not keeping alert audio" in warnings[0], warnings
-    assert "Traceback" not in capfd.readouterr().err
-    # a full disk (filled by something else): still one warning, no traceback
+        for i in range(12):
+            assert audio.write(_window(i, 2.0), _meta(i)) is not None  # older audio made room
+            assert free() >= headroom  # never the space the logs need
+    kept = [r["window_index"] for r in alert_records(folder)]
+    assert 2 <= len(kept) < 12 and kept == list(range(12 - len(kept), 12))  # the newest
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    # the disk filled by something else: even all the old audio would not make room, so the
+    # new alert's audio is skipped (one warning for the episode, no traceback), the old kept
     filler = fill(fs)
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="edgeasd.agent.alerts.alert_audio"):
-        audio = AlertAudio(folder, 64 << 20, RATE)
-        caplog.clear()
         for i in range(20, 30):
             assert audio.write(_window(i), _meta(i)) is None
-    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
-    assert "Traceback" not in capfd.readouterr().err and "cffi" not in capfd.readouterr().err
+    warnings = [r.message for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "not keeping alert audio" in warnings[0], warnings
+    assert [r["window_index"] for r in alert_records(folder)] == kept
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "cffi" not in err
     filler.unlink()
     with caplog.at_level(logging.INFO, logger="edgeasd.agent.alerts.alert_audio"):
         assert audio.write(_window(40), _meta(40)) is not None
-    assert any("keeping alert audio again" in r.message for r in caplog.records)
+    assert any("keeping alert audio again (10 alert(s)" in r.message for r in caplog.records)
 
 
 # ---------------------------------------------------------------------------- enrollment audio
@@ -428,10 +434,9 @@ def test_alert_lines_win_over_their_audio_on_a_small_log_disk(tmp_path, small_fs
     setup, err = _alerting_run(tmp_path, "small", log_dir=small)
     assert _alert_windows(setup, small) == alerts  # was: alert lines dropped, disk full
     assert len((small / "scores.jsonl").read_text().splitlines()) == scores
-    kept = list((small / "alert-audio").glob("*.flac"))
+    kept = [r["window_index"] for r in alert_records(small / "alert-audio")]
     print(f"small log disk: {len(alerts)} alerts, {len(kept)} kept with audio")
-    assert 1 <= len(kept) < len(alerts)
-    assert err.count("not keeping alert audio") == 1, err  # one warning for the episode
+    assert 1 <= len(kept) < len(alerts) and kept == alerts[-len(kept) :]  # the newest
     assert "Traceback" not in err and "cffi" not in err
 
 

@@ -11,12 +11,13 @@ sidecar always has its audio.
 
 The alert line wins over its audio: a window's audio is kept only if the log disk keeps, after
 writing it, the room the logs may still grow into (``reserve``: their rotation caps less their
-size, :func:`log_headroom`). Every file in the folder counts against
-``logs.alert_audio_max_bytes``; room is made (oldest alerts first, sidecar before FLAC) before a
-new alert is written, so the folder never exceeds the cap. :meth:`AlertAudio.clean`, run at
-every start, removes what killed writers left: temporaries, FLACs without a sidecar and
-sidecars without a FLAC. ``edgeasd report`` reads the audio back with :func:`alert_records`
-and :func:`read_alert_audio`.
+size, :func:`log_headroom`). Older alerts' audio makes room first (the newest matters most);
+when even all of it would not, the new audio is skipped and the old kept. Every file in the
+folder counts against ``logs.alert_audio_max_bytes``; room is made (oldest alerts first, sidecar
+before FLAC) before a new alert is written, so the folder never exceeds the cap.
+:meth:`AlertAudio.clean`, run at every start, removes what killed writers left: temporaries,
+FLACs without a sidecar and sidecars without a FLAC. ``edgeasd report`` reads the audio back
+with :func:`alert_records` and :func:`read_alert_audio`.
 """
 
 from __future__ import annotations
@@ -272,11 +273,15 @@ class AlertAudio:
             self.directory.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
             reserve = max(0, int(self.reserve())) + MARGIN_BYTES
             free = _free_bytes(self.directory)
-            if free - need < reserve:
-                return self._skip(
-                    f"the log disk has {free / 2**20:.1f} MiB free and the logs may still need "
-                    f"{reserve / 2**20:.1f} MiB (the alert lines come first)"
-                )
+            deficit = reserve + need - free
+            if deficit > 0:  # the newest alerts' audio matters most: older audio makes room
+                kept = sum(self._size(r) for r in alert_records(self.directory))
+                if kept < deficit:  # even deleting all of it would not: delete nothing
+                    return self._skip(
+                        f"the log disk has {free / 2**20:.1f} MiB free and the logs may still "
+                        f"need {reserve / 2**20:.1f} MiB (the alert lines come first)"
+                    )
+                self._delete_oldest(lambda freed: freed >= deficit, "the logs need the room")
             if self.enforce_cap(incoming=need) + need > self.max_bytes:
                 return self._skip(
                     f"other files in {self.directory} take logs.alert_audio_max_bytes="
@@ -316,11 +321,35 @@ class AlertAudio:
                     total += path.stat().st_size
         return total
 
-    def enforce_cap(self, incoming: int = 0) -> int:
-        """Delete the oldest alerts until every file of the folder plus ``incoming`` fits.
+    def _size(self, record: dict[str, Any]) -> int:
+        flac = self.directory / str(record["file"])
+        total = 0
+        for path in (flac, flac.with_suffix(".json")):
+            with contextlib.suppress(OSError):
+                total += path.stat().st_size
+        return total
+
+    def _delete_oldest(self, enough: Callable[[int], bool], why: str) -> int:
+        """Delete the oldest alerts until ``enough(bytes freed)``; returns the bytes freed.
 
         Each alert's sidecar goes before its FLAC: a kill in between leaves a FLAC that is
         still counted and that :meth:`clean` removes at the next start.
+        """
+        freed = 0
+        for oldest in alert_records(self.directory):
+            if enough(freed):
+                break
+            log.info("deleting the audio of an older alert, %s (%s)", oldest["file"], why)
+            flac = self.directory / str(oldest["file"])
+            for path in (flac.with_suffix(".json"), flac):
+                with contextlib.suppress(OSError):
+                    size = path.stat().st_size
+                    path.unlink()
+                    freed += size
+        return freed
+
+    def enforce_cap(self, incoming: int = 0) -> int:
+        """Delete the oldest alerts until every file of the folder plus ``incoming`` fits.
 
         Returns
         -------
@@ -330,18 +359,9 @@ class AlertAudio:
         """
         if not self.directory.is_dir():
             return 0
-        records = alert_records(self.directory)
         total = self._total()
-        while records and total + incoming > self.max_bytes:
-            oldest = records.pop(0)
-            log.info(
-                "alert audio exceeds logs.alert_audio_max_bytes=%d: deleting %s",
-                self.max_bytes,
-                oldest["file"],
-            )
-            flac = self.directory / oldest["file"]
-            for path in (flac.with_suffix(".json"), flac):
-                with contextlib.suppress(OSError):
-                    total -= path.stat().st_size
-                    path.unlink()
+        over = total + incoming - self.max_bytes
+        if over > 0:
+            why = f"logs.alert_audio_max_bytes={self.max_bytes}"
+            total -= self._delete_oldest(lambda freed: freed >= over, why)
         return total
