@@ -222,6 +222,32 @@ def _enroll(setup: Setup, domain: str, f: Path) -> subprocess.Popen:
     )
 
 
+def _kill_during(
+    victim: subprocess.Popen,
+    request: subprocess.Popen,
+    audio: Path,
+    rng: random.Random,
+    staging: bool,
+    runtime: float,
+) -> None:
+    """SIGKILL ``victim`` while ``request`` (an ``enroll``) runs.
+
+    At a random moment of a typical request (0.3 to 1.5 times ``runtime``), or with
+    ``staging`` at a random moment up to 0.3 s after its audio starts being staged (a
+    ``.part`` file appears), where a request spends only a fraction of its time.
+    """
+    if staging:
+        end = time.monotonic() + 60
+        while request.poll() is None and time.monotonic() < end:
+            if any(audio.glob(".*.part")):
+                break
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 0.3))
+    else:
+        time.sleep(rng.uniform(0.3, 1.5) * runtime)
+    victim.kill()
+
+
 def enrollment_audio_campaign(tmp_path: Path, trials: int, seed: int) -> dict[str, int]:
     """SIGKILL direct enrollments at random times under a cap of 3 groups' audio, umask 022.
 
@@ -252,11 +278,8 @@ def enrollment_audio_campaign(tmp_path: Path, trials: int, seed: int) -> dict[st
         figures: Counter[str] = Counter(trials=trials)
         for i in range(1, trials + 1):
             proc = _enroll(setup, f"t{i}", f)
-            try:
-                proc.communicate(timeout=rng.uniform(0.3, 1.5) * runtime)
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGKILL)
-                proc.communicate()
+            _kill_during(proc, proc, audio, rng, staging=i % 2 == 0, runtime=runtime)
+            proc.communicate()
             if proc.returncode == 0:
                 acked.append(f"t{i}")
             figures["killed"] += int(proc.returncode == -signal.SIGKILL)
@@ -320,10 +343,9 @@ def daemon_enrollment_campaign(tmp_path: Path, trials: int, seed: int) -> dict[s
     for i in range(1, trials + 1):
         daemon = setup.start()
         setup.wait_ready(daemon)
-        figures["staged files found at start"] += len(list(audio.glob(".*.part")))
+        figures["staged files after a restart"] += len(list(audio.glob(".*.part")))
         client = _enroll(setup, f"t{i}", f)
-        time.sleep(rng.uniform(0.4, 1.0) * runtime)
-        daemon.kill()
+        _kill_during(daemon, client, audio, rng, staging=i % 2 == 1, runtime=runtime)
         daemon.wait(10)
         client.communicate(timeout=60)
         if client.returncode == 0:
