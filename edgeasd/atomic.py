@@ -21,10 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from edgeasd.filemode import FILE_MODE
+from edgeasd.filemode import FILE_MODE, PUBLIC
 
-#: ``mode=PUBLIC``: what :func:`open` gives a new file (``0666`` less the umask).
-PUBLIC = 0o666
+__all__ = ["PUBLIC", "replacing", "temp_path", "write_bytes_atomic", "write_json_atomic"]
 
 
 def temp_path(path: Path) -> Path:

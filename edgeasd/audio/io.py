@@ -31,6 +31,7 @@ import soundfile as sf
 from edgeasd.atomic import replacing
 from edgeasd.audio.resample import StreamResampler, resample
 from edgeasd.errors import AudioFileError, InputError
+from edgeasd.filemode import AUDIO_MODE
 from edgeasd.infile import open_regular
 
 #: File name suffixes a directory scan picks up (lower case).
@@ -457,8 +458,8 @@ def write_audio(
             f"cannot tell the audio format from the name {path.name!r}",
             help="use a .wav or .flac suffix",
         )
-    try:  # 0600: the mode tempfile.mkstemp gave it before the one atomic writer
-        with replacing(path, 0o600) as fh:
+    try:  # 0600: recordings are the service user's only (edgeasd.filemode)
+        with replacing(path, AUDIO_MODE) as fh:
             sf.write(fh, data, int(sample_rate), format=fmt, subtype=subtype)
     except BaseException as exc:
         # soundfile asserts the frame count written: a full disk raises AssertionError

@@ -215,8 +215,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     _refuse_if_running(paths, "restore")
     chosen = store.restore(paths.bank, args.generation)
     print(
-        f"restored {chosen.describe()} as {paths.bank} (the replaced file is kept as "
-        f"{paths.bank.name}.before-restore)"
+        f"restored {chosen.describe()} as {paths.bank}; the replaced bank is now generation 1 "
+        "(`edgeasd bank restore 1` undoes this, `edgeasd bank restore` lists them all)"
     )
     return 0
 

@@ -32,11 +32,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest, start_http_server
 
 from edgeasd import __version__
-from edgeasd.atomic import PUBLIC, write_bytes_atomic
+from edgeasd.atomic import write_bytes_atomic
 from edgeasd.audio.quality import STATUSES
 from edgeasd.config.fleet import MetricsConfig
 from edgeasd.errors import ConfigError
 from edgeasd.events import Record
+from edgeasd.filemode import PUBLIC
 
 log = logging.getLogger(__name__)
 

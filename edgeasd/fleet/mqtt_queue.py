@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeasd.errors import InputError
+from edgeasd.filemode import DIR_MODE, FILE_MODE, create_file
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,12 @@ class DiskQueue:
             raise InputError(f"max_bytes must be >= 1, got {max_bytes}")
         self.path = Path(path)
         self.max_bytes = int(max_bytes)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+        # event payloads: 0640 under any umask (SQLite gives -wal and -shm the database's mode)
+        for name in ("", "-wal", "-shm"):
+            suffixed = self.path.with_name(self.path.name + name)
+            if not name or suffixed.exists():
+                create_file(suffixed, FILE_MODE)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

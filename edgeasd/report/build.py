@@ -27,10 +27,11 @@ import numpy as np
 from edgeasd.agent.alerts.alert_audio import alert_records, read_alert_audio
 from edgeasd.agent.alerts.event_log import read_events
 from edgeasd.agent.enrollment.kept_audio import AudioStore
-from edgeasd.atomic import PUBLIC, write_bytes_atomic
+from edgeasd.atomic import write_bytes_atomic
 from edgeasd.audio.mel import log_mel
 from edgeasd.audio.resample import resample
 from edgeasd.errors import AudioFileError, InputError
+from edgeasd.filemode import PUBLIC
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,28 @@ def reference_audio(
     )
 
 
+def reference_group(
+    groups: list[dict[str, Any]], ref_id: Any, when: float | None
+) -> dict[str, Any] | None:
+    """The kept enrollment group that held reference ``ref_id`` when an alert was raised.
+
+    Reference ids are never issued twice (:mod:`edgeasd.scoring.generations`), but kept audio
+    written by older versions may name an id twice: a group dropped by a ``bank restore``
+    and a later one that got the same id. The reference an alert at ``when`` was nearest to
+    is in the newest of them enrolled before ``when``.
+
+    Parameters
+    ----------
+    groups : list of dict
+        Kept enrollment sidecars (:meth:`AudioStore.records`), oldest first.
+    when : float or None
+        The alert's UNIX time (None: the newest group naming the id).
+    """
+    named = [g for g in groups if ref_id in g.get("ids", ())]
+    before = [g for g in named if when is None or float(g["created"]) <= float(when)]
+    return (before or named or [None])[-1]
+
+
 def alert_panels(paths: Any, config: Any, alerts: list[dict[str, Any]]) -> list[AlertPanel]:
     """Gather the audio behind each alert event; what is missing becomes a note."""
     kept = {(r.get("time"), r.get("window_index")): r for r in alert_records(paths.alert_audio_dir)}
@@ -198,7 +221,7 @@ def alert_panels(paths: Any, config: Any, alerts: list[dict[str, Any]]) -> list[
             continue
         panel.sample_rate = int(record["sample_rate"])
         ref_id = record.get("nearest_id")
-        panel.group = next((g for g in groups if ref_id in g.get("ids", ())), None)
+        panel.group = reference_group(groups, ref_id, record.get("unix_time"))
         if panel.group is None:
             panel.notes.append(
                 f"the enrollment audio of the nearest reference #{ref_id} is not kept "

@@ -291,11 +291,13 @@ class ReferenceBank(Calibrated):
             "duplicates": pairs,
             "duplicate_distance": DUPLICATE_DISTANCE,
         }
-        if pairs:
+        if pairs:  # counted per enrolled embedding, not per pair (one may have many twins)
             log.warning(
-                "%d enrolled embedding(s) duplicate existing references within "
+                "%d of %d enrolled embedding(s) duplicate %d earlier reference(s) within "
                 "A <= %g (first: id %d ~ id %d); their densities are floored at %g",
-                len(pairs),
+                len({p[0] for p in pairs}),
+                int(dist.shape[1]),
+                len({p[1] for p in pairs}),
                 DUPLICATE_DISTANCE,
                 pairs[0][0],
                 pairs[0][1],

@@ -52,6 +52,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MAGIC",
     "backups",
+    "continue_ids",
     "decode",
     "encode",
     "fingerprint",
@@ -182,6 +183,7 @@ def save_bank(bank: ReferenceBank, path: str | Path, timeout: float = 10.0) -> N
     data = encode(header, arrays)
     with locked(path, timeout):
         generations.rotate(path)  # the last GENERATIONS versions stay as backups
+        generations.raise_next_id(path, bank.references_.next_id)  # ids are never reused
         write_atomic(path, data)
 
 
@@ -213,27 +215,61 @@ def load_bank(path: str | Path, hint: bool = True) -> ReferenceBank:
     try:
         header, arrays = decode(blob, str(path))
         try:
-            return from_state(header, arrays)
+            bank = from_state(header, arrays)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise BankCorruptError(
                 f"bank file {path} is inconsistent: {exc!r}", help=_HELP_CORRUPT
             ) from None
     except BankCorruptError as exc:
         if hint and exc.help == _HELP_CORRUPT:
-            exc.help = generations.corrupt_help(path, _count)
+            exc.help = generations.corrupt_help(path, _summarize)
         raise
+    # ids of versions restored over, or of removed references, are never issued again
+    data = bank.references_
+    data.next_id = max(data.next_id, generations.next_id_floor(path))
+    return bank
 
 
-def _count(path: Path) -> int:
-    """References in the bank file ``path`` (no backup hint: used on the backups)."""
-    return len(load_bank(path, hint=False))
+def continue_ids(bank: ReferenceBank, path: str | Path) -> ReferenceBank:
+    """Make a new ``bank`` that will replace the one at ``path`` issue only unused ids.
+
+    For a bank built from scratch (``bank rebuild``): its first reference gets an id above
+    every id the bank at ``path``, its generations and its restores ever issued. Returns
+    ``bank``.
+    """
+    floor = generations.next_id_floor(path)
+    with contextlib.suppress(BankError):  # also a bank saved before the id mark existed
+        floor = max(floor, load_bank(path, hint=False).references_.next_id)
+    data = bank.references_
+    data.next_id = max(data.next_id, floor)
+    return bank
+
+
+def _summarize(path: Path) -> generations.Contents:
+    """What the bank file ``path`` holds (no backup hint: used on the backups)."""
+    bank = load_bank(path, hint=False)
+    domains, groups, added = bank.domains_, bank.groups_, bank.added_at_
+    names, counts = np.unique(domains, return_counts=True)
+    last = int(np.argmax(added)) if len(bank) else None
+    threshold = bank.calibration_.threshold
+    return generations.Contents(
+        references=len(bank),
+        conditions={str(n): int(c) for n, c in zip(names, counts, strict=True)},
+        threshold=None if not np.isfinite(threshold) else float(threshold),
+        last_group=None if last is None else str(groups[last]),
+        last_group_references=0 if last is None else int(np.sum(groups == groups[last])),
+        last_group_condition=None if last is None else str(domains[last]),
+        last_enrolled=None if last is None else float(added[last]),
+        next_id=int(bank.references_.next_id),
+    )
 
 
 def backups(path: str | Path) -> list[generations.Generation]:
     """The automatic backups of the bank at ``path``, newest first, each checked by loading."""
-    return generations.generations(path, _count)
+    return generations.generations(path, _summarize)
 
 
 def restore(path: str | Path, generation: int) -> generations.Generation:
-    """Put backup ``generation`` of the bank at ``path`` back (see :func:`generations.restore`)."""
-    return generations.restore(path, generation, _count)
+    """Put backup ``generation`` of the bank at ``path`` back; the replaced bank becomes
+    generation 1 (see :func:`generations.restore`)."""
+    return generations.restore(path, generation, _summarize)

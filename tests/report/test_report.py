@@ -326,3 +326,16 @@ def test_reference_window_in_kept_file_and_live_enrollments(tmp_path) -> None:
     store.update_ids("live-b", [8, 10])  # a removal: ids no longer match the segments
     got, note = reference_audio(store, store.records()[1], 10, win)
     assert got is None and "no longer maps reference ids" in note
+
+
+def test_reused_reference_id_shows_the_group_that_held_it_at_the_alert() -> None:
+    from edgeasd.report.build import reference_group
+
+    # kept audio of an older version: group "old" dropped by a restore, "new" got its id 5
+    old = {"group": "old", "created": 100.0, "ids": [4, 5]}
+    new = {"group": "new", "created": 200.0, "ids": [5, 6]}
+    groups = [old, new]
+    assert reference_group(groups, 5, 250.0) is new  # was: the first sidecar naming id 5
+    assert reference_group(groups, 5, 150.0) is old
+    assert reference_group(groups, 6, 150.0) is new  # only one names it: that one
+    assert reference_group(groups, 7, 150.0) is None

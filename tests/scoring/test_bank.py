@@ -262,3 +262,13 @@ def test_claim_model(rng):
     with pytest.raises(ModelError, match="fan-1:abc") as info:
         bank.claim_model("fan-2:def")
     assert "fan-2:def" in info.value.message and "bank rebuild" in info.value.help
+
+
+def test_duplicate_warning_counts_the_request_not_the_pairs(caplog):
+    bank = ReferenceBank(4)
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    bank.enroll(np.tile(x, (9, 1)), group="a")  # 9 identical references
+    caplog.clear()
+    bank.enroll(np.tile(x, (2, 1)), group="b")  # 2 windows, each a twin of all 9 (19 pairs)
+    assert len(bank.last_enroll_report_["duplicates"]) == 19
+    assert "2 of 2 enrolled embedding(s) duplicate 10 earlier reference(s)" in caplog.text

@@ -49,6 +49,7 @@ def test_sigkill_during_enroll_and_save_never_loses_acknowledged_data(tmp_path):
     save_bank(warm, tmp_path / "warm.edb")
     (tmp_path / "warm.edb").unlink()
     (tmp_path / "warm.edb.lock").unlink()
+    (tmp_path / "warm.edb.next-id").unlink()
     rng = np.random.default_rng(7)
     acknowledged: list[int] = []
     in_flight: set[str] = set()  # per kill, the one enrollment that may lack its ack
@@ -67,11 +68,12 @@ def test_sigkill_during_enroll_and_save_never_loses_acknowledged_data(tmp_path):
         start = max(acks) + 2
     assert len(acknowledged) >= 8
     save_bank(bank, path)  # a later save clears temp files that killed writers left behind
-    # (bank.edb.1-3: the automatic backups of the last generations)
+    # (bank.edb.1-3: the automatic backups of the last generations; .next-id: the id mark)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "bank.edb",
         "bank.edb.1",
         "bank.edb.2",
         "bank.edb.3",
         "bank.edb.lock",
+        "bank.edb.next-id",
     ]

@@ -34,11 +34,11 @@ from edgeasd.agent.control.wire import (
     peer_credentials,
 )
 from edgeasd.errors import ControlError, EdgeasdError
+from edgeasd.filemode import SOCKET_MODE
 
 log = logging.getLogger(__name__)
 
 #: Permissions of the socket file: owner and group may connect, others not.
-SOCKET_MODE = 0o660
 #: Seconds the accept loop waits after an unexpected error (doubling up to the maximum
 #: while errors repeat, e.g. EMFILE: too many open files), so it never spins hot.
 ACCEPT_BACKOFF = (0.05, 2.0)

@@ -242,10 +242,12 @@ def commit(
     2. the bank is saved (the enrollment is now persisted);
     3. the sidecars get the reference ids (``audio.confirm``).
 
-    A kill between 1 and 2 leaves pending audio of a group the bank does not hold:
-    ``bank rebuild`` names and skips it. A kill between 2 and 3 leaves pending audio of a
-    group the bank holds: it is used. References whose audio is missing anyway (disk full,
-    the size cap) are carried over by ``bank rebuild`` with their stored embeddings.
+    A kill between 1 and 2 leaves pending audio of a group the bank does not hold: the next
+    commit drops it (``AudioStore.reconcile``, so that it never takes committed groups' room
+    under the cap), and ``bank rebuild`` before then names and skips it. A kill between 2
+    and 3 leaves pending audio of a group the bank holds: the next commit confirms it with
+    the bank's ids, and ``bank rebuild`` uses it. References whose audio is missing anyway
+    (disk full, the size cap) are carried over by ``bank rebuild`` with their stored embeddings.
 
     The caller must hold the bank (the daemon's run-loop thread, or ``store.locked(path)`` in
     direct mode). On failure the in-memory bank may hold part of the batch: the caller must
@@ -267,6 +269,7 @@ def commit(
         The new reference ids, in batch order.
     """
     if audio is not None:
+        audio.reconcile(bank)  # pending audio of killed commits, before the cap counts it
         audio.stage(batches)
     else:
         discard_staged(batches)

@@ -29,7 +29,7 @@ import numpy as np
 import soundfile as sf
 
 from edgeasd.errors import AudioFileError
-from edgeasd.filemode import DIR_MODE
+from edgeasd.filemode import AUDIO_MODE, DIR_MODE, create_file
 
 #: Slack on time comparisons: live start times are UNIX times (float64 resolution ~0.2 us).
 TIME_EPS = 1e-6
@@ -68,6 +68,7 @@ class StagedAudio:
         self.frames = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            create_file(self.path, AUDIO_MODE)  # libsndfile keeps the mode: 0600, any umask
             self._file: sf.SoundFile | None = sf.SoundFile(
                 str(self.path), "w", int(sample_rate), 1, "PCM_16", format="FLAC"
             )

@@ -24,7 +24,7 @@ from edgeasd.agent.enrollment.grouping import STAGED_SUFFIX
 from edgeasd.atomic import write_json_atomic
 from edgeasd.audio.io import read_audio, write_audio
 from edgeasd.errors import AudioFileError, EdgeasdError
-from edgeasd.filemode import DIR_MODE
+from edgeasd.filemode import AUDIO_MODE, DIR_MODE, narrow_path
 
 if TYPE_CHECKING:
     from edgeasd.agent.enrollment.batch import Batch
@@ -249,10 +249,20 @@ class AudioStore:
                 (self.directory / f"{group}{suffix}").unlink()
 
     def size(self) -> int:
-        """Total bytes of the kept audio and sidecars."""
+        """Total bytes of the committed files: kept audio, sidecars and anything else.
+
+        Temporaries (hidden files: staged ``.part`` audio of requests in flight or killed, the
+        atomic writer's ``.tmp`` files) are not counted, so that they never evict committed
+        audio; :meth:`clean_at_start` removes those of killed requests.
+        """
         if not self.directory.is_dir():
             return 0
-        return sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+        total = 0
+        for p in self.directory.iterdir():
+            with contextlib.suppress(OSError):
+                if not p.name.startswith(".") and p.is_file():
+                    total += p.stat().st_size
+        return total
 
     def enforce_cap(self) -> None:
         """Delete the oldest groups until the folder fits ``max_bytes``."""
@@ -269,14 +279,80 @@ class AudioStore:
             )
             self.drop(oldest["group"])
 
+    def reconcile(self, bank: Any) -> None:
+        """Settle pending sidecars left by killed commits (the caller holds the bank).
+
+        A pending group the bank holds was saved but not confirmed: it gets its ids. One the
+        bank does not hold was never saved nor acknowledged: its audio goes, so that it never
+        takes committed groups' room under the cap.
+
+        Parameters
+        ----------
+        bank : ReferenceBank
+            The bank as saved (``groups_`` and ``ids_`` are read).
+        """
+        bank_ids: dict[str, list[int]] = {}
+        for group, i in zip(bank.groups_.tolist(), bank.ids_.tolist(), strict=True):
+            bank_ids.setdefault(str(group), []).append(int(i))
+        for record in self.records():
+            if not record.get("pending"):
+                continue
+            group = record["group"]
+            try:
+                if group in bank_ids:
+                    self.update_ids(group, bank_ids[group])
+                else:
+                    log.info("dropping the audio of group %s: it was never saved", group)
+                    self.drop(group)
+            except (OSError, ValueError) as exc:
+                self._warn(f"could not settle the kept audio of group {group}: {exc}")
+
+    def clean_at_start(self, bank: Any) -> list[str]:
+        """At the daemon's start: no request survives a restart, so nothing staged is live.
+
+        Removes every staged ``.part`` file and the atomic writer's temporaries, and FLACs
+        without a sidecar (a kill between putting the audio in place and writing its
+        sidecar): they would count against the cap forever. Kept FLACs an older version left
+        wider are narrowed to ``0600``. Then settles pending groups
+        against ``bank`` (:meth:`reconcile`) and fits the cap, which may have shrunk.
+
+        Returns
+        -------
+        list of str
+            The removed file names.
+        """
+        gone = self.clean_staged(older_than=0.0)
+        if self.directory.is_dir():
+            for path in self.directory.iterdir():
+                temporary = path.name.startswith(".") and path.name.endswith(".tmp")
+                orphan = path.suffix == ".flac" and not path.with_suffix(".json").exists()
+                if temporary or orphan:
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                        gone.append(path.name)
+                elif path.suffix == ".flac":  # kept 0644 by versions before 0600 held
+                    narrow_path(path, AUDIO_MODE)
+        if gone:
+            log.info("removed %d file(s) of interrupted enrollments: %s", len(gone), gone)
+        self.reconcile(bank)
+        try:
+            self.enforce_cap()
+        except OSError as exc:
+            self._warn(f"could not enforce enrollment.audio_max_bytes: {exc}")
+        return gone
+
     def clean_staged(self, older_than: float = 3600.0) -> list[str]:
-        """Delete staged audio left by killed enrollments (older than ``older_than`` s)."""
+        """Delete staged audio left by killed enrollments (older than ``older_than`` s).
+
+        Commands that may run beside another enrollment (a direct ``enroll``, ``bank rebuild``)
+        keep the default hour; the daemon's start removes all (:meth:`clean_at_start`).
+        """
         gone = []
         if self.directory.is_dir():
             now = time.time()
             for part in self.directory.glob(f".*{STAGED_SUFFIX}"):
                 with contextlib.suppress(OSError):
-                    if now - part.stat().st_mtime > older_than:
+                    if now - part.stat().st_mtime >= older_than:
                         part.unlink()
                         gone.append(part.name)
         return gone

@@ -188,7 +188,8 @@ def rebuild(
     with store.locked(bank_path):
         if bank_path.exists():
             shutil.copy2(bank_path, bank_path.with_name("bank.before-rebuild"))
-        bank = bank_lifecycle.new_bank(config.scoring, info)
+        # new ids above every id ever issued: alert records and old sidecars name the old ones
+        bank = store.continue_ids(bank_lifecycle.new_bank(config.scoring, info), bank_path)
         ids = enroll.commit(bank, bank_path, batches)
     start = 0
     for b in batches:

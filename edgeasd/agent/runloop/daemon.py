@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from edgeasd.agent.alerts import decision
-from edgeasd.agent.alerts.alert_audio import AlertAudio
+from edgeasd.agent.alerts.alert_audio import AlertAudio, log_headroom
 from edgeasd.agent.alerts.detector import Detector, SignalWatch, make_event
 from edgeasd.agent.alerts.sinks import EventSinks
 from edgeasd.agent.alerts.stamps import Stamps
@@ -120,19 +120,27 @@ class Daemon(CommandHandling, ReloadHandling):
         self.window_seconds = cfg.window.seconds or self.info.window_seconds
         self.hop_seconds = cfg.window.hop_seconds or self.window_seconds
         self.bank_path = self.dirs.bank
-        # staged audio of enrollments killed before their commit (never acknowledged)
-        AudioStore(self.dirs.audio_dir, cfg.enrollment.audio_max_bytes).clean_staged()
         self.bank = bank_lifecycle.open_bank(self.bank_path, cfg.scoring, self.info)
         self._bank_fp = bank_fingerprint(self.bank_path)
         warm_kernels(self.bank, self.info.dim, self.info.metric)
         # the socket first: it refuses to start next to a live daemon, whose status.json
         # must then stay untouched
         self.server = ControlServer(self.dirs.control_socket, self._handle).start()
+        # only now (a second daemon was refused above): no request survives a restart, so
+        # staged audio and interrupted writes of killed enrollments go (never acknowledged)
+        AudioStore(self.dirs.audio_dir, cfg.enrollment.audio_max_bytes).clean_at_start(self.bank)
         self.status = StatusBoard(self.dirs.status_file, self.info)
         self.detector: Detector | None = None  # built at the first finite threshold, then kept
         self._warned: set[str] = set()
         self.signal_watch = SignalWatch(cfg.quality.no_signal_alert_seconds, self.window_seconds)
         self._apply_config(cfg)
+
+    def _log_headroom(self) -> int:
+        """Bytes the alert and score logs may still grow by (the current configuration's caps)."""
+        logs = self.config.logs
+        return log_headroom(
+            [self.dirs.alerts_log, self.dirs.scores_log], logs.max_bytes, logs.backups
+        )
 
     def _apply_config(self, cfg: Config) -> None:
         """(Re)build what a reload can change without a restart."""
@@ -141,8 +149,12 @@ class Daemon(CommandHandling, ReloadHandling):
         self._quality = quality_options(cfg)  # before sinks: _handle waits for those
         if getattr(self, "alert_audio", None) is None:
             self.alert_audio = AlertAudio(
-                self.dirs.alert_audio_dir, cfg.logs.alert_audio_max_bytes, self.info.sample_rate
+                self.dirs.alert_audio_dir,
+                cfg.logs.alert_audio_max_bytes,
+                self.info.sample_rate,
+                reserve=self._log_headroom,  # the alert lines win over their audio
             )
+            self.alert_audio.clean()  # what a killed writer left; the cap may have shrunk
         self.alert_audio.max_bytes = cfg.logs.alert_audio_max_bytes  # a reload may change it
         # built before the old ones close: they take over the MQTT sink and metrics
         # whose settings did not change (the old sinks then close the rest)

@@ -4,8 +4,8 @@ Checks, in order (later ones are skipped when the configuration cannot be loaded
 ``config`` (loads and validates), ``paths`` (state/runtime/log directories writable),
 ``model`` (loads, metadata), ``bank`` (loads, same model, enough references), ``device``
 (microphone sources only: records 0.5 s and judges it with the configuration's ``quality``
-thresholds), ``numba`` (cache directory writable), ``disk`` (free space for the logs and
-the kept enrollment audio).
+thresholds), ``numba`` (cache directory writable), ``disk`` (free space for the logs, the
+alert audio and the kept enrollment audio, per file system).
 """
 
 from __future__ import annotations
@@ -170,16 +170,40 @@ def _numba_check(cache: Path) -> Check:
 
 
 def _disk_check(paths: object, config: object) -> Check:
+    """Free space against what the agent may write, per file system.
+
+    The logs (both, with their rotations) and the alert audio go to the log folder, the kept
+    enrollment audio to the state folder; when both are on one file system their needs add
+    up.
+    """
+    mib = 2**20
     logs = 2 * config.logs.max_bytes * (config.logs.backups + 1)
-    audio = config.enrollment.audio_max_bytes if config.enrollment.keep_audio else 0
-    need = logs + audio
-    free = min(shutil.disk_usage(paths.log_dir).free, shutil.disk_usage(paths.state_dir).free)
-    detail = f"{free / 2**20:.0f} MiB free; logs and kept audio may use {need / 2**20:.0f} MiB"
-    if free < need:
+    alert_audio = config.logs.alert_audio_max_bytes
+    kept = config.enrollment.audio_max_bytes if config.enrollment.keep_audio else 0
+    parts = {
+        paths.log_dir: [("logs", logs), ("alert audio", alert_audio)],
+        paths.state_dir: [("kept audio", kept)],
+    }
+    disks: dict[int, tuple[Path, list[tuple[str, int]]]] = {}
+    for folder, needs in parts.items():
+        folder = Path(folder)
+        entry = disks.setdefault(os.stat(folder).st_dev, (folder, []))
+        entry[1].extend(needs)
+    lines, short = [], False
+    for folder, needs in disks.values():
+        free, need = shutil.disk_usage(folder).free, sum(n for _, n in needs)
+        short |= free < need
+        what = ", ".join(f"{name} {n // mib} MiB" for name, n in needs)
+        where = f" in {folder}" if len(disks) > 1 else ""
+        lines.append(f"{free // mib} MiB free{where}; {what} may use {need // mib} MiB")
+    detail = "; ".join(lines)
+    if short:
         return Check(
             "disk",
             "warn",
             detail,
-            "lower logs.max_bytes, logs.backups or enrollment.audio_max_bytes",
+            "lower logs.max_bytes, logs.backups, logs.alert_audio_max_bytes or "
+            "enrollment.audio_max_bytes (alert audio never takes the logs' room: it is "
+            "skipped first)",
         )
     return Check("disk", "ok", detail)

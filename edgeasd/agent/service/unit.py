@@ -24,6 +24,7 @@ from pathlib import Path
 
 from edgeasd.atomic import write_bytes_atomic
 from edgeasd.errors import ConfigError, InputError
+from edgeasd.filemode import WORLD_READABLE
 
 UNIT_NAME = "edgeasd.service"
 #: Where ``systemctl`` looks for units installed by the administrator.
@@ -150,7 +151,7 @@ def install_unit(dest: str | os.PathLike[str], command: list[str] | None = None)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         # units are public, whatever the umask
-        write_bytes_atomic(target, text.encode(), 0o644, fsync=False, exact_mode=True)
+        write_bytes_atomic(target, text.encode(), WORLD_READABLE, fsync=False, exact_mode=True)
     except OSError as exc:
         raise ConfigError(
             f"cannot write {target}: {exc.strerror or exc}",
