@@ -10,17 +10,23 @@ place a record becomes JSON text (for the logs and the MQTT payloads).
 ``tests/test_events.py`` runs the real pipeline and checks that every record it
 emits has exactly the declared fields with the declared types.
 
-Every record has ``time`` (ISO 8601 with the UTC offset,
-:func:`edgeasd.agent.alerts.detector.iso_time`) and ``event`` (its kind); fields whose value
-is None are left out (:func:`edgeasd.agent.alerts.detector.make_event`), unless listed in
-:data:`NULLABLE`.
+Every record has ``time`` (ISO 8601 with the UTC offset, :func:`iso_time`: the one time
+format of the logs, the MQTT events and the MQTT status) and ``event`` (its kind); fields
+whose value is None are left out (:func:`edgeasd.agent.alerts.detector.make_event`), unless
+listed in :data:`NULLABLE`.
 """
 
 import json
 import math
+from datetime import datetime
 from typing import Any, Required, TypedDict
 
 from edgeasd.errors import InputError
+
+
+def iso_time(t: float) -> str:
+    """ISO 8601 local time with UTC offset (``+00:00`` form) and milliseconds for a UNIX time."""
+    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
 
 
 class _Base(TypedDict, total=False):
