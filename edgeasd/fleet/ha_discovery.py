@@ -31,9 +31,18 @@ published, to clear (empty retained payload) those it no longer publishes.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+import os
 import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+from edgeasd.atomic import write_json_atomic
+
+log = logging.getLogger(__name__)
 
 #: (platform, object id) of every entity this version publishes.
 ENTITIES = (
@@ -199,3 +208,64 @@ def configs(
         ),
     ]
     return dict(items)
+
+
+def legacy_config_topics(prefix: str, site: str, machine: str) -> set[str]:
+    """The two config topics edgeasd 0.1.0 published, when its id differs from today's."""
+    legacy = legacy_node_id(site, machine)
+    if legacy == node_id(site, machine):
+        return set()
+    return {
+        config_topic(prefix, "binary_sensor", legacy, "anomaly"),
+        config_topic(prefix, "sensor", legacy, "score"),
+    }
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def publish_retained(
+    publish: Callable[[str, str | bytes], Any],
+    record_path: str | os.PathLike[str],
+    *,
+    base: str,
+    configs: dict[str, dict[str, Any]],
+    legacy: set[str],
+) -> None:
+    """Publish the discovery ``configs`` and remove what an earlier run left behind.
+
+    Parameters
+    ----------
+    publish : callable
+        ``publish(topic, payload)``, retained (an empty payload deletes a retained message,
+        and HA removes the entity of an empty config).
+    record_path : path-like
+        What was published last time (``{"base": ..., "configs": [...]}``), rewritten here.
+    base : str
+        ``<topic_prefix>/<site>/<machine>``: when it changed, the old device's retained
+        ``status`` and ``availability`` are removed too.
+    configs : dict
+        Config topic → payload to publish now (empty: ``homeassistant: false``).
+    legacy : set of str
+        Further config topics to remove (:func:`legacy_config_topics`).
+    """
+    path = Path(record_path)
+    before = _read_record(path)
+    old = {t for t in before.get("configs") or () if isinstance(t, str)} | legacy
+    for topic in sorted(old - set(configs)):
+        publish(topic, b"")
+    old_base = before.get("base")
+    if isinstance(old_base, str) and old_base != base:
+        for leaf in ("status", "availability"):
+            publish(f"{old_base}/{leaf}", b"")
+    for topic, config in configs.items():
+        publish(topic, json.dumps(config))
+    try:
+        write_json_atomic(path, {"base": base, "configs": sorted(configs)})
+    except OSError as exc:
+        log.warning("cannot record the discovery topics in %s: %s", path, exc)

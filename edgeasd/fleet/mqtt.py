@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 from edgeasd import __version__
-from edgeasd.atomic import write_json_atomic
 from edgeasd.config.fleet import MqttConfig
 from edgeasd.errors import ConfigError
 from edgeasd.events import Record, iso_time
@@ -329,40 +328,15 @@ class MqttSink:
         """``online``, the Home Assistant discovery configs (all retained), and the removal
         of what this agent published before and no longer does."""
         self.client.publish(self.topic("availability"), "online", qos=1, retain=True)
-        configs = self.discovery() if self.settings.homeassistant else {}
-        before = self._published_before()
-        for topic in sorted(set(before.get("configs", ())) - set(configs)):
-            self.client.publish(topic, b"", qos=1, retain=True)  # HA removes the entity
-        old_base = before.get("base")
-        if isinstance(old_base, str) and old_base != self.base:
-            for leaf in ("status", "availability"):  # the renamed device's retained state
-                self.client.publish(f"{old_base}/{leaf}", b"", qos=1, retain=True)
-        for topic, config in configs.items():
-            self.client.publish(topic, json.dumps(config), qos=1, retain=True)
-        record = {"base": self.base, "configs": sorted(configs)}
-        try:
-            write_json_atomic(self._record_path, record)
-        except OSError as exc:
-            log.warning("cannot record the discovery topics in %s: %s", self._record_path, exc)
-
-    def _published_before(self) -> dict[str, Any]:
-        """The previous run's record of its retained topics (plus this id's older form)."""
-        legacy = ha_discovery.legacy_node_id(self.settings.site, self.machine)
-        prefix = self.settings.discovery_prefix
-        configs: set[str] = set()
-        if legacy != self.node_id:  # edgeasd 0.1.0's id, and its two entities
-            configs |= {
-                ha_discovery.config_topic(prefix, "binary_sensor", legacy, "anomaly"),
-                ha_discovery.config_topic(prefix, "sensor", legacy, "score"),
-            }
-        try:
-            record = json.loads(self._record_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            record = {}
-        if not isinstance(record, dict):
-            record = {}
-        configs |= {t for t in record.get("configs") or () if isinstance(t, str)}
-        return {"base": record.get("base"), "configs": configs}
+        ha_discovery.publish_retained(
+            lambda topic, payload: self.client.publish(topic, payload, qos=1, retain=True),
+            self._record_path,
+            base=self.base,
+            configs=self.discovery() if self.settings.homeassistant else {},
+            legacy=ha_discovery.legacy_config_topics(
+                self.settings.discovery_prefix, self.settings.site, self.machine
+            ),
+        )
 
     def status_message(self) -> dict[str, Any]:
         """The retained status payload (times as in the events: ISO 8601, ``+00:00``)."""

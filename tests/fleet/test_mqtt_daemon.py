@@ -87,7 +87,7 @@ def test_daemon_publishes_alerts_and_the_last_will_on_sigkill(tmp_path, broker, 
     assert status["state"] == "running" and status["bank"] == {"source": 6}
     assert status["threshold"] > 0 and status["last_score"] is not None
     ha = [t for t, _, _ in msgs if t.startswith("homeassistant/")]
-    assert len(ha) == 2
+    assert len(ha) == 6  # anomaly, no signal, score, threshold, state, last alert
     families = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
     samples = {
         (s.name, tuple(s.labels.values())): s.value for f in families.values() for s in f.samples
