@@ -16,7 +16,6 @@ import html
 import io
 import logging
 import re
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,13 +32,14 @@ from edgeasd.audio.mel import FMIN, log_mel, mel_edges
 from edgeasd.audio.resample import resample
 from edgeasd.errors import AudioFileError, InputError
 from edgeasd.report import DEFAULT_MAX_ALERTS
+from edgeasd.report.page import alert_table, machine_and_site, peak_and_duration
 from edgeasd.report.summary import (
     AlertSummary,
     band_changes,
     describe_band_changes,
-    format_duration,
     summarize_alert,
 )
+from edgeasd.report.summary import format_time as _fmt_time
 
 log = logging.getLogger(__name__)
 
@@ -228,16 +228,6 @@ def alert_panels(paths: Any, config: Any, alerts: list[dict[str, Any]]) -> list[
     return panels
 
 
-def _fmt_time(t: float | str | None) -> str:
-    if t is None:
-        return "?"
-    if isinstance(t, str):
-        t = event_time({"time": t})
-        if t is None:
-            return "?"
-    return datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
 def _img(png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
@@ -264,14 +254,6 @@ def _audio(samples: np.ndarray, sample_rate: int, label: str) -> str:
     )
 
 
-def _peak_and_duration(summary: AlertSummary) -> list[tuple[str, str]]:
-    peak = "?" if summary.peak_score is None else f"{summary.peak_score:.3f}"
-    duration = format_duration(summary.duration_seconds)
-    if summary.ongoing:
-        duration = f"at least {duration} (no recovery logged in this range)"
-    return [("peak score", peak), ("duration", duration)]
-
-
 def _panel_html(n: int, panel: AlertPanel, plots: Any, audio: bool, summary: AlertSummary) -> str:
     e, r, g = panel.event, panel.record or {}, panel.group or {}
     score, thr = e.get("score"), e.get("threshold")
@@ -281,7 +263,7 @@ def _panel_html(n: int, panel: AlertPanel, plots: Any, audio: bool, summary: Ale
         if isinstance(score, (int, float)) and isinstance(thr, (int, float))
         else f"<h3>Alert {n} at {html.escape(_fmt_time(e.get('time')))}</h3>"
     )
-    rows = [*_peak_and_duration(summary), ("threshold from", e.get("threshold_source"))]
+    rows = [*peak_and_duration(summary), ("threshold from", e.get("threshold_source"))]
     if r:
         rows += [
             ("nearest reference", f"#{r.get('nearest_id')} (domain {r.get('nearest_domain')})"),
@@ -384,7 +366,7 @@ def render_report(
     }
     timeline = plots.timeline_png(windows, events, domains)
     scored = sum(1 for w in windows if w.get("score") is not None)
-    where = _machine_and_site(config)
+    where = machine_and_site(config)
     body = [
         f"<h1>edgeasd report: {html.escape(where)}</h1>",
         f"<p>{html.escape(span)}.</p>",
@@ -394,7 +376,7 @@ def render_report(
         "<h2>Timeline</h2>",
         f"<p>{_img(timeline, 'timeline')}</p>",
         "<h2>Alerts</h2>" if alerts else "<h2>Alerts</h2><p>No alert in this range.</p>",
-        _alert_table(alerts, summaries, first, max_alerts) if alerts else "",
+        alert_table(alerts, summaries, first, max_alerts) if alerts else "",
         "<p>Each panel: the alerted window's log-mel spectrogram, its nearest normal "
         "reference's, and their band-wise difference (mean log-mel energy per band, alert "
         "minus reference: positive = louder now).</p>"
@@ -414,38 +396,6 @@ def render_report(
     images = 1 + sum(p.audio is not None for p in panels)
     counts = {"windows": len(windows), "events": len(events), "alerts": len(alerts)}
     return doc, {**counts, "images": images, "detailed": len(panels)}
-
-
-def _machine_and_site(config: Any) -> str:
-    """``pump1 at plant-a``: the MQTT names of the machine (the host name by default)."""
-    machine = config.mqtt.machine or socket.gethostname()
-    return f"{machine} at {config.mqtt.site}"
-
-
-def _alert_table(
-    alerts: list[dict[str, Any]], summaries: list[AlertSummary], first: int, limit: int | None
-) -> str:
-    """Every alert of the range in one table: time, kind, peak score, duration."""
-    rows = []
-    for i, (a, s) in enumerate(zip(alerts, summaries, strict=True)):
-        cells = [
-            str(i + 1),
-            _fmt_time(a.get("time")),
-            str(a.get("kind", "anomaly")).replace("_", " "),
-            *(v for _, v in _peak_and_duration(s)),
-            "below" if i >= first else "",
-        ]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    head = "".join(
-        f"<th>{h}</th>" for h in ("#", "time", "kind", "peak score", "duration", "details")
-    )
-    note = (
-        f"<p>The latest {limit} alerts are shown in detail below; {first} earlier ones only "
-        f"here (--max-alerts {len(alerts)} shows all, each adds about 0.85 MB).</p>"
-        if first
-        else ""
-    )
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>{note}"
 
 
 def write_report(path: str | Path, text: str) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -163,3 +164,15 @@ def format_duration(seconds: float | None) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} days"
+
+
+def format_time(t: float | str | None) -> str:
+    """A logged ISO time or a UNIX time as ``2026-12-07 13:05:00 CET`` (``?``: unknown)."""
+    if t is None:
+        return "?"
+    if isinstance(t, str):
+        try:
+            t = datetime.fromisoformat(t).timestamp()
+        except ValueError:
+            return "?"
+    return datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
