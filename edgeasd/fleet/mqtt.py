@@ -50,7 +50,7 @@ from typing import Any
 from edgeasd import __version__
 from edgeasd.config.fleet import MqttConfig
 from edgeasd.errors import ConfigError
-from edgeasd.events import Record, iso_time
+from edgeasd.events import Record, alert_summary, iso_time
 from edgeasd.events import encode as encode_event
 from edgeasd.fleet import ha_discovery
 from edgeasd.fleet.mqtt_queue import DiskQueue
@@ -59,11 +59,6 @@ log = logging.getLogger(__name__)
 
 #: Event kinds published (windows are not: they are in the status and the metrics).
 KINDS = ("alert", "reminder", "recovered", "signal", "enrolled")
-#: Fields of an alert event copied into the status's ``last_alert``.
-ALERT_FIELDS = (
-    "id", "time", "score", "threshold", "clip", "nearest_id", "nearest_domain", "clipped",
-    "level_dbfs", "window_index",
-)  # fmt: skip
 #: Name of the systemd credential holding the password (``LoadCredential=mqtt-password:...``).
 CREDENTIAL = "mqtt-password"
 # paho's reconnect back-off: first retry after 1 s (a restarted broker is back within a
@@ -235,8 +230,7 @@ class MqttSink:
             elif event.get("kind") == "no_signal":  # a dead microphone is no anomaly
                 self.no_signal = on
         if kind == "alert":
-            self.last_alert = {k: event[k] for k in ALERT_FIELDS if k in event}
-            self.last_alert["kind"] = event.get("kind", "anomaly")
+            self.last_alert = alert_summary(event)
         payload = encode_event(event).rstrip("\n").encode("utf-8")
         self.queue.put(kind, self.topic("event", kind), payload)
         if "window_index" in event:  # the daemon records that window next
