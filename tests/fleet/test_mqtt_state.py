@@ -123,7 +123,6 @@ def test_a_reload_changing_mqtt_keys_never_goes_unavailable(
     assert b"offline" not in availability, availability
     assert "connection" not in caplog.text.replace("MQTT connected", ""), caplog.text
     assert all(s["anomaly"] for s in statuses[2:]), "the reload lost the ongoing episode"
-    assert "Socket error" not in b.log.read_text() or True
     assert "already connected" not in b.log.read_text()
 
 
