@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from edgeasd.cli.common import add_config_arg, config_of, paths_of
+from edgeasd.cli.common import add_config_arg, config_of, non_negative, paths_of
 from edgeasd.report import DEFAULT_MAX_ALERTS
 
 
@@ -32,16 +32,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"{counts['images']} images ({len(text) / 1e6:.1f} MB)"
     )
     return 0
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of alerts (0 or more)")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--max-alerts",
-        type=_count,
+        type=non_negative,
         default=DEFAULT_MAX_ALERTS,
         metavar="N",
         help=f"show the latest N alerts with pictures and audio (about 0.85 MB each), list "

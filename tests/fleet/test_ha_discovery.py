@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgeasd.agent.detect import make_event
+from edgeasd.agent.alerts.detector import make_event
 from edgeasd.config.fleet import MqttConfig
 from edgeasd.fleet import ha_discovery
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from edgeasd.agent.detect import make_event
+from edgeasd.agent.alerts.detector import make_event
 from edgeasd.config import config_from_dict
 from edgeasd.config.fleet import MqttConfig
 from edgeasd.fleet import ha_discovery
