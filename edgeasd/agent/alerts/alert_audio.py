@@ -38,9 +38,19 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 8
 
 
+def alert_id(unix_time: float, window_index: int, kind: str = "anomaly") -> str:
+    """An alert's id: its UTC time and window (``alert-20261207T120000.000000Z-w00000118``).
+
+    An anomaly alert's kept audio is ``<id>.flac`` (with ``<id>.json``); a no-signal
+    alert's id starts with ``no-signal-`` (it keeps no audio).
+    """
+    stamp = datetime.fromtimestamp(float(unix_time), timezone.utc)
+    prefix = "alert" if kind == "anomaly" else kind.replace("_", "-")
+    return f"{prefix}-{stamp:%Y%m%dT%H%M%S.%f}Z-w{int(window_index):08d}"
+
+
 def _stem(meta: dict[str, Any]) -> str:
-    stamp = datetime.fromtimestamp(float(meta["unix_time"]), timezone.utc)
-    return f"alert-{stamp:%Y%m%dT%H%M%S.%f}Z-w{int(meta['window_index']):08d}"
+    return alert_id(float(meta["unix_time"]), int(meta["window_index"]))
 
 
 def alert_records(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -89,6 +99,10 @@ class AlertAudio:
         self.sample_rate = int(sample_rate)
         self._queue: queue.Queue[tuple[np.ndarray, dict[str, Any]] | None] = queue.Queue(QUEUE_SIZE)
         self._thread: threading.Thread | None = None
+
+    def clip_name(self, unix_time: float, window_index: int) -> str | None:
+        """The file :meth:`keep` writes for this alert (None: no audio is kept)."""
+        return f"{alert_id(unix_time, window_index)}.flac" if self.max_bytes > 0 else None
 
     def keep(self, samples: np.ndarray, meta: dict[str, Any]) -> None:
         """Queue one alerted window for writing; never blocks nor raises.

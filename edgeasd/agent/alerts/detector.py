@@ -14,6 +14,10 @@ continuing episode gives one ``alert`` and one ``recovered``. While an episode l
 :class:`SignalWatch` does the same for a dead input: windows without signal that last
 ``alert_seconds`` give an ``alert`` of kind ``no_signal`` and, when sound is back, a
 ``recovered`` of kind ``no_signal``. Anomaly events carry ``kind: "anomaly"``.
+
+Both carry an ongoing episode over a restart: :meth:`Detector.episode` /
+:meth:`Detector.resume` (and the same on :class:`SignalWatch`), saved and restored by
+:mod:`edgeasd.agent.alerts.episodes`.
 """
 
 from __future__ import annotations
@@ -21,15 +25,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 from edgeasd.errors import InputError
+from edgeasd.events import iso_time
 
-
-def iso_time(t: float) -> str:
-    """ISO 8601 local time with UTC offset and milliseconds for a UNIX time."""
-    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
+__all__ = ["Detector", "Event", "SignalWatch", "iso_time", "make_event"]
 
 
 def make_event(event: str, time: float, **fields: Any) -> dict[str, Any]:
@@ -195,6 +196,25 @@ class Detector:
         self.threshold_source = threshold_source
         self.threshold_facts = dict(threshold_facts or {})
 
+    def episode(self) -> dict[str, float] | None:
+        """The ongoing alert, to carry over a restart (None: none ongoing); see :meth:`resume`."""
+        if not self.alerting or self._started is None:
+            return None
+        return {"started": self._started, "max_score": self._max_score, "noticed": self._noticed}
+
+    def resume(self, episode: dict[str, float]) -> None:
+        """Continue an alert a previous run left ongoing (:meth:`episode`): no second alert.
+
+        The k-of-n history starts with ``k`` exceeding windows, so the episode recovers
+        after as many normal windows as it would have without the restart, and its
+        ``recovered`` counts the duration from the first alert.
+        """
+        self.alerting = True
+        self._started = float(episode["started"])
+        self._max_score = float(episode["max_score"])
+        self._noticed = float(episode.get("noticed", self._started))
+        self._recent = deque([True] * self.k, maxlen=self.n)
+
     def reset(self) -> None:
         """Forget the history and any ongoing alert (no event is emitted)."""
         self._recent.clear()
@@ -325,6 +345,17 @@ class SignalWatch:
     window_seconds: float
     alerting: bool = field(default=False, init=False)
     _since: float | None = field(default=None, init=False, repr=False)
+
+    def episode(self) -> dict[str, float] | None:
+        """The ongoing no-signal alert, to carry over a restart (None: none ongoing)."""
+        if not self.alerting or self._since is None:
+            return None
+        return {"since": self._since}
+
+    def resume(self, episode: dict[str, float]) -> None:
+        """Continue a no-signal alert a previous run left ongoing (:meth:`episode`)."""
+        self.alerting = True
+        self._since = float(episode["since"])
 
     def update(self, has_signal: bool, time: float, window_index: int, status: str) -> list:
         """Feed one window; returns ``[]`` or one event record (dict, see :func:`make_event`).

@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 
 from edgeasd.agent.alerts import decision
-from edgeasd.agent.alerts.alert_audio import AlertAudio
+from edgeasd.agent.alerts.alert_audio import AlertAudio, alert_id
 from edgeasd.agent.alerts.detector import Detector, SignalWatch, make_event
+from edgeasd.agent.alerts.episodes import EpisodeKeeper
 from edgeasd.agent.alerts.sinks import EventSinks
 from edgeasd.agent.control.commands import CommandHandling, bank_fingerprint
 from edgeasd.agent.control.handoff import Command
@@ -129,6 +130,8 @@ class Daemon(CommandHandling):
         self.detector: Detector | None = None  # built at the first finite threshold, then kept
         self._warned: set[str] = set()
         self.signal_watch = SignalWatch(cfg.quality.no_signal_alert_seconds, self.window_seconds)
+        self.episodes = EpisodeKeeper(self.dirs.episode_file)  # an alert ongoing at the stop
+        self.episodes.restore_signal(self.signal_watch)
         self._apply_config(cfg)
 
     def _apply_config(self, cfg: Config) -> None:
@@ -141,6 +144,9 @@ class Daemon(CommandHandling):
                 self.dirs.alert_audio_dir, cfg.logs.alert_audio_max_bytes, self.info.sample_rate
             )
         self.alert_audio.max_bytes = cfg.logs.alert_audio_max_bytes  # a reload may change it
+        self.signal_watch.alert_seconds = cfg.quality.no_signal_alert_seconds
+        # before the sinks: a new MQTT sink starts from the status's (restored) episode
+        self._refresh_detector()
         # built before the old ones close: they take over the MQTT sink and metrics
         # whose settings did not change (the old sinks then close the rest)
         self.sinks = EventSinks.from_config(
@@ -148,8 +154,6 @@ class Daemon(CommandHandling):
         )
         if old is not None:
             old.close()
-        self.signal_watch.alert_seconds = cfg.quality.no_signal_alert_seconds
-        self._refresh_detector()
 
     def _bank_changed(self) -> None:
         """Cache what the per-window path reads from the bank (after a load or enrollment).
@@ -188,7 +192,9 @@ class Daemon(CommandHandling):
             self.detector.set_threshold(st.threshold, st.threshold_source, st.threshold_facts())
         if self.detector is not None:
             self.detector.set_debounce(det.k, det.n, det.reminder_seconds)
+        self.episodes.restore_detector(self.detector)  # the first call only
         self.status.update(
+            **self.episodes.status_fields(self.detector, self.signal_watch),
             threshold=st.threshold if st.calibrated else None,
             threshold_source=st.threshold_source,
             decision_state=st.state,
@@ -292,6 +298,8 @@ class Daemon(CommandHandling):
         for event in self.signal_watch.update(
             q.scorable, window.start_time, int(window.index), q.status
         ):
+            if event["event"] == "alert":
+                event["id"] = alert_id(window.start_time, int(window.index), "no_signal")
             self._emit_event(event)
         if q.status != self._signal:  # report changes only, not every bad window
             details = {k: v for k, v in q.as_dict().items() if k != "status"}
@@ -310,9 +318,9 @@ class Daemon(CommandHandling):
         else:
             self._score(embedding, window, record, q, embed_ms)
         record["processing_ms"] = round(1000 * (time.perf_counter() - t0), 2)
+        self.status.window(record)  # first: the sinks' status (MQTT) reads this window
         self.sinks.emit(record)  # a full log disk drops the line: scoring goes on
         self.status.update(write=False, logs=self.sinks.health())
-        self.status.window(record)
         if self.notifier.enabled:  # line() snapshots the status: skip it outside systemd
             self.notifier.status(self.status.line())
         if self.on_record:
@@ -365,7 +373,10 @@ class Daemon(CommandHandling):
         for event in self.detector.update(
             score, window.start_time, int(window.index), verdict.flags
         ):
-            self._emit_event(fields := event.to_dict())
+            fields = event.to_dict()
+            if event.event == "alert":
+                fields.update(self._alert_fields(event.time, window, record, ref, q))
+            self._emit_event(fields)
             if event.event == "alert":  # queued: written off the audio path
                 self.alert_audio.keep(
                     window.samples,
@@ -378,9 +389,31 @@ class Daemon(CommandHandling):
                     },
                 )
 
+    def _alert_fields(
+        self,
+        when: float,
+        window: Window,
+        record: dict[str, Any],
+        ref: int,
+        q: audio_quality.Quality,
+    ) -> dict[str, Any]:
+        """What an anomaly alert says about itself: id, kept clip, nearest reference, level."""
+        fields = {
+            "id": alert_id(when, int(window.index)),
+            "clip": self.alert_audio.clip_name(when, int(window.index)),
+            "nearest_id": ref,
+            "nearest_domain": self._domain_of[ref],
+            "clipped": bool(q.clipped),
+            "level_dbfs": record.get("level_dbfs"),
+        }
+        return {k: v for k, v in fields.items() if v is not None}
+
     def _emit_event(self, event: dict[str, Any]) -> None:
         self.sinks.emit(event)
         self.status.event(event)
+        if self.episodes.note(event, self.detector, self.signal_watch):
+            fields = self.episodes.status_fields(self.detector, self.signal_watch)
+            self.status.update(write=False, **fields)
         if self.on_record:
             self.on_record(event)
 
@@ -410,6 +443,8 @@ class Daemon(CommandHandling):
         self._cancel_commands()
         if hasattr(self, "server"):
             self.server.close()
+        if getattr(self, "episodes", None) is not None:
+            self.episodes.save(self.detector, self.signal_watch)  # with the peak so far
         if hasattr(self, "status"):
             self.status.update(state="stopped")
         if getattr(self, "sinks", None) is not None:
