@@ -88,22 +88,21 @@ class EpisodeKeeper:
         self._no_signal = None
 
     def restore_detector(self, detector: Any | None) -> None:
-        """Resume a saved anomaly alert in ``detector`` at the first refresh after start.
+        """Resume a saved anomaly alert in ``detector`` once there is one.
 
-        Without a detector then (the bank is not calibrated any more) the saved alert is
-        dropped: there is nothing to continue it with.
+        While the bank has no threshold (no detector yet) the saved alert waits: the last
+        verdict was an anomaly and none came since, so the status keeps saying so.
         """
         if self._pending is not None and detector is not None:
             detector.resume(self._pending)
             log.info("the anomaly alert ongoing at the last stop goes on (no second alert)")
-        elif self._pending is not None:
-            log.info("the anomaly alert ongoing at the last stop is dropped: no threshold now")
-        self._pending = None
+            self._pending = None
 
     def status_fields(self, detector: Any | None, watch: Any) -> dict[str, Any]:
         """``anomaly``, ``no_signal`` and ``last_alert`` for the status snapshot."""
+        anomaly = detector.alerting if detector is not None else self._pending is not None
         return {
-            "anomaly": bool(detector is not None and detector.alerting),
+            "anomaly": bool(anomaly),
             "no_signal": bool(watch.alerting),
             "last_alert": self.last_alert,
         }
@@ -122,7 +121,7 @@ class EpisodeKeeper:
         save_episodes(
             self.path,
             {
-                "anomaly": detector.episode() if detector is not None else None,
+                "anomaly": detector.episode() if detector is not None else self._pending,
                 "no_signal": watch.episode(),
                 "last_alert": self.last_alert,
             },

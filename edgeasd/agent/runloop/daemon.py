@@ -132,6 +132,8 @@ class Daemon(CommandHandling):
         self.signal_watch = SignalWatch(cfg.quality.no_signal_alert_seconds, self.window_seconds)
         self.episodes = EpisodeKeeper(self.dirs.episode_file)  # an alert ongoing at the stop
         self.episodes.restore_signal(self.signal_watch)
+        # before the sinks: a new MQTT sink starts from the status's (restored) episode
+        self.status.update(write=False, **self.episodes.status_fields(None, self.signal_watch))
         self._apply_config(cfg)
 
     def _apply_config(self, cfg: Config) -> None:
@@ -144,9 +146,6 @@ class Daemon(CommandHandling):
                 self.dirs.alert_audio_dir, cfg.logs.alert_audio_max_bytes, self.info.sample_rate
             )
         self.alert_audio.max_bytes = cfg.logs.alert_audio_max_bytes  # a reload may change it
-        self.signal_watch.alert_seconds = cfg.quality.no_signal_alert_seconds
-        # before the sinks: a new MQTT sink starts from the status's (restored) episode
-        self._refresh_detector()
         # built before the old ones close: they take over the MQTT sink and metrics
         # whose settings did not change (the old sinks then close the rest)
         self.sinks = EventSinks.from_config(
@@ -154,6 +153,8 @@ class Daemon(CommandHandling):
         )
         if old is not None:
             old.close()
+        self.signal_watch.alert_seconds = cfg.quality.no_signal_alert_seconds
+        self._refresh_detector()
 
     def _bank_changed(self) -> None:
         """Cache what the per-window path reads from the bank (after a load or enrollment).
@@ -192,7 +193,7 @@ class Daemon(CommandHandling):
             self.detector.set_threshold(st.threshold, st.threshold_source, st.threshold_facts())
         if self.detector is not None:
             self.detector.set_debounce(det.k, det.n, det.reminder_seconds)
-        self.episodes.restore_detector(self.detector)  # the first call only
+        self.episodes.restore_detector(self.detector)  # once a detector exists
         self.status.update(
             **self.episodes.status_fields(self.detector, self.signal_watch),
             threshold=st.threshold if st.calibrated else None,

@@ -57,3 +57,24 @@ def test_the_episode_file_round_trips_and_bad_ones_are_ignored(tmp_path, caplog)
             got = load_episodes(path)
         assert got["anomaly"] is None
     assert "starting afresh" in caplog.text
+
+
+def test_a_saved_alert_waits_for_a_detector(tmp_path) -> None:
+    """Restarted without a threshold (no detector yet): the alert is still the last verdict."""
+    from edgeasd.agent.alerts.episodes import EpisodeKeeper
+
+    path = tmp_path / "episode.json"
+    saved = {"started": 1.0, "max_score": 5.0, "noticed": 1.0}
+    save_episodes(path, {"anomaly": saved, "no_signal": None, "last_alert": {"id": "a"}})
+    keeper = EpisodeKeeper(path)
+    watch = SignalWatch(alert_seconds=0.0, window_seconds=1.0)
+    keeper.restore_signal(watch)
+    keeper.restore_detector(None)
+    fields = keeper.status_fields(None, watch)
+    assert fields == {"anomaly": True, "no_signal": False, "last_alert": {"id": "a"}}
+    keeper.save(None, watch)
+    assert load_episodes(path)["anomaly"] == saved  # not lost by a save meanwhile
+    det = Detector(2.0)
+    keeper.restore_detector(det)
+    assert det.alerting and keeper.status_fields(det, watch)["anomaly"]
+    assert det.episode()["started"] == 1.0
