@@ -104,6 +104,28 @@ class AlertAudio:
         """The file :meth:`keep` writes for this alert (None: no audio is kept)."""
         return f"{alert_id(unix_time, window_index)}.flac" if self.max_bytes > 0 else None
 
+    def alert_fields(
+        self,
+        unix_time: float,
+        window_index: int,
+        nearest_id: int,
+        nearest_domain: str,
+        *,
+        clipped: bool,
+        level_dbfs: float | None,
+    ) -> dict[str, Any]:
+        """What an anomaly alert event says about itself: its id, its kept clip (when
+        audio is kept), the nearest reference, ``clipped`` and the window's level."""
+        fields = {
+            "id": alert_id(unix_time, window_index),
+            "clip": self.clip_name(unix_time, window_index),
+            "nearest_id": int(nearest_id),
+            "nearest_domain": nearest_domain,
+            "clipped": bool(clipped),
+            "level_dbfs": level_dbfs,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
+
     def keep(self, samples: np.ndarray, meta: dict[str, Any]) -> None:
         """Queue one alerted window for writing; never blocks nor raises.
 

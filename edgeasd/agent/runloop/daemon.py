@@ -376,7 +376,12 @@ class Daemon(CommandHandling):
         ):
             fields = event.to_dict()
             if event.event == "alert":
-                fields.update(self._alert_fields(event.time, window, record, ref, q))
+                fields.update(
+                    self.alert_audio.alert_fields(
+                        event.time, int(window.index), ref, self._domain_of[ref],
+                        clipped=q.clipped, level_dbfs=record.get("level_dbfs"),
+                    )
+                )  # fmt: skip
             self._emit_event(fields)
             if event.event == "alert":  # queued: written off the audio path
                 self.alert_audio.keep(
@@ -389,25 +394,6 @@ class Daemon(CommandHandling):
                         "model": self.info.id,
                     },
                 )
-
-    def _alert_fields(
-        self,
-        when: float,
-        window: Window,
-        record: dict[str, Any],
-        ref: int,
-        q: audio_quality.Quality,
-    ) -> dict[str, Any]:
-        """What an anomaly alert says about itself: id, kept clip, nearest reference, level."""
-        fields = {
-            "id": alert_id(when, int(window.index)),
-            "clip": self.alert_audio.clip_name(when, int(window.index)),
-            "nearest_id": ref,
-            "nearest_domain": self._domain_of[ref],
-            "clipped": bool(q.clipped),
-            "level_dbfs": record.get("level_dbfs"),
-        }
-        return {k: v for k, v in fields.items() if v is not None}
 
     def _emit_event(self, event: dict[str, Any]) -> None:
         self.sinks.emit(event)
