@@ -10,17 +10,23 @@ place a record becomes JSON text (for the logs and the MQTT payloads).
 ``tests/test_events.py`` runs the real pipeline and checks that every record it
 emits has exactly the declared fields with the declared types.
 
-Every record has ``time`` (ISO 8601 with the UTC offset,
-:func:`edgeasd.agent.alerts.detector.iso_time`) and ``event`` (its kind); fields whose value
-is None are left out (:func:`edgeasd.agent.alerts.detector.make_event`), unless listed in
-:data:`NULLABLE`.
+Every record has ``time`` (ISO 8601 with the UTC offset, :func:`iso_time`: the one time
+format of the logs, the MQTT events and the MQTT status) and ``event`` (its kind); fields
+whose value is None are left out (:func:`edgeasd.agent.alerts.detector.make_event`), unless
+listed in :data:`NULLABLE`.
 """
 
 import json
 import math
+from datetime import datetime
 from typing import Any, Required, TypedDict
 
 from edgeasd.errors import InputError
+
+
+def iso_time(t: float) -> str:
+    """ISO 8601 local time with UTC offset (``+00:00`` form) and milliseconds for a UNIX time."""
+    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
 
 
 class _Base(TypedDict, total=False):
@@ -67,7 +73,12 @@ class WindowRecord(_Base, total=False):
 class EpisodeRecord(_Threshold, total=False):
     """``event: "alert" | "reminder" | "recovered"``: an anomaly episode
     (:class:`edgeasd.agent.alerts.detector.Event`, ``kind: "anomaly"``) or a lost signal
-    (:class:`edgeasd.agent.alerts.detector.SignalWatch`, ``kind: "no_signal"``)."""
+    (:class:`edgeasd.agent.alerts.detector.SignalWatch`, ``kind: "no_signal"``).
+
+    An anomaly ``alert`` also names itself and its window: ``id`` (unique per alert),
+    ``clip`` (the kept audio's file name in ``<log_dir>/alert-audio/``, when audio is
+    kept), the nearest reference (``nearest_id``, ``nearest_domain``), ``clipped`` and
+    the window's ``level_dbfs``."""
 
     kind: Required[str]
     window_index: Required[int]
@@ -82,6 +93,11 @@ class EpisodeRecord(_Threshold, total=False):
     max_score: float
     clipped: bool
     clip_fraction: float
+    id: str
+    clip: str
+    nearest_id: int
+    nearest_domain: str
+    level_dbfs: float
     status: str
     no_signal_seconds: float
     alert_seconds: float
@@ -129,6 +145,20 @@ KINDS: dict[str, type] = {
     "signal": SignalRecord,
     "enrolled": EnrolledRecord,
 }
+
+
+#: Fields of an alert event that name it: the status's ``last_alert`` (MQTT, ``status``).
+ALERT_FIELDS = (
+    "id", "kind", "time", "score", "threshold", "clip", "nearest_id", "nearest_domain",
+    "clipped", "level_dbfs", "window_index",
+)  # fmt: skip
+
+
+def alert_summary(event: EpisodeRecord | dict[str, Any]) -> dict[str, Any]:
+    """The :data:`ALERT_FIELDS` an alert event has (``kind`` defaults to ``anomaly``)."""
+    out = {k: event[k] for k in ALERT_FIELDS if k in event}
+    out.setdefault("kind", "anomaly")
+    return out
 
 
 def _clean(value: Any) -> Any:

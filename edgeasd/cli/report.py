@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from edgeasd.cli.common import add_config_arg, config_of, paths_of
+from edgeasd.cli.common import add_config_arg, config_of, non_negative, paths_of
+from edgeasd.report import DEFAULT_MAX_ALERTS
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -20,12 +21,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         else (now if until is None else until) - DEFAULT_SECONDS
     )
     config = config_of(args)
+    limit = None if args.max_alerts == 0 else args.max_alerts
     text, counts = render_report(
-        paths_of(config), config, since, until, now=now, audio=not args.no_audio
+        paths_of(config), config, since, until, now=now, audio=not args.no_audio, max_alerts=limit
     )
     path = write_report(args.output, text)
+    shown = f" ({counts['detailed']} in detail)" if counts["detailed"] < counts["alerts"] else ""
     print(
-        f"wrote {path}: {counts['windows']} windows, {counts['alerts']} alerts, "
+        f"wrote {path}: {counts['windows']} windows, {counts['alerts']} alerts{shown}, "
         f"{counts['images']} images ({len(text) / 1e6:.1f} MB)"
     )
     return 0
@@ -58,6 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="edgeasd-report.html",
         metavar="PATH",
         help="the HTML file to write (edgeasd-report.html)",
+    )
+    p.add_argument(
+        "--max-alerts",
+        type=non_negative,
+        default=DEFAULT_MAX_ALERTS,
+        metavar="N",
+        help=f"show the latest N alerts with pictures and audio (about 0.85 MB each), list "
+        f"the others in a table; 0: all (default: {DEFAULT_MAX_ALERTS})",
     )
     p.add_argument(
         "--no-audio",

@@ -115,6 +115,11 @@ class Paths:
         return self.state_dir / "audio"
 
     @property
+    def episode_file(self) -> Path:
+        """Ongoing alert episodes, carried over a restart (``<state>/episode.json``)."""
+        return self.state_dir / "episode.json"
+
+    @property
     def control_socket(self) -> Path:
         """The daemon's local control socket (``<runtime>/control.sock``)."""
         return self.runtime_dir / "control.sock"

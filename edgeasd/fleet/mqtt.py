@@ -7,13 +7,26 @@ Topics, under ``<topic_prefix>/<site>/<machine>`` (``mqtt`` section of the confi
   ``alerts.jsonl``) plus ``seq``, a number that increases by event and survives
   restarts; at-least-once delivery may repeat a message, a subscriber drops a ``seq``
   it has seen.
-- ``.../status``: retained JSON (state, anomaly, last score, threshold, bank size per
-  domain, model, version...), published on connect, after each event and every
-  ``heartbeat_seconds`` (the heartbeat: its ``time`` tells the agent is alive).
+- ``.../status``: retained JSON (state, anomaly, no signal, last score and window time,
+  threshold, last alert, bank size per domain, model, version...), published on connect,
+  after each event (once the window that raised it is recorded, so the status of an alert
+  carries the alerted window's score), every ``heartbeat_seconds`` (the heartbeat: its
+  ``time`` tells the agent is alive) and a last time on a clean stop (``stopped``).
 - ``.../availability``: retained ``online``; the broker publishes the last will
   ``offline`` when the agent vanishes (and the agent itself on a clean stop).
 - Home Assistant discovery (``<discovery_prefix>/binary_sensor|sensor/<node>/.../config``,
-  retained): an "anomaly" binary sensor and a "score" sensor read from the status.
+  retained): the entities of :mod:`edgeasd.fleet.ha_discovery`, all read from the status.
+  Configs this agent published before and no longer does (``homeassistant: false``, a
+  renamed site or machine, an older id) are cleared with empty retained payloads; the
+  record of what was published is ``<state_dir>/mqtt-discovery.json``.
+
+Times in the status are ISO 8601 with milliseconds and the ``+00:00``-style offset, as
+in the events (:func:`edgeasd.events.iso_time`).
+
+A reload that changes the ``mqtt`` section closes the old sink *before* the new one
+connects (:func:`edgeasd.fleet.observers.observers`), with a clean ``DISCONNECT`` and
+without ``offline`` when the new one keeps the same topics: the broker then discards the
+old connection's last will and the device never shows unavailable.
 
 Threads: :meth:`MqttSink.emit` runs on the scoring thread and only appends the event to
 the on-disk queue (:class:`~edgeasd.fleet.mqtt_queue.DiskQueue`, one fsync'ed SQLite commit);
@@ -27,7 +40,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import socket
 import threading
 import time
@@ -38,8 +50,9 @@ from typing import Any
 from edgeasd import __version__
 from edgeasd.config.fleet import MqttConfig
 from edgeasd.errors import ConfigError
-from edgeasd.events import Record
+from edgeasd.events import Record, alert_summary, iso_time
 from edgeasd.events import encode as encode_event
+from edgeasd.fleet import ha_discovery
 from edgeasd.fleet.mqtt_queue import DiskQueue
 
 log = logging.getLogger(__name__)
@@ -107,7 +120,11 @@ class MqttSink:
         The store-and-forward database (``<state_dir>/mqtt-queue.sqlite``).
     status : callable, optional
         Returns the daemon's status snapshot (``StatusBoard.snapshot``) for the status
-        message.
+        message. Its ``anomaly``, ``no_signal`` and ``last_alert`` at construction carry an
+        episode over a restart (the daemon restores them before the sinks).
+    carry : dict, optional
+        :meth:`carried` of the sink a reload replaces (its episode state wins over
+        ``status``).
     """
 
     def __init__(
@@ -115,6 +132,8 @@ class MqttSink:
         cfg: MqttConfig,
         queue_path: str | os.PathLike[str],
         status: Callable[[], dict[str, Any]] | None = None,
+        *,
+        carry: dict[str, Any] | None = None,
     ) -> None:
         mqtt = _import_paho()
         self._mqtt = mqtt
@@ -122,10 +141,17 @@ class MqttSink:
         self.status = status
         self.machine = cfg.machine or socket.gethostname()
         self.base = f"{cfg.topic_prefix}/{cfg.site}/{self.machine}"
-        self.node_id = re.sub(r"[^A-Za-z0-9_-]", "_", f"edgeasd_{cfg.site}_{self.machine}")
+        self.node_id = ha_discovery.node_id(cfg.site, self.machine)
         password = read_password(cfg)
-        self.anomaly = False
+        start = {**(self.status() if self.status else {}), **(carry or {})}
+        self.anomaly = bool(start.get("anomaly", False))
+        self.no_signal = bool(start.get("no_signal", False))
+        self.last_alert: dict[str, Any] | None = start.get("last_alert")
+        self._last_window: dict[str, Any] | None = start.get("last_window")
+        self._status_after_window = False  # an event waits for its window's record
         self.published = 0
+        self._closed = False
+        self._record_path = Path(queue_path).with_name("mqtt-discovery.json")
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._connected = threading.Event()
@@ -170,22 +196,48 @@ class MqttSink:
         """Whether the broker connection is up."""
         return self._connected.is_set()
 
+    def carried(self) -> dict[str, Any]:
+        """The episode state a reload's successor takes over (see ``carry``)."""
+        return {
+            "anomaly": self.anomaly,
+            "no_signal": self.no_signal,
+            "last_alert": self.last_alert,
+            "last_window": self._last_window,
+        }
+
     # ------------------------------------------------------------------ scoring thread
 
     def emit(self, event: Record) -> None:
-        """Queue an event for publishing (durable on return; never waits for the network)."""
+        """Queue an event for publishing (durable on return; never waits for the network).
+
+        A window record is not published; it becomes the status's last window, and if an
+        event of that window came before it, the status is published now.
+        """
         kind = event.get("event")
+        if kind == "window":
+            self._last_window = dict(event)
+            if self._status_after_window:
+                self._status_after_window = False
+                self._status_due = 0.0
+                self._wake.set()
+            return
         if kind not in KINDS:
             return
-        if event.get("kind", "anomaly") == "anomaly":  # a dead microphone is no anomaly
-            if kind == "alert":
-                self.anomaly = True
-            elif kind == "recovered":
-                self.anomaly = False
+        if kind in ("alert", "recovered"):
+            on = kind == "alert"
+            if event.get("kind", "anomaly") == "anomaly":
+                self.anomaly = on
+            elif event.get("kind") == "no_signal":  # a dead microphone is no anomaly
+                self.no_signal = on
+        if kind == "alert":
+            self.last_alert = alert_summary(event)
         payload = encode_event(event).rstrip("\n").encode("utf-8")
         self.queue.put(kind, self.topic("event", kind), payload)
-        self._status_due = 0.0  # publish the status after the event
-        self._wake.set()
+        if "window_index" in event:  # the daemon records that window next
+            self._status_after_window = True
+        else:
+            self._status_due = 0.0  # publish the status after the event
+            self._wake.set()
 
     # ------------------------------------------------------------------ paho callbacks
 
@@ -267,23 +319,33 @@ class MqttSink:
         return True
 
     def _publish_presence(self) -> None:
-        """``online``, then the Home Assistant discovery configs (all retained)."""
+        """``online``, the Home Assistant discovery configs (all retained), and the removal
+        of what this agent published before and no longer does."""
         self.client.publish(self.topic("availability"), "online", qos=1, retain=True)
-        if self.settings.homeassistant:
-            for topic, config in self.discovery().items():
-                self.client.publish(topic, json.dumps(config), qos=1, retain=True)
+        ha_discovery.publish_retained(
+            lambda topic, payload: self.client.publish(topic, payload, qos=1, retain=True),
+            self._record_path,
+            base=self.base,
+            configs=self.discovery() if self.settings.homeassistant else {},
+            legacy=ha_discovery.legacy_config_topics(
+                self.settings.discovery_prefix, self.settings.site, self.machine
+            ),
+        )
 
     def status_message(self) -> dict[str, Any]:
-        """The retained status payload."""
+        """The retained status payload (times as in the events: ISO 8601, ``+00:00``)."""
         s = self.status() if self.status else {}
-        last = s.get("last") or {}
+        last = self._last_window or s.get("last") or {}
         model = s.get("model") or {}
         return {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "time": iso_time(time.time()),
             "state": s.get("state", "unknown"),
             "anomaly": self.anomaly,
+            "no_signal": self.no_signal,
             "last_score": last.get("score"),
             "last_decision": last.get("decision"),
+            "last_window_time": last.get("time"),
+            "last_alert": self.last_alert,
             "threshold": s.get("threshold"),
             "threshold_source": s.get("threshold_source"),
             "bank": s.get("bank") or {},
@@ -309,50 +371,52 @@ class MqttSink:
             "identifiers": [self.node_id],
             "name": f"{self.machine} ({self.settings.site})",
             "manufacturer": "edgeasd",
-            "model": model,
+            "model": str(model),
             "sw_version": __version__,
         }
-        common = {
-            "state_topic": self.topic("status"),
-            "availability_topic": self.topic("availability"),
-            "payload_available": "online",
-            "payload_not_available": "offline",
-            "device": device,
-        }
-        prefix = self.settings.discovery_prefix
-        return {
-            f"{prefix}/binary_sensor/{self.node_id}/anomaly/config": {
-                **common,
-                "name": "Anomaly",
-                "unique_id": f"{self.node_id}_anomaly",
-                "device_class": "problem",
-                "value_template": "{{ 'ON' if value_json.anomaly else 'OFF' }}",
-            },
-            f"{prefix}/sensor/{self.node_id}/score/config": {
-                **common,
-                "name": "Anomaly score",
-                "unique_id": f"{self.node_id}_score",
-                "state_class": "measurement",
-                "value_template": "{{ value_json.last_score }}",
-            },
-        }
+        return ha_discovery.configs(
+            prefix=self.settings.discovery_prefix,
+            node=self.node_id,
+            status_topic=self.topic("status"),
+            availability_topic=self.topic("availability"),
+            heartbeat_seconds=self.settings.heartbeat_seconds,
+            device=device,
+        )
 
     # ------------------------------------------------------------------ shutdown
 
-    def close(self, timeout: float = 2.0) -> None:
-        """Stop publishing; say ``offline`` if connected (waits at most ``timeout``).
+    def close(self, timeout: float = 2.0, handover: bool = False) -> None:
+        """Stop publishing: the last status (the daemon's ``stopped``) and ``offline`` if
+        connected (waits at most ``timeout`` for each), then a clean ``DISCONNECT``.
 
         What was not acknowledged stays queued on disk and goes out after the next start.
+        A second call does nothing.
+
+        Parameters
+        ----------
+        handover : bool
+            A reload's new sink takes over the same topics: leave the retained status
+            and ``online`` as they are (the clean disconnect discards the last will).
         """
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
         if self._connected.is_set():
-            info = self.client.publish(self.topic("availability"), "offline", qos=1, retain=True)
-            try:
-                info.wait_for_publish(timeout)
-            except (RuntimeError, ValueError):
-                pass
+            if not handover:
+                payload = json.dumps(self.status_message(), default=str)
+                self._publish_wait(self.topic("status"), payload, timeout)
+                self._publish_wait(self.topic("availability"), "offline", timeout)
+            self._connected.clear()  # the disconnect below is no lost connection
             self.client.disconnect()
         self.client.loop_stop()
         self.queue.close()
+
+    def _publish_wait(self, topic: str, payload: str, timeout: float) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=True)
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError):
+            pass

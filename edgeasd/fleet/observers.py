@@ -76,9 +76,12 @@ def observers(
     if config.mqtt.enabled:
         mqtt_sink = _take(previous, "MqttSink", config.mqtt)
         if mqtt_sink is None:
-            mqtt_sink = _build(reloading, "MQTT", _make_mqtt, config, paths, status)
-        if mqtt_sink is not None:
-            built.append(mqtt_sink)
+            carry = _close_old_mqtt(previous, config)
+            mqtt_sink = _build(reloading, "MQTT", _make_mqtt, config, paths, status, carry)
+    else:
+        _close_old_mqtt(previous, config)
+    if mqtt_sink is not None:
+        built.append(mqtt_sink)
     if config.metrics.enabled:
         metrics = _take(previous, "Metrics", config.metrics)
         if metrics is not None and metrics.textfile != textfile_path(config, paths):
@@ -94,6 +97,37 @@ def observers(
     return built
 
 
+def _close_old_mqtt(previous: list[Any], config: Config) -> dict[str, Any] | None:
+    """Close a replaced MQTT sink *before* its successor connects.
+
+    Two clients with one client id would knock each other off, and the broker would
+    publish the old one's ``offline`` last will after the new one said ``online``; the old
+    one's clean ``DISCONNECT`` discards its will. When the new sink keeps the same topics it
+    is a hand-over (no ``offline``, the retained status stays); otherwise the old device
+    says ``stopped`` and ``offline`` on its own topics. Its queue file is the new sink's:
+    what it did not send goes out from there.
+
+    Returns
+    -------
+    dict or None
+        The old sink's episode state (:meth:`MqttSink.carried`) for its successor.
+    """
+    carry = None
+    for obs in [o for o in previous if type(o).__name__ == "MqttSink"]:
+        same = (
+            config.mqtt.enabled
+            and obs.settings.topic_prefix == config.mqtt.topic_prefix
+            and obs.settings.site == config.mqtt.site
+            and obs.settings.machine == config.mqtt.machine
+        )
+        carry = obs.carried()
+        try:
+            obs.close(handover=same)
+        except Exception:  # a failing goodbye must not cost the reload
+            log.exception("closing the previous MQTT sink failed")
+    return carry
+
+
 def _build(reloading: bool, what: str, make: Callable[..., Any], *args: Any) -> Any | None:
     try:
         return make(*args)
@@ -105,11 +139,14 @@ def _build(reloading: bool, what: str, make: Callable[..., Any], *args: Any) -> 
 
 
 def _make_mqtt(
-    config: Config, paths: Paths, status: Callable[[], dict[str, Any]] | None
+    config: Config,
+    paths: Paths,
+    status: Callable[[], dict[str, Any]] | None,
+    carry: dict[str, Any] | None = None,
 ) -> MqttSink:
     from edgeasd.fleet.mqtt import MqttSink  # paho is an optional extra: import it only when used
 
-    return MqttSink(config.mqtt, queue_path(paths), status)
+    return MqttSink(config.mqtt, queue_path(paths), status, carry=carry)
 
 
 def _make_metrics(

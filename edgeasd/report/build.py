@@ -27,11 +27,19 @@ import numpy as np
 from edgeasd.agent.alerts.alert_audio import alert_records, read_alert_audio
 from edgeasd.agent.alerts.event_log import read_events
 from edgeasd.agent.enrollment.kept_audio import AudioStore
-from edgeasd.atomic import write_bytes_atomic
-from edgeasd.audio.mel import log_mel
+from edgeasd.atomic import PUBLIC, write_bytes_atomic
+from edgeasd.audio.mel import FMIN, log_mel, mel_edges
 from edgeasd.audio.resample import resample
 from edgeasd.errors import AudioFileError, InputError
-from edgeasd.filemode import PUBLIC
+from edgeasd.report import DEFAULT_MAX_ALERTS
+from edgeasd.report.page import alert_table, machine_and_site, peak_and_duration
+from edgeasd.report.summary import (
+    AlertSummary,
+    band_changes,
+    describe_band_changes,
+    summarize_alert,
+)
+from edgeasd.report.summary import format_time as _fmt_time
 
 log = logging.getLogger(__name__)
 
@@ -242,16 +250,6 @@ def alert_panels(paths: Any, config: Any, alerts: list[dict[str, Any]]) -> list[
     return panels
 
 
-def _fmt_time(t: float | str | None) -> str:
-    if t is None:
-        return "?"
-    if isinstance(t, str):
-        t = event_time({"time": t})
-        if t is None:
-            return "?"
-    return datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
 def _img(png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
@@ -278,7 +276,7 @@ def _audio(samples: np.ndarray, sample_rate: int, label: str) -> str:
     )
 
 
-def _panel_html(n: int, panel: AlertPanel, plots: Any, audio: bool) -> str:
+def _panel_html(n: int, panel: AlertPanel, plots: Any, audio: bool, summary: AlertSummary) -> str:
     e, r, g = panel.event, panel.record or {}, panel.group or {}
     score, thr = e.get("score"), e.get("threshold")
     head = (
@@ -287,7 +285,7 @@ def _panel_html(n: int, panel: AlertPanel, plots: Any, audio: bool) -> str:
         if isinstance(score, (int, float)) and isinstance(thr, (int, float))
         else f"<h3>Alert {n} at {html.escape(_fmt_time(e.get('time')))}</h3>"
     )
-    rows = [("threshold from", e.get("threshold_source"))]
+    rows = [*peak_and_duration(summary), ("threshold from", e.get("threshold_source"))]
     if r:
         rows += [
             ("nearest reference", f"#{r.get('nearest_id')} (domain {r.get('nearest_domain')})"),
@@ -308,6 +306,11 @@ def _panel_html(n: int, panel: AlertPanel, plots: Any, audio: bool) -> str:
         alert_mel = log_mel(panel.audio, panel.sample_rate)
         ref_mel = None if panel.reference is None else log_mel(panel.reference, panel.sample_rate)
         png = plots.alert_png(alert_mel, ref_mel, panel.sample_rate, r.get("nearest_id"))
+        if ref_mel is not None:
+            centres = mel_edges(panel.sample_rate, alert_mel.shape[0], FMIN)[1:-1]
+            diff = alert_mel.mean(axis=1) - ref_mel.mean(axis=1)
+            changes = describe_band_changes(band_changes(diff, centres))
+            parts.append(f'<p class="changes">Largest changes: {html.escape(changes)}.</p>')
         parts.append(f"<p>{_img(png, f'alert {n} spectrograms')}</p>")
         if audio:  # ~340 kB per 10 s window at 16 kHz
             parts.append(_audio(panel.audio, panel.sample_rate, "alerted window"))
@@ -323,6 +326,7 @@ def render_report(
     until: float | None,
     now: float | None = None,
     audio: bool = True,
+    max_alerts: int | None = DEFAULT_MAX_ALERTS,
 ) -> tuple[str, dict[str, int]]:
     """The HTML report of ``[since, until]`` and what it holds.
 
@@ -337,6 +341,9 @@ def render_report(
         The time printed as "generated" (default: now).
     audio : bool
         Embed the alerted window's and the reference's audio as players (FLAC).
+    max_alerts : int or None
+        Show this many alerts (the latest) with pictures and audio; every alert is in
+        the table of alerts. None: all of them.
 
     Returns
     -------
@@ -372,36 +379,45 @@ def render_report(
 
     plots.pyplot()  # fails with the install hint before any work
     alerts = [e for e in events if e.get("event") == "alert"]
-    panels = alert_panels(paths, config, alerts)
+    summaries = [summarize_alert(a, events, windows) for a in alerts]
+    first = 0 if max_alerts is None else max(0, len(alerts) - max_alerts)
+    panels = alert_panels(paths, config, alerts[first:])
     domains = {
         g["group"]: g["domain"]
         for g in AudioStore(paths.audio_dir, config.enrollment.audio_max_bytes).records()
     }
     timeline = plots.timeline_png(windows, events, domains)
     scored = sum(1 for w in windows if w.get("score") is not None)
+    where = machine_and_site(config)
     body = [
-        f"<h1>edgeasd report: {html.escape(span)}</h1>",
+        f"<h1>edgeasd report: {html.escape(where)}</h1>",
+        f"<p>{html.escape(span)}.</p>",
         f"<p>{len(windows)} windows ({scored} scored), {len(alerts)} alert(s), "
         f"{len(events) - len(alerts)} other events; logs in {html.escape(str(paths.log_dir))}."
         f" Generated {html.escape(_fmt_time(time.time() if now is None else now))}.</p>",
         "<h2>Timeline</h2>",
         f"<p>{_img(timeline, 'timeline')}</p>",
-        "<h2>Alerts</h2>" if panels else "<h2>Alerts</h2><p>No alert in this range.</p>",
+        "<h2>Alerts</h2>" if alerts else "<h2>Alerts</h2><p>No alert in this range.</p>",
+        alert_table(alerts, summaries, first, max_alerts) if alerts else "",
         "<p>Each panel: the alerted window's log-mel spectrogram, its nearest normal "
         "reference's, and their band-wise difference (mean log-mel energy per band, alert "
         "minus reference: positive = louder now).</p>"
         if panels
         else "",
     ]
-    body += [_panel_html(i + 1, p, plots, audio) for i, p in enumerate(panels)]
+    body += [
+        _panel_html(first + i + 1, p, plots, audio, summaries[first + i])
+        for i, p in enumerate(panels)
+    ]
     doc = (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
-        f"<title>edgeasd report {html.escape(span)}</title><style>{_CSS}</style></head>"
+        f"<title>edgeasd report {html.escape(where)}: {html.escape(span)}</title>"
+        f"<style>{_CSS}</style></head>"
         f"<body>{''.join(body)}</body></html>\n"
     )
     images = 1 + sum(p.audio is not None for p in panels)
     counts = {"windows": len(windows), "events": len(events), "alerts": len(alerts)}
-    return doc, {**counts, "images": images}
+    return doc, {**counts, "images": images, "detailed": len(panels)}
 
 
 def write_report(path: str | Path, text: str) -> Path:

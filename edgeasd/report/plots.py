@@ -15,9 +15,12 @@ import numpy as np
 
 from edgeasd.audio.mel import FMIN, HOP, mel_edges
 from edgeasd.errors import InputError
+from edgeasd.report.summary import stopped_spans
 
 #: Spectrogram colour range below the loudest band-frame, in dB (quieter is one colour).
 DYNAMIC_RANGE_DB = 80.0
+#: Colours of the nearest-reference domains (red is kept for windows above the threshold).
+_DOMAIN_COLOURS = ("tab:blue", "tab:green", "tab:purple", "tab:brown", "tab:olive", "tab:cyan")
 
 
 def pyplot() -> Any:
@@ -66,12 +69,16 @@ def _signal_spans(events: Sequence[dict[str, Any]], end: float) -> list[tuple[fl
     return spans
 
 
-def timeline_png(
+def timeline_figure(
     windows: Sequence[dict[str, Any]],
     events: Sequence[dict[str, Any]],
     group_domains: dict[str, str] | None = None,
-) -> bytes:
+) -> Any:
     """Score over time (log axis) with threshold, alerts, enrollments, domains and signal.
+
+    Windows above their threshold are red; stretches without windows (the agent was not
+    running, :func:`edgeasd.report.summary.stopped_spans`) are shaded grey; enrollment
+    labels never overlap nor leave the plot (:func:`place_labels`).
 
     Parameters
     ----------
@@ -94,10 +101,26 @@ def timeline_png(
         s = np.array([w["score"] for w in scored], dtype=float)
         ax.plot(t, s, color="0.75", lw=0.8, zorder=1)
         domains = [str(w.get("nearest_domain")) for w in scored]
-        for d in sorted(set(domains)):
-            pick = [i for i, x in enumerate(domains) if x == d]
+        above = np.array([_above(w) for w in scored], dtype=bool)
+        for k, d in enumerate(sorted(set(domains))):
+            pick = [i for i, x in enumerate(domains) if x == d and not above[i]]
             ax.scatter(
-                [t[i] for i in pick], s[pick], s=12, zorder=2, label=f"nearest reference: {d}"
+                [t[i] for i in pick],
+                s[pick],
+                s=12,
+                zorder=2,
+                color=_DOMAIN_COLOURS[k % len(_DOMAIN_COLOURS)],
+                label=f"nearest reference: {d}",
+            )
+        if above.any():
+            ax.scatter(
+                [t[i] for i in np.flatnonzero(above)],
+                s[above],
+                s=22,
+                zorder=3,
+                color="red",
+                edgecolors="darkred",
+                label="above the threshold",
             )
         with_thr = [w for w in scored if isinstance(w.get("threshold"), (int, float))]
         if with_thr:
@@ -120,6 +143,7 @@ def timeline_png(
         "enrolled": {"color": "tab:blue", "lw": 1.2, "ls": "-."},
     }
     seen: set[str] = set()
+    enrollments = []
     for e in events:
         kind = e.get("event")
         if kind in style:
@@ -127,18 +151,17 @@ def timeline_png(
             seen.add(kind)
             ax.axvline(_dt(e["unix"]), label=label, **style[kind])
             if kind == "enrolled":
-                n = len(e.get("ids") or ())
-                tags = {(group_domains or {}).get(g) for g in e.get("groups") or ()} - {None}
-                ax.annotate(
-                    f"+{n} refs" + (f" ({', '.join(sorted(tags))})" if tags else ""),
-                    (_dt(e["unix"]), 1.0),
-                    xycoords=("data", "axes fraction"),
-                    rotation=90,
-                    va="top",
-                    ha="right",
-                    fontsize=8,
-                    color="tab:blue",
-                )
+                enrollments.append(e)
+    for i, (a, b) in enumerate(stopped_spans(windows)):
+        ax.axvspan(
+            _dt(a),
+            _dt(b),
+            color="0.6",
+            alpha=0.3,
+            hatch="//",
+            zorder=0,
+            label="agent not running (no windows)" if i == 0 else None,
+        )
     end = max([w["unix"] for w in windows] + [e["unix"] for e in events])
     for i, (a, b, status) in enumerate(_signal_spans(events, end)):
         ax.axvspan(
@@ -155,7 +178,107 @@ def timeline_png(
     ax.grid(True, which="major", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    return _png(fig)
+    ax.set_ylim(top=ax.get_ylim()[1] * (4.0 if ax.get_yscale() == "log" else 1.25))
+    place_labels(fig, ax, _enrollment_labels(enrollments, group_domains or {}))
+    return fig
+
+
+def timeline_png(
+    windows: Sequence[dict[str, Any]],
+    events: Sequence[dict[str, Any]],
+    group_domains: dict[str, str] | None = None,
+) -> bytes:
+    """:func:`timeline_figure` as PNG bytes."""
+    return _png(timeline_figure(windows, events, group_domains))
+
+
+def _above(w: dict[str, Any]) -> bool:
+    thr = w.get("threshold")
+    return isinstance(thr, (int, float)) and w["score"] > thr
+
+
+def _enrollment_labels(
+    enrollments: Sequence[dict[str, Any]], group_domains: dict[str, str]
+) -> list[tuple[float, str]]:
+    """(UNIX time, text) of each enrollment mark: references added and their domains."""
+    out = []
+    for e in enrollments:
+        n = len(e.get("ids") or ())
+        tags = {group_domains.get(g) for g in e.get("groups") or ()} - {None}
+        out.append((e["unix"], f"+{n} refs" + (f" ({', '.join(sorted(tags))})" if tags else "")))
+    return out
+
+
+def place_labels(fig: Any, ax: Any, labels: Sequence[tuple[float, str]]) -> list[Any]:
+    """Draw enrollment labels at the top of the plot, none overlapping, none clipped.
+
+    Marks closer than :data:`_BURST_PX` to the previous are one label (``+20 refs in 2
+    enrollments``); each label is put in the first row (from the top) where it overlaps
+    no other, left-aligned at its mark, or right-aligned when it would pass the plot's
+    right edge.
+
+    Returns
+    -------
+    list of matplotlib.text.Text
+        The labels drawn (their extents are what a test checks).
+    """
+    if not labels:
+        return []
+    import matplotlib.dates as mdates
+
+    renderer = fig.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    merged: list[tuple[float, list[str]]] = []
+    last = -np.inf
+    for unix, text in sorted(labels):
+        x = ax.transData.transform((mdates.date2num(_dt(unix)), 0))[0]
+        if x - last < _BURST_PX:  # a burst of marks: one label at its first
+            merged[-1][1].append(text)
+        else:
+            merged.append((x, [text]))
+        last = x
+    rows: list[list[tuple[float, float]]] = []
+    drawn = []
+    for x, texts in merged:
+        text = _merge_text(texts)
+        width = _width(ax, renderer, [text])
+        left = x + 3 if x + 3 + width <= box.x1 - 2 else x - 3 - width
+        left = max(left, box.x0 + 2)
+        span = (left - 2, left + width + 2)
+        row = next(
+            (i for i, r in enumerate(rows) if all(span[1] < a or span[0] > b for a, b in r)),
+            len(rows),
+        )
+        if row == len(rows):
+            rows.append([])
+        rows[row].append(span)
+        y = box.y1 - 4 - row * _ROW_PX
+        xa, ya = ax.transAxes.inverted().transform((left, y))
+        drawn.append(
+            ax.text(xa, ya, text, transform=ax.transAxes, ha="left", va="top", fontsize=8,
+                    color="tab:blue", zorder=5,
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
+        )  # fmt: skip
+    return drawn
+
+
+_ROW_PX = 14  # one row of 8-point labels at 100 dpi, with a little air
+_BURST_PX = 25  # marks this close (a quarter of a short label) read as one
+
+
+def _merge_text(texts: list[str]) -> str:
+    if len(texts) == 1:
+        return texts[0]
+    refs = sum(int(t.split()[0].lstrip("+")) for t in texts)
+    tags = sorted({t[t.index("(") + 1 : -1] for t in texts if "(" in t})
+    return f"+{refs} refs in {len(texts)} enrollments" + (f" ({', '.join(tags)})" if tags else "")
+
+
+def _width(ax: Any, renderer: Any, texts: list[str]) -> float:
+    probe = ax.text(0, 0, _merge_text(texts), fontsize=8, transform=None)
+    width = probe.get_window_extent(renderer).width
+    probe.remove()
+    return width
 
 
 def alert_png(
@@ -177,7 +300,7 @@ def alert_png(
     bands = alert_mel.shape[0]
     centres = mel_edges(sample_rate, bands, FMIN)[1:-1]
     fig, axes = plt.subplots(
-        1, 3, figsize=(13, 4.2), sharey=True, gridspec_kw={"width_ratios": [5, 5, 2.2]}
+        1, 3, figsize=(13, 4.2), sharey=True, gridspec_kw={"width_ratios": [5, 5, 2.8]}
     )
     top = max(alert_mel.max(), -np.inf if ref_mel is None else ref_mel.max())
     opts = {
@@ -215,6 +338,9 @@ def alert_png(
     ax = axes[2]
     ax.set_title("alert − reference")
     ax.set_xlabel("mean band energy (dB)")
+    # its own frequency axis (the panels share the bands, not the labels)
+    ax.tick_params(axis="y", labelleft=True)
+    ax.set_ylabel("band centre (Hz)")
     if ref_mel is not None:
         diff = alert_mel.mean(axis=1) - ref_mel.mean(axis=1)
         ax.barh(np.arange(bands), diff, height=1.0, color=np.where(diff > 0, "C3", "C0"))

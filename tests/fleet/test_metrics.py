@@ -4,6 +4,8 @@ atomically, ``/metrics`` on loopback, and a non-loopback bind is refused."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import threading
 import urllib.request
 
@@ -147,3 +149,41 @@ def test_non_loopback_bind_is_refused_unless_allowed(bind) -> None:
 @pytest.mark.parametrize("bind", ["127.0.0.1", "127.0.0.53", "::1", "localhost"])
 def test_loopback_binds_are_accepted(bind) -> None:
     assert config_from_dict({"metrics": {"http_port": 9662, "http_bind": bind}}).metrics.http_port
+
+
+def test_counters_start_at_zero_process_metrics_and_no_created(tmp_path) -> None:
+    """Before any event every counter has a sample (an ``increase()`` alert has data), the
+    process's memory and CPU are there, the last window's time follows the windows, and
+    the file has no ``_created`` series; promtool accepts it."""
+    from types import SimpleNamespace
+
+    from edgeasd.fleet.mqtt_queue import DiskQueue
+
+    queue = DiskQueue(tmp_path / "q.sqlite", 2**20)
+    mqtt = SimpleNamespace(queue=queue, connected=False)
+    path = tmp_path / "edgeasd.prom"
+    m = Metrics(MetricsConfig(), path, lambda: {"state": "running"}, mqtt, start=False)
+    m.write()
+    text = path.read_text()
+    s = _samples(text)
+    for kind in ("alert", "reminder", "recovered", "signal", "enrolled"):
+        assert s[("edgeasd_mqtt_dropped_total", (("kind", kind),))] == 0
+        assert s[("edgeasd_events_total", (("kind", kind),))] == 0
+    for decision in ("normal", "anomalous", "no-signal"):
+        assert s[("edgeasd_windows_total", (("decision", decision),))] == 0
+    assert s[("edgeasd_audio_overflows_total", ())] == 0
+    assert s[("edgeasd_last_window_timestamp_seconds", ())] == 0
+    assert s[("process_resident_memory_bytes", ())] > 10 * 2**20
+    assert ("process_cpu_seconds_total", ()) in s
+    assert "_created" not in text
+    m.emit(make_event("window", 1.7e9 + 0.25, score=1.0, decision="normal"))
+    m.write()
+    assert _samples(path.read_text())[("edgeasd_last_window_timestamp_seconds", ())] == 1.7e9 + 0.25
+    queue.close()
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=path.read_bytes(), capture_output=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -22,9 +22,10 @@ BASE = f"edgeasd/{SITE}/{MACHINE}"
 CYCLE = [(1.0, False), (1.0, True)]
 
 
-def _agent(tmp_path, port: int):
-    feed = tmp_path / "feed.wav"
-    write_audio(feed, feed_signal(CYCLE * 4, seed=300), 16000, subtype="FLOAT")
+def _agent(tmp_path, port: int, feed=None):
+    if feed is None:
+        feed = tmp_path / "feed.wav"
+        write_audio(feed, feed_signal(CYCLE * 4, seed=300), 16000, subtype="FLOAT")
     setup = make_setup(
         tmp_path / "agent",
         {"kind": "file", "path": str(feed), "realtime": True, "loop": True},
@@ -87,7 +88,7 @@ def test_daemon_publishes_alerts_and_the_last_will_on_sigkill(tmp_path, broker, 
     assert status["state"] == "running" and status["bank"] == {"source": 6}
     assert status["threshold"] > 0 and status["last_score"] is not None
     ha = [t for t, _, _ in msgs if t.startswith("homeassistant/")]
-    assert len(ha) == 2
+    assert len(ha) == 6  # anomaly, no signal, score, threshold, state, last alert
     families = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
     samples = {
         (s.name, tuple(s.labels.values())): s.value for f in families.values() for s in f.samples
@@ -136,3 +137,54 @@ def test_broker_outage_during_anomaly_loses_no_alert(tmp_path, broker, subscribe
     seqs = [e["seq"] for e in received]
     assert seqs == sorted(seqs)
     assert "connection to" in setup.log() and "lost" in setup.log()
+
+
+def test_alert_status_fields_stop_and_restart_during_a_fault(tmp_path, broker, subscribe) -> None:
+    """A continuing fault: the alert's payload names its clip, reference, level and
+    clipping; the status published with it carries its score; a clean stop leaves
+    ``stopped``; a restart neither shows a recovery nor raises the alert again."""
+    b = broker()
+    sub = subscribe(b.port, [f"{BASE}/status", f"{BASE}/event/#"])
+    feed = tmp_path / "fault.wav"
+    write_audio(feed, feed_signal([(3.0, True)], seed=301), 16000, subtype="FLOAT")
+    setup = _agent(tmp_path, b.port, feed)
+
+    def statuses() -> list[dict]:
+        return sub.payloads(f"{BASE}/status")
+
+    proc = setup.start()
+    try:
+        setup.wait_ready(proc)
+        sub.wait_for(lambda m: any(t == f"{BASE}/event/alert" for t, _, _ in m), what="alert")
+        alert = sub.payloads("/event/alert")[0]
+        after = len(statuses())
+        sub.wait_for(lambda m: len(statuses()) >= after + 2, what="two heartbeats")
+        assert setup.stop(proc) == 0
+        sub.wait_for(lambda m: statuses()[-1]["state"] == "stopped", what="the stopped status")
+        stopped = len(statuses())
+        proc = setup.start()
+        setup.wait_ready(proc)
+        sub.wait_for(
+            lambda m: sum(s["state"] == "running" for s in statuses()[stopped:]) >= 4,
+            what="the restarted agent's heartbeats",
+        )
+        assert setup.stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    logged = _alerts_logged(setup)
+    assert len(logged) == 1, logged  # the same fault, one alert across the restart
+    assert len(_unique(sub.payloads("/event/alert"))) == 1
+    assert not sub.payloads("/event/recovered")
+    for key in ("id", "clip", "nearest_id", "nearest_domain", "clipped", "level_dbfs"):
+        assert key in alert, key
+    assert alert["clip"] == alert["id"] + ".flac"
+    assert (setup.logs / "alert-audio" / alert["clip"]).is_file()
+    seen = statuses()
+    first = next(i for i, s in enumerate(seen) if s["anomaly"])
+    assert seen[first]["last_score"] == pytest.approx(
+        alert["score"], abs=1e-5
+    )  # the alerted window, not the one before
+    assert seen[first]["last_alert"]["id"] == alert["id"]
+    assert all(s["anomaly"] for s in seen[first:]), [s["anomaly"] for s in seen]
+    assert seen[-1]["state"] == "stopped"

@@ -62,7 +62,7 @@ def test_events_status_and_discovery_reach_a_subscriber(tmp_path, broker, subscr
     assert recovered["seq"] == alert["seq"] + 1
     assert ("edgeasd/plant/pump1/availability", b"online", False) in msgs
     status = sub.payloads("edgeasd/plant/pump1/status")[-1]
-    assert status["state"] == "running" and status["last_score"] == 4.5
+    assert status["state"] == "running" and status["last_score"] == 1.0  # the last window
     assert status["bank"] == {"source": 7, "target": 3} and status["threshold"] == 2.0
     assert status["model"]["name"] == "test-model" and "version" in status
     assert isinstance(status["queue_depth"], int)
@@ -70,7 +70,7 @@ def test_events_status_and_discovery_reach_a_subscriber(tmp_path, broker, subscr
     binary = ha["homeassistant/binary_sensor/edgeasd_plant_pump1/anomaly/config"]
     score = ha["homeassistant/sensor/edgeasd_plant_pump1/score/config"]
     assert binary["state_topic"] == score["state_topic"] == "edgeasd/plant/pump1/status"
-    assert binary["availability_topic"] == "edgeasd/plant/pump1/availability"
+    assert binary["availability"][0]["topic"] == "edgeasd/plant/pump1/availability"
     assert binary["unique_id"] != score["unique_id"]
     assert "value_json.anomaly" in binary["value_template"]
     assert "value_json.last_score" in score["value_template"]
@@ -80,19 +80,20 @@ def test_retained_status_and_discovery_reach_a_late_subscriber(tmp_path, broker,
     b = broker()
     sink = _sink(tmp_path, b.port)
     try:
-        sink.emit(_alert(1))  # the status follows the event, with anomaly set
+        sink.emit(_alert(1))  # the status follows the event's window, with anomaly set
+        sink.emit(make_event("window", 1.7e9 + 1, index=1, score=6.0))
         deadline = time.monotonic() + 20
         while len(sink.queue) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)
         sub = subscribe(b.port, ["edgeasd/#", "homeassistant/#"])
-        msgs = sub.wait_for(lambda m: sum(r for _, _, r in m) >= 4, what="retained messages")
+        msgs = sub.wait_for(lambda m: sum(r for _, _, r in m) >= 8, what="retained messages")
     finally:
         sink.close()
     retained = {t: p for t, p, r in msgs if r}
     assert retained["edgeasd/plant/pump1/availability"] == b"online"
     assert json.loads(retained["edgeasd/plant/pump1/status"])["anomaly"] is True
-    assert len([t for t in retained if t.startswith("homeassistant/")]) == 2
+    assert len([t for t in retained if t.startswith("homeassistant/")]) == 6
     assert not any("/event/" in t for t in retained)  # events are not retained
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -339,3 +340,115 @@ def test_reused_reference_id_shows_the_group_that_held_it_at_the_alert() -> None
     assert reference_group(groups, 5, 150.0) is old
     assert reference_group(groups, 6, 150.0) is new  # only one names it: that one
     assert reference_group(groups, 7, 150.0) is None
+
+
+def _label_boxes(fig) -> tuple[list, object]:
+    """The enrollment labels' and the plot's extents in pixels."""
+    renderer = fig.canvas.get_renderer()
+    (ax,) = fig.axes
+    labels = [t for t in ax.texts if t.get_color() == "tab:blue"]
+    return [t.get_window_extent(renderer) for t in labels], ax.get_window_extent(renderer)
+
+
+def test_enrollment_labels_neither_overlap_nor_clip() -> None:
+    """Close enrollments (a burst, one at each edge) get labels that stay apart and inside."""
+    from edgeasd.report.plots import pyplot, timeline_figure
+
+    t0 = 1_800_000_000.0
+    windows = [
+        {"unix": t0 + 10 * i, "score": 1.0 + (i % 7 == 0) * 3, "threshold": 3.0,
+         "nearest_domain": "source"}
+        for i in range(360)
+    ]  # fmt: skip
+    times = [t0, t0 + 30, t0 + 60, t0 + 900, t0 + 905, t0 + 2000, t0 + 3590]
+    events = [
+        {"unix": t, "event": "enrolled", "ids": list(range(10 * (k + 1))), "groups": [f"g{k}"]}
+        for k, t in enumerate(times)
+    ]
+    domains = {f"g{k}": "a-rather-long-domain-name" if k % 2 else "target" for k in range(7)}
+    fig = timeline_figure(windows, events, domains)
+    boxes, plot = _label_boxes(fig)
+    pyplot().close(fig)
+    assert 2 <= len(boxes) <= len(times)
+    for i, a in enumerate(boxes):
+        assert plot.x0 <= a.x0 and a.x1 <= plot.x1 and plot.y0 <= a.y0 and a.y1 <= plot.y1, (
+            "clipped",
+            a,
+            plot,
+        )
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+
+
+def test_stopped_spans_and_alert_summaries() -> None:
+    from edgeasd.report.summary import stopped_spans, summarize_alert
+
+    t0 = 1_800_000_000.0
+    windows = [{"unix": t0 + 10 * i} for i in range(10)]
+    windows += [{"unix": t0 + 500 + 10 * i} for i in range(10)]  # stopped for ~7 minutes
+    assert stopped_spans(windows) == [(t0 + 90, t0 + 500)]
+    assert stopped_spans(windows[:10]) == []
+    scored = [{"unix": t0 + i, "score": s} for i, s in enumerate([1, 5, 9, 4, 1, 1])]
+    alert = {"unix": t0 + 1, "time": "A", "event": "alert", "score": 5.0}
+    recovered = {"unix": t0 + 4, "time": "B", "event": "recovered", "started": "A",
+                 "duration_seconds": 3.0, "max_score": 9.0}  # fmt: skip
+    done = summarize_alert(alert, [alert, recovered], scored)
+    assert (done.peak_score, done.duration_seconds, done.ongoing) == (9.0, 3.0, False)
+    going = summarize_alert(alert, [alert], scored)
+    assert (going.peak_score, going.duration_seconds, going.ongoing) == (9.0, 4.0, True)
+
+
+def test_band_changes_are_named_in_words() -> None:
+    from edgeasd.report.summary import band_changes, describe_band_changes
+
+    centres = np.geomspace(50, 8000, 64)
+    diff = np.zeros(64)
+    i120 = int(np.argmin(np.abs(centres - 120)))
+    diff[i120], diff[i120 + 1], diff[50] = 14.2, 12.0, -6.4
+    text = describe_band_changes(band_changes(diff, centres))
+    assert text == f"+14 dB around {centres[i120]:.0f} Hz, −6 dB around " + (
+        f"{centres[50] / 1000:.2g} kHz"
+    )
+    assert "no band differs" in describe_band_changes(band_changes(diff * 0.1, centres))
+
+
+def test_report_names_the_machine_and_each_alerts_peak_and_duration(demo: Setup, report) -> None:
+    out, _ = report
+    html = out.read_text()
+    config = yaml.safe_load(demo.config.read_text())
+    machine = (config.get("mqtt") or {}).get("machine") or __import__("socket").gethostname()
+    assert f"edgeasd report: {machine} at site</h1>" in html
+    n = len(_alerts(demo))
+    assert html.count("<th>peak score</th><td>") == n
+    assert html.count("<th>duration</th><td>") == n
+    assert html.count('<p class="changes">Largest changes: ') == n
+    assert re.search(r"Largest changes: [+−]\d+ dB around \d", html)
+
+
+def test_max_alerts_caps_the_detailed_panels(demo: Setup, tmp_path) -> None:
+    """Three alerts (the demo's and two earlier ones written into a copy of its log):
+    ``--max-alerts 1`` details the latest, and lists all three."""
+    logs = tmp_path / "log"
+    shutil.copytree(demo.logs, logs)
+    config = yaml.safe_load(demo.config.read_text())
+    config["paths"]["log_dir"] = str(logs)
+    path = tmp_path / "edgeasd.yaml"
+    path.write_text(yaml.safe_dump(config))
+    real = _alerts(demo)[-1]
+    t = datetime.fromisoformat(real["time"]).timestamp()
+    with (logs / "alerts.jsonl").open("a") as f:
+        for minutes in (2, 1):
+            stamp = datetime.fromtimestamp(t - 60 * minutes, timezone.utc).isoformat()
+            f.write(json.dumps({**real, "time": stamp}) + "\n")
+    n = len(_alerts(demo)) + 2
+    out = tmp_path / "capped.html"
+    proc = _report(demo, out, "--since", "2h", "--max-alerts", "1", config=path)
+    assert proc.returncode == 0, proc.stderr
+    html = out.read_text()
+    assert set(_images(html)) == {"timeline", f"alert {n} spectrograms"}  # the latest one
+    assert html.count("<tr><td>") == n  # every alert in the table
+    assert "(1 in detail)" in proc.stdout and f"--max-alerts {n} shows all" in html
+    everything = _report(demo, out, "--since", "2h", "--max-alerts", "0", config=path)
+    assert everything.returncode == 0 and "in detail" not in everything.stdout
+    bad = _report(demo, out, "--since", "2h", "--max-alerts", "-3")
+    assert bad.returncode == 2 and "--max-alerts: must be 0 or more, got -3" in bad.stderr

@@ -96,9 +96,19 @@ def _flac(samples: np.ndarray, sample_rate: int) -> bytes:
     return buf.getvalue()
 
 
+def alert_id(unix_time: float, window_index: int, kind: str = "anomaly") -> str:
+    """An alert's id: its UTC time and window (``alert-20261207T120000.000000Z-w00000118``).
+
+    An anomaly alert's kept audio is ``<id>.flac`` (with ``<id>.json``); a no-signal
+    alert's id starts with ``no-signal-`` (it keeps no audio).
+    """
+    stamp = datetime.fromtimestamp(float(unix_time), timezone.utc)
+    prefix = "alert" if kind == "anomaly" else kind.replace("_", "-")
+    return f"{prefix}-{stamp:%Y%m%dT%H%M%S.%f}Z-w{int(window_index):08d}"
+
+
 def _stem(meta: dict[str, Any]) -> str:
-    stamp = datetime.fromtimestamp(float(meta["unix_time"]), timezone.utc)
-    return f"alert-{stamp:%Y%m%dT%H%M%S.%f}Z-w{int(meta['window_index']):08d}"
+    return alert_id(float(meta["unix_time"]), int(meta["window_index"]))
 
 
 def alert_records(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -161,6 +171,32 @@ class AlertAudio:
         self.failing: str | None = None
         #: Alerts whose audio was not kept in the current episode.
         self.skipped = 0
+
+    def clip_name(self, unix_time: float, window_index: int) -> str | None:
+        """The file :meth:`keep` writes for this alert (None: no audio is kept)."""
+        return f"{alert_id(unix_time, window_index)}.flac" if self.max_bytes > 0 else None
+
+    def alert_fields(
+        self,
+        unix_time: float,
+        window_index: int,
+        nearest_id: int,
+        nearest_domain: str,
+        *,
+        clipped: bool,
+        level_dbfs: float | None,
+    ) -> dict[str, Any]:
+        """What an anomaly alert event says about itself: its id, its kept clip (when
+        audio is kept), the nearest reference, ``clipped`` and the window's level."""
+        fields = {
+            "id": alert_id(unix_time, window_index),
+            "clip": self.clip_name(unix_time, window_index),
+            "nearest_id": int(nearest_id),
+            "nearest_domain": nearest_domain,
+            "clipped": bool(clipped),
+            "level_dbfs": level_dbfs,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
 
     def keep(self, samples: np.ndarray, meta: dict[str, Any]) -> None:
         """Queue one alerted window for writing; never blocks nor raises.

@@ -20,6 +20,12 @@ measured on each window's monotonic time (:attr:`edgeasd.audio.windower.Window.c
 never on the wall clock: a step of the system clock moves the stamps people read, not the
 durations (issue 20: a backward step of D delayed reminders and the no-signal alert by D and
 made ``duration_seconds`` negative).
+
+Both carry an ongoing episode over a restart: :meth:`Detector.episode` /
+:meth:`Detector.resume` (and the same on :class:`SignalWatch`), saved and restored by
+:mod:`edgeasd.agent.alerts.episodes`. The episode is saved in wall-clock stamps (a new
+run's monotonic clock has another origin) and re-anchored on the first window after the
+restart.
 """
 
 from __future__ import annotations
@@ -27,15 +33,12 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 from edgeasd.errors import InputError
+from edgeasd.events import iso_time
 
-
-def iso_time(t: float) -> str:
-    """ISO 8601 local time with UTC offset and milliseconds for a UNIX time."""
-    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
+__all__ = ["Detector", "Event", "SignalWatch", "iso_time", "make_event"]
 
 
 def make_event(event: str, time: float, **fields: Any) -> dict[str, Any]:
@@ -162,7 +165,7 @@ class Detector:
     alerts: int = field(default=0, init=False)
     _recent: deque[bool] = field(init=False, repr=False)
     _started: float | None = field(default=None, init=False, repr=False)
-    _started_clock: float = field(default=0.0, init=False, repr=False)
+    _started_clock: float | None = field(default=0.0, init=False, repr=False)
     _max_score: float = field(default=-math.inf, init=False, repr=False)
     _noticed: float = field(default=-math.inf, init=False, repr=False)
 
@@ -207,6 +210,30 @@ class Detector:
         self.threshold = _check_threshold(threshold)
         self.threshold_source = threshold_source
         self.threshold_facts = dict(threshold_facts or {})
+
+    def episode(self) -> dict[str, float] | None:
+        """The ongoing alert, to carry over a restart (None: none ongoing); see :meth:`resume`."""
+        if not self.alerting or self._started is None:
+            return None
+        if self._started_clock is None:  # resumed, no window yet: still on the wall clock
+            noticed = self._noticed
+        else:
+            noticed = self._started + (self._noticed - self._started_clock)  # on the wall clock
+        return {"started": self._started, "max_score": self._max_score, "noticed": noticed}
+
+    def resume(self, episode: dict[str, float]) -> None:
+        """Continue an alert a previous run left ongoing (:meth:`episode`): no second alert.
+
+        The k-of-n history starts with ``k`` exceeding windows, so the episode recovers
+        after as many normal windows as it would have without the restart, and its
+        ``recovered`` counts the duration from the first alert.
+        """
+        self.alerting = True
+        self._started = float(episode["started"])
+        self._max_score = float(episode["max_score"])
+        self._noticed = float(episode.get("noticed", self._started))  # wall, until anchored
+        self._started_clock = None  # anchored on the first window of this run (update)
+        self._recent = deque([True] * self.k, maxlen=self.n)
 
     def reset(self) -> None:
         """Forget the history and any ongoing alert (no event is emitted)."""
@@ -268,6 +295,9 @@ class Detector:
         if self.alerting:
             self._max_score = max(self._max_score, score)
         now = time if clock is None else float(clock)
+        if self._started is not None and self._started_clock is None:  # resumed: anchor
+            self._started_clock = now - max(time - self._started, 0.0)
+            self._noticed = now - max(time - self._noticed, 0.0)
         if not self.alerting and exceeding >= self.k:
             self.alerting, self._started, self._max_score = True, time, score
             self._started_clock = self._noticed = now
@@ -344,7 +374,19 @@ class SignalWatch:
     window_seconds: float
     alerting: bool = field(default=False, init=False)
     _since: float | None = field(default=None, init=False, repr=False)
-    _since_clock: float = field(default=0.0, init=False, repr=False)
+    _since_clock: float | None = field(default=0.0, init=False, repr=False)
+
+    def episode(self) -> dict[str, float] | None:
+        """The ongoing no-signal alert, to carry over a restart (None: none ongoing)."""
+        if not self.alerting or self._since is None:
+            return None
+        return {"since": self._since}
+
+    def resume(self, episode: dict[str, float]) -> None:
+        """Continue a no-signal alert a previous run left ongoing (:meth:`episode`)."""
+        self.alerting = True
+        self._since = float(episode["since"])
+        self._since_clock = None  # anchored on the first window of this run
 
     def update(
         self,
@@ -370,6 +412,8 @@ class SignalWatch:
             the signal has been missing is measured on it; default ``time``.
         """
         now = time if clock is None else float(clock)
+        if self._since is not None and self._since_clock is None:  # resumed after a restart
+            self._since_clock = now - max(time - self._since, 0.0)
         if has_signal:
             if self._since is None:
                 return []

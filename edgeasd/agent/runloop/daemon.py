@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 
 from edgeasd.agent.alerts import decision
-from edgeasd.agent.alerts.alert_audio import AlertAudio, log_headroom
+from edgeasd.agent.alerts.alert_audio import AlertAudio, alert_id, log_headroom
 from edgeasd.agent.alerts.detector import Detector, SignalWatch, make_event
+from edgeasd.agent.alerts.episodes import EpisodeKeeper
 from edgeasd.agent.alerts.sinks import EventSinks
 from edgeasd.agent.alerts.stamps import Stamps
 from edgeasd.agent.control.commands import CommandHandling, bank_fingerprint
@@ -133,6 +134,10 @@ class Daemon(CommandHandling, ReloadHandling):
         self.detector: Detector | None = None  # built at the first finite threshold, then kept
         self._warned: set[str] = set()
         self.signal_watch = SignalWatch(cfg.quality.no_signal_alert_seconds, self.window_seconds)
+        self.episodes = EpisodeKeeper(self.dirs.episode_file)  # an alert ongoing at the stop
+        self.episodes.restore_signal(self.signal_watch)
+        # before the sinks: a new MQTT sink starts from the status's (restored) episode
+        self.status.update(write=False, **self.episodes.status_fields(None, self.signal_watch))
         self._apply_config(cfg)
 
     def _log_headroom(self) -> int:
@@ -203,7 +208,9 @@ class Daemon(CommandHandling, ReloadHandling):
             self.detector.set_threshold(st.threshold, st.threshold_source, st.threshold_facts())
         if self.detector is not None:
             self.detector.set_debounce(det.k, det.n, det.reminder_seconds)
+        self.episodes.restore_detector(self.detector)  # once a detector exists
         self.status.update(
+            **self.episodes.status_fields(self.detector, self.signal_watch),
             threshold=st.threshold if st.calibrated else None,
             threshold_source=st.threshold_source,
             decision_state=st.state,
@@ -306,6 +313,8 @@ class Daemon(CommandHandling, ReloadHandling):
         for event in self.signal_watch.update(
             q.scorable, when, int(window.index), q.status, clock=window.clock
         ):
+            if event["event"] == "alert":
+                event["id"] = alert_id(window.start_time, int(window.index), "no_signal")
             self._emit_event(event)
         if q.status != self._signal:  # report changes only, not every bad window
             details = {k: v for k, v in q.as_dict().items() if k != "status"}
@@ -322,9 +331,9 @@ class Daemon(CommandHandling, ReloadHandling):
         else:
             self._score(embedding, window, record, q, embed_ms, when=when)
         record["processing_ms"] = round(1000 * (time.perf_counter() - t0), 2)
+        self.status.window(record)  # first: the sinks' status (MQTT) reads this window
         self.sinks.emit(record)  # a full log disk drops the line: scoring goes on
         self.status.update(write=False, logs=self.sinks.health())
-        self.status.window(record)
         if self.notifier.enabled:  # line() snapshots the status: skip it outside systemd
             self.notifier.status(self.status.line())
         if self.on_record:
@@ -382,7 +391,15 @@ class Daemon(CommandHandling, ReloadHandling):
         for event in self.detector.update(
             score, stamp, int(window.index), verdict.flags, clock=window.clock
         ):
-            self._emit_event(fields := event.to_dict())
+            fields = event.to_dict()
+            if event.event == "alert":
+                fields.update(
+                    self.alert_audio.alert_fields(
+                        event.time, int(window.index), ref, self._domain_of[ref],
+                        clipped=q.clipped, level_dbfs=record.get("level_dbfs"),
+                    )
+                )  # fmt: skip
+            self._emit_event(fields)
             if event.event == "alert":  # queued: written off the audio path
                 self.alert_audio.keep(
                     window.samples,
@@ -398,6 +415,9 @@ class Daemon(CommandHandling, ReloadHandling):
     def _emit_event(self, event: dict[str, Any]) -> None:
         self.sinks.emit(event)
         self.status.event(event)
+        if self.episodes.note(event, self.detector, self.signal_watch):
+            fields = self.episodes.status_fields(self.detector, self.signal_watch)
+            self.status.update(write=False, **fields)
         if self.on_record:
             self.on_record(event)
 
@@ -408,6 +428,8 @@ class Daemon(CommandHandling, ReloadHandling):
         self._cancel_commands()
         if hasattr(self, "server"):
             self.server.close()
+        if getattr(self, "episodes", None) is not None:
+            self.episodes.save(self.detector, self.signal_watch)  # with the peak so far
         if hasattr(self, "status"):
             self.status.update(state="stopped")
         if getattr(self, "sinks", None) is not None:
