@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgeasd.audio.demo import DemoSource
-from edgeasd.audio.factory import make_source
+from edgeasd.audio.factory import check_source, make_source
 from edgeasd.audio.io import read_audio, write_audio
 from edgeasd.audio.quality import assess
 from edgeasd.audio.sources import AudioBlock, FileSource, Source
@@ -111,6 +111,20 @@ def test_make_source_file_and_errors(tmp_path):
     assert "realtime" in info.value.help
     with pytest.raises(ConfigError, match=r"source\.path"):
         make_source("file", {}, 16000)
+
+
+def test_check_source_refuses_what_a_file_source_would_refuse(tmp_path):
+    check_source("file", {"path": str(_tone_file(tmp_path / "x.wav", 0.5, 8000))})
+    check_source("file", {"path": str(tmp_path)})  # a folder holding a WAV
+    check_source("demo", {"realtime": True})
+    check_source("microphone", {"device": "nothing like it"})  # doctor opens devices
+    for missing in (tmp_path / "nope.wav", tmp_path / "empty"):
+        if missing.name == "empty":
+            missing.mkdir()
+        with pytest.raises(ConfigError, match=r"^source\.path: ") as info:
+            check_source("file", {"path": str(missing), "loop": None})
+        assert str(missing) in info.value.message
+        assert "source.kind: demo" in info.value.help
 
 
 def test_demo_normal_then_fault(tmp_path):
