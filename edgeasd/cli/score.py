@@ -11,7 +11,7 @@ import csv
 import sys
 from typing import Any
 
-from edgeasd.cli.common import add_config_arg, config_of, paths_of, shorten
+from edgeasd.cli.common import add_config_arg, config_of, paths_of
 
 #: Columns of ``edgeasd score --csv``, one row per window (no-signal windows included).
 SCORE_COLUMNS = (
@@ -55,6 +55,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     domain_of = bank_lifecycle.domain_by_id(bank)
     writer = None
+    width = max(4, *map(len, args.files))  # names in full: never two that look alike
     if args.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(SCORE_COLUMNS), restval="")
         writer.writeheader()
@@ -67,7 +68,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"threshold {state.threshold:.4g} ({shown})")
         if state.learning:
             print(f"learning: {state.learning}; no verdicts until then")
-        print(f"{'file':<40} {'windows':>7} {'scored':>6} {'max score':>10} {'mean':>8}  decision")
+        print(
+            f"{'file':<{width}} {'windows':>7} {'scored':>6} {'max score':>10} {'mean':>8}  "
+            "decision"
+        )
     failed = 0
     for file in args.files:
         try:
@@ -80,7 +84,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             writer.writerows(rows)
             sys.stdout.flush()
         else:
-            print(_score_line(file, rows), flush=True)
+            print(_score_line(file, rows, width), flush=True)
     if failed:
         print(
             f"error: {failed} of {len(args.files)} file(s) could not be scored (see above)",
@@ -141,8 +145,11 @@ def _score_file(
     return rows
 
 
-def _score_line(file: str, rows: list[dict[str, Any]]) -> str:
-    """The table line of one file: windows, scored, max and mean score, summary decision."""
+def _score_line(file: str, rows: list[dict[str, Any]], width: int) -> str:
+    """The table line of one file: windows, scored, max and mean score, summary decision.
+
+    ``file`` is shown in full, padded to ``width`` (the longest name of the batch).
+    """
     from edgeasd.agent.alerts import decision
 
     scored = [r["score"] for r in rows if r.get("score") is not None]
@@ -160,13 +167,26 @@ def _score_line(file: str, rows: list[dict[str, Any]]) -> str:
         )
     label = verdict.upper() if verdict == "anomalous" else verdict
     tail = f"  [{'; '.join(flags)}]" if flags else ""
-    return f"{shorten(file, 40):<40} {len(rows):>7} {len(scored):>6} {top} {mean}  {label}{tail}"
+    return f"{file:<{width}} {len(rows):>7} {len(scored):>6} {top} {mean}  {label}{tail}"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``edgeasd score``."""
-    p = subparsers.add_parser("score", help="score recordings against the bank")
+    p = subparsers.add_parser(
+        "score",
+        help="score recordings against the bank",
+        description="Score WAV/FLAC recordings against the bank on disk, as the daemon "
+        "scores windows: one line per file (windows, scored, max and mean score, decision), "
+        "or one CSV row per window.",
+    )
     add_config_arg(p)
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--csv", action="store_true", help="one CSV row per window")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="WAV or FLAC recordings, each at least one window (10 s) long",
+    )
+    p.add_argument(
+        "--csv", action="store_true", help="one CSV row per window (default: one line per file)"
+    )
     p.set_defaults(func=cmd_score)

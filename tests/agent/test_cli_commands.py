@@ -62,6 +62,19 @@ def test_score_table_and_csv(enrolled, tmp_path, capsys) -> None:
     assert {"file", "window", "score", "threshold", "nearest_id", "nearest_domain"} <= set(rows[0])
 
 
+def test_score_table_shows_long_file_names_in_full(enrolled, tmp_path, capsys) -> None:
+    """Two long names that differ only at their start stay apart (issue 19)."""
+    tail = "_pump_section_00_normal_recording_of_the_morning_shift.wav"
+    files = [wav(tmp_path / f"{who}{tail}", [(2, "normal")], seed=5) for who in ("a", "b")]
+    capsys.readouterr()
+    assert main(["score", "--config", str(enrolled), *map(str, files)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("file "))
+    rows = lines[header + 1 :]
+    assert [r.split()[0] for r in rows] == [str(f) for f in files]
+    assert len({r.index(" normal") for r in rows}) == 1  # one column
+
+
 def test_bank_remove(enrolled, tmp_path, capsys) -> None:
     assert main(["bank", "remove", "--config", str(enrolled), "0", "1"]) == 0
     assert "removed 2 references; 4 left" in capsys.readouterr().out
