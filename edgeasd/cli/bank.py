@@ -230,19 +230,26 @@ def _generation(text: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``edgeasd bank ...``."""
-    p = subparsers.add_parser("bank", help="inspect and edit the reference bank")
+    p = subparsers.add_parser(
+        "bank",
+        help="inspect and edit the reference bank",
+        description="Inspect and edit the bank of normal references the agent scores against. "
+        "remove, rebuild and restore need the daemon stopped (systemctl stop edgeasd).",
+    )
     sub = p.add_subparsers(dest="bank_command", metavar="SUBCOMMAND", required=True)
     c = sub.add_parser("list", help="one line per reference")
     add_config_arg(c)
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_list)
     c = sub.add_parser("summary", help="references per domain tag, threshold, model")
     add_config_arg(c)
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_summary)
     c = sub.add_parser("remove", help="remove references by id (daemon stopped)")
     add_config_arg(c)
-    c.add_argument("ids", nargs="+", type=int, metavar="ID")
+    c.add_argument(
+        "ids", nargs="+", type=int, metavar="ID", help="reference ids, as `edgeasd bank list` shows"
+    )
     c.set_defaults(func=cmd_remove)
     c = sub.add_parser("rebuild", help="re-embed the kept audio with the configured model")
     add_config_arg(c)
@@ -256,6 +263,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c = sub.add_parser("restore", help="list the automatic backups, or restore one")
     add_config_arg(c)
     c.add_argument(
-        "generation", nargs="?", type=_generation, metavar="GENERATION", help="1 = newest"
+        "generation",
+        nargs="?",
+        type=_generation,
+        metavar="GENERATION",
+        help="the backup to put back: 1 (newest), 2 or 3 (default: list them)",
     )
     c.set_defaults(func=cmd_restore)

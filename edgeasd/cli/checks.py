@@ -87,7 +87,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_arg(p)
     p.set_defaults(func=cmd_doctor)
 
-    p = subparsers.add_parser("config", help="configuration tools")
+    p = subparsers.add_parser(
+        "config",
+        help="configuration tools",
+        description="Check a configuration file before the agent runs with it.",
+    )
     sub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
     c = sub.add_parser("check", help="validate a configuration file")
     add_config_arg(c)

@@ -172,7 +172,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``enroll`` to the ``edgeasd`` parser."""
     p = subparsers.add_parser("enroll", help="enroll normal audio into the reference bank")
     add_config_arg(p)
-    p.add_argument("--domain", default="source", help="domain tag, e.g. 'target' (source)")
+    p.add_argument("--domain", default="source", help="domain tag, e.g. 'target' (default: source)")
     p.add_argument("--next", type=positive, metavar="N", help="enroll the next N live windows")
     p.add_argument("files", nargs="*", metavar="FILE", help="recordings of normal operation")
     p.add_argument(

@@ -44,20 +44,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--since",
         metavar="TIME",
-        help="start: ISO 8601 (2026-11-30T08:00) or a duration before now (24h, 7d); "
-        "default: 24 h before --until",
+        help="start: ISO 8601 (2026-11-30T08:00) or a duration before now (24h, 7d) "
+        "(default: 24 h before the end of the range)",
     )
     p.add_argument(
         "--until",
         metavar="TIME",
-        help="end, same forms; default: everything logged since --since",
+        help="end: ISO 8601 or a duration before now (default: now)",
     )
     p.add_argument(
         "-o",
         "--output",
         default="edgeasd-report.html",
         metavar="PATH",
-        help="the HTML file to write (edgeasd-report.html)",
+        help="the HTML file to write (default: edgeasd-report.html)",
     )
     p.add_argument(
         "--no-audio",

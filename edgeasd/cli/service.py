@@ -101,7 +101,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "service",
         help="install the systemd unit",
         description="Install edgeasd as a systemd service (see systemd/README.md).",
-        epilog="example: sudo /opt/edgeasd/bin/edgeasd service install",
     )
     sub = p.add_subparsers(dest="service_command", metavar="SUBCOMMAND", required=True)
     c = sub.add_parser(
@@ -110,9 +109,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write edgeasd.service with ExecStart= set to the edgeasd you run this "
         "with, then print the steps left (system user, configuration, systemctl). Refuses a "
         "program under /home, /root, /tmp or /var/tmp, which the unit hides from the service.",
-        epilog="examples:\n  sudo /opt/edgeasd/bin/edgeasd service install\n"
-        "  edgeasd service install --dry-run | less",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     c.add_argument(
         "--dest",
