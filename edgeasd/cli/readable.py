@@ -25,9 +25,7 @@ def count(value: float | None) -> str:
     """A count or rate per day: ``2,160``, ``35``, ``9.1``, ``0.5``; ``0`` for zero."""
     if value is None or not math.isfinite(value):
         return UNKNOWN
-    if value == 0:
-        return "0"
-    if abs(value) >= 100:
+    if abs(value) >= 100 or float(value).is_integer():
         return f"{value:,.0f}"
     if abs(value) < 0.01:
         return "< 0.01" if value > 0 else "> -0.01"

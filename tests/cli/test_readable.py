@@ -17,6 +17,7 @@ def test_examples():
     assert readable.count(35.2) == "35"
     assert readable.count(9.14) == "9.1"
     assert readable.count(0) == "0"
+    assert readable.count(2) == "2" and readable.count(7.0) == "7"
     assert readable.count(0.004) == "< 0.01"
     assert readable.percent(1e-7) == "< 0.01 %"
     assert readable.count(None) == readable.UNKNOWN
