@@ -7,6 +7,7 @@ Every command that prints for people formats through these, so ``status``, ``ban
 from __future__ import annotations
 
 import math
+import re
 import time
 
 #: What a value that is not known yet reads as.
@@ -75,3 +76,42 @@ def clock(t: float | None, now: float | None = None) -> str:
     if now is not None:
         text += f" ({duration(now - t)} ago)" if now >= t else ""
     return text
+
+
+#: Seconds per unit of a written duration (``90s``, ``10m``, ``1.5h``, ``2d``).
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds of a written duration (``90s``, ``10m``, ``10 min``, ``1.5h``), else None.
+
+    A bare number is not a duration (None): callers give it their own unit.
+    """
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*", text.lower())
+    if m is None:
+        return None
+    return float(m[1]) * DURATION_UNITS[m[2]]
+
+
+def windows_for(text: str, hop_seconds: float) -> int:
+    """``--next`` as a window count: a whole number of windows, or a duration of audio.
+
+    A duration becomes the windows that cover it (``10m`` at a 10 s hop: 60).
+
+    Raises
+    ------
+    ValueError
+        Neither a positive whole number nor a positive duration (the message says which
+        forms are accepted).
+    """
+    forms = "a number of windows (60) or a duration of audio (10m, 90s, 1h)"
+    if text.strip().isdigit():
+        n = int(text)
+    else:
+        seconds = parse_duration(text)
+        if seconds is None:
+            raise ValueError(f"{text!r} is neither {forms}")
+        n = math.ceil(seconds / hop_seconds - 1e-9)
+    if n < 1:
+        raise ValueError(f"{text!r} is no window: give {forms}")
+    return n

@@ -51,3 +51,18 @@ def test_never_an_exponent_nor_a_long_tail(x):
 def test_score_keeps_three_significant_digits(x):
     shown = float(readable.score(x))
     assert math.isclose(shown, x, rel_tol=5e-3)
+
+
+def test_next_accepts_windows_and_durations():
+    assert readable.windows_for("60", 10.0) == 60
+    assert readable.windows_for("10m", 10.0) == 60
+    assert readable.windows_for("10 min", 10.0) == 60
+    assert readable.windows_for("95s", 10.0) == 10  # covers 95 s
+    assert readable.windows_for("1h", 5.0) == 720
+    for bad in ("0", "0s", "ten", "10x", "-5", ""):
+        try:
+            readable.windows_for(bad, 10.0)
+        except ValueError as exc:
+            assert "10m" in str(exc)
+        else:
+            raise AssertionError(bad)
