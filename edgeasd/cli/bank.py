@@ -207,6 +207,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         embedder,
         quality_options(config),
         drop_unkept=args.drop_unkept,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     for line in report.lines():
         print(f"warning: {line}", file=sys.stderr)
