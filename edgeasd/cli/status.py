@@ -147,6 +147,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_arg(p)
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     p.add_argument("--json", action="store_true", help="print the raw JSON lines")
-    p.add_argument("-n", "--lines", type=non_negative, default=20, help="how many past events (default: 20)")
+    p.add_argument(
+        "-n", "--lines", type=non_negative, default=20, help="how many past events (default: 20)"
+    )
     p.add_argument("--scores", action="store_true", help="the per-window score log instead")
     p.set_defaults(func=cmd_tail)
