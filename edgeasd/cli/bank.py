@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.cli import readable
+from edgeasd import readable
 from edgeasd.cli.common import add_config_arg, config_of, paths_of
 from edgeasd.errors import BankError, ControlError
 

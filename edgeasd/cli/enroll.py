@@ -144,7 +144,7 @@ def _open_for_daemon(files: list[str]) -> list[Any]:
 def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: list[str]):
     from edgeasd.agent.enrollment import file_enrollment
     from edgeasd.agent.runloop.daemon import Daemon
-    from edgeasd.agent.runloop.stages import check_window, make_embedder, quality_options
+    from edgeasd.agent.runloop.stages import check_window, open_model_and_bank, quality_options
 
     paths.ensure()
     if args.next is not None:  # capture from the configured source ourselves
@@ -152,8 +152,11 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
         daemon.run()
         (cmd,) = daemon.initial
         return cmd.wait()  # raises if the source ended before N good windows
-    embedder = make_embedder(config)
+    # the model that scores the bank: an older shipped one keeps its bank (see the note)
+    embedder, _, note = open_model_and_bank(config, paths.bank)
     check_window(config, embedder.info)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     hop = config.window.hop_seconds
     return file_enrollment.enroll_files_direct(
         paths,

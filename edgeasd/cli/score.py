@@ -39,15 +39,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     """
     from edgeasd.agent.alerts import decision
     from edgeasd.agent.enrollment import bank_lifecycle
-    from edgeasd.agent.runloop.stages import check_window, make_embedder, quality_options
+    from edgeasd.agent.runloop.stages import check_window, open_model_and_bank, quality_options
     from edgeasd.errors import EdgeasdError
 
     config = config_of(args)
-    embedder = make_embedder(config)
+    embedder, bank, note = open_model_and_bank(config, paths_of(config).bank)
     info = embedder.info
     check_window(config, info)
-    path = paths_of(config).bank
-    bank = bank_lifecycle.open_bank(path, config.scoring, info)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     bank_lifecycle.require_bank(bank, 1)
     hop = config.window.hop_seconds or info.window_seconds
     state = decision.bank_state(bank, config, hop)

@@ -3,7 +3,7 @@
 The text is built from the daemon's snapshot (:mod:`edgeasd.agent.control.status`) by the
 sections of :data:`SECTIONS`, in order; each returns ``(label, text)`` rows. Another topic
 (the commissioning of a condition, say) adds its own section with :func:`add_section`.
-Values go through :mod:`edgeasd.cli.readable`: no ``None``, no ``()``, no exponents.
+Values go through :mod:`edgeasd.readable`: no ``None``, no ``()``, no exponents.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from edgeasd.cli import readable
+from edgeasd import readable
 
 Row = tuple[str, str]
 #: A section: the snapshot and the current UNIX time in, rows out.

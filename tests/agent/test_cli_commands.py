@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from support.onnx_models import make_test_model
@@ -257,9 +258,8 @@ def test_ensemble_model_through_daemon_and_cli(make_config, model, tmp_path, cap
     out = capsys.readouterr().out
     assert "model:      ensemble-2x:" in out and out.count("  member:   test-spectral-1:") == 2
     assert main(["config", "check", "--config", str(cfg)]) == 0
-    assert f"ensemble of 2 (distances averaged):\n            - {model}\n" in (
-        capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    assert re.search(rf"^  model: +ensemble of 2 \(distances averaged\)\n +- {model}$", out, re.M)
     main(["doctor", "--config", str(cfg)])
     out = capsys.readouterr().out
     assert "[ok  ] model        ensemble-2x:" in out and "; averages test-spectral-1:" in out

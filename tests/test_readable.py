@@ -8,7 +8,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgeasd.cli import readable
+from edgeasd import readable
 
 
 def test_examples():
