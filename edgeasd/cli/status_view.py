@@ -47,10 +47,12 @@ def _state(s: dict[str, Any], now: float) -> Iterable[Row]:
     if s.get("note"):
         yield "note", str(s["note"])
     if s.get("stale"):
-        if s.get("updated"):
-            yield "last seen", readable.clock(float(s["updated"]), now)
-        else:
+        if s.get("state") == "never started":
             yield "note", "no daemon has run with this configuration yet (edgeasd run)"
+        elif s.get("updated"):
+            yield "last seen", readable.clock(float(s["updated"]), now) + "; its last snapshot:"
+        else:
+            yield "note", "not running; its last snapshot:"
     elif s.get("started"):
         yield (
             "running since",
@@ -65,7 +67,7 @@ def _model(s: dict[str, Any], now: float) -> Iterable[Row]:
         return
     members = model.get("members") or []
     if members:
-        yield "model", f"ensemble of {len(members)}: " + ", ".join(map(str, members))
+        yield "model", f"{model['id']}: the average of " + ", ".join(map(str, members))
     else:
         yield "model", str(model["id"])
 
@@ -226,8 +228,14 @@ def status_rows(s: dict[str, Any], now: float | None = None) -> list[Row]:
     return rows
 
 
-def status_text(s: dict[str, Any], now: float | None = None) -> str:
-    """The rows as aligned ``label:  text`` lines."""
-    rows = status_rows(s, now)
+def status_text(
+    s: dict[str, Any], now: float | None = None, clean: Callable[[str], str] = str
+) -> str:
+    """The rows as aligned ``label:  text`` lines.
+
+    ``clean`` is applied to every label and text first (the CLI passes
+    :func:`edgeasd.terminal.sanitize`: a value can never start a line of its own).
+    """
+    rows = [(clean(label), clean(text)) for label, text in status_rows(s, now)]
     width = max(len(label) for label, _ in rows) + 2
     return "\n".join(f"{label + ':':<{width}}{text}" for label, text in rows)

@@ -59,6 +59,7 @@ from edgeasd.audio.windower import Window, Windower
 from edgeasd.config import Config, load_config
 from edgeasd.config.paths import resolve_paths
 from edgeasd.errors import EdgeasdError, EmbeddingError
+from edgeasd.fleet.health import fleet_health
 
 log = logging.getLogger(__name__)
 #: The start, ready, stopping and stopped lines (terminal and journal), under a short name.
@@ -285,7 +286,10 @@ class Daemon(CommandHandling):
     def _process(self, window: Window) -> None:
         t0 = time.perf_counter()
         q = audio_quality.assess(window.samples, **self._quality)
-        enrolling = q.ok and self._still_active()  # a clipped window is never enrolled
+        active = self._still_active()
+        enrolling = q.ok and active  # a clipped window is never enrolled
+        if active and not q.ok:
+            self._skipped(q.status)
         embedding, failure, embed_ms = None, None, 0.0
         if q.scorable and not enrolling and not self._state.learning:
             try:
@@ -324,7 +328,9 @@ class Daemon(CommandHandling):
             self._score(embedding, window, record, q, embed_ms)
         record["processing_ms"] = round(1000 * (time.perf_counter() - t0), 2)
         self.sinks.emit(record)  # a full log disk drops the line: scoring goes on
-        self.status.update(write=False, logs=self.sinks.health())
+        self.status.update(
+            write=False, logs=self.sinks.health(), fleet=fleet_health(self.sinks.observers)
+        )
         self.status.window(record)
         if self.notifier.enabled:  # line() snapshots the status: skip it outside systemd
             self.notifier.status(self.status.line())
