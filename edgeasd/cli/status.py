@@ -64,6 +64,10 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
     paths = paths_of(config_of(args))
     path = paths.scores_log if args.scores else paths.alerts_log
+    if not args.json:  # JSON lines stay pure for machines
+        what = "window scores" if args.scores else "alerts, recoveries, signal changes, enrollments"
+        how = "then following new ones (Ctrl-C stops)" if args.follow else "newest last"
+        print(sanitize(f"{what} from {path}: the last {args.lines}, {how}"), flush=True)
     try:
         for event in read_events(path, follow=args.follow, last=args.lines):
             # JSON escapes control characters itself; the human format is sanitized
