@@ -29,6 +29,7 @@ SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {
         "anomaly",
         "seconds_normal",
         "seconds_anomalous",
+        "seconds_after",
         "severity",
         "seed",
         "realtime",
