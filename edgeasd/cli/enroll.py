@@ -75,13 +75,20 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             try:
                 size_mb = sum(os.fstat(h.fileno()).st_size for h in handles) / 1e6
                 wait = args.timeout or ENROLL_MARGIN_SECONDS + ENROLL_SECONDS_PER_MB * size_mb
-                result = client.request(
-                    "enroll_files",
-                    timeout=wait,
-                    fds=[h.fileno() for h in handles],
-                    names=files,
-                    domain=args.domain,
+                print(
+                    f"enrolling {len(files)} file(s) as condition {args.domain!r}, one line per "
+                    "file as it is embedded",
+                    file=sys.stderr,
+                    flush=True,
                 )
+                with FileProgress(lambda: client.request("status").get("enrolling_files")):
+                    result = client.request(
+                        "enroll_files",
+                        timeout=wait,
+                        fds=[h.fileno() for h in handles],
+                        names=files,
+                        domain=args.domain,
+                    )
             finally:
                 for h in handles:
                     h.close()
@@ -155,6 +162,28 @@ class Progress:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2 * self.interval)
+
+
+class FileProgress(Progress):
+    """Prints the daemon's per-file lines of an ``enroll FILE...`` request as they come."""
+
+    def __init__(self, poll: Any) -> None:
+        super().__init__(poll)
+        self.printed = 0
+
+    def show(self, lines: list[str] | None) -> None:
+        """Print the lines of ``lines`` not printed yet."""
+        for line in (lines or [])[self.printed :]:
+            print(line, file=sys.stderr, flush=True)
+        self.printed = max(self.printed, len(lines or []))
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        if exc[0] is None:  # the request is done: its last lines
+            try:
+                self.show(self.poll())
+            except Exception:
+                pass
 
 
 #: Why a live window was not enrolled, by its quality status.
@@ -265,6 +294,7 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
         hop,
         quality_options(config),
         config=config,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
 
 

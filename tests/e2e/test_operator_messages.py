@@ -139,6 +139,12 @@ def test_enroll_next_takes_a_duration_and_shows_progress(tmp_path):
         )
         assert any("skipped 2 (not enrolled): no signal" in line for line in progress), err
         assert "enrolled 5 references by the running daemon" in result.stdout
+        files = [write_normal(tmp_path / f"f{i}.wav", 3, seed=20 + i) for i in range(2)]
+        by_file = setup.cli("enroll", "--domain", "target", *map(str, files), timeout=60)
+        assert by_file.returncode == 0, by_file.stderr
+        assert "by the running daemon" in by_file.stdout
+        for i, f in enumerate(files, 1):  # one progress line per file, in order
+            assert f"file {i} of 2: {f}: 3 windows (3 s of audio)" in by_file.stderr
     finally:
         setup.stop(proc)
     bad = setup.cli("enroll", "--next", "ten")

@@ -318,6 +318,13 @@ class CommandHandling:
         # path it is given); the server owns and closes the descriptors
         files = [os.fdopen(fd, "rb", closefd=False) for fd in request["fds"]]
         cfg = self.config.enrollment
+        done: list[str] = []  # one line per embedded file: the waiting client prints them
+
+        def progress(line: str) -> None:
+            done.append(line)
+            self.status.update(write=False, enrolling_files=list(done))
+
+        self.status.update(write=False, enrolling_files=[])
         try:
             batches = file_enrollment.file_batches(
                 files,
@@ -329,6 +336,7 @@ class CommandHandling:
                 names=request["names"],
                 stage_dir=self.dirs.audio_dir if cfg.keep_audio else None,
                 max_seconds=cfg.max_request_seconds,
+                progress=progress,
             )
         finally:
             for fh in files:
