@@ -3,6 +3,7 @@ says exactly what to run (issue 19)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -46,7 +47,8 @@ def test_an_older_shipped_model_keeps_scoring_the_bank_it_built(
     assert main(["bank", "rebuild", "--config", str(cfg)]) == 0
     rebuilt = capsys.readouterr()
     assert "rebuilt the bank with edgeasd-directact" in rebuilt.out
-    assert "re-embedded group" in rebuilt.err  # progress, group by group
+    assert re.search(r"^group 1 of 2 \(\S+\): re-embedded, 2 references$", rebuilt.err, re.M)
+    assert re.search(r"^group 2 of 2 \(\S+\): re-embedded, 2 references$", rebuilt.err, re.M)
     assert load_bank(tmp_path / "state" / "bank").meta["model_id"].startswith("edgeasd-directact")
     assert main(["score", "--config", str(cfg), str(probe)]) == 0
     assert "note:" not in capsys.readouterr().err
