@@ -110,7 +110,7 @@ def _activity(s: dict[str, Any], now: float) -> Iterable[Row]:
         "windows",
         f"{readable.count(s.get('windows', 0))} processed, "
         f"{readable.count(s.get('windows_scored', 0))} scored, "
-        f"{readable.count(s.get('alerts', 0))} alerts",
+        f"{readable.count(s.get('alerts', 0))} alert{'' if s.get('alerts') == 1 else 's'}",
     )
     last = s.get("last") or {}
     if not last:

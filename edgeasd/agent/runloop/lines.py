@@ -82,5 +82,5 @@ def stopped(daemon: Any) -> str:
         f"stopped after {readable.duration(s.get('uptime_seconds'))}: "
         f"{readable.count(s.get('windows', 0))} windows, "
         f"{readable.count(s.get('windows_scored', 0))} scored, "
-        f"{readable.count(s.get('alerts', 0))} alerts"
+        f"{readable.count(s.get('alerts', 0))} alert{'' if s.get('alerts') == 1 else 's'}"
     )
