@@ -162,3 +162,27 @@ def test_config_check_and_doctor_refuse_a_missing_file_source(tmp_path):
     assert re.search(r"^\[FAIL\] source +source\.path: audio path not found", doctor.stdout, re.M)
     run = setup.cli("run", timeout=60)
     assert run.returncode == 2 and "audio path not found" in run.stderr  # what the checks predicted
+
+
+def test_doctor_names_the_network_and_the_way_without_a_microphone(tmp_path):
+    from fleet.conftest import free_port
+
+    closed = free_port()
+    setup = make_setup(
+        tmp_path,
+        {"kind": "microphone", "device": "no such microphone anywhere"},
+        mqtt={"enabled": True, "host": "127.0.0.1", "port": closed, "machine": "pump-3"},
+        metrics={"http_port": free_port()},
+    )
+    doctor = setup.cli("doctor")
+    assert doctor.returncode == 1
+    out = doctor.stdout
+    assert re.search(r"^\[FAIL\] device ", out, re.M)
+    hint = out.split("[FAIL] device", 1)[1].split("\n[", 1)[0]
+    assert "source.kind: file" in hint and "source.kind: demo" in hint
+    assert re.search(
+        rf"^\[FAIL\] mqtt +cannot reach the MQTT broker 127\.0\.0\.1:{closed}: Connection refused",
+        out,
+        re.M,
+    )
+    assert re.search(r"^\[ok  \] metrics +metrics port 127\.0\.0\.1:\d+ free", out, re.M)
