@@ -84,7 +84,8 @@ def _describe(kind: str, e: dict[str, Any]) -> str:
         ids = e.get("ids") or []
         groups = e.get("groups") or []
         domains = e.get("domains") or {}
-        text = f"{len(ids)} normal windows added in {len(groups)} group(s)"
+        of = f" of condition '{e['domain']}'" if e.get("domain") else ""
+        text = f"{len(ids)} normal windows{of} added in {len(groups)} group(s)"
         if e.get("bank_size") is not None:
             per = ", ".join(f"{d} {n}" for d, n in domains.items()) if domains else ""
             text += f"; the bank holds {e['bank_size']}" + (f" ({per})" if per else "")
