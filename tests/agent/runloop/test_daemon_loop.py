@@ -193,9 +193,12 @@ def test_second_daemon_refuses_and_leaves_the_first_alone(tmp_path, make_config)
     thread.start()
     try:
         sock = tmp_path / "run" / "control.sock"
-        for _ in range(300):
-            if sock.exists():
-                break
+        for _ in range(300):  # the socket listens first; "still starting" until the sinks
+            try:
+                if sock.exists() and ControlClient(sock).request("status"):
+                    break
+            except ControlError:
+                pass
             time.sleep(0.05)
         assert ControlClient(sock).request("status")["pid"] == os.getpid()
         with pytest.raises(ControlError, match="already listens"):
