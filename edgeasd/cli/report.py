@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from edgeasd.cli.common import add_config_arg, config_of, paths_of
@@ -21,7 +22,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     config = config_of(args)
     text, counts = render_report(
-        paths_of(config), config, since, until, now=now, audio=not args.no_audio
+        paths_of(config),
+        config,
+        since,
+        until,
+        now=now,
+        audio=not args.no_audio,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     path = write_report(args.output, text)
     print(

@@ -17,6 +17,7 @@ import io
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -300,6 +301,7 @@ def render_report(
     until: float | None,
     now: float | None = None,
     audio: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[str, dict[str, int]]:
     """The HTML report of ``[since, until]`` and what it holds.
 
@@ -314,6 +316,8 @@ def render_report(
         The time printed as "generated" (default: now).
     audio : bool
         Embed the alerted window's and the reference's audio as players (FLAC).
+    progress : callable, optional
+        Receives a line for the timeline, then one per alert panel as it is drawn.
 
     Returns
     -------
@@ -354,6 +358,8 @@ def render_report(
         g["group"]: g["domain"]
         for g in AudioStore(paths.audio_dir, config.enrollment.audio_max_bytes).records()
     }
+    say = progress or (lambda _line: None)
+    say(f"{len(windows)} windows and {len(alerts)} alert(s) {span}: drawing the timeline")
     timeline = plots.timeline_png(windows, events, domains)
     scored = sum(1 for w in windows if w.get("score") is not None)
     body = [
@@ -370,7 +376,9 @@ def render_report(
         if panels
         else "",
     ]
-    body += [_panel_html(i + 1, p, plots, audio) for i, p in enumerate(panels)]
+    for i, p in enumerate(panels):
+        say(f"alert {i + 1} of {len(panels)}: spectrograms and band differences")
+        body.append(_panel_html(i + 1, p, plots, audio))
     doc = (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f"<title>edgeasd report {html.escape(span)}</title><style>{_CSS}</style></head>"
