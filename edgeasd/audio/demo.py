@@ -3,7 +3,8 @@
 It needs no hardware: the audio comes from the machine-sound simulator
 (:func:`edgeasd.synth.render`), rendered clip by clip as the stream advances. The first
 ``seconds_normal`` seconds are a healthy machine, the following ``seconds_anomalous``
-seconds the same machine (same unit, same operating condition) with a fault. Each clip
+seconds the same machine (same unit, same operating condition) with a fault, and the last
+``seconds_after`` seconds the healthy machine again (the fault repaired). Each clip
 has its own seed (``seed + clip index``), so the normal part varies like real recordings
 of one machine do, and with ``clip_seconds`` equal to the window length every window is
 exactly one clip.
@@ -22,7 +23,7 @@ from edgeasd.errors import InputError
 
 
 class DemoSource(BaseSource):
-    """Normal machine sound, then the same machine with a fault; then the source ends.
+    """Normal machine sound, the same machine with a fault, normal again; then the source ends.
 
     Parameters
     ----------
@@ -32,6 +33,8 @@ class DemoSource(BaseSource):
         Length of the healthy part.
     seconds_anomalous : float
         Length of the faulty part (may be 0).
+    seconds_after : float
+        Length of the healthy part after the fault (the repair; may be 0).
     seed : int
         Seed of the first clip (clip ``i`` uses ``seed + i``).
     realtime : bool
@@ -62,6 +65,7 @@ class DemoSource(BaseSource):
         sample_rate: int,
         seconds_normal: float = 120.0,
         seconds_anomalous: float = 60.0,
+        seconds_after: float = 30.0,
         seed: int = 0,
         realtime: bool = False,
         machine: str = "fan",
@@ -86,6 +90,7 @@ class DemoSource(BaseSource):
         for name, value in (
             ("seconds_normal", seconds_normal),
             ("seconds_anomalous", seconds_anomalous),
+            ("seconds_after", seconds_after),
         ):
             if not (math.isfinite(value) and value >= 0):
                 raise InputError(f"{name} must be >= 0, got {value!r}")
@@ -98,6 +103,7 @@ class DemoSource(BaseSource):
         self.seed, self.realtime = int(seed), bool(realtime)
         self.seconds_normal = float(seconds_normal)
         self.seconds_anomalous = float(seconds_anomalous)
+        self.seconds_after = float(seconds_after)
         self.anomaly_starts_at = self.seconds_normal
         self.attributes = {n: a.values("source")[0] for n, a in spec.attributes.items()}
         self.block_frames = max(1, round(block_seconds * self.sample_rate))
@@ -111,6 +117,7 @@ class DemoSource(BaseSource):
         for total, anomalous in (
             (round(self.seconds_normal * self.sample_rate), False),
             (round(self.seconds_anomalous * self.sample_rate), True),
+            (round(self.seconds_after * self.sample_rate), False),
         ):
             while total > 0:
                 n = min(self.clip_frames, total)
@@ -164,7 +171,8 @@ class DemoSource(BaseSource):
         if self.start_time is None or self.seconds_anomalous <= 0:
             return False
         offset = start_time - self.start_time
-        return offset + seconds > self.anomaly_starts_at + 1e-9
+        fault_ends = self.anomaly_starts_at + self.seconds_anomalous
+        return offset + seconds > self.anomaly_starts_at + 1e-9 and offset < fault_ends - 1e-9
 
     def stats(self) -> dict[str, Any]:
         """``frames``, ``overflows`` (0), the machine, the fault and when it starts."""

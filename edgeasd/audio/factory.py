@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from edgeasd.audio.sources import BaseSource, FileSource
-from edgeasd.errors import ConfigError
+from edgeasd.errors import AudioFileError, ConfigError
 
 #: Options each source kind accepts (beyond the model's sample rate).
 SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {
@@ -29,6 +29,7 @@ SOURCE_OPTIONS: dict[str, tuple[str, ...]] = {
         "anomaly",
         "seconds_normal",
         "seconds_anomalous",
+        "seconds_after",
         "severity",
         "seed",
         "realtime",
@@ -89,3 +90,37 @@ def make_source(kind: str, options: dict[str, Any] | None, sample_rate: int) -> 
     from edgeasd.audio.demo import DemoSource
 
     return DemoSource(sample_rate=sample_rate, **opts)
+
+
+def check_source(kind: str, options: dict[str, Any] | None) -> None:
+    """Refuse what :func:`make_source` would refuse at start, without capturing anything.
+
+    For ``config check`` and ``doctor``: a ``file`` source's path must exist and hold WAV
+    or FLAC files (the folder is listed, no file is read). A microphone is not opened here
+    (``doctor`` records from it); the demo source needs nothing.
+
+    Parameters
+    ----------
+    kind : str
+        ``source.kind``.
+    options : dict
+        The :func:`make_source` options (``edgeasd.agent`` builds them from the
+        configuration).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``source.path`` and what to do.
+    """
+    opts = {k: v for k, v in (options or {}).items() if v is not None}
+    if kind != "file" or "path" not in opts:
+        return
+    try:
+        FileSource(opts["path"], sample_rate=16000).close()  # lists the files, reads none
+    except AudioFileError as exc:
+        raise ConfigError(
+            f"source.path: {exc.message}",
+            help="set source.path to an existing WAV/FLAC file or a folder of them (relative "
+            "paths start at the configuration file's folder), or use source.kind: demo to "
+            "try the agent without a recording",
+        ) from None

@@ -7,15 +7,37 @@ the daemon runs (its in-memory bank would overwrite the change): stop it first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
+from edgeasd import readable
 from edgeasd.cli.common import add_config_arg, config_of, paths_of
 from edgeasd.errors import BankError, ControlError
+
+
+@contextlib.contextmanager
+def _bank_notes_in_words() -> Iterator[None]:
+    """Keep the bank's own log warnings off the terminal while a command reads banks.
+
+    Loading a bank logs what it notices (a single recording group, duplicates) for the
+    daemon's journal; ``bank summary`` says the same in its own words, and ``bank restore``
+    only lists or copies files. Errors still show, and ``-v`` shows everything.
+    """
+    logger = logging.getLogger("edgeasd.scoring")
+    level = logger.level
+    if logging.getLogger().level > logging.INFO:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _load(config: Any) -> Any:
@@ -117,20 +139,21 @@ def _hop_seconds(config: Any) -> float:
 def cmd_summary(args: argparse.Namespace) -> int:
     """``bank summary``: per domain tag."""
     config = config_of(args)
-    s = bank_summary_dict(_load(config), config)
+    with _bank_notes_in_words():
+        s = bank_summary_dict(_load(config), config)
     if args.json:
         print(json.dumps(s, indent=2))
         return 0
     from edgeasd.cli.common import state_line
 
     print(f"{s['references']} references, model {s['model_id']}")
-    threshold = "none" if s["threshold"] is None else f"{s['threshold']:.4g}"
-    print(f"threshold {threshold} ({s['threshold_source']})")
+    print(f"threshold {readable.score(s['threshold'])} ({s['threshold_source']})")
     rep = s["threshold_report"]
     if rep["predicted_false_alarm_rate"] is not None:
         print(
-            f"predicted false alarms: {100 * rep['predicted_false_alarm_rate']:.2g} % of windows, "
-            f"{rep['predicted_false_alarms_per_day']:.3g} per day (rule {rep['rule']})"
+            f"predicted false alarms: {readable.percent(rep['predicted_false_alarm_rate'])} of "
+            f"windows, {readable.count(rep['predicted_false_alarms_per_day'])} per day "
+            f"(rule {rep['rule']})"
         )
     print(f"state: {state_line(s)}")
     for warning in s["warnings"]:
@@ -139,7 +162,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print(f"warning: {rep['warning']}")
     print(f"{'domain':<16} {'refs':>6} {'groups':>7} {'median density':>15}")
     for name, d in s["domains"].items():
-        print(f"{name:<16} {d['references']:>6} {d['groups']:>7} {d['median_density']:>15.4g}")
+        density = readable.score(d["median_density"])
+        print(f"{name:<16} {d['references']:>6} {d['groups']:>7} {density:>15}")
     return 0
 
 
@@ -183,6 +207,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         embedder,
         quality_options(config),
         drop_unkept=args.drop_unkept,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     for line in report.lines():
         print(f"warning: {line}", file=sys.stderr)
@@ -199,11 +224,16 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """``bank restore [GENERATION]``: list the automatic backups, or put one back."""
-    from edgeasd.scoring import store
-
     config = config_of(args)
     paths = paths_of(config)
-    if args.generation is None:
+    with _bank_notes_in_words():
+        return _restore(paths, args.generation)
+
+
+def _restore(paths: Any, generation: int | None) -> int:
+    from edgeasd.scoring import store
+
+    if generation is None:
         found = store.backups(paths.bank)
         if not found:
             print(f"no automatic backup of {paths.bank} yet (one is kept at every save)")
@@ -213,7 +243,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         print("restore one with `edgeasd bank restore GENERATION` (daemon stopped)")
         return 0
     _refuse_if_running(paths, "restore")
-    chosen = store.restore(paths.bank, args.generation)
+    chosen = store.restore(paths.bank, generation)
     print(
         f"restored {chosen.describe()} as {paths.bank}; the replaced bank is now generation 1 "
         "(`edgeasd bank restore 1` undoes this, `edgeasd bank restore` lists them all)"
@@ -230,19 +260,26 @@ def _generation(text: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``edgeasd bank ...``."""
-    p = subparsers.add_parser("bank", help="inspect and edit the reference bank")
+    p = subparsers.add_parser(
+        "bank",
+        help="inspect and edit the reference bank",
+        description="Inspect and edit the bank of normal references the agent scores against. "
+        "remove, rebuild and restore need the daemon stopped (systemctl stop edgeasd).",
+    )
     sub = p.add_subparsers(dest="bank_command", metavar="SUBCOMMAND", required=True)
     c = sub.add_parser("list", help="one line per reference")
     add_config_arg(c)
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_list)
     c = sub.add_parser("summary", help="references per domain tag, threshold, model")
     add_config_arg(c)
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_summary)
     c = sub.add_parser("remove", help="remove references by id (daemon stopped)")
     add_config_arg(c)
-    c.add_argument("ids", nargs="+", type=int, metavar="ID")
+    c.add_argument(
+        "ids", nargs="+", type=int, metavar="ID", help="reference ids, as `edgeasd bank list` shows"
+    )
     c.set_defaults(func=cmd_remove)
     c = sub.add_parser("rebuild", help="re-embed the kept audio with the configured model")
     add_config_arg(c)
@@ -256,6 +293,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c = sub.add_parser("restore", help="list the automatic backups, or restore one")
     add_config_arg(c)
     c.add_argument(
-        "generation", nargs="?", type=_generation, metavar="GENERATION", help="1 = newest"
+        "generation",
+        nargs="?",
+        type=_generation,
+        metavar="GENERATION",
+        help="the backup to put back: 1 (newest), 2 or 3 (default: list them)",
     )
     c.set_defaults(func=cmd_restore)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from edgeasd.cli.common import add_config_arg, config_of, default_config_path, paths_of
-from edgeasd.config import Config
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -38,41 +36,43 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    """``edgeasd config check``: validate the configuration and show what it resolves to."""
+    """``edgeasd config check``: what ``run`` would refuse, then what the configuration resolves to.
+
+    Refused (exit 2, nothing printed as ok): invalid keys, a ``file`` source whose path does
+    not exist or holds no audio, a ``window.seconds`` the model cannot take, a bank of a model
+    this configuration cannot use.
+    """
+    from edgeasd.agent.enrollment import bank_lifecycle
+    from edgeasd.agent.runloop.stages import check_window, open_model_and_bank, source_options
+    from edgeasd.audio.factory import check_source
+
     config = config_of(args)
     paths = paths_of(config)
-    print(f"configuration ok: {config.origin or 'built-in defaults'}")
-    print(
-        f"  source:   {config.source.kind}"
-        + (
-            f" ({config.source.device or config.source.path})"
-            if config.source.device or config.source.path
-            else ""
-        )
-    )
+    check_source(*source_options(config))  # raises ConfigError: run would exit 2
+    embedder, bank, note = open_model_and_bank(config, paths.bank)
+    info = embedder.info
+    check_window(config, info)  # raises ConfigError: the daemon would refuse to start
+    src = config.source
+    rows = [
+        ("source", src.kind + (f" ({src.device or src.path})" if src.device or src.path else ""))
+    ]
     files = config.model.paths
     if len(files) > 1:
-        print(f"  model:    ensemble of {len(files)} (distances averaged):")
-        for file in files:
-            print(f"            - {file}")
+        rows.append(("model", f"ensemble of {len(files)} (distances averaged)"))
+        rows += [("", f"- {file}") for file in files]
     else:
-        print(f"  model:    {files[0] if files else 'shipped default'}")
-    for name in ("state_dir", "runtime_dir", "log_dir"):
-        print(f"  {name + ':':<10}{getattr(paths, name)}")
-    return _check_against_model_and_bank(config, paths)
-
-
-def _check_against_model_and_bank(config: Config, paths: Any) -> int:
-    """``window.seconds`` against the model (an error), scoring keys against the bank (warn)."""
-    from edgeasd.agent.enrollment import bank_lifecycle
-    from edgeasd.agent.runloop.stages import check_window, make_embedder
-    from edgeasd.scoring import load_bank
-
-    info = make_embedder(config).info
-    check_window(config, info)  # raises ConfigError: the daemon would refuse to start
-    print(f"  window:   {info.window_seconds:g} s (the model's)")
+        rows.append(("model", files[0] if files else f"shipped default ({info.id})"))
+    rows.append(("window", f"{info.window_seconds:g} s (the model's)"))
+    rows += [(name, str(getattr(paths, name))) for name in ("state_dir", "runtime_dir", "log_dir")]
+    rows.append(("bank", f"{len(bank)} references" if paths.bank.exists() else "none yet"))
+    width = max(len(label) for label, _ in rows) + 2
+    print(f"configuration ok: {config.origin or 'built-in defaults'}")
+    for label, text in rows:
+        print(f"  {(label + ':') if label else '':<{width}}{text}")
+    if note:
+        print(f"note: {note}")
     if paths.bank.exists():
-        mismatch = bank_lifecycle.settings_mismatch(load_bank(paths.bank), config.scoring)
+        mismatch = bank_lifecycle.settings_mismatch(bank, config.scoring)
         if mismatch:
             print(f"warning: {mismatch}")
     return 0
@@ -87,7 +87,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_arg(p)
     p.set_defaults(func=cmd_doctor)
 
-    p = subparsers.add_parser("config", help="configuration tools")
+    p = subparsers.add_parser(
+        "config",
+        help="configuration tools",
+        description="Check a configuration file before the agent runs with it.",
+    )
     sub = p.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
     c = sub.add_parser("check", help="validate a configuration file")
     add_config_arg(c)

@@ -36,21 +36,48 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--machines", nargs="+", metavar="TYPE", help="machine types (default: all; see --list)"
     )
-    p.add_argument("--sections", nargs="+", type=int, default=[0], metavar="N", help="(default: 0)")
-    p.add_argument("--n-source-train", type=int, default=990, metavar="N", help="(default: 990)")
-    p.add_argument("--n-target-train", type=int, default=10, metavar="N", help="(default: 10)")
     p.add_argument(
-        "--n-test", type=int, default=50, metavar="N", help="per domain and label (default: 50)"
+        "--sections",
+        nargs="+",
+        type=int,
+        default=[0],
+        metavar="N",
+        help="section numbers (default: 0)",
     )
-    p.add_argument("--seconds", type=float, default=10.0, metavar="S", help="(default: 10)")
-    p.add_argument("--sample-rate", type=int, default=16000, metavar="HZ", help="(default: 16000)")
-    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    p.add_argument(
+        "--n-source-train",
+        type=int,
+        default=990,
+        metavar="N",
+        help="source-domain training clips per section (default: 990)",
+    )
+    p.add_argument(
+        "--n-target-train",
+        type=int,
+        default=10,
+        metavar="N",
+        help="target-domain training clips per section (default: 10)",
+    )
+    p.add_argument(
+        "--n-test",
+        type=int,
+        default=50,
+        metavar="N",
+        help="test clips per domain and label (default: 50)",
+    )
+    p.add_argument(
+        "--seconds", type=float, default=10.0, metavar="S", help="clip length (default: 10)"
+    )
+    p.add_argument(
+        "--sample-rate", type=int, default=16000, metavar="HZ", help="(default: 16000 Hz)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     noise = p.add_mutually_exclusive_group()
     noise.add_argument(
         "--snr-db",
         type=float,
         metavar="X",
-        help="machine-to-background ratio in dB (default: edgeasd.synth.DEFAULT_SNR_DB, 6)",
+        help="machine-to-background ratio in dB (default: 6)",
     )
     noise.add_argument(
         "--no-background", action="store_true", help="render the machines without factory noise"
@@ -61,9 +88,11 @@ def _register_synth(subparsers: argparse._SubParsersAction) -> None:
         nargs=2,
         default=(0.1, 1.0),
         metavar=("LOW", "HIGH"),
-        help="range of anomaly severities, 0 (none) .. 1 (obvious) .. 3 (default 0.1 1.0)",
+        help="range of anomaly severities, 0 (none) .. 1 (obvious) .. 3 (default: 0.1 1.0)",
     )
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="parallel processes")
+    p.add_argument(
+        "--workers", type=int, default=1, metavar="N", help="parallel processes (default: 1)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--resume", action="store_true", help="keep existing files, render only missing ones"
@@ -140,16 +169,32 @@ def _register_training(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder")
     t.add_argument("--machines", nargs="+", metavar="TYPE", help="only these machine types")
     t.add_argument(
-        "--exclude", nargs="+", default=[], metavar="TYPE", help="leave these machine types out"
+        "--exclude",
+        nargs="+",
+        default=[],
+        metavar="TYPE",
+        help="leave these machine types out (default: none)",
     )
-    t.add_argument("--epochs", type=float, default=10.0, help="passes over the data (10)")
+    t.add_argument("--epochs", type=float, default=10.0, help="passes over the data (default: 10)")
     t.add_argument(
         "--max-minutes", type=float, metavar="M", help="stop (and checkpoint) after M min"
     )
-    t.add_argument("--batch-size", type=int, default=64)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--width", type=int, default=16, help="channel width multiplier (16)")
-    t.add_argument("--window-seconds", type=float, default=10.0, help="model input window (10 s)")
+    t.add_argument(
+        "--batch-size", type=int, default=64, metavar="N", help="clips per step (default: 64)"
+    )
+    t.add_argument(
+        "--lr", type=float, default=1e-3, metavar="RATE", help="learning rate (default: 0.001)"
+    )
+    t.add_argument(
+        "--width", type=int, default=16, metavar="N", help="channel width multiplier (default: 16)"
+    )
+    t.add_argument(
+        "--window-seconds",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="model input window in seconds (default: 10)",
+    )
     t.add_argument(
         "--crop-seconds",
         type=float,
@@ -163,7 +208,7 @@ def _register_training(subparsers: argparse._SubParsersAction) -> None:
         help="fault-aware training: the anomalous test/ clips of this DCASE-layout folder "
         "become extra classes, one per machine type and section",
     )
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     t.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
     t.add_argument("--restart", action="store_true", help="discard an existing checkpoint")
     t.set_defaults(func=cmd_train)
@@ -177,8 +222,16 @@ def _register_training(subparsers: argparse._SubParsersAction) -> None:
     )
     e.add_argument("run", type=Path, metavar="RUN_DIR", help="folder with checkpoint.pt")
     e.add_argument("--out", type=Path, metavar="DIR", help="output folder (default: RUN_DIR)")
-    e.add_argument("--name", default="edgeasd-directact", help="model_name metadata")
-    e.add_argument("--version", default="v1", help="model_version metadata")
+    e.add_argument(
+        "--name",
+        default="edgeasd-directact",
+        help="the model's name, in the file name and metadata (default: edgeasd-directact)",
+    )
+    e.add_argument(
+        "--version",
+        default="v1",
+        help="the model's version, in the file name and metadata (default: v1)",
+    )
     e.add_argument(
         "--calibration", type=Path, metavar="DIR", help="DCASE-layout folder for calibration"
     )
@@ -189,7 +242,9 @@ def _register_training(subparsers: argparse._SubParsersAction) -> None:
         help="quantize an exported fp32 ONNX model to int8",
         description="Static QDQ int8 quantization calibrated on windows of a folder's clips.",
     )
-    q.add_argument("model", type=Path, metavar="MODEL.onnx")
+    q.add_argument(
+        "model", type=Path, metavar="MODEL.onnx", help="the fp32 model `edgeasd export` wrote"
+    )
     q.add_argument(
         "--calibration",
         type=Path,
@@ -197,8 +252,13 @@ def _register_training(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="DCASE-layout folder (its train/ clips are used)",
     )
-    q.add_argument("--out", type=Path, metavar="OUT.onnx", help="default: MODEL-int8.onnx")
-    q.add_argument("--windows", type=int, default=32, help="calibration windows (32)")
+    q.add_argument(
+        "--out",
+        type=Path,
+        metavar="OUT.onnx",
+        help="the int8 model to write (default: MODEL-int8.onnx)",
+    )
+    q.add_argument("--windows", type=int, default=32, help="calibration windows (default: 32)")
     q.set_defaults(func=cmd_quantize)
 
 

@@ -6,18 +6,20 @@ import argparse
 import math
 import os
 import sys
+import threading
 from typing import Any
 
+from edgeasd import readable
 from edgeasd.cli.common import (
     add_config_arg,
     config_of,
     paths_of,
-    positive,
     positive_seconds,
     state_line,
 )
 from edgeasd.config import Config
 from edgeasd.errors import InputError
+from edgeasd.readable import windows_for
 
 #: Seconds every ``enroll`` request may take beyond its expected duration (model load of
 #: the daemon excluded: it already runs); generous for a loaded Raspberry Pi class device.
@@ -50,27 +52,42 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     paths = paths_of(config)
     files = [os.path.realpath(f) for f in args.files]  # a link loop: named by open_regular
     client = ControlClient(paths.control_socket, timeout=10)
+    if args.next is not None:
+        hop = _hop_seconds(config)
+        args.next = windows_for(args.next, hop)  # checked by argparse already
+        print(
+            f"enrolling the next {args.next} good live windows "
+            f"({readable.duration(args.next * hop)} of audio) as condition {args.domain!r}; "
+            "progress below (Ctrl-C abandons it, nothing enrolled)",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         if args.next is not None:
-            print(
-                f"enrolling the next {args.next} good live windows as domain {args.domain!r}...",
-                file=sys.stderr,
-                flush=True,
-            )
             wait = args.timeout or _next_timeout(client, config, args.next)
-            result = client.request("enroll_next", timeout=wait, n=args.next, domain=args.domain)
+            with Progress(lambda: client.request("status").get("enrolling")):
+                result = client.request(
+                    "enroll_next", timeout=wait, n=args.next, domain=args.domain
+                )
         else:
             handles = _open_for_daemon(files)
             try:
                 size_mb = sum(os.fstat(h.fileno()).st_size for h in handles) / 1e6
                 wait = args.timeout or ENROLL_MARGIN_SECONDS + ENROLL_SECONDS_PER_MB * size_mb
-                result = client.request(
-                    "enroll_files",
-                    timeout=wait,
-                    fds=[h.fileno() for h in handles],
-                    names=files,
-                    domain=args.domain,
+                print(
+                    f"enrolling {len(files)} file(s) as condition {args.domain!r}, one line per "
+                    "file as it is embedded",
+                    file=sys.stderr,
+                    flush=True,
                 )
+                with FileProgress(lambda: client.request("status").get("enrolling_files")):
+                    result = client.request(
+                        "enroll_files",
+                        timeout=wait,
+                        fds=[h.fileno() for h in handles],
+                        names=files,
+                        domain=args.domain,
+                    )
             finally:
                 for h in handles:
                     h.close()
@@ -93,6 +110,109 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     for warning in result.get("warnings") or ():  # persisted anyway: still a success
         print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+class Progress:
+    """Prints an ``enroll --next`` request's progress on stderr, one line per change.
+
+    ``collected N of M windows (time of time); skipped K: silence 2, clipping 1`` whenever
+    a window is collected or skipped. With ``poll`` (a callable returning the status's
+    ``enrolling`` dict), a thread asks every :attr:`interval` seconds while the request
+    waits; else :meth:`show` is called with each new value.
+    """
+
+    interval = 1.0
+
+    def __init__(self, poll: Any) -> None:
+        self.poll = poll
+        self._last: tuple[Any, ...] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def show(self, e: dict[str, Any] | None) -> None:
+        """Print ``e`` (the status's ``enrolling``) if it changed since the last line."""
+        if not e:
+            return
+        skipped = e.get("skipped") or {}
+        key = (e.get("collected"), tuple(sorted(skipped.items())))
+        if key == self._last:
+            return
+        self._last = key
+        line = f"collected {e.get('collected', 0)} of {e.get('n')} windows"
+        if skipped:
+            reasons = ", ".join(f"{SKIP_WORDS.get(k, k)} {n}" for k, n in sorted(skipped.items()))
+            line += f"; skipped {sum(skipped.values())} (not enrolled): {reasons}"
+        print(line, file=sys.stderr, flush=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.show(self.poll())
+            except Exception:
+                continue
+
+    def __enter__(self) -> Progress:
+        if self.poll is not None:
+            self._thread = threading.Thread(target=self._run, name="enroll-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2 * self.interval)
+
+
+class FileProgress(Progress):
+    """Prints the daemon's per-file lines of an ``enroll FILE...`` request as they come."""
+
+    def __init__(self, poll: Any) -> None:
+        super().__init__(poll)
+        self.printed = 0
+
+    def show(self, lines: list[str] | None) -> None:
+        """Print the lines of ``lines`` not printed yet."""
+        for line in (lines or [])[self.printed :]:
+            print(line, file=sys.stderr, flush=True)
+        self.printed = max(self.printed, len(lines or []))
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        if exc[0] is None:  # the request is done: its last lines
+            try:
+                self.show(self.poll())
+            except Exception:
+                pass
+
+
+#: Why a live window was not enrolled, by its quality status.
+SKIP_WORDS = {
+    "clipping": "clipped",
+    "silence": "silent",
+    "dead": "no signal (dead microphone)",
+    "dropout": "dropouts",
+    "nan": "invalid samples",
+}
+
+
+def _hop_seconds(config: Config) -> float:
+    """Seconds between windows: ``window.hop_seconds``, else the window, else the model's."""
+    w = config.window
+    if w.hop_seconds or w.seconds:
+        return float(w.hop_seconds or w.seconds)
+    from edgeasd.embedding.models import default_model_path
+    from edgeasd.embedding.onnx import read_model_info
+
+    return float(read_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)
+
+
+def next_amount(text: str) -> str:
+    """``--next``: a positive number of windows or a duration (``10m``), checked by argparse."""
+    try:
+        windows_for(text, 1.0)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _next_timeout(client: Any, config: Config, n: int) -> float:
@@ -129,16 +249,25 @@ def _open_for_daemon(files: list[str]) -> list[Any]:
 def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: list[str]):
     from edgeasd.agent.enrollment import file_enrollment
     from edgeasd.agent.runloop.daemon import Daemon
-    from edgeasd.agent.runloop.stages import check_window, make_embedder, quality_options
+    from edgeasd.agent.runloop.stages import check_window, open_model_and_bank, quality_options
 
     paths.ensure()
     if args.next is not None:  # capture from the configured source ourselves
-        daemon = Daemon(config, initial_enroll=[(args.next, args.domain)], until_enrolled=True)
+        progress = Progress(None)
+        daemon = Daemon(
+            config,
+            initial_enroll=[(args.next, args.domain)],
+            until_enrolled=True,
+            on_record=lambda _: progress.show(daemon.status.snapshot().get("enrolling")),
+        )
         daemon.run()
         (cmd,) = daemon.initial
         return cmd.wait()  # raises if the source ended before N good windows
-    embedder = make_embedder(config)
+    # the model that scores the bank: an older shipped one keeps its bank (see the note)
+    embedder, _, note = open_model_and_bank(config, paths.bank)
     check_window(config, embedder.info)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     hop = config.window.hop_seconds
     return file_enrollment.enroll_files_direct(
         paths,
@@ -150,6 +279,7 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
         hop,
         quality_options(config),
         config=config,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
 
 
@@ -157,8 +287,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``enroll`` to the ``edgeasd`` parser."""
     p = subparsers.add_parser("enroll", help="enroll normal audio into the reference bank")
     add_config_arg(p)
-    p.add_argument("--domain", default="source", help="domain tag, e.g. 'target' (source)")
-    p.add_argument("--next", type=positive, metavar="N", help="enroll the next N live windows")
+    p.add_argument("--domain", default="source", help="domain tag, e.g. 'target' (default: source)")
+    p.add_argument(
+        "--next",
+        type=next_amount,
+        metavar="N|DURATION",
+        help="enroll the next N live windows, or the windows of a duration of audio (10m, 90s, 1h)",
+    )
     p.add_argument("files", nargs="*", metavar="FILE", help="recordings of normal operation")
     p.add_argument(
         "--timeout",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from edgeasd.cli.common import add_config_arg, config_of, non_negative, paths_of
@@ -23,7 +24,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     config = config_of(args)
     limit = None if args.max_alerts == 0 else args.max_alerts
     text, counts = render_report(
-        paths_of(config), config, since, until, now=now, audio=not args.no_audio, max_alerts=limit
+        paths_of(config),
+        config,
+        since,
+        until,
+        now=now,
+        audio=not args.no_audio,
+        max_alerts=limit,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     path = write_report(args.output, text)
     shown = f" ({counts['detailed']} in detail)" if counts["detailed"] < counts["alerts"] else ""
@@ -47,20 +55,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--since",
         metavar="TIME",
-        help="start: ISO 8601 (2026-11-30T08:00) or a duration before now (24h, 7d); "
-        "default: 24 h before --until",
+        help="start: ISO 8601 (2026-11-30T08:00) or a duration before now (24h, 7d) "
+        "(default: 24 h before the end of the range)",
     )
     p.add_argument(
         "--until",
         metavar="TIME",
-        help="end, same forms; default: everything logged since --since",
+        help="end: ISO 8601 or a duration before now (default: now)",
     )
     p.add_argument(
         "-o",
         "--output",
         default="edgeasd-report.html",
         metavar="PATH",
-        help="the HTML file to write (edgeasd-report.html)",
+        help="the HTML file to write (default: edgeasd-report.html)",
     )
     p.add_argument(
         "--max-alerts",

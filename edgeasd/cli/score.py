@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from edgeasd.cli.common import add_config_arg, config_of, paths_of, shorten
+from edgeasd.cli.common import add_config_arg, config_of, paths_of
 
 #: Columns of ``edgeasd score --csv``, one row per window (no-signal windows included).
 SCORE_COLUMNS = (
@@ -41,16 +41,16 @@ def cmd_score(args: argparse.Namespace) -> int:
     """
     from edgeasd.agent.alerts import decision
     from edgeasd.agent.enrollment import bank_lifecycle
-    from edgeasd.agent.runloop.stages import check_window, make_embedder, quality_options
+    from edgeasd.agent.runloop.stages import check_window, open_model_and_bank, quality_options
     from edgeasd.errors import EdgeasdError
     from edgeasd.terminal import sanitize
 
     config = config_of(args)
-    embedder = make_embedder(config)
+    embedder, bank, note = open_model_and_bank(config, paths_of(config).bank)
     info = embedder.info
     check_window(config, info)
-    path = paths_of(config).bank
-    bank = bank_lifecycle.open_bank(path, config.scoring, info)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     bank_lifecycle.require_bank(bank, 1)
     hop = config.window.hop_seconds or info.window_seconds
     state = decision.bank_state(bank, config, hop)
@@ -58,6 +58,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     domain_of = bank_lifecycle.domain_by_id(bank)
     writer = None
+    width = max(4, *(len(sanitize(f)) for f in args.files))  # in full: never two alike
     if args.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(SCORE_COLUMNS), restval="")
         writer.writeheader()
@@ -70,7 +71,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(f"threshold {state.threshold:.4g} ({shown})")
         if state.learning:
             print(f"learning: {state.learning}; no verdicts until then")
-        print(f"{'file':<40} {'windows':>7} {'scored':>6} {'max score':>10} {'mean':>8}  decision")
+        print(
+            f"{'file':<{width}} {'windows':>7} {'scored':>6} {'max score':>10} {'mean':>8}  "
+            "decision"
+        )
     failed = 0
     for file in args.files:
         summary = _FileSummary(file)
@@ -89,7 +93,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         if writer is not None:
             sys.stdout.flush()
         else:
-            print(summary.line(), flush=True)
+            print(summary.line(width), flush=True)
     if failed:
         print(
             f"error: {failed} of {len(args.files)} file(s) could not be scored (see above)",
@@ -207,8 +211,11 @@ class _FileSummary:
             self.silent += 1
             self.silent_reasons.add(str(row["reason"]))
 
-    def line(self) -> str:
-        """Windows, scored, max and mean score, summary decision; the name sanitized."""
+    def line(self, width: int) -> str:
+        """Windows, scored, max and mean score, summary decision.
+
+        The name is sanitized and shown in full, padded to ``width`` (the longest of the batch).
+        """
         from edgeasd.agent.alerts import decision
         from edgeasd.terminal import sanitize
 
@@ -222,14 +229,27 @@ class _FileSummary:
             flags.append(f"{self.silent} no-signal ({', '.join(sorted(self.silent_reasons))})")
         label = verdict.upper() if verdict == "anomalous" else verdict
         tail = f"  [{'; '.join(flags)}]" if flags else ""
-        name = shorten(sanitize(self.file), 40)
-        return f"{name:<40} {self.windows:>7} {self.scored:>6} {top} {mean}  {label}{tail}"
+        name = sanitize(self.file)
+        return f"{name:<{width}} {self.windows:>7} {self.scored:>6} {top} {mean}  {label}{tail}"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``edgeasd score``."""
-    p = subparsers.add_parser("score", help="score recordings against the bank")
+    p = subparsers.add_parser(
+        "score",
+        help="score recordings against the bank",
+        description="Score WAV/FLAC recordings against the bank on disk, as the daemon "
+        "scores windows: one line per file (windows, scored, max and mean score, decision), "
+        "or one CSV row per window.",
+    )
     add_config_arg(p)
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--csv", action="store_true", help="one CSV row per window")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="WAV or FLAC recordings, each at least one window (10 s) long",
+    )
+    p.add_argument(
+        "--csv", action="store_true", help="one CSV row per window (default: one line per file)"
+    )
     p.set_defaults(func=cmd_score)

@@ -44,81 +44,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _format_status(s: dict[str, Any]) -> str:
     """The status for people; every value is :func:`~edgeasd.terminal.sanitize`-d."""
+    from edgeasd.cli.status_view import status_text
     from edgeasd.errors import StatusFileError
     from edgeasd.terminal import sanitize
 
     try:
-        lines = _status_lines(s)
+        text = status_text(s, clean=sanitize)
     except (TypeError, KeyError, AttributeError, ValueError) as exc:
         raise StatusFileError(
             f"the daemon's status has a malformed field ({type(exc).__name__}: {exc})",
             help="`edgeasd status --json` shows it raw; restarting the daemon rewrites it",
         ) from None
-    return "\n".join(sanitize(line) for line in lines)
-
-
-def _status_lines(s: dict[str, Any]) -> list[str]:
-    state = str(s.get("state", "?")) + (" (not running; last snapshot)" if s.get("stale") else "")
-    lines = [f"state:      {state}"]
-    if s.get("note"):
-        lines.append(f"note:       {s['note']}")
-    if not isinstance(s.get("model"), dict):
-        return lines
-    lines += [
-        f"uptime:     {s.get('uptime_seconds', 0):.0f} s (pid {s.get('pid')})",
-        f"model:      {s['model']['id']}",
-        *(f"  member:   {m}" for m in s["model"].get("members") or ()),
-        f"windows:    {s.get('windows', 0)} processed, {s.get('windows_scored', 0)} scored, "
-        f"{s.get('alerts', 0)} alerts",
-        f"threshold:  {s.get('threshold')}  ({s.get('threshold_source', '-')})",
-        f"bank:       {s.get('bank_size', 0)} references ("
-        + ", ".join(f"{d}: {n}" for d, n in (s.get("bank") or {}).items())
-        + ")",
-    ]
-    if s.get("decision_state"):
-        lines.append(f"decisions:  {s['decision_state']}")
-    lines += _format_threshold_report(s.get("threshold_report"))
-    if s.get("learning"):
-        lines.append(f"learning:   {s['learning']}")
-    lines += [f"warning:    {w}" for w in s.get("warnings") or ()]
-    if s.get("enrolling"):
-        e = s["enrolling"]
-        lines.append(f"enrolling:  {e['collected']} of {e['n']}")
-        if e.get("alerts"):
-            lines.append(f"alerts:     {e['alerts']}")
-    last = s.get("last") or {}
-    if last:
-        score = last.get("score")
-        lines.append(
-            f"last:       {last.get('time')} {last.get('decision')}"
-            + (f" score {score:.3f}" if score is not None else "")
-        )
-    src = s.get("source") or {}
-    if src:
-        lines.append("source:     " + ", ".join(f"{k} {v}" for k, v in src.items()))
-    for name, health in {**(s.get("logs") or {}), "status.json": s.get("status_file")}.items():
-        if isinstance(health, dict) and (health.get("error") or health.get("dropped")):
-            now = f"failing now ({health['error']})" if health.get("error") else "writing again"
-            lines.append(f"log {name}: {health.get('dropped', 0)} line(s) dropped, {now}")
-    return lines
-
-
-def _format_threshold_report(rep: dict[str, Any] | None) -> list[str]:
-    """Status lines of :func:`~edgeasd.agent.alerts.threshold_policy.threshold_report`.
-
-    None without one.
-    """
-    if not rep:
-        return []
-    out = []
-    if rep.get("predicted_false_alarm_rate") is not None:
-        out.append(
-            f"predicted:  {100 * rep['predicted_false_alarm_rate']:.2g} % false alarms per window, "
-            f"{rep['predicted_false_alarms_per_day']:.3g} per day (rule {rep['rule']})"
-        )
-    if rep.get("warning"):
-        out.append(f"calibrate:  {rep['warning']}")
-    return out
+    return text
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
@@ -129,6 +66,10 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
     paths = paths_of(config_of(args))
     path = paths.scores_log if args.scores else paths.alerts_log
+    if not args.json:  # JSON lines stay pure for machines
+        what = "window scores" if args.scores else "alerts, recoveries, signal changes, enrollments"
+        how = "then following new ones (Ctrl-C stops)" if args.follow else "newest last"
+        print(sanitize(f"{what} from {path}: the last {args.lines}, {how}"), flush=True)
     try:
         for event in read_events(path, follow=args.follow, last=args.lines):
             # JSON escapes control characters itself; the human format is sanitized
@@ -149,6 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_arg(p)
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new events")
     p.add_argument("--json", action="store_true", help="print the raw JSON lines")
-    p.add_argument("-n", "--lines", type=non_negative, default=20, help="how many past events (20)")
+    p.add_argument(
+        "-n", "--lines", type=non_negative, default=20, help="how many past events (default: 20)"
+    )
     p.add_argument("--scores", action="store_true", help="the per-window score log instead")
     p.set_defaults(func=cmd_tail)

@@ -17,6 +17,7 @@ import io
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -327,6 +328,7 @@ def render_report(
     now: float | None = None,
     audio: bool = True,
     max_alerts: int | None = DEFAULT_MAX_ALERTS,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[str, dict[str, int]]:
     """The HTML report of ``[since, until]`` and what it holds.
 
@@ -344,6 +346,8 @@ def render_report(
     max_alerts : int or None
         Show this many alerts (the latest) with pictures and audio; every alert is in
         the table of alerts. None: all of them.
+    progress : callable, optional
+        Receives a line for the timeline, then one per alert panel as it is drawn.
 
     Returns
     -------
@@ -386,6 +390,8 @@ def render_report(
         g["group"]: g["domain"]
         for g in AudioStore(paths.audio_dir, config.enrollment.audio_max_bytes).records()
     }
+    say = progress or (lambda _line: None)
+    say(f"{len(windows)} windows and {len(alerts)} alert(s) {span}: drawing the timeline")
     timeline = plots.timeline_png(windows, events, domains)
     scored = sum(1 for w in windows if w.get("score") is not None)
     where = machine_and_site(config)
@@ -405,10 +411,9 @@ def render_report(
         if panels
         else "",
     ]
-    body += [
-        _panel_html(first + i + 1, p, plots, audio, summaries[first + i])
-        for i, p in enumerate(panels)
-    ]
+    for i, p in enumerate(panels):
+        say(f"alert {i + 1} of {len(panels)}: spectrograms and band differences")
+        body.append(_panel_html(first + i + 1, p, plots, audio, summaries[first + i]))
     doc = (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f"<title>edgeasd report {html.escape(where)}: {html.escape(span)}</title>"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 from support.onnx_models import make_test_model
@@ -62,6 +63,19 @@ def test_score_table_and_csv(enrolled, tmp_path, capsys) -> None:
     assert {"file", "window", "score", "threshold", "nearest_id", "nearest_domain"} <= set(rows[0])
 
 
+def test_score_table_shows_long_file_names_in_full(enrolled, tmp_path, capsys) -> None:
+    """Two long names that differ only at their start stay apart (issue 19)."""
+    tail = "_pump_section_00_normal_recording_of_the_morning_shift.wav"
+    files = [wav(tmp_path / f"{who}{tail}", [(2, "normal")], seed=5) for who in ("a", "b")]
+    capsys.readouterr()
+    assert main(["score", "--config", str(enrolled), *map(str, files)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("file "))
+    rows = lines[header + 1 :]
+    assert [r.split()[0] for r in rows] == [str(f) for f in files]
+    assert len({r.index(" normal") for r in rows}) == 1  # one column
+
+
 def test_bank_remove(enrolled, tmp_path, capsys) -> None:
     assert main(["bank", "remove", "--config", str(enrolled), "0", "1"]) == 0
     assert "removed 2 references; 4 left" in capsys.readouterr().out
@@ -88,7 +102,7 @@ def test_model_change_refused_then_bank_rebuild(enrolled, tmp_path, make_config,
 
 def test_status_and_tail_without_daemon(enrolled, capsys) -> None:
     assert main(["status", "--config", str(enrolled)]) == 3
-    assert "never started" in capsys.readouterr().out
+    assert "no daemon has run with this configuration yet" in capsys.readouterr().out
     assert main(["tail", "--config", str(enrolled)]) == 0
 
 
@@ -242,11 +256,11 @@ def test_ensemble_model_through_daemon_and_cli(make_config, model, tmp_path, cap
     assert [r["decision"] for r in rows] == ["anomalous", "anomalous"]
     assert main(["status", "--config", str(cfg)]) == 3  # last snapshot, daemon stopped
     out = capsys.readouterr().out
-    assert "model:      ensemble-2x:" in out and out.count("  member:   test-spectral-1:") == 2
+    assert re.search(r"^model: +ensemble-2x:\S+ the average of test-spectral-1:", out, re.M)
+    assert out.count("test-spectral-1:") == 2
     assert main(["config", "check", "--config", str(cfg)]) == 0
-    assert f"ensemble of 2 (distances averaged):\n            - {model}\n" in (
-        capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    assert re.search(rf"^  model: +ensemble of 2 \(distances averaged\)\n +- {model}$", out, re.M)
     main(["doctor", "--config", str(cfg)])
     out = capsys.readouterr().out
     assert "[ok  ] model        ensemble-2x:" in out and "; averages test-spectral-1:" in out

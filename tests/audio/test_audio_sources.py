@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgeasd.audio.demo import DemoSource
-from edgeasd.audio.factory import make_source
+from edgeasd.audio.factory import check_source, make_source
 from edgeasd.audio.io import read_audio, write_audio
 from edgeasd.audio.quality import assess
 from edgeasd.audio.sources import AudioBlock, FileSource, Source
@@ -113,18 +113,36 @@ def test_make_source_file_and_errors(tmp_path):
         make_source("file", {}, 16000)
 
 
+def test_check_source_refuses_what_a_file_source_would_refuse(tmp_path):
+    check_source("file", {"path": str(_tone_file(tmp_path / "x.wav", 0.5, 8000))})
+    check_source("file", {"path": str(tmp_path)})  # a folder holding a WAV
+    check_source("demo", {"realtime": True})
+    check_source("microphone", {"device": "nothing like it"})  # doctor opens devices
+    for missing in (tmp_path / "nope.wav", tmp_path / "empty"):
+        if missing.name == "empty":
+            missing.mkdir()
+        with pytest.raises(ConfigError, match=r"^source\.path: ") as info:
+            check_source("file", {"path": str(missing), "loop": None})
+        assert str(missing) in info.value.message
+        assert "source.kind: demo" in info.value.help
+
+
 def test_demo_normal_then_fault(tmp_path):
-    demo = make_source("demo", {"seconds_normal": 3.0, "seconds_anomalous": 2.0, "seed": 7}, 16000)
+    demo = make_source(
+        "demo",
+        {"seconds_normal": 3.0, "seconds_anomalous": 2.0, "seconds_after": 2.0, "seed": 7},
+        16000,
+    )
     assert isinstance(demo, DemoSource)
     demo.clip_frames = 16000  # one-second clips keep the test fast
     w = Windower(16000, 1.0)
     windows = [win for b in demo.blocks() for win in w.push(b)]
-    assert len(windows) == 5
+    assert len(windows) == 7
     flags = [demo.is_anomalous(win.start_time, 1.0) for win in windows]
-    assert flags == [False, False, False, True, True]
+    assert flags == [False, False, False, True, True, False, False]  # the fault, then repaired
     assert all(assess(win.samples).ok for win in windows)
     stats = demo.stats()
-    assert stats["frames"] == 5 * 16000 and stats["anomaly_starts_at"] == 3.0
+    assert stats["frames"] == 7 * 16000 and stats["anomaly_starts_at"] == 3.0
     assert stats["anomaly_start_time"] == pytest.approx(windows[3].start_time)
 
 
@@ -132,7 +150,7 @@ def test_demo_uses_the_simulator_with_a_fixed_machine():
     from edgeasd.synth import render
 
     demo = DemoSource(
-        16000, 1.0, 1.0, seed=3, clip_seconds=1.0, machine="pump", anomaly="cavitation"
+        16000, 1.0, 1.0, 0.0, seed=3, clip_seconds=1.0, machine="pump", anomaly="cavitation"
     )
     x = np.concatenate([b.samples for b in demo.blocks()])
     attrs = demo.attributes

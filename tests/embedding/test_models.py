@@ -145,3 +145,21 @@ def test_shipped_int8_model_matches_its_fp32_original():
     ).astype(np.float32)
     cos = (embed.Embedder(int8).embed(x) * embed.Embedder(fp32).embed(x)).sum(axis=1)
     assert cos.mean() >= 0.999 and cos.min() >= 0.998
+
+
+def test_shipped_model_for_finds_the_model_that_built_a_bank():
+    from edgeasd.embedding.models import shipped_model_for, shipped_models
+    from edgeasd.embedding.onnx import file_sha256, read_model_info
+
+    models = shipped_models()
+    assert models[0] == default_model_path() and len(models) == len(set(models)) >= 2
+    for path in models:
+        # the id as a bank records it, built here from the file itself
+        meta = {
+            p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props
+        }
+        model_id = f"{meta['model_name']}-{meta['model_version']}:{file_sha256(path)[:16]}"
+        assert shipped_model_for(model_id) == path
+    for older in read_model_info(spectral_model_path()).compatible:
+        assert shipped_model_for(older) == spectral_model_path()
+    assert shipped_model_for("edgeasd-gone-v0:0123456789abcdef") is None

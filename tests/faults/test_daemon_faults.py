@@ -249,7 +249,7 @@ def test_daemon_scores_on_with_full_log_and_runtime_disks(tmp_path, small_fs) ->
         )
         assert status["logs"]["scores"]["error"] and status["status_file"]["error"]
         out = setup.cli("status").stdout
-        assert "line(s) dropped, failing now" in out, out
+        assert "lines dropped, failing now" in out, out
         for filler in fillers:
             filler.unlink()
         resumed = wait(

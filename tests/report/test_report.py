@@ -102,6 +102,12 @@ def test_report_has_a_timeline_and_one_nonblank_png_per_alert(demo: Setup, repor
     html = out.read_text()
     images = _images(html)
     n_alerts = len(_alerts(demo))
+    # progress in the terminal: the timeline, then each alert as it is drawn
+    assert re.search(
+        r"^\d+ windows and \d+ alert\(s\) .*: drawing the timeline$", proc.stderr, re.M
+    )
+    for i in range(1, n_alerts + 1):
+        assert f"alert {i} of {n_alerts}: spectrograms and band differences" in proc.stderr
     panels = [alt for alt in images if re.fullmatch(r"alert \d+ spectrograms", alt)]
     assert len(panels) == n_alerts >= 1
     assert set(images) == {"timeline", *panels}

@@ -1,19 +1,116 @@
-"""An event as one line for people: ``edgeasd tail`` and the journal.
+"""An event as one line for people: ``edgeasd tail``, the demo and the journal.
 
-:func:`format_event` renders what :mod:`edgeasd.agent.alerts.event_log` stores.
+:func:`format_event` renders what :mod:`edgeasd.agent.alerts.event_log` stores: the time,
+the kind, and what happened in words (the score against the threshold, the reason), never
+a ``key=value`` dump. ``edgeasd tail --json`` gives the stored fields.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from edgeasd import readable
+
+#: What each signal status means for the person at the machine.
+SIGNAL_WORDS = {
+    "ok": "sound is back",
+    "silence": "silence: digital silence or a microphone that hears nothing",
+    "dead": "no signal: a dead or unplugged microphone (a constant level)",
+    "dropout": "no signal: dropouts (runs of digital zeros) in the audio",
+    "nan": "no signal: invalid samples (NaN) from the capture",
+    "embed_failed": "no signal: the model could not embed the window",
+    "clipping": "the microphone clips (too loud); windows are still scored",
+    "stalled": "capture stalled: no audio arrives",
+    "resumed": "capture resumed",
+}
+
 
 def _num(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
+    """A score or threshold with 3 significant digits (never an exponent), else as it is."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return readable.score(value)
+    return str(value)
+
+
+def _duration(seconds: Any) -> str:
+    return readable.duration(seconds) if isinstance(seconds, (int, float)) else str(seconds)
+
+
+def _signal_word(status: Any) -> str:
+    return SIGNAL_WORDS.get(str(status), f"signal status {status}")
+
+
+def _anomaly(kind: str, e: dict[str, Any]) -> str:
+    score, threshold = e.get("score"), e.get("threshold")
+    against = f"score {_num(score)}"
+    if threshold is not None:
+        above = isinstance(score, (int, float)) and score > threshold
+        against += f" {'above' if above else 'below'} the threshold {_num(threshold)}"
+    if kind == "alert":
+        text = f"the machine sounds different: {against}"
+        if "exceeding" in e and "n" in e:
+            text += f", in {e['exceeding']} of the last {e['n']} windows"
+    elif kind == "reminder":
+        text = f"still sounds different after {_duration(e.get('duration_seconds'))}: {against}"
+        if e.get("max_score") is not None:
+            text += f", peak {_num(e['max_score'])}"
+    else:
+        text = f"sounds normal again after {_duration(e.get('duration_seconds'))}: {against}"
+        if e.get("max_score") is not None:
+            text += f", peak was {_num(e['max_score'])}"
+    if e.get("clipped"):
+        fraction = e.get("clip_fraction")
+        share = f" ({100 * fraction:.1f} % of samples)" if isinstance(fraction, float) else ""
+        text += f"; the microphone clipped{share}"
+    return text
+
+
+def _describe(kind: str, e: dict[str, Any]) -> str:
+    if kind in ("alert", "reminder", "recovered") and e.get("kind") == "no_signal":
+        if kind == "alert":
+            lasted = _duration(e.get("no_signal_seconds"))
+            return f"no signal for {lasted}: {_signal_word(e.get('status')).split(': ', 1)[-1]}"
+        return f"signal back after {_duration(e.get('duration_seconds'))}"
+    if kind in ("alert", "reminder", "recovered"):
+        return _anomaly(kind, e)
+    if kind == "signal":
+        text = _signal_word(e.get("status"))
+        if e.get("previous") not in (None, "ok") or e.get("status") == "ok":
+            text += f" (was: {_signal_word(e.get('previous')).split(':', 1)[0]})"
+        if e.get("error"):
+            text += f" ({e['error']})"
+        return text
+    if kind == "enrolled":
+        ids = e.get("ids") or []
+        groups = e.get("groups") or []
+        domains = e.get("domains") or {}
+        of = f" of condition '{e['domain']}'" if e.get("domain") else ""
+        text = f"{len(ids)} normal windows{of} added in {len(groups)} group(s)"
+        if e.get("bank_size") is not None:
+            per = ", ".join(f"{d} {n}" for d, n in domains.items()) if domains else ""
+            text += f"; the bank holds {e['bank_size']}" + (f" ({per})" if per else "")
+        if e.get("threshold") is not None:
+            text += f"; threshold {_num(e['threshold'])}"
+        return text
+    if kind == "window":
+        text = str(e.get("decision", ""))
+        if e.get("score") is not None:
+            text += f": score {_num(e['score'])}"
+            if e.get("threshold") is not None:
+                text += f" (threshold {_num(e['threshold'])})"
+        if e.get("reason"):
+            text += f" ({e['reason']})"
+        return text
+    shown = [
+        f"{k.replace('_', ' ')} {_num(v)}"
+        for k, v in e.items()
+        if k not in ("time", "event") and not isinstance(v, (dict, list))
+    ]
+    return ", ".join(shown)
 
 
 def format_event(event: dict[str, Any]) -> str:
-    """One line for people: time, kind, then the event's most telling fields.
+    """One line for people: time, kind, what happened in words, and the window.
 
     Parameters
     ----------
@@ -23,42 +120,14 @@ def format_event(event: dict[str, Any]) -> str:
     Returns
     -------
     str
-        For example ``2026-11-28 13:23:01  ALERT      score 4.210 > threshold 2.000
-        (bank quantile) | 2 of last 3 windows | window 118``.
+        For example ``2026-11-28 13:23:01  ALERT      the machine sounds different: score
+        4.21 above the threshold 2.00, in 2 of the last 3 windows (window 118)``.
     """
     kind = str(event.get("event", "?"))
     stamp = str(event.get("time", "?")).replace("T", " ")[:19]
-    rest = {k: v for k, v in event.items() if k not in ("time", "event")}
-    parts = []
-    if "score" in rest:
-        score = rest.pop("score")
-        threshold = rest.pop("threshold", None)
-        text = f"score {_num(score)}"
-        if threshold is not None:
-            above = isinstance(score, (int, float)) and score > threshold
-            text += f" {'>' if above else '<='} threshold {_num(threshold)}"
-        source = rest.pop("threshold_source", None)
-        if source:
-            text += f" ({source})"
-        parts.append(text)
-    rate = rest.pop("predicted_false_alarm_rate", None)
-    per_day = rest.pop("predicted_false_alarms_per_day", None)
-    rest.pop("threshold_rule", None)  # named in threshold_source
-    if rate is not None:
-        parts.append(
-            f"predicted false alarms {100 * rate:.2g} % of windows"
-            + ("" if per_day is None else f", {per_day:.3g}/day")
-        )
-    if "exceeding" in rest and "n" in rest:
-        parts.append(f"{rest.pop('exceeding')} of last {rest.pop('n')} windows")
-        rest.pop("k", None)
-    if kind in ("recovered", "reminder") and "duration_seconds" in rest:
-        word = "after" if kind == "recovered" else "ongoing for"
-        parts.append(f"{word} {rest.pop('duration_seconds')} s")
-        rest.pop("started", None)
-    if "window_index" in rest:
-        parts.append(f"window {rest.pop('window_index')}")
-    extra = " ".join(f"{k}={_num(v)}" for k, v in rest.items() if not isinstance(v, dict))
-    if extra:
-        parts.append(extra)
-    return f"{stamp}  {kind.upper():<10} " + " | ".join(parts)
+    text = _describe(kind, event)
+    if "window_index" in event:
+        text += f" (window {event['window_index']})"
+    elif kind == "window" and "index" in event:
+        text = f"window {event['index']}: {text}"
+    return f"{stamp}  {kind.upper():<10} {text}"

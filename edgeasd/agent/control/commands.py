@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -105,17 +106,36 @@ class CommandHandling:
             cmd.payload["_builder"] = builder
         return builder
 
-    def _collect(self, cmd: Command, window: Window, embedding: np.ndarray) -> None:
-        builder = self._builder(cmd)
-        builder.embedded(builder.add(window.start_time, window.samples), embedding)
+    def _progress(self, cmd: Command) -> None:
+        """Show an ``enroll --next`` request's progress in the status (from its acceptance).
+
+        ``collected`` of ``n`` windows, and the windows ``skipped`` by their quality status
+        (clipped or without signal: never enrolled), so that ``edgeasd status`` and the
+        waiting client show progress from the first second.
+        """
+        builder = cmd.payload.get("_builder")
         self.status.update(
             enrolling={
-                "collected": builder.collected,
+                "collected": builder.collected if builder is not None else 0,
                 "n": cmd.payload["n"],
                 "domain": cmd.payload["domain"],
                 "alerts": ENROLLING_ALERTS,
+                "skipped": dict(cmd.payload.get("_skipped") or {}),
+                "requested": cmd.payload.setdefault("_requested", time.time()),
             }
         )
+
+    def _skipped(self, status: str) -> None:
+        """Count a window the collecting request could not enroll (its quality ``status``)."""
+        cmd = self._active[0]
+        skipped = cmd.payload.setdefault("_skipped", {})
+        skipped[status] = skipped.get(status, 0) + 1
+        self._progress(cmd)
+
+    def _collect(self, cmd: Command, window: Window, embedding: np.ndarray) -> None:
+        builder = self._builder(cmd)
+        builder.embedded(builder.add(window.start_time, window.samples), embedding)
+        self._progress(cmd)
         if builder.collected < cmd.payload["n"]:
             return
         self._active.pop(0)
@@ -164,6 +184,8 @@ class CommandHandling:
             cmd.finish(error=exc)
             return
         self._active.append(cmd)
+        if self._active[0] is cmd:
+            self._progress(cmd)
 
     def _commit(self, batches: list[Batch]) -> dict[str, Any]:
         """Enroll and save all batches (all or nothing), refresh the threshold.
@@ -309,6 +331,13 @@ class CommandHandling:
         # path it is given); the server owns and closes the descriptors
         files = [os.fdopen(fd, "rb", closefd=False) for fd in request["fds"]]
         cfg = self.config.enrollment
+        done: list[str] = []  # one line per embedded file: the waiting client prints them
+
+        def progress(line: str) -> None:
+            done.append(line)
+            self.status.update(write=False, enrolling_files=list(done))
+
+        self.status.update(write=False, enrolling_files=[])
         try:
             batches = file_enrollment.file_batches(
                 files,
@@ -320,6 +349,7 @@ class CommandHandling:
                 names=request["names"],
                 stage_dir=self.dirs.audio_dir if cfg.keep_audio else None,
                 max_seconds=cfg.max_request_seconds,
+                progress=progress,
             )
         finally:
             for fh in files:

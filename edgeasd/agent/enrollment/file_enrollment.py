@@ -14,12 +14,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgeasd import readable
 from edgeasd.agent.enrollment.bank_lifecycle import open_bank
 from edgeasd.agent.enrollment.batch import Batch, validate_tag
 from edgeasd.agent.enrollment.enroll import (
@@ -156,6 +157,7 @@ def file_batches(
     stage_dir: Path | None = None,
     max_seconds: float = DEFAULT_MAX_REQUEST_SECONDS,
     batch_size: int = 16,
+    progress: Callable[[str], None] | None = None,
 ) -> list[Batch]:
     """Stream, window and embed recordings, each split into groups of ``group_seconds``.
 
@@ -188,6 +190,9 @@ def file_batches(
         ``enrollment.max_request_seconds``: most audio of all files together.
     batch_size : int
         Windows embedded per call.
+    progress : callable, optional
+        Receives one line per file once it is embedded: ``file 2 of 5: NAME: 36 windows
+        (6 min of audio); 2 not enrolled: 2 clipped (...)``.
 
     Returns
     -------
@@ -208,7 +213,7 @@ def file_batches(
     builders: list[GroupBuilder] = []
     left = float(max_seconds)
     try:
-        for source, label in zip(files, labels, strict=True):
+        for number, (source, label) in enumerate(zip(files, labels, strict=True), 1):
             origin = label
             if isinstance(source, str | os.PathLike) and names is None:
                 origin = str(Path(source).resolve())
@@ -223,10 +228,18 @@ def file_batches(
                 contiguous=True,
             )
             builders.append(builder)
-            seconds = _stream_file(
+            seconds, rejected = _stream_file(
                 source, label, embedder, builder, hop_seconds, quality_options, left, batch_size
             )
             left -= seconds
+            if progress is not None:
+                line = (
+                    f"file {number} of {len(files)}: {label}: {builder.collected} windows "
+                    f"({readable.duration(seconds)} of audio)"
+                )
+                if rejected:
+                    line += f"; {len(rejected)} not enrolled: {rejection_reasons(rejected)}"
+                progress(line)
         batches = [b for builder in builders for b in builder.finish()]
     except BaseException:
         for builder in builders:
@@ -244,8 +257,11 @@ def _stream_file(
     quality_options: dict[str, Any] | None,
     max_seconds: float,
     batch_size: int,
-) -> float:
-    """Feed one file's windows to ``builder``, embedding good ones in batches; its seconds."""
+) -> tuple[float, list[quality.Quality]]:
+    """Feed one file's windows to ``builder``, embedding good ones in batches.
+
+    Returns the file's seconds of audio and the qualities of the windows not enrolled.
+    """
     info = embedder.info
     queue: list[tuple[int, np.ndarray]] = []  # (group index, samples) waiting for embedding
 
@@ -276,7 +292,7 @@ def _stream_file(
         log.warning(
             "%s: %d window(s) not enrolled: %s", label, len(rejected), rejection_reasons(rejected)
         )
-    return stats["seconds"]
+    return stats["seconds"], rejected
 
 
 def enroll_files_direct(
@@ -289,6 +305,7 @@ def enroll_files_direct(
     hop_seconds: float | None = None,
     quality_options: dict[str, Any] | None = None,
     config: Config | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Enroll recordings straight into the bank on disk (no daemon running).
 
@@ -308,6 +325,8 @@ def enroll_files_direct(
         The whole configuration: the reported threshold is its rule's
         (:func:`edgeasd.agent.alerts.decision.bank_state`). Default: built from ``scoring`` and
         ``enrollment`` with the other sections at their defaults.
+    progress : callable, optional
+        One line per file, as :func:`file_batches` gives them.
 
     Returns
     -------
@@ -334,6 +353,7 @@ def enroll_files_direct(
         enrollment.group_seconds,
         stage_dir=None if audio is None else dirs.audio_dir,
         max_seconds=enrollment.max_request_seconds,
+        progress=progress,
     )
     path = dirs.bank
     try:

@@ -142,7 +142,8 @@ def rebuild(
     else:
         groups = [g for g, r in records.items() if not r.get("pending")]
     batches, unkept = [], []
-    for g in groups:
+    for number, g in enumerate(groups, 1):
+        step = f"group {number} of {len(groups)}"
         embeddings = None
         if g in records:
             try:
@@ -155,14 +156,16 @@ def rebuild(
             r = records[g]
             domain, origin = r["domain"], r.get("origin", "")
             report.reembedded.append(g)
-            progress(f"re-embedded group {g}: {len(embeddings)} references")
+            progress(f"{step} ({g}): re-embedded, {len(embeddings)} references")
         elif old is not None:
             mask = old.groups_ == g
             domain, origin = str(old.domains_[mask][0]), "bank"
             if same_model and not drop_unkept:
                 embeddings = old.embeddings_[mask].astype(np.float32)
                 report.carried.append(g)
-                progress(f"kept group {g} without audio: {len(embeddings)} stored embeddings")
+                progress(
+                    f"{step} ({g}): no kept audio, its {len(embeddings)} stored embeddings kept"
+                )
             else:
                 unkept.append(g)
                 continue

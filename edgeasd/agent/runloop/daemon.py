@@ -47,12 +47,13 @@ from edgeasd.agent.control.server import ControlServer
 from edgeasd.agent.control.status import StatusBoard
 from edgeasd.agent.enrollment import bank_lifecycle
 from edgeasd.agent.enrollment.kept_audio import AudioStore
+from edgeasd.agent.runloop import lines
 from edgeasd.agent.runloop.notify import Notifier
 from edgeasd.agent.runloop.reload import ReloadHandling
 from edgeasd.agent.runloop.stages import (
     ResilientSource,
     check_window,
-    make_embedder,
+    open_model_and_bank,
     quality_options,
     warm_kernels,
 )
@@ -61,8 +62,11 @@ from edgeasd.audio.windower import Window, Windower
 from edgeasd.config import Config
 from edgeasd.config.paths import resolve_paths
 from edgeasd.errors import EdgeasdError, EmbeddingError
+from edgeasd.fleet.health import fleet_health
 
 log = logging.getLogger(__name__)
+#: The start, ready, stopping and stopped lines (terminal and journal), under a short name.
+lifecycle = logging.getLogger("edgeasd")
 
 
 class Daemon(CommandHandling, ReloadHandling):
@@ -105,6 +109,7 @@ class Daemon(CommandHandling, ReloadHandling):
         self._files_lock = threading.Lock()  # one enroll_files request embeds at a time
         self._signal = "ok"  # last signal quality status, to report changes
         self.stamps = Stamps()  # event times never go back (a backward clock step)
+        self._stop_reason: str | None = None  # the signal that stopped it (None: source ended)
         self.notifier = Notifier()
         self.initial = [Command("enroll_next", {"n": n, "domain": d}) for n, d in initial_enroll]
         for cmd in self.initial:
@@ -115,13 +120,17 @@ class Daemon(CommandHandling, ReloadHandling):
     def _setup(self) -> None:
         cfg = self.config
         self.dirs.ensure()
-        self.embedder = make_embedder(cfg)
+        self.bank_path = self.dirs.bank
+        # staged audio of enrollments killed before their commit (never acknowledged)
+        AudioStore(self.dirs.audio_dir, cfg.enrollment.audio_max_bytes).clean_staged()
+        # the configured model, or the older shipped one that built the bank (see the note)
+        self.embedder, self.bank, self.model_note = open_model_and_bank(cfg, self.bank_path)
         self.info = self.embedder.info
         check_window(cfg, self.info)
         self.window_seconds = cfg.window.seconds or self.info.window_seconds
         self.hop_seconds = cfg.window.hop_seconds or self.window_seconds
-        self.bank_path = self.dirs.bank
-        self.bank = bank_lifecycle.open_bank(self.bank_path, cfg.scoring, self.info)
+        if self.model_note:
+            log.warning("%s", self.model_note)
         self._bank_fp = bank_fingerprint(self.bank_path)
         warm_kernels(self.bank, self.info.dim, self.info.metric)
         # the socket first: it refuses to start next to a live daemon, whose status.json
@@ -139,6 +148,7 @@ class Daemon(CommandHandling, ReloadHandling):
         # before the sinks: a new MQTT sink starts from the status's (restored) episode
         self.status.update(write=False, **self.episodes.status_fields(None, self.signal_watch))
         self._apply_config(cfg)
+        lifecycle.info("%s", lines.started(self))
 
     def _log_headroom(self) -> int:
         """Bytes the alert and score logs may still grow by (the current configuration's caps)."""
@@ -248,12 +258,17 @@ class Daemon(CommandHandling, ReloadHandling):
         return 0
 
     def _install_signals(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self.stop())
-        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGTERM, lambda *_: self.stop("SIGTERM"))
+        signal.signal(signal.SIGINT, lambda *_: self.stop("SIGINT"))
         signal.signal(signal.SIGHUP, lambda *_: self._reload.set())
 
-    def stop(self) -> None:
-        """Ask the run loop to stop after the current block (safe from any thread)."""
+    def stop(self, reason: str = "asked to") -> None:
+        """Ask the run loop to stop after the current block (safe from any thread).
+
+        ``reason`` (the signal's name) appears in the ``stopping`` line.
+        """
+        if not self._stop.is_set():
+            self._stop_reason = reason
         self._stop.set()
 
     def _loop(self) -> None:
@@ -268,6 +283,7 @@ class Daemon(CommandHandling, ReloadHandling):
             if not ready:
                 self.status.update(state="learning" if self._learning() else "running")
                 self.notifier.ready(self.status.line())
+                lifecycle.info("%s", lines.ready(self))
                 ready = True
             if self._stop.is_set():
                 break
@@ -292,7 +308,10 @@ class Daemon(CommandHandling, ReloadHandling):
     def _process(self, window: Window) -> None:
         t0 = time.perf_counter()
         q = audio_quality.assess(window.samples, **self._quality)
-        enrolling = q.ok and self._still_active()  # a clipped window is never enrolled
+        active = self._still_active()
+        enrolling = q.ok and active  # a clipped window is never enrolled
+        if active and not q.ok:
+            self._skipped(q.status)
         embedding, failure, embed_ms = None, None, 0.0
         if q.scorable and not enrolling and not self._state.learning:
             try:
@@ -333,7 +352,9 @@ class Daemon(CommandHandling, ReloadHandling):
         record["processing_ms"] = round(1000 * (time.perf_counter() - t0), 2)
         self.status.window(record)  # first: the sinks' status (MQTT) reads this window
         self.sinks.emit(record)  # a full log disk drops the line: scoring goes on
-        self.status.update(write=False, logs=self.sinks.health())
+        self.status.update(
+            write=False, logs=self.sinks.health(), fleet=fleet_health(self.sinks.observers)
+        )
         if self.notifier.enabled:  # line() snapshots the status: skip it outside systemd
             self.notifier.status(self.status.line())
         if self.on_record:
@@ -425,6 +446,8 @@ class Daemon(CommandHandling, ReloadHandling):
 
     def _shutdown(self) -> None:
         self.notifier.stopping()
+        if hasattr(self, "status"):  # it started: say why it stops, then that it stopped
+            lifecycle.info("%s", lines.stopping(self))
         self._cancel_commands()
         if hasattr(self, "server"):
             self.server.close()
@@ -436,6 +459,8 @@ class Daemon(CommandHandling, ReloadHandling):
             self.sinks.close()
         if getattr(self, "alert_audio", None) is not None:
             self.alert_audio.close()  # finishes the queued alert audio writes
+        if hasattr(self, "status"):
+            lifecycle.info("%s", lines.stopped(self))
 
 
 def _round(x: float | None) -> float | None:

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from edgeasd.audio.sources import AudioBlock
 from edgeasd.config import Config
 from edgeasd.embedding.ensemble import EnsembleEmbedder, load_embedder
 from edgeasd.embedding.onnx import Embedder
-from edgeasd.errors import ConfigError, DeviceError
+from edgeasd.errors import ConfigError, DeviceError, ModelError
 from edgeasd.scoring import ReferenceBank
 
 if TYPE_CHECKING:
@@ -41,6 +42,61 @@ def make_embedder(config: Config) -> Embedder | EnsembleEmbedder:
 
     paths = config.model.paths or (default_model_path(),)
     return load_embedder(paths, threads=config.model.threads)
+
+
+def open_model_and_bank(
+    config: Config, bank_path: Path
+) -> tuple[Embedder | EnsembleEmbedder, ReferenceBank, str | None]:
+    """The model that scores the bank at ``bank_path``, the bank, and a note about the choice.
+
+    The rule after an upgrade that changed the shipped default model: with ``model.path``
+    null, a bank built by an older shipped model keeps being scored by that model while this
+    release still ships it (the note says so and how to move to the default). A bank whose
+    model is neither configured nor shipped is refused with the commands that re-embed it.
+    A configured ``model.path`` is always used (a bank of another model is refused).
+
+    Returns
+    -------
+    embedder, bank, note
+        ``note`` is None when the configured (or default) model scores the bank.
+
+    Raises
+    ------
+    ModelError
+        The bank was built with a model this configuration and release cannot use.
+    """
+    from edgeasd.agent.enrollment import bank_lifecycle
+    from edgeasd.embedding.models import shipped_model_for
+    from edgeasd.scoring import load_bank
+
+    embedder = make_embedder(config)
+    try:
+        return embedder, bank_lifecycle.open_bank(bank_path, config.scoring, embedder.info), None
+    except ModelError as exc:
+        if config.model.paths:
+            raise
+        recorded = load_bank(bank_path).meta.get("model_id")
+        older = shipped_model_for(recorded) if recorded else None
+        if older is None:
+            where = f" --config {config.origin}" if config.origin else ""
+            raise ModelError(
+                f"the reference bank {bank_path} was built with the model {recorded}, which "
+                f"this edgeasd does not ship any more (its default is {embedder.info.id}); "
+                "scores against it would be meaningless",
+                help="re-embed the kept enrollment audio with the default model, the agent "
+                f"stopped: `systemctl stop edgeasd && edgeasd bank rebuild{where} && "
+                f"systemctl start edgeasd` (not a service: `edgeasd bank rebuild{where}`); "
+                "or set model.path to that model's file",
+            ) from exc
+    default_id = embedder.info.id
+    embedder = load_embedder((older,), threads=config.model.threads)
+    bank = bank_lifecycle.open_bank(bank_path, config.scoring, embedder.info)
+    note = (
+        f"the bank was built with the shipped model {embedder.info.id}; this release's "
+        f"default is {default_id}: the bank keeps being scored by the model that built it. "
+        "`edgeasd bank rebuild` (the agent stopped) re-embeds it with the default model"
+    )
+    return embedder, bank, note
 
 
 def source_options(config: Config) -> tuple[str, dict[str, Any]]:

@@ -2,10 +2,14 @@
 
 Checks, in order (later ones are skipped when the configuration cannot be loaded):
 ``config`` (loads and validates), ``paths`` (state/runtime/log directories writable),
-``model`` (loads, metadata), ``bank`` (loads, same model, enough references), ``device``
-(microphone sources only: records 0.5 s and judges it with the configuration's ``quality``
-thresholds), ``numba`` (cache directory writable), ``disk`` (free space for the logs, the
-alert audio and the kept enrollment audio, per file system).
+``source`` (file sources: the path exists and holds audio), ``model`` (loads, metadata),
+``bank`` (loads, a model that can score it, enough references), ``device`` (microphone
+sources only: records 0.5 s and judges it with the configuration's ``quality`` thresholds),
+``mqtt`` (the broker answers, TLS verified), ``metrics`` (the HTTP port can be served),
+``unit`` (the installed unit's sandbox lets the service reach both; see
+:mod:`edgeasd.fleet.reach`), ``numba`` (cache directory writable), ``disk`` (free space for
+the logs, the alert audio and the kept
+enrollment audio, per file system).
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ from edgeasd.errors import EdgeasdError
 
 #: Seconds the device check records.
 RECORD_SECONDS = 0.5
+#: The device check's advice for trying the agent without a working microphone.
+TRY_WITHOUT = (
+    "to try the agent without a microphone, set source.kind: file (with source.path, a "
+    "recording) or source.kind: demo (a simulated machine)"
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,15 @@ def run_checks(config_path: str | os.PathLike[str] | None) -> Iterator[Check]:
     except EdgeasdError as exc:
         yield _fail("paths", exc)
         return
+    from edgeasd.agent.runloop.stages import source_options
+    from edgeasd.audio.factory import check_source
+
+    if config.source.kind == "file":
+        try:
+            check_source(*source_options(config))
+            yield Check("source", "ok", f"file source {config.source.path} holds audio")
+        except EdgeasdError as exc:
+            yield _fail("source", exc)
     info = None
     try:
         from edgeasd.agent.runloop.stages import check_window, make_embedder
@@ -84,12 +102,28 @@ def run_checks(config_path: str | os.PathLike[str] | None) -> Iterator[Check]:
         yield _bank_check(paths.bank, config, info)
     if config.source.kind == "microphone":
         yield _device_check(config, info.sample_rate if info else 16000)
+    yield from _network_checks(config)
     yield _numba_check(paths.numba_cache)
     yield _disk_check(paths, config)
 
 
+def _network_checks(config: object) -> Iterator[Check]:
+    """MQTT broker, metrics port and the installed unit's sandbox (each when it applies)."""
+    from edgeasd.fleet import reach
+
+    found = [
+        ("mqtt", reach.check_broker(config.mqtt)),
+        ("metrics", reach.check_metrics_port(config.metrics)),
+        *(("unit", r) for r in reach.check_sandbox(config.mqtt, config.metrics)),
+    ]
+    for name, result in found:
+        if result is not None:
+            yield Check(name, result.level, result.detail, result.help)
+
+
 def _bank_check(path: Path, config: object, info: object) -> Check:
     from edgeasd.agent.enrollment import bank_lifecycle
+    from edgeasd.agent.runloop.stages import open_model_and_bank
 
     if not path.exists():
         return Check(
@@ -99,9 +133,12 @@ def _bank_check(path: Path, config: object, info: object) -> Check:
             "enroll normal operation: `edgeasd enroll --next N` or `edgeasd enroll FILE...`",
         )
     try:
-        bank = bank_lifecycle.open_bank(path, config.scoring, info)
+        embedder, bank, note = open_model_and_bank(config, path)
     except EdgeasdError as exc:
         return _fail("bank", exc)
+    if note:  # an older shipped model scores it: works, and says how to move on
+        return Check("bank", "warn", f"{len(bank)} references; {note}")
+    info = embedder.info
     from edgeasd.agent.alerts import decision
 
     per = ", ".join(f"{d}: {n}" for d, n in bank_lifecycle.bank_summary(bank).items())
@@ -139,7 +176,8 @@ def _device_check(config: object, sample_rate: int) -> Check:
             capture_channels=src.capture_channels,
         )
     except EdgeasdError as exc:
-        return _fail("device", exc)
+        why = f"{exc.help}; " if exc.help else ""
+        return Check("device", "fail", exc.message, f"{why}{TRY_WITHOUT}")
     q = rec.quality
     detail = f"{rec.device!r}: {RECORD_SECONDS} s at {q.rms_dbfs:.1f} dBFS, peak {q.peak:.3f}"
     if q.status != "ok":
@@ -148,7 +186,7 @@ def _device_check(config: object, sample_rate: int) -> Check:
             "fail",
             f"{detail}: {q.status}",
             "check that the microphone is connected, unmuted (alsamixer) and near "
-            "the running machine",
+            f"the running machine; {TRY_WITHOUT}",
         )
     return Check("device", "ok", detail)
 

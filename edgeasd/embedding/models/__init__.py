@@ -52,3 +52,38 @@ def directact_model_path() -> Path:
 def spectral_model_path() -> Path:
     """The no-training spectral baseline model (works for any machine without training)."""
     return MODELS_DIR / SPECTRAL_MODEL
+
+
+def shipped_models() -> list[Path]:
+    """Every ``.onnx`` file this release ships, the default first."""
+    default = default_model_path()
+    others = sorted(p for p in MODELS_DIR.glob("*.onnx") if p != default)
+    return [default, *others] if default.is_file() else others
+
+
+def shipped_model_for(model_id: str) -> Path | None:
+    """The shipped model whose embeddings a bank recording ``model_id`` holds, if any.
+
+    After an upgrade that changes the default model, a bank built with the previous default
+    keeps being scored by that model while this release still ships it (the upgrade
+    procedure in ``systemd/README.md``). Loads each shipped model's metadata (onnxruntime),
+    so call it only when the default model refuses the bank.
+
+    Parameters
+    ----------
+    model_id : str
+        The bank's ``meta["model_id"]``.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The model file that accepts the bank (its own id, or one it declares compatible),
+        or None when no shipped model does.
+    """
+    from edgeasd.embedding.onnx import read_model_info
+    from edgeasd.model_check import accepts
+
+    for path in shipped_models():
+        if accepts(model_id, read_model_info(path)):
+            return path
+    return None

@@ -146,17 +146,31 @@ def test_format_event_alert_and_recovered():
     det.update(3.0, 1700000000.0, 0)
     (alert,) = det.update(4.25, 1700000010.0, 1)
     text = format_event(alert.to_dict())
-    assert "ALERT" in text and "score 4.250 > threshold 2.000 (bank auto)" in text
-    assert "2 of last 3 windows" in text and "window 1" in text
+    assert (
+        "ALERT" in text
+        and "the machine sounds different: score 4.25 above the threshold 2.00" in text
+    )
+    assert "in 2 of the last 3 windows (window 1)" in text and "=" not in text
     det.update(1.0, 1700000020.0, 2)
     (rec,) = det.update(1.0, 1700000030.0, 3)
     text = format_event(rec.to_dict())
-    assert "RECOVERED" in text and "<= threshold" in text and "after 20.0 s" in text
+    assert "RECOVERED  sounds normal again after 20 s: score 1.00 below the threshold 2.00" in text
+    assert "peak was 4.25" in text
 
 
-def test_format_event_generic():
-    text = format_event(make_event("signal", 0.0, status="silence", rms_dbfs=-95.5))
-    assert "SIGNAL" in text and "status=silence" in text and "rms_dbfs=-95.500" in text
+def test_format_event_says_the_reason_in_words():
+    silence = format_event(
+        make_event("signal", 0.0, previous="ok", status="silence", rms_dbfs=-95.5)
+    )
+    assert "SIGNAL" in silence and "digital silence" in silence and "=" not in silence
+    back = format_event(make_event("signal", 0.0, previous="dead", status="ok"))
+    assert "sound is back (was: no signal)" in back
+    dead = make_event(
+        "alert", 0.0, kind="no_signal", status="dead", window_index=5, no_signal_seconds=60.0
+    )
+    assert "no signal for 1 min: a dead or unplugged microphone" in format_event(dead)
+    other = format_event(make_event("reload", 0.0, changed_keys=3))
+    assert "RELOAD" in other and "changed keys 3" in other
     assert format_event({}).startswith("?")
 
 

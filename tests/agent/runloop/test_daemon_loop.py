@@ -193,9 +193,12 @@ def test_second_daemon_refuses_and_leaves_the_first_alone(tmp_path, make_config)
     thread.start()
     try:
         sock = tmp_path / "run" / "control.sock"
-        for _ in range(300):
-            if sock.exists():
-                break
+        for _ in range(300):  # the socket listens first; "still starting" until the sinks
+            try:
+                if sock.exists() and ControlClient(sock).request("status"):
+                    break
+            except ControlError:
+                pass
             time.sleep(0.05)
         assert ControlClient(sock).request("status")["pid"] == os.getpid()
         with pytest.raises(ControlError, match="already listens"):
@@ -262,8 +265,8 @@ def test_enroll_next_abandoned_by_its_client_enrolls_nothing(tmp_path, make_conf
         client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         client.connect(str(path))
         client.sendall(b'{"op": "enroll_next", "n": 2, "domain": "x"}\n')
-        for _ in range(100):  # until the first window is collected
-            if d.status.snapshot()["enrolling"]:
+        for _ in range(100):  # until the first window is collected (shown from acceptance)
+            if (d.status.snapshot()["enrolling"] or {}).get("collected"):
                 break
             time.sleep(0.05)
         assert d.status.snapshot()["enrolling"]["collected"] == 1
@@ -305,10 +308,10 @@ def _assert_internal_error(cmd) -> None:
 def test_unexpected_error_in_live_enrollment_answers_and_keeps_running(
     tmp_path, make_config, monkeypatch, caplog
 ) -> None:
-    from edgeasd.agent.runloop import daemon as daemon_module
+    from edgeasd.agent.runloop import stages
 
-    real = daemon_module.make_embedder
-    monkeypatch.setattr(daemon_module, "make_embedder", lambda cfg: _FailingOnce(real(cfg)))
+    real = stages.make_embedder  # the daemon gets its model through open_model_and_bank
+    monkeypatch.setattr(stages, "make_embedder", lambda cfg: _FailingOnce(real(cfg)))
     feed = wav(tmp_path / "f.wav", [(8, "normal")])
     with caplog.at_level("ERROR", logger="edgeasd.agent.runloop.daemon"):
         d, records = _run(make_config(feed), initial_enroll=[(2, "a"), (2, "b"), (2, "c")])

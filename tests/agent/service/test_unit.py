@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shlex
 import shutil
@@ -160,7 +161,8 @@ def test_a_path_with_spaces_and_specifiers_verifies(tmp_path):
     exe = folder / "edgeasd"
     exe.write_text("#!/bin/sh\n")
     exe.chmod(0o755)
-    result = _install(tmp_path / "unit", "--exec", shlex.quote(str(exe)))
+    # tmp_path lies under /tmp, which the unit hides: --force writes it anyway
+    result = _install(tmp_path / "unit", "--exec", shlex.quote(str(exe)), "--force")
     assert result.returncode == 0, result.stderr
     line = next(
         ln
@@ -178,10 +180,53 @@ def test_a_path_with_spaces_and_specifiers_verifies(tmp_path):
     assert verify.returncode == 0, verify.stderr
 
 
-def test_install_warns_when_the_unit_hides_the_program(tmp_path):
-    result = _install(tmp_path, "--exec", "/home/op/venv/bin/edgeasd", "--dry-run")
-    assert result.returncode == 0
-    assert "under /home" in result.stderr and "ProtectHome" in result.stderr
+@pytest.mark.parametrize("extra", [(), ("--dry-run",)])
+def test_install_refuses_a_program_the_unit_hides(tmp_path, extra):
+    result = _install(tmp_path, "--exec", "/home/op/venv/bin/edgeasd", *extra)
+    assert result.returncode == 2, result.stdout
+    assert "error:" in result.stderr and "under /home" in result.stderr
+    assert "ProtectHome" in result.stderr and "--force" in result.stderr
+    assert "/opt/edgeasd" in result.stderr  # where to install instead
+    assert not (tmp_path / "edgeasd.service").exists()
+    assert "next" not in result.stdout and "ExecStart" not in result.stdout
+
+
+def test_install_with_force_writes_a_hidden_program_with_a_warning(tmp_path):
+    result = _install(tmp_path, "--exec", "/tmp/venv/bin/edgeasd", "--force")
+    assert result.returncode == 0, result.stderr
+    assert "warning:" in result.stderr and "under /tmp" in result.stderr
+    assert "ExecStart=/tmp/venv/bin/edgeasd run" in (tmp_path / "edgeasd.service").read_text()
+
+
+def test_install_names_the_steps_left_with_real_paths(tmp_path):
+    result = _install(tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("next, as root")
+    steps = [ln.strip() for ln in lines[2:]]
+    has_user = True
+    try:
+        pwd.getpwnam("edgeasd")
+    except KeyError:
+        has_user = False
+    sysusers = [s for s in steps if "systemd-sysusers" in s]
+    assert bool(sysusers) != has_user
+    if sysusers:  # the printed file exists: the command works as printed
+        assert Path(shlex.split(sysusers[0])[2]) == SYSUSERS
+    config = [s for s in steps if s.startswith("install -Dm644") and "edgeasd.yaml" in s]
+    assert bool(config) != Path("/etc/edgeasd/edgeasd.yaml").is_file()
+    if config:
+        assert Path(shlex.split(config[0])[2]) == REPO / "configs" / "edgeasd.yaml"
+    assert "edgeasd config check --config /etc/edgeasd/edgeasd.yaml" in steps
+    assert steps[-1].startswith("systemctl daemon-reload && systemctl enable --now edgeasd")
+
+
+def test_next_steps_after_an_upgrade_leave_out_the_user_and_the_config():
+    from edgeasd.cli.service import next_steps
+
+    steps = next_steps(UNIT, has_user=True, has_config=True)
+    assert not any("sysusers" in s or "install -Dm644" in s for s in steps)
+    assert steps[0] == "edgeasd config check --config /etc/edgeasd/edgeasd.yaml"
 
 
 def test_an_unwritable_destination_is_a_config_error(tmp_path):
