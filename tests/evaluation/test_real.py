@@ -175,3 +175,19 @@ def test_cli_compares_models_and_ensembles(folders):
     assert "`edgeasd-spectral-v1:" in res.stdout and "`ensemble-2x:" in res.stdout
     res = edgeasd("eval-real", str(folders / "nothing"))
     assert res.returncode == 2 and "is not a folder" in res.stderr
+
+
+def test_dcase_and_mimii_layouts_of_the_shared_data(shared_data):
+    dcase = scan_labelled(shared_data / "dcase2023-t2")
+    names = sorted((shared_data / "dcase2023-t2").rglob("*.wav"))
+    assert len(dcase) == len(names)
+    for c in dcase:
+        assert c.label == ("anomaly" if "_anomaly_" in c.name else "normal")
+        assert c.machine == c.path.parent.parent.name and c.machine_id == "section_00"
+        assert c.domain in ("source", "target")
+    mimii = scan_labelled(shared_data / "mimii")
+    for c in mimii:  # <machine>/<id>/<normal|abnormal>/x.wav
+        rel = c.path.relative_to(shared_data / "mimii").parts
+        assert (c.machine, c.machine_id) == rel[:2]
+        assert c.label == {"normal": "normal", "abnormal": "anomaly"}[rel[2]]
+    assert len(mimii) == len(list((shared_data / "mimii").rglob("*.wav")))
