@@ -191,3 +191,21 @@ def test_dcase_and_mimii_layouts_of_the_shared_data(shared_data):
         assert (c.machine, c.machine_id) == rel[:2]
         assert c.label == {"normal": "normal", "abnormal": "anomaly"}[rel[2]]
     assert len(mimii) == len(list((shared_data / "mimii").rglob("*.wav")))
+
+
+def test_model_card_real_audio_rows_are_what_eval_real_prints(shared_data):
+    """The card's table of the shipped models is this command's output, not a stale copy."""
+    import re
+
+    from edgeasd.embedding.models import MODELS_DIR, directact_model_path, spectral_model_path
+
+    card = (MODELS_DIR / "MODEL_CARD.md").read_text()
+    for label, path in (
+        ("**spectral-v1 (default)**", spectral_model_path()),
+        ("directact-v2-int8", directact_model_path()),
+    ):
+        row = next(r for r in card.splitlines() if r.startswith(f"| {label} |"))
+        report = run_real_evaluation(shared_data / "real-clips", path, levels=("type",))
+        cells = [f"{g.auc:.3f} / {g.pauc:.3f}" for g in report.level("type")]
+        assert re.findall(r"\d\.\d{3} / \d\.\d{3}", row)[: len(cells)] == cells
+        assert f"**{report.mean('type'):.3f}** / {report.mean('type', 'pauc'):.3f}" in row
