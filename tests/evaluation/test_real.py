@@ -209,3 +209,14 @@ def test_model_card_real_audio_rows_are_what_eval_real_prints(shared_data):
         cells = [f"{g.auc:.3f} / {g.pauc:.3f}" for g in report.level("type")]
         assert re.findall(r"\d\.\d{3} / \d\.\d{3}", row)[: len(cells)] == cells
         assert f"**{report.mean('type'):.3f}** / {report.mean('type', 'pauc'):.3f}" in row
+
+
+def test_cli_applies_the_agent_configuration(folders, tmp_path):
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text("scoring:\n  min_references: 2\n")
+    res = edgeasd("eval-real", str(folders), "--by", "type", "--json", "--config", str(cfg))
+    assert res.returncode == 0, res.stderr
+    (report,) = json.loads(res.stdout)
+    # 6 references now suffice: the agent gives verdicts instead of "learning"
+    assert all(g["state"] != "learning" for g in report["groups"])
+    assert all(g["level"] == "type" for g in report["groups"])
