@@ -381,7 +381,7 @@ def render_markdown(report: RealReport) -> str:
     if report.unusable:
         parts += [
             "",
-            f"{len(report.unusable)} recordings had no usable window: "
+            "Left out, no usable window (silence, clipping or a dead microphone): "
             + ", ".join(report.unusable),
         ]
     return "\n".join(parts) + "\n"

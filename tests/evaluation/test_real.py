@@ -220,3 +220,17 @@ def test_cli_applies_the_agent_configuration(folders, tmp_path):
     # 6 references now suffice: the agent gives verdicts instead of "learning"
     assert all(g["state"] != "learning" for g in report["groups"])
     assert all(g["level"] == "type" for g in report["groups"])
+
+
+def test_a_silent_recording_is_named_not_scored(tmp_path):
+    rng = np.random.default_rng(2)
+    for label, n in (("normal", 4), ("anomaly", 2)):
+        (tmp_path / "m" / label).mkdir(parents=True)
+        for i in range(n):
+            sf.write(tmp_path / "m" / label / f"{i}.wav", _clip(rng, 300.0, label != "normal"), SR)
+    sf.write(tmp_path / "m" / "normal" / "dead.wav", np.zeros(10 * SR, np.float32), SR)
+    report = run_real_evaluation(tmp_path, levels=("type",))
+    assert report.unusable == [str(tmp_path / "m" / "normal" / "dead.wav")]
+    (g,) = report.level("type")
+    assert (g.bank, g.normal, g.anomaly) == (2, 4, 4)
+    assert "Left out, no usable window" in report.markdown and "dead.wav" in report.markdown
