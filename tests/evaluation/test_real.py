@@ -234,3 +234,14 @@ def test_a_silent_recording_is_named_not_scored(tmp_path):
     (g,) = report.level("type")
     assert (g.bank, g.normal, g.anomaly) == (2, 4, 4)
     assert "Left out, no usable window" in report.markdown and "dead.wav" in report.markdown
+
+
+def test_manifest_may_name_symlinked_recordings(tmp_path, folders):
+    """A folder of links to recordings elsewhere (a held-out subset) is a valid manifest folder."""
+    (tmp_path / "sub").mkdir()
+    rows = ["file,machine,label"]
+    for i, src in enumerate(sorted((folders / "fan" / "id_00" / "normal").glob("*.wav"))[:2]):
+        (tmp_path / "sub" / f"{i}.wav").symlink_to(src)
+        rows.append(f"sub/{i}.wav,fan,normal")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    assert [c.name for c in scan_labelled(tmp_path)] == ["0.wav", "1.wav"]
