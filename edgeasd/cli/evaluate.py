@@ -176,5 +176,6 @@ def cmd_eval_real(args: argparse.Namespace) -> int:
         return 0
     print("\n".join(r.markdown for r in reports))
     if len(reports) > 1:
-        print(comparison_table(reports))
+        for level in levels:
+            print(comparison_table(reports, level))
     return 0

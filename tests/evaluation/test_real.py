@@ -173,6 +173,7 @@ def test_cli_compares_models_and_ensembles(folders):
     assert res.returncode == 0, res.stderr
     assert "## Comparison per machine type (AUC / pAUC)" in res.stdout
     assert "`edgeasd-spectral-v1:" in res.stdout and "`ensemble-2x:" in res.stdout
+    assert "## Comparison per machine id" not in res.stdout  # --by type
     res = edgeasd("eval-real", str(folders / "nothing"))
     assert res.returncode == 2 and "is not a folder" in res.stderr
 
