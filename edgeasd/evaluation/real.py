@@ -7,20 +7,21 @@ Protocol, per machine type and per machine id (a *group*):
   (``normals[1::2]``) are scored with every anomalous recording; then the halves swap
   (:data:`FOLDS`);
 * each recording is cut into the model's windows and quality-checked as the agent does
-  (:func:`edgeasd.agent.windows.good_windows`, hop ``window.hop_seconds`` or one window); one
-  shorter than a window is repeated to fill one; a recording with no usable window is left
-  out and counted;
-* the bank is the agent's (:func:`edgeasd.agent.bank_lifecycle.new_bank` with the configured
-  ``scoring`` section), each enrolled recording one group, tagged with its machine id and
+  (:func:`edgeasd.agent.enrollment.windows.good_windows`, hop ``window.hop_seconds`` or one
+  window); one shorter than a window is repeated to fill one; a recording with no usable
+  window is left out and counted;
+* the bank is the agent's (:func:`edgeasd.agent.enrollment.bank_lifecycle.new_bank` with the
+  configured ``scoring`` section), each enrolled recording one group, tagged with its machine id and
   domain as its condition (:func:`condition`);
 * a recording's score is the largest score of its windows (the agent alerts on any window);
 * AUC and pAUC (false-positive rate up to :data:`MAX_FPR`, McClish-standardized) come from
   the official DCASE metric code (:func:`edgeasd.evaluation.metrics.roc_auc`);
 * the operating point is the verdict of the agent's one decision path
-  (:func:`edgeasd.agent.decision.bank_state` and :func:`~edgeasd.agent.decision.decide`) at the
-  configured (default) threshold: a bank with too few references answers ``learning``, which
-  is what an operator would see, and is reported as such. The rates at the bank's calibrated
-  threshold are given beside it, whether or not the agent would apply it yet.
+  (:func:`edgeasd.agent.alerts.decision.bank_state` and
+  :func:`~edgeasd.agent.alerts.decision.decide`) at the configured (default) threshold: a
+  bank with too few references answers ``learning``, which is what an operator would see,
+  and is reported as such. The rates at the bank's calibrated threshold are given beside
+  it, whether or not the agent would apply it yet.
 
 No recording is both enrolled and scored. The model is not trained here: a trained model must
 be judged on machine types or ids it was not trained on (MODEL_CARD.md says which).
@@ -36,10 +37,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.agent.bank_lifecycle import new_bank
-from edgeasd.agent.decision import bank_state, decide
-from edgeasd.agent.stages import quality_options
-from edgeasd.agent.windows import good_windows
+from edgeasd.agent.alerts.decision import bank_state, decide
+from edgeasd.agent.enrollment.bank_lifecycle import new_bank
+from edgeasd.agent.enrollment.windows import good_windows
+from edgeasd.agent.runloop.stages import quality_options
 from edgeasd.config import Config
 from edgeasd.evaluation.labelled import LabelledClip, by_key, scan_labelled
 from edgeasd.evaluation.metrics import roc_auc
