@@ -83,6 +83,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--json", action="store_true", help="print the results as JSON")
     e.set_defaults(func=cmd_eval)
 
+    r = subparsers.add_parser(
+        "eval-real",
+        help="judge models on a folder of labelled real recordings (AUC, pAUC, operating point)",
+        description="Per machine type and per machine id: enroll every other normal recording "
+        "in the agent's bank, score the rest and the anomalous ones, report AUC and pAUC (official "
+        "DCASE metric) and the agent's verdicts at the default threshold. FOLDER holds a "
+        "manifest.csv (columns file, machine, label[, machine_id, domain]), the DCASE layout "
+        "<machine>/{train,test}/*.wav, or folders <machine>/[<id>/]{normal,anomaly}/*.wav.",
+    )
+    r.add_argument("folder", metavar="FOLDER", type=Path, help="folder of labelled recordings")
+    r.add_argument(
+        "--model",
+        type=Path,
+        nargs="+",
+        action="append",
+        metavar="ONNX",
+        help="model to judge (default: the shipped default); several files after one --model: "
+        "their ensemble; repeat --model to compare models side by side",
+    )
+    r.add_argument(
+        "--config",
+        type=Path,
+        metavar="YAML",
+        help="agent configuration whose window, quality, scoring and threshold sections apply "
+        "(default: the built-in defaults)",
+    )
+    r.add_argument(
+        "--by",
+        choices=("type", "id", "both"),
+        default="both",
+        help="per machine type, per machine id, or both (default)",
+    )
+    r.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1)")
+    r.add_argument("--json", action="store_true", help="print the results as JSON")
+    r.set_defaults(func=cmd_eval_real)
+
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     """Print the official metric of ``SCORE_DIR``."""
@@ -118,4 +154,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
         threads=args.threads,
     )
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.markdown)
+    return 0
+
+
+def cmd_eval_real(args: argparse.Namespace) -> int:
+    """Print each model's real-audio report, then (several models) the comparison."""
+    from edgeasd.config import Config, load_config
+    from edgeasd.evaluation.real import comparison_table, run_real_evaluation
+
+    config = load_config(args.config) if args.config else Config()
+    levels = ("type", "id") if args.by == "both" else (args.by,)
+    models = args.model or [None]
+    reports = [
+        run_real_evaluation(
+            args.folder, m if m is None or len(m) > 1 else m[0], config, args.threads, levels
+        )
+        for m in models
+    ]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2))
+        return 0
+    print("\n".join(r.markdown for r in reports))
+    if len(reports) > 1:
+        for level in levels:
+            print(comparison_table(reports, level))
     return 0
