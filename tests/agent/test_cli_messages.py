@@ -38,7 +38,8 @@ def test_bank_summary_and_restore_print_no_python_log_lines(make_config, tmp_pat
     listing = _edgeasd("bank", "restore", "--config", str(cfg))
     assert listing.returncode == 0 and listing.stderr == "", listing.stderr
     assert listing.stdout.startswith("generation 1: saved ")
-    restore = _edgeasd("bank", "restore", "--config", str(cfg), "1")
-    assert restore.returncode == 0 and restore.stderr == "", restore.stderr
     verbose = _edgeasd("-v", "bank", "summary", "--config", str(cfg))
     assert "no reference has a neighbour outside its own group" in verbose.stderr
+    # (a restore makes the replaced bank generation 1: this one brings the two groups back)
+    restore = _edgeasd("bank", "restore", "--config", str(cfg), "1")
+    assert restore.returncode == 0 and restore.stderr == "", restore.stderr
