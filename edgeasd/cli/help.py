@@ -13,7 +13,7 @@ import argparse
 import textwrap
 
 #: Commands for building and judging models, not for running the agent (in --help order).
-DEVELOPER_COMMANDS = ("synth", "train", "export", "quantize", "eval", "metrics")
+DEVELOPER_COMMANDS = ("synth", "train", "export", "quantize", "eval", "eval-real", "metrics")
 
 #: Examples of every command and subcommand (its path, space-separated), shown in its help.
 EXAMPLES: dict[str, tuple[str, ...]] = {
@@ -57,6 +57,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "export": ("edgeasd export runs/m1 --calibration data/sim",),
     "quantize": ("edgeasd quantize runs/m1/model.onnx --calibration data/sim",),
     "eval": ("edgeasd eval --data data/sim --out eval-out",),
+    "eval-real": (
+        "edgeasd eval-real ../shared/data/real-clips",
+        "edgeasd eval-real my-recordings/ --model a.onnx --model b.onnx --by both",
+    ),
     "metrics": ("edgeasd metrics eval-out/ratio-knn",),
 }
 
