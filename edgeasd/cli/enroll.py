@@ -59,7 +59,13 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 flush=True,
             )
             wait = args.timeout or _next_timeout(client, config, args.next)
-            result = client.request("enroll_next", timeout=wait, n=args.next, domain=args.domain)
+            result = client.request(
+                "enroll_next",
+                timeout=wait,
+                n=args.next,
+                domain=args.domain,
+                accept_anomalous=args.accept_anomalous,
+            )
         else:
             handles = _open_for_daemon(files)
             try:
@@ -71,6 +77,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                     fds=[h.fileno() for h in handles],
                     names=files,
                     domain=args.domain,
+                    accept_anomalous=args.accept_anomalous,
                 )
             finally:
                 for h in handles:
@@ -91,6 +98,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         )
     )
     print(f"state: {state_line(result)}")
+    for line in (result.get("guard") or {}).get("words") or ():
+        print(sanitize(f"check: {line}"))
     for warning in result.get("warnings") or ():  # persisted anyway: still a success
         print(f"warning: {warning}", file=sys.stderr)
     return 0
@@ -148,14 +157,21 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
 
     paths.ensure()
     if args.next is not None:  # capture from the configured source ourselves
-        daemon = Daemon(config, initial_enroll=[(args.next, args.domain)], until_enrolled=True)
+        daemon = Daemon(
+            config,
+            initial_enroll=[(args.next, args.domain)],
+            until_enrolled=True,
+            accept_anomalous=args.accept_anomalous,
+        )
         daemon.run()
         (cmd,) = daemon.initial
         return cmd.wait()  # raises if the source ended before N good windows
     embedder = make_embedder(config)
     check_window(config, embedder.info)
     hop = config.window.hop_seconds
-    return file_enrollment.enroll_files_direct(
+    from edgeasd.agent.alerts.bank_events import bank_event, emit_direct
+
+    result = file_enrollment.enroll_files_direct(
         paths,
         files,
         args.domain,
@@ -165,7 +181,10 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
         hop,
         quality_options(config),
         config=config,
+        accept_anomalous=args.accept_anomalous,
     )
+    emit_direct(config, paths, bank_event("enrolled", result, "direct"))
+    return result
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -180,5 +199,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=positive_seconds,
         metavar="SECONDS",
         help="give up (nothing enrolled) after this long (default: from the request's size)",
+    )
+    p.add_argument(
+        "--accept-anomalous",
+        action="store_true",
+        help="enroll windows of an existing condition that score above its threshold "
+        "(refused by default: they may not be normal operation)",
     )
     p.set_defaults(func=cmd_enroll)

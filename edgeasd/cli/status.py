@@ -76,6 +76,7 @@ def _status_lines(s: dict[str, Any]) -> list[str]:
     if s.get("decision_state"):
         lines.append(f"decisions:  {s['decision_state']}")
     lines += _format_threshold_report(s.get("threshold_report"))
+    lines += commissioning_lines(s.get("commissioning"))
     if s.get("learning"):
         lines.append(f"learning:   {s['learning']}")
     lines += [f"warning:    {w}" for w in s.get("warnings") or ()]
@@ -99,6 +100,11 @@ def _status_lines(s: dict[str, Any]) -> list[str]:
             now = f"failing now ({health['error']})" if health.get("error") else "writing again"
             lines.append(f"log {name}: {health.get('dropped', 0)} line(s) dropped, {now}")
     return lines
+
+
+def commissioning_lines(conditions: list[dict[str, Any]] | None) -> list[str]:
+    """One line per condition: :func:`edgeasd.agent.alerts.commissioning.conditions`' words."""
+    return [f"condition:  {c['words']}" for c in conditions or ()]
 
 
 def _format_threshold_report(rep: dict[str, Any] | None) -> list[str]:

@@ -14,16 +14,22 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeasd.agent.alerts.detector import make_event
+from edgeasd.agent.alerts.bank_events import bank_event
 from edgeasd.agent.control.handoff import Command, drain
-from edgeasd.agent.enrollment import bank_lifecycle, enroll, file_enrollment
+from edgeasd.agent.enrollment import (
+    bank_edits,
+    bank_lifecycle,
+    enroll,
+    feedback,
+    file_enrollment,
+    guard,
+)
 from edgeasd.agent.enrollment.batch import Batch, validate_tag
 from edgeasd.agent.enrollment.grouping import GroupBuilder
 from edgeasd.agent.enrollment.kept_audio import AudioStore
@@ -123,7 +129,8 @@ class CommandHandling:
         batches: list[Batch] = []
         try:
             batches = builder.finish()
-            cmd.finish(self._commit(batches))
+            accept = bool(cmd.payload.get("accept_anomalous"))
+            cmd.finish(self._commit(batches, accept_anomalous=accept))
         except EdgeasdError as exc:
             enroll.discard_staged(batches)
             cmd.finish(error=exc)
@@ -166,11 +173,26 @@ class CommandHandling:
             return
         self._active.append(cmd)
 
-    def _commit(self, batches: list[Batch]) -> dict[str, Any]:
+    def _commit(
+        self,
+        batches: list[Batch],
+        *,
+        accept_anomalous: bool = False,
+        kind: str = "enrolled",
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Enroll and save all batches (all or nothing), refresh the threshold.
 
-        Persisted means success: audio that could not be kept is a warning in the result.
+        The enrollment guard (:func:`edgeasd.agent.enrollment.guard.check`) runs first:
+        windows of an existing condition above the threshold refuse the whole request
+        unless ``accept_anomalous``. Persisted means success: audio that could not be kept
+        is a warning in the result. The change is a ``kind`` event (``enrolled`` or
+        ``feedback``, with ``extra`` fields).
         """
+        st = self._state
+        report = guard.check(
+            self.bank, st.threshold if st.calibrated else None, batches, accept_anomalous
+        )
         cfg = self.config.enrollment
         audio = AudioStore(self.dirs.audio_dir, cfg.audio_max_bytes) if cfg.keep_audio else None
         try:
@@ -192,7 +214,9 @@ class CommandHandling:
         result = enroll.enrollment_result(self.bank, batches, ids, self._state)
         if audio is not None:
             result["warnings"] = list(result.get("warnings") or []) + list(audio.warnings)
-        self._emit_event(make_event("enrolled", time.time(), **result))
+        result.update(extra or {})
+        result["guard"] = report
+        self._emit_event(bank_event(kind, result, "daemon"))
         if not self._learning():
             self.status.update(state="running")
         return result
@@ -247,9 +271,30 @@ class CommandHandling:
                 continue
             if cmd.kind == "enroll_next":
                 self._accept_next(cmd)
+            elif cmd.kind in ("bank_remove", "bank_restore"):
+                self._bank_edit(cmd)
+            elif cmd.kind == "commit" and cmd.payload.get("exclusive") and self._active:
+                enroll.discard_staged(cmd.payload["batches"])
+                busy = self._active[0]
+                cmd.finish(
+                    error=ControlError(
+                        f"an `enroll --next` is collecting windows ({self._builder(busy).collected}"
+                        f" of {busy.payload['n']}, domain {busy.payload['domain']}): feedback "
+                        "waits for no enrollment; nothing was enrolled",
+                        help="retry once it is done (`edgeasd status` shows its progress)",
+                    )
+                )
             elif cmd.kind == "commit":
+                p = cmd.payload
                 try:
-                    cmd.finish(self._commit(cmd.payload["batches"]))
+                    cmd.finish(
+                        self._commit(
+                            p["batches"],
+                            accept_anomalous=bool(p.get("accept_anomalous")),
+                            kind=p.get("event", "enrolled"),
+                            extra=p.get("extra"),
+                        )
+                    )
                 except EdgeasdError as exc:
                     cmd.finish(error=exc)
                 except Exception as exc:
@@ -272,7 +317,15 @@ class CommandHandling:
             return self.status.snapshot()
         if self._stop.is_set():
             raise ControlError("the daemon is shutting down", help="retry once it is back")
-        if op == "enroll_files":
+        if op == "feedback":
+            while not self._files_lock.acquire(timeout=0.25):  # embeds like a file request
+                if gone():
+                    raise ControlError("the client hung up; request abandoned")
+            try:
+                cmd = self._feedback_command(request)
+            finally:
+                self._files_lock.release()
+        elif op == "enroll_files":
             # one file enrollment embeds at a time (memory stays that of one request);
             # the others wait in turn, and are dropped if their client gives up meanwhile
             while not self._files_lock.acquire(timeout=0.25):
@@ -315,7 +368,73 @@ class CommandHandling:
         if gone():  # the client gave up while its files were embedded
             enroll.discard_staged(batches)
             raise ControlError("the client hung up; request abandoned")
-        return Command("commit", {"batches": batches})
+        accept = bool(request.get("accept_anomalous"))
+        return Command("commit", {"batches": batches, "accept_anomalous": accept})
+
+    def _feedback_command(self, request: dict[str, Any]) -> Command:
+        """Embed an alert's kept episode into a ``commit`` command (``edgeasd feedback``)."""
+        feedback.check_label(request["label"])
+        episode = feedback.load_episode(self.dirs, request["alert"])
+        feedback.refuse_repeat(self.bank, episode.alert_id)  # checked again by no one: cheap
+        batches = feedback.feedback_batches(
+            episode, self.embedder, self.window_seconds, self.config.enrollment.group_seconds
+        )
+        payload = {
+            "batches": batches,
+            "accept_anomalous": True,  # the operator confirmed these windows
+            "event": "feedback",
+            "extra": feedback.describe(episode),
+            "exclusive": True,
+        }
+        return Command("commit", payload)
+
+    def _bank_edit(self, cmd: Command) -> None:
+        """``bank remove`` / ``bank restore`` in the run loop: the bank changes under no window.
+
+        On success the detector's threshold follows the changed bank and a ``removed`` or
+        ``restored`` event is emitted; on an unexpected failure the bank is reloaded from disk.
+        """
+        audio = AudioStore(self.dirs.audio_dir, self.config.enrollment.audio_max_bytes)
+        try:
+            if cmd.kind == "bank_remove":
+                with store.locked(self.bank_path):
+                    if bank_fingerprint(self.bank_path) != self._bank_fp:
+                        self.bank = bank_lifecycle.open_bank(
+                            self.bank_path, self.config.scoring, self.info
+                        )
+                    result = bank_edits.remove_references(
+                        self.bank, self.bank_path, cmd.payload["ids"], audio
+                    )
+                kind = "removed"
+            else:
+                result = bank_edits.restore_generation(self.bank_path, cmd.payload["generation"])
+                self.bank = bank_lifecycle.open_bank(self.bank_path, self.config.scoring, self.info)
+                kind = "restored"
+        except BaseException as exc:
+            self.bank = bank_lifecycle.open_bank(self.bank_path, self.config.scoring, self.info)
+            self._bank_fp = bank_fingerprint(self.bank_path)
+            self._refresh_detector()
+            if isinstance(exc, EdgeasdError):
+                cmd.finish(error=exc)
+                return
+            if isinstance(exc, Exception):
+                log.error("%s failed unexpectedly", cmd.kind, exc_info=exc)
+                cmd.finish(error=ControlError(f"{cmd.kind} failed: {exc!r}; the bank is unchanged"))
+                return
+            raise
+        self._bank_fp = bank_fingerprint(self.bank_path)
+        self._refresh_detector()
+        result.update(
+            bank_size=len(self.bank),
+            domains=bank_lifecycle.bank_summary(self.bank),
+            **self._state.as_dict(),
+        )
+        self._emit_event(bank_event(kind, result, "daemon"))
+        if self._learning():
+            self.status.update(state="learning")
+        else:
+            self.status.update(state="running")
+        cmd.finish(result)
 
     def _cancel_commands(self) -> None:
         """At shutdown: answer every pending or collecting request, enrolling nothing."""

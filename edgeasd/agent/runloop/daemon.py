@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.agent.alerts import decision
+from edgeasd.agent.alerts import commissioning, decision
 from edgeasd.agent.alerts.alert_audio import AlertAudio
 from edgeasd.agent.alerts.detector import Detector, SignalWatch, make_event
+from edgeasd.agent.alerts.episodes import EpisodeKeeper, alert_id
 from edgeasd.agent.alerts.sinks import EventSinks
 from edgeasd.agent.control.commands import CommandHandling, bank_fingerprint
 from edgeasd.agent.control.handoff import Command
@@ -89,6 +90,7 @@ class Daemon(CommandHandling):
         on_record: Callable[[dict[str, Any]], None] | None = None,
         handle_signals: bool = True,
         until_enrolled: bool = False,
+        accept_anomalous: bool = False,
     ) -> None:
         self.config = config
         self.dirs = resolve_paths(config)
@@ -102,7 +104,11 @@ class Daemon(CommandHandling):
         self._files_lock = threading.Lock()  # one enroll_files request embeds at a time
         self._signal = "ok"  # last signal quality status, to report changes
         self.notifier = Notifier()
-        self.initial = [Command("enroll_next", {"n": n, "domain": d}) for n, d in initial_enroll]
+        self._episode: EpisodeKeeper | None = None  # the alert episode whose audio is kept
+        self.initial = [
+            Command("enroll_next", {"n": n, "domain": d, "accept_anomalous": accept_anomalous})
+            for n, d in initial_enroll
+        ]
         for cmd in self.initial:
             self._commands.put(cmd)
 
@@ -199,6 +205,7 @@ class Daemon(CommandHandling):
             learning=st.learning,
         )
         self.status.update(threshold_report=st.threshold_report())
+        self.status.update(commissioning=commissioning.conditions(self.bank, self.hop_seconds))
 
     def _learning(self) -> str | None:
         """Why the agent cannot score yet (None: it can); see :func:`decision.learning_reason`."""
@@ -362,21 +369,51 @@ class Daemon(CommandHandling):
         record.update(verdict.fields())
         if verdict.state not in ("normal", "anomalous") or self.detector is None or not alerts:
             return  # uncalibrated: no verdict to debounce; enrolled audio: declared normal
-        for event in self.detector.update(
-            score, window.start_time, int(window.index), verdict.flags
-        ):
-            self._emit_event(fields := event.to_dict())
-            if event.event == "alert":  # queued: written off the audio path
-                self.alert_audio.keep(
-                    window.samples,
-                    {
-                        **fields,
-                        "unix_time": event.time,
-                        "nearest_id": ref,
-                        "nearest_domain": self._domain_of[ref],
-                        "model": self.info.id,
-                    },
-                )
+        events = self.detector.update(score, window.start_time, int(window.index), verdict.flags)
+        raised: dict[str, Any] = {}
+        for event in events:
+            fields = event.to_dict()
+            if event.event == "alert":
+                self._episode = EpisodeKeeper(alert_id(event.time, event.window_index))
+                raised = fields
+            if self._episode is not None:
+                fields["alert_id"] = self._episode.alert_id
+            self._emit_event(fields)
+        self._keep_episode_window(window, {**record, **raised}, events)
+
+    def _keep_episode_window(
+        self, window: Window, record: dict[str, Any], events: list[Any]
+    ) -> None:
+        """Keep the audio of a window of the current episode (for ``edgeasd feedback``).
+
+        The alerting window and the windows after it until ``recovered``, at most
+        :data:`~edgeasd.agent.alerts.episodes.EPISODE_MAX_WINDOWS`; queued, written off the
+        audio path.
+        """
+        episode = self._episode
+        if episode is None:
+            return
+        if any(e.event == "recovered" for e in events):
+            self._episode = None
+            return
+        number = episode.take()
+        if number is None:
+            return
+        ref = record["nearest_id"]
+        self.alert_audio.keep(
+            window.samples,
+            {
+                **record,
+                "event": "alert" if number == 0 else "episode",
+                "unix_time": window.start_time,
+                "window_index": int(window.index),
+                "alert_id": episode.alert_id,
+                "episode_window": number,
+                "nearest_id": ref,
+                "nearest_domain": self._domain_of[ref],
+                "model": self.info.id,
+            },
+        )
 
     def _emit_event(self, event: dict[str, Any]) -> None:
         self.sinks.emit(event)
