@@ -136,3 +136,25 @@ def test_broker_outage_during_anomaly_loses_no_alert(tmp_path, broker, subscribe
     seqs = [e["seq"] for e in received]
     assert seqs == sorted(seqs)
     assert "connection to" in setup.log() and "lost" in setup.log()
+
+
+def test_bank_changes_reach_mqtt_direct_and_live(tmp_path, broker, subscribe) -> None:
+    """A direct enrollment (daemon stopped) is queued on disk and published once the daemon
+    runs; a removal through the running daemon is published as it happens (issue 17)."""
+    b = broker()
+    sub = subscribe(b.port, ["edgeasd/#"])
+    setup = _agent(tmp_path, b.port)  # enrolls directly: an `enrolled` event is queued
+    proc = setup.start()
+    try:
+        setup.wait_ready(proc)
+        sub.wait_for(lambda m: any(t == f"{BASE}/event/enrolled" for t, _, _ in m))
+        (enrolled,) = sub.payloads("/event/enrolled")
+        assert enrolled["via"] == "direct" and enrolled["bank_size"] == 6
+        setup.cli("bank", "remove", "1", check=True)
+        sub.wait_for(lambda m: any(t == f"{BASE}/event/removed" for t, _, _ in m))
+        (removed,) = sub.payloads("/event/removed")
+        assert removed["via"] == "daemon" and removed["removed"] == [1]
+        assert removed["bank_size"] == 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
