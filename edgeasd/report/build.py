@@ -31,6 +31,7 @@ from edgeasd.atomic import PUBLIC, write_bytes_atomic
 from edgeasd.audio.mel import log_mel
 from edgeasd.audio.resample import resample
 from edgeasd.errors import AudioFileError, InputError
+from edgeasd.report.bank_changes import bank_changes_html
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ def _panel_html(n: int, panel: AlertPanel, plots: Any, audio: bool) -> str:
         if isinstance(score, (int, float)) and isinstance(thr, (int, float))
         else f"<h3>Alert {n} at {html.escape(_fmt_time(e.get('time')))}</h3>"
     )
-    rows = [("threshold from", e.get("threshold_source"))]
+    rows = [("alert id", e.get("alert_id")), ("threshold from", e.get("threshold_source"))]
     if r:
         rows += [
             ("nearest reference", f"#{r.get('nearest_id')} (domain {r.get('nearest_domain')})"),
@@ -363,6 +364,7 @@ def render_report(
         f" Generated {html.escape(_fmt_time(time.time() if now is None else now))}.</p>",
         "<h2>Timeline</h2>",
         f"<p>{_img(timeline, 'timeline')}</p>",
+        *bank_changes_html(events, _fmt_time),
         "<h2>Alerts</h2>" if panels else "<h2>Alerts</h2><p>No alert in this range.</p>",
         "<p>Each panel: the alerted window's log-mel spectrogram, its nearest normal "
         "reference's, and their band-wise difference (mean log-mel energy per band, alert "

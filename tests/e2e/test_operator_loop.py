@@ -84,6 +84,11 @@ def test_feedback_guard_and_live_bank_changes_through_the_daemon(tmp_path) -> No
         # the guard, through the daemon: refused by name, then accepted when confirmed
         refused = setup.cli("enroll", str(fault))
         assert refused.returncode != 0 and "fault.wav at 0:" in refused.stderr
+        assert not list((setup.state / "audio").glob("*.part"))  # its staged audio deleted
+        # live windows too: the feed's fault (4 of each 10 s) is named by time
+        refused = setup.cli("enroll", "--next", "10")
+        assert refused.returncode != 0, refused.stdout
+        assert "live window at " in refused.stderr and "nothing was enrolled" in refused.stderr
         # feedback while an `enroll --next` collects: refused, nothing enrolled
         enrolling = subprocess.Popen(
             [sys.executable, "-m", "edgeasd", "enroll", "--next", "500", *setup.config_args()],
@@ -152,6 +157,10 @@ def test_feedback_guard_and_live_bank_changes_through_the_daemon(tmp_path) -> No
         ("removed", "direct"),
         ("restored", "direct"),
     ]
+    report = tmp_path / "report.html"
+    setup.cli("report", "--since", "1h", "-o", str(report), check=True, timeout=300)
+    text = report.read_text()
+    assert "<h2>Bank changes</h2>" in text and f"alert {alert_id} confirmed normal" in text
     feedback = next(e for e in setup.events() if e["event"] == "feedback")
     assert feedback["alert_id"] == alert_id and feedback["condition"] == "source"
     alerts = [e for e in setup.events() if e["event"] in ("alert", "recovered")]

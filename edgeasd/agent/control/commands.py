@@ -190,9 +190,13 @@ class CommandHandling:
         ``feedback``, with ``extra`` fields).
         """
         st = self._state
-        report = guard.check(
-            self.bank, st.threshold if st.calibrated else None, batches, accept_anomalous
-        )
+        try:
+            report = guard.check(
+                self.bank, st.threshold if st.calibrated else None, batches, accept_anomalous
+            )
+        except BaseException:
+            enroll.discard_staged(batches)  # refused: its staged audio is not kept
+            raise
         cfg = self.config.enrollment
         audio = AudioStore(self.dirs.audio_dir, cfg.audio_max_bytes) if cfg.keep_audio else None
         try:
@@ -287,6 +291,8 @@ class CommandHandling:
             elif cmd.kind == "commit":
                 p = cmd.payload
                 try:
+                    if p.get("event") == "feedback":  # in the thread that owns the bank
+                        feedback.refuse_repeat(self.bank, p["extra"]["alert_id"])
                     cmd.finish(
                         self._commit(
                             p["batches"],
@@ -375,7 +381,6 @@ class CommandHandling:
         """Embed an alert's kept episode into a ``commit`` command (``edgeasd feedback``)."""
         feedback.check_label(request["label"])
         episode = feedback.load_episode(self.dirs, request["alert"])
-        feedback.refuse_repeat(self.bank, episode.alert_id)  # checked again by no one: cheap
         batches = feedback.feedback_batches(
             episode, self.embedder, self.window_seconds, self.config.enrollment.group_seconds
         )
