@@ -44,6 +44,14 @@ def test_guard_and_unrepresentable_audio_without_daemon(tmp_path) -> None:
     assert "score above the threshold" in refused.stderr and "fault.wav at 0:" in refused.stderr
     assert "--accept-anomalous" in refused.stderr
     assert len(load_bank(setup.state / "bank")) == 6  # nothing enrolled
+    # `enroll --next` without a daemon captures from the source itself: the feed's fault
+    # (windows 3-6) is refused by time, then accepted when confirmed
+    refused = setup.cli("enroll", "--next", "5")
+    assert refused.returncode != 0 and "live window at " in refused.stderr, refused.stderr
+    out = setup.cli("enroll", "--next", "5", "--accept-anomalous", check=True).stdout
+    assert "above the threshold enrolled as normal (accepted by the operator)" in out
+    assert len(load_bank(setup.state / "bank")) == 11
+    assert _bank_events(setup)[-1] == ("enrolled", "direct")
     # a new condition is exempt, and says how far it lies from the bank
     out = setup.cli("enroll", "--domain", "other", str(fault), check=True).stdout
     assert "new condition 'other'" in out and "x the threshold" in out
@@ -54,7 +62,7 @@ def test_guard_and_unrepresentable_audio_without_daemon(tmp_path) -> None:
     for name, words in (("u8.wav", "8-bit audio"), ("low.wav", "sampled at 8000 Hz")):
         bad = setup.cli("enroll", "--domain", "new", str(tmp_path / name))
         assert bad.returncode != 0 and words in bad.stderr and name in bad.stderr, bad.stderr
-    assert len(load_bank(setup.state / "bank")) == 8
+    assert len(load_bank(setup.state / "bank")) == 13
     summary = setup.cli("bank", "summary", check=True).stdout
     assert "condition 'source': " in summary and "alerts are provisional" in summary
 

@@ -51,7 +51,8 @@ class CommandHandling:
     """Control requests and enrollment coordination of the :class:`Daemon` (a mixin).
 
     It uses the daemon's attributes: ``config``, ``dirs``, ``info``, ``embedder``, ``bank``,
-    ``bank_path``, ``status``, ``hop_seconds``, ``window_seconds``, the command queue
+    ``bank_path``, ``status``, ``hop_seconds``, ``window_seconds``, ``until_enrolled``, the
+    command queue
     ``_commands`` and the collecting ``enroll --next`` requests ``_active``, and its methods
     ``_score``, ``_emit_event``, ``_refresh_detector``, ``_bank_changed`` and ``_learning``.
     """
@@ -220,7 +221,8 @@ class CommandHandling:
             result["warnings"] = list(result.get("warnings") or []) + list(audio.warnings)
         result.update(extra or {})
         result["guard"] = report
-        self._emit_event(bank_event(kind, result, "daemon"))
+        via = "direct" if self.until_enrolled else "daemon"  # `enroll --next`, no daemon running
+        self._emit_event(bank_event(kind, result, via))
         if not self._learning():
             self.status.update(state="running")
         return result
