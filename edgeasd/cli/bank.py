@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.cli.common import add_config_arg, config_of, paths_of
+from edgeasd.cli.common import add_config_arg, config_of, hop_seconds, paths_of
 from edgeasd.errors import BankError, ControlError
 
 
@@ -85,7 +85,7 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
     from edgeasd.agent.alerts import commissioning, decision
 
     domains, groups, density = bank.domains_, bank.groups_, bank.density_
-    hop = _hop_seconds(config)
+    hop = hop_seconds(config)
     state = decision.bank_state(bank, config, hop)
     report = state.threshold_report()  # computed once, with the state
     return {
@@ -104,17 +104,6 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
             for d in sorted(set(domains))
         },
     }
-
-
-def _hop_seconds(config: Any) -> float:
-    """The configured hop: ``window.hop_seconds``, else the window (configured or the model's)."""
-    w = config.window
-    if w.hop_seconds or w.seconds:
-        return float(w.hop_seconds or w.seconds)
-    from edgeasd.embedding.models import default_model_path
-    from edgeasd.embedding.onnx import read_model_info
-
-    return float(read_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from edgeasd.cli.common import config_of, paths_of, state_line
+from edgeasd.cli.common import config_of, hop_seconds, paths_of, state_line
 
 #: Seconds to wait for the daemon to apply a removal or restore (one bank save and load).
 EDIT_TIMEOUT = 120.0
@@ -32,11 +32,10 @@ def _direct_state(config: Any, paths: Any, result: dict[str, Any]) -> dict[str, 
     """The bank after a direct change: size, conditions, state and threshold."""
     from edgeasd.agent.alerts import decision
     from edgeasd.agent.enrollment.bank_lifecycle import bank_summary
-    from edgeasd.cli.bank import _hop_seconds
     from edgeasd.scoring import load_bank
 
     bank = load_bank(paths.bank)
-    state = decision.bank_state(bank, config, _hop_seconds(config))
+    state = decision.bank_state(bank, config, hop_seconds(config))
     return {**result, "bank_size": len(bank), "domains": bank_summary(bank), **state.as_dict()}
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.agent.alerts.alert_audio import alert_records, read_alert_audio
+from edgeasd.agent.alerts.alert_audio import AlertAudio, alert_records, read_alert_audio
+from edgeasd.agent.alerts.detector import Event
 from edgeasd.errors import InputError
 
 #: Windows of one episode kept for feedback: 6 windows of the default model's 10 s are one
@@ -94,6 +95,65 @@ class EpisodeKeeper:
             return None
         self.kept += 1
         return self.kept - 1
+
+
+class EpisodeRecorder:
+    """The daemon's side: alert ids on an episode's events, and its windows' audio kept.
+
+    Parameters
+    ----------
+    writer : AlertAudio
+        Writes the kept windows off the audio path.
+    """
+
+    def __init__(self, writer: AlertAudio) -> None:
+        self.writer = writer
+        self.current: EpisodeKeeper | None = None
+        self._raised: dict[str, Any] = {}  # the current episode's alert record
+
+    def events(self, events: Sequence[Event]) -> list[dict[str, Any]]:
+        """The detector's events as records, each with its episode's ``alert_id``."""
+        out = []
+        for event in events:
+            fields = event.to_dict()
+            if event.event == "alert":
+                self.current = EpisodeKeeper(alert_id(event.time, event.window_index))
+                self._raised = fields
+            if self.current is not None:
+                fields["alert_id"] = self.current.alert_id
+            out.append(fields)
+        return out
+
+    def keep(self, samples: np.ndarray, record: dict[str, Any], events: Sequence[Event]) -> None:
+        """Keep a scored window's audio if it belongs to the current episode.
+
+        Parameters
+        ----------
+        samples : np.ndarray, shape (window_samples,)
+        record : dict
+            The window's record (``time``, ``score``, ``nearest_id``, ``nearest_domain``...)
+            with ``unix_time`` and ``window_index``; the alert's fields are added to the
+            alerting window's sidecar.
+        events : sequence of Event
+            What the detector returned for this window (a ``recovered`` ends the episode).
+        """
+        episode = self.current
+        if episode is None:
+            return
+        if any(e.event == "recovered" for e in events):
+            self.current = None
+            return
+        number = episode.take()
+        if number is None:
+            return
+        meta = {
+            **record,
+            **(self._raised if number == 0 else {}),  # the alerting window: the alert's fields
+            "event": "alert" if number == 0 else "episode",
+            "alert_id": episode.alert_id,
+            "episode_window": number,
+        }
+        self.writer.keep(samples, meta)
 
 
 @dataclass(frozen=True)

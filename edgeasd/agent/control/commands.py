@@ -15,21 +15,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeasd.agent.alerts.bank_events import bank_event
+from edgeasd.agent.control.bank_commands import BankCommands, bank_fingerprint
 from edgeasd.agent.control.handoff import Command, drain
-from edgeasd.agent.enrollment import (
-    bank_edits,
-    bank_lifecycle,
-    enroll,
-    feedback,
-    file_enrollment,
-    guard,
-)
+from edgeasd.agent.enrollment import bank_lifecycle, enroll, feedback, file_enrollment, guard
 from edgeasd.agent.enrollment.batch import Batch, validate_tag
 from edgeasd.agent.enrollment.grouping import GroupBuilder
 from edgeasd.agent.enrollment.kept_audio import AudioStore
@@ -47,7 +40,7 @@ ENROLLING_ALERTS = (
 )
 
 
-class CommandHandling:
+class CommandHandling(BankCommands):
     """Control requests and enrollment coordination of the :class:`Daemon` (a mixin).
 
     It uses the daemon's attributes: ``config``, ``dirs``, ``info``, ``embedder``, ``bank``,
@@ -379,70 +372,6 @@ class CommandHandling:
         accept = bool(request.get("accept_anomalous"))
         return Command("commit", {"batches": batches, "accept_anomalous": accept})
 
-    def _feedback_command(self, request: dict[str, Any]) -> Command:
-        """Embed an alert's kept episode into a ``commit`` command (``edgeasd feedback``)."""
-        feedback.check_label(request["label"])
-        episode = feedback.load_episode(self.dirs, request["alert"])
-        batches = feedback.feedback_batches(
-            episode, self.embedder, self.window_seconds, self.config.enrollment.group_seconds
-        )
-        payload = {
-            "batches": batches,
-            "accept_anomalous": True,  # the operator confirmed these windows
-            "event": "feedback",
-            "extra": feedback.describe(episode),
-            "exclusive": True,
-        }
-        return Command("commit", payload)
-
-    def _bank_edit(self, cmd: Command) -> None:
-        """``bank remove`` / ``bank restore`` in the run loop: the bank changes under no window.
-
-        On success the detector's threshold follows the changed bank and a ``removed`` or
-        ``restored`` event is emitted; on an unexpected failure the bank is reloaded from disk.
-        """
-        audio = AudioStore(self.dirs.audio_dir, self.config.enrollment.audio_max_bytes)
-        try:
-            if cmd.kind == "bank_remove":
-                with store.locked(self.bank_path):
-                    if bank_fingerprint(self.bank_path) != self._bank_fp:
-                        self.bank = bank_lifecycle.open_bank(
-                            self.bank_path, self.config.scoring, self.info
-                        )
-                    result = bank_edits.remove_references(
-                        self.bank, self.bank_path, cmd.payload["ids"], audio
-                    )
-                kind = "removed"
-            else:
-                result = bank_edits.restore_generation(self.bank_path, cmd.payload["generation"])
-                self.bank = bank_lifecycle.open_bank(self.bank_path, self.config.scoring, self.info)
-                kind = "restored"
-        except BaseException as exc:
-            self.bank = bank_lifecycle.open_bank(self.bank_path, self.config.scoring, self.info)
-            self._bank_fp = bank_fingerprint(self.bank_path)
-            self._refresh_detector()
-            if isinstance(exc, EdgeasdError):
-                cmd.finish(error=exc)
-                return
-            if isinstance(exc, Exception):
-                log.error("%s failed unexpectedly", cmd.kind, exc_info=exc)
-                cmd.finish(error=ControlError(f"{cmd.kind} failed: {exc!r}; the bank is unchanged"))
-                return
-            raise
-        self._bank_fp = bank_fingerprint(self.bank_path)
-        self._refresh_detector()
-        result.update(
-            bank_size=len(self.bank),
-            domains=bank_lifecycle.bank_summary(self.bank),
-            **self._state.as_dict(),
-        )
-        self._emit_event(bank_event(kind, result, "daemon"))
-        if self._learning():
-            self.status.update(state="learning")
-        else:
-            self.status.update(state="running")
-        cmd.finish(result)
-
     def _cancel_commands(self) -> None:
         """At shutdown: answer every pending or collecting request, enrolling nothing."""
         for cmd in self._active + drain(self._commands):
@@ -456,8 +385,3 @@ class CommandHandling:
                     help="start the daemon again and repeat the request",
                 )
             )
-
-
-def bank_fingerprint(path: Path) -> bytes | None:
-    """The bank file's checksum (None: no file), to notice writes by other processes."""
-    return store.fingerprint(path) if path.exists() else None

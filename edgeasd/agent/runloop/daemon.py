@@ -38,7 +38,7 @@ import numpy as np
 from edgeasd.agent.alerts import commissioning, decision
 from edgeasd.agent.alerts.alert_audio import AlertAudio
 from edgeasd.agent.alerts.detector import Detector, SignalWatch, make_event
-from edgeasd.agent.alerts.episodes import EpisodeKeeper, alert_id
+from edgeasd.agent.alerts.episodes import EpisodeRecorder
 from edgeasd.agent.alerts.sinks import EventSinks
 from edgeasd.agent.control.commands import CommandHandling, bank_fingerprint
 from edgeasd.agent.control.handoff import Command
@@ -104,7 +104,6 @@ class Daemon(CommandHandling):
         self._files_lock = threading.Lock()  # one enroll_files request embeds at a time
         self._signal = "ok"  # last signal quality status, to report changes
         self.notifier = Notifier()
-        self._episode: EpisodeKeeper | None = None  # the alert episode whose audio is kept
         self.initial = [
             Command("enroll_next", {"n": n, "domain": d, "accept_anomalous": accept_anomalous})
             for n, d in initial_enroll
@@ -146,6 +145,7 @@ class Daemon(CommandHandling):
             self.alert_audio = AlertAudio(
                 self.dirs.alert_audio_dir, cfg.logs.alert_audio_max_bytes, self.info.sample_rate
             )
+            self.episodes = EpisodeRecorder(self.alert_audio)
         self.alert_audio.max_bytes = cfg.logs.alert_audio_max_bytes  # a reload may change it
         # built before the old ones close: they take over the MQTT sink and metrics
         # whose settings did not change (the old sinks then close the rest)
@@ -370,49 +370,17 @@ class Daemon(CommandHandling):
         if verdict.state not in ("normal", "anomalous") or self.detector is None or not alerts:
             return  # uncalibrated: no verdict to debounce; enrolled audio: declared normal
         events = self.detector.update(score, window.start_time, int(window.index), verdict.flags)
-        raised: dict[str, Any] = {}
-        for event in events:
-            fields = event.to_dict()
-            if event.event == "alert":
-                self._episode = EpisodeKeeper(alert_id(event.time, event.window_index))
-                raised = fields
-            if self._episode is not None:
-                fields["alert_id"] = self._episode.alert_id
+        for fields in self.episodes.events(events):  # with the episode's alert_id
             self._emit_event(fields)
-        self._keep_episode_window(window, {**record, **raised}, events)
-
-    def _keep_episode_window(
-        self, window: Window, record: dict[str, Any], events: list[Any]
-    ) -> None:
-        """Keep the audio of a window of the current episode (for ``edgeasd feedback``).
-
-        The alerting window and the windows after it until ``recovered``, at most
-        :data:`~edgeasd.agent.alerts.episodes.EPISODE_MAX_WINDOWS`; queued, written off the
-        audio path.
-        """
-        episode = self._episode
-        if episode is None:
-            return
-        if any(e.event == "recovered" for e in events):
-            self._episode = None
-            return
-        number = episode.take()
-        if number is None:
-            return
-        ref = record["nearest_id"]
-        self.alert_audio.keep(
+        self.episodes.keep(  # the episode's audio, for `edgeasd feedback`
             window.samples,
             {
                 **record,
-                "event": "alert" if number == 0 else "episode",
                 "unix_time": window.start_time,
                 "window_index": int(window.index),
-                "alert_id": episode.alert_id,
-                "episode_window": number,
-                "nearest_id": ref,
-                "nearest_domain": self._domain_of[ref],
                 "model": self.info.id,
             },
+            events,
         )
 
     def _emit_event(self, event: dict[str, Any]) -> None:
