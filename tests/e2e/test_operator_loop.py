@@ -93,6 +93,10 @@ def test_feedback_guard_and_live_bank_changes_through_the_daemon(tmp_path) -> No
         refused = setup.cli("enroll", str(fault))
         assert refused.returncode != 0 and "fault.wav at 0:" in refused.stderr
         assert not list((setup.state / "audio").glob("*.part"))  # its staged audio deleted
+        u8 = tmp_path / "u8.wav"
+        write_audio(u8, machine_sound(2, RATE, seed=5), RATE, subtype="PCM_U8")
+        refused = setup.cli("enroll", "--domain", "new", str(u8))
+        assert refused.returncode != 0 and "u8.wav is 8-bit audio" in refused.stderr
         # live windows too: the feed's fault (4 of each 10 s) is named by time
         refused = setup.cli("enroll", "--next", "10")
         assert refused.returncode != 0, refused.stdout
