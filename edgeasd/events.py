@@ -2,7 +2,8 @@
 
 The daemon hands every sink (:class:`edgeasd.interfaces.Sink`: the JSON-lines logs, the
 MQTT sink, the metrics) plain JSON-ready dicts: one ``window`` record per window and the
-events (``alert``, ``reminder``, ``recovered``, ``signal``, ``enrolled``). This module
+events (``alert``, ``reminder``, ``recovered``, ``signal``, ``enrolled``, ``feedback``,
+``removed``, ``restored``). This module
 says which fields each kind carries, as :class:`typing.TypedDict` classes (a dict at run
 time: nothing is copied or converted on the audio path), and :func:`encode` is the one
 place a record becomes JSON text (for the logs and the MQTT payloads).
@@ -101,6 +102,7 @@ class EpisodeRecord(_Threshold, total=False):
     status: str
     no_signal_seconds: float
     alert_seconds: float
+    alert_id: str
 
 
 class SignalRecord(_Base, total=False):
@@ -131,10 +133,44 @@ class EnrolledRecord(_Threshold, total=False):
     threshold: float | None
     threshold_source: str
     warnings: list[str]
+    via: str
+    #: :func:`edgeasd.agent.enrollment.guard.check`'s report (checked, threshold, anomalous
+    #: windows accepted, new conditions' distance, words)
+    guard: dict
+
+
+class FeedbackRecord(EnrolledRecord, total=False):
+    """``event: "feedback"``: an alert's episode enrolled as normal
+    (:mod:`edgeasd.agent.enrollment.feedback`)."""
+
+    alert_id: Required[str]
+    condition: Required[str]
+    windows: int
+    note: str
+
+
+class BankEditRecord(_Threshold, total=False):
+    """``event: "removed" | "restored"``: references removed, or a backup generation put
+    back (:mod:`edgeasd.agent.enrollment.bank_edits`), and the bank after it."""
+
+    via: Required[str]
+    removed: list[int]
+    generation: int
+    restored: str
+    bank_size: Required[int]
+    domains: Required[dict[str, int]]
+    state: str
+    learning: str | None
+    learning_needed: int
+    threshold: float | None
+    threshold_source: str
+    warnings: list[str]
 
 
 #: One record crossing the sink boundary.
-Record = WindowRecord | EpisodeRecord | SignalRecord | EnrolledRecord
+Record = (
+    WindowRecord | EpisodeRecord | SignalRecord | EnrolledRecord | FeedbackRecord | BankEditRecord
+)
 
 #: The record type of each ``event`` kind.
 KINDS: dict[str, type] = {
@@ -144,6 +180,9 @@ KINDS: dict[str, type] = {
     "recovered": EpisodeRecord,
     "signal": SignalRecord,
     "enrolled": EnrolledRecord,
+    "feedback": FeedbackRecord,
+    "removed": BankEditRecord,
+    "restored": BankEditRecord,
 }
 
 

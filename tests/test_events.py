@@ -135,3 +135,42 @@ def test_encode_is_the_sinks_serialization():
     assert json.loads(line) == {"time": "t", "event": "window", "score": None, "index": 3}
     with pytest.raises(InputError, match="must be a dict"):
         events.encode(["not", "a", "record"])
+
+
+def test_bank_change_events_have_their_declared_fields(tmp_path):
+    """``enrolled`` (with the guard's report), ``feedback``, ``removed`` and ``restored`` as
+    the daemon and the direct commands build them."""
+    from edgeasd.agent.alerts import decision
+    from edgeasd.agent.alerts.bank_events import bank_event
+    from edgeasd.agent.enrollment import bank_edits, guard
+    from edgeasd.agent.enrollment.bank_lifecycle import bank_summary
+    from edgeasd.agent.enrollment.batch import Batch
+    from edgeasd.agent.enrollment.enroll import commit, enrollment_result
+    from edgeasd.config import Config
+    from edgeasd.scoring import ReferenceBank, save_bank
+
+    rng = np.random.default_rng(0)
+    config = Config().replace(scoring={"min_references": 4})
+    bank, path = ReferenceBank(8), tmp_path / "bank"
+    bank.enroll(rng.normal(size=(12, 8)), group=[f"g{i // 3}" for i in range(12)])
+    save_bank(bank, path)
+    state = decision.bank_state(bank, config, 10.0)
+    batch = Batch(
+        rng.normal(size=(2, 8)).astype(np.float32), "source", "feedback-x-000", [], RATE, "a"
+    )
+    report = guard.check(bank, state.threshold, [batch], accept_anomalous=True)
+    ids = commit(bank, path, [batch])
+    state = decision.bank_state(bank, config, 10.0)
+    enrolled = {**enrollment_result(bank, [batch], ids, state), "guard": report}
+    feedback = {**enrolled, "alert_id": "20261207-130501-42", "condition": "source", "windows": 2}
+    after = {"bank_size": len(bank), "domains": bank_summary(bank), **state.as_dict()}
+    removed = {**bank_edits.remove_references(bank, path, ids[:1], None), **state.as_dict()}
+    restored = {**bank_edits.restore_generation(path, 1), **after}
+    records = [
+        bank_event("enrolled", enrolled, "daemon"),
+        bank_event("feedback", feedback, "direct"),
+        bank_event("removed", removed, "daemon"),
+        bank_event("restored", restored, "direct"),
+    ]
+    assert [p for r in records for p in _problems(r)] == []
+    assert _problems({**records[2], "colour": 1}) == ["removed: undeclared field colour=1"]

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "edgeasd.cli.run",
     "edgeasd.cli.status",
     "edgeasd.cli.enroll",
+    "edgeasd.cli.feedback",
     "edgeasd.cli.checks",
     "edgeasd.cli.score",
     "edgeasd.cli.bank",

@@ -1,7 +1,8 @@
-"""``edgeasd bank``: list, summarize, remove and rebuild the reference bank.
+"""``edgeasd bank``: list, summarize, remove, restore and rebuild the reference bank.
 
-``remove`` and ``rebuild`` change the bank on disk under its write lock; they refuse while
-the daemon runs (its in-memory bank would overwrite the change): stop it first.
+``rebuild`` changes the bank on disk under its write lock; it refuses while the daemon runs
+(its in-memory bank would overwrite the change): stop it first. ``remove`` and ``restore``
+go through the running daemon (:mod:`edgeasd.cli.bank_edit`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgeasd import readable
-from edgeasd.cli.common import add_config_arg, config_of, paths_of
+from edgeasd.cli.common import add_config_arg, config_of, hop_seconds, paths_of
 from edgeasd.errors import BankError, ControlError
 
 
@@ -103,10 +104,11 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
     The state and threshold are :func:`edgeasd.agent.alerts.decision.bank_state`'s, the same the
     daemon and ``edgeasd score`` decide with (``state``: learning, uncalibrated or ready).
     """
-    from edgeasd.agent.alerts import decision
+    from edgeasd.agent.alerts import commissioning, decision
 
     domains, groups, density = bank.domains_, bank.groups_, bank.density_
-    state = decision.bank_state(bank, config, _hop_seconds(config))
+    hop = hop_seconds(config)
+    state = decision.bank_state(bank, config, hop)
     report = state.threshold_report()  # computed once, with the state
     return {
         "references": len(bank),
@@ -114,6 +116,7 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
         **state.as_dict(),
         "min_references": config.scoring.min_references,
         "threshold_report": report,
+        "commissioning": commissioning.conditions(bank, hop),
         "domains": {
             str(d): {
                 "references": int(np.sum(domains == d)),
@@ -123,17 +126,6 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
             for d in sorted(set(domains))
         },
     }
-
-
-def _hop_seconds(config: Any) -> float:
-    """The configured hop: ``window.hop_seconds``, else the window (configured or the model's)."""
-    w = config.window
-    if w.hop_seconds or w.seconds:
-        return float(w.hop_seconds or w.seconds)
-    from edgeasd.embedding.models import default_model_path
-    from edgeasd.embedding.onnx import read_model_info
-
-    return float(read_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -160,33 +152,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     if rep["warning"]:
         print(f"warning: {rep['warning']}")
+    from edgeasd.cli.status import commissioning_lines
+
+    for line in commissioning_lines(s["commissioning"]):
+        print(line)
     print(f"{'domain':<16} {'refs':>6} {'groups':>7} {'median density':>15}")
     for name, d in s["domains"].items():
         density = readable.score(d["median_density"])
         print(f"{name:<16} {d['references']:>6} {d['groups']:>7} {density:>15}")
-    return 0
-
-
-def cmd_remove(args: argparse.Namespace) -> int:
-    """``bank remove ID...``: drop references (and their kept audio once a group is empty)."""
-    from edgeasd.agent.enrollment.kept_audio import AudioStore
-    from edgeasd.scoring import load_bank, save_bank, store
-
-    config = config_of(args)
-    paths = paths_of(config)
-    _refuse_if_running(paths, "remove")
-    with store.locked(paths.bank):
-        bank = load_bank(paths.bank)
-        missing = sorted(set(args.ids) - {int(i) for i in bank.ids_})
-        if missing:
-            raise BankError(
-                f"no reference with id(s) {missing} in {paths.bank}",
-                help="see the ids with `edgeasd bank list`",
-            )
-        bank.remove(args.ids)
-        save_bank(bank, paths.bank)
-    AudioStore(paths.audio_dir, config.enrollment.audio_max_bytes).forget(args.ids)
-    print(f"removed {len(args.ids)} references; {len(bank)} left")
     return 0
 
 
@@ -222,35 +195,6 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_restore(args: argparse.Namespace) -> int:
-    """``bank restore [GENERATION]``: list the automatic backups, or put one back."""
-    config = config_of(args)
-    paths = paths_of(config)
-    with _bank_notes_in_words():
-        return _restore(paths, args.generation)
-
-
-def _restore(paths: Any, generation: int | None) -> int:
-    from edgeasd.scoring import store
-
-    if generation is None:
-        found = store.backups(paths.bank)
-        if not found:
-            print(f"no automatic backup of {paths.bank} yet (one is kept at every save)")
-            return 0
-        for g in found:
-            print(g.describe())
-        print("restore one with `edgeasd bank restore GENERATION` (daemon stopped)")
-        return 0
-    _refuse_if_running(paths, "restore")
-    chosen = store.restore(paths.bank, generation)
-    print(
-        f"restored {chosen.describe()} as {paths.bank}; the replaced bank is now generation 1 "
-        "(`edgeasd bank restore 1` undoes this, `edgeasd bank restore` lists them all)"
-    )
-    return 0
-
-
 def _generation(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -260,11 +204,14 @@ def _generation(text: str) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``edgeasd bank ...``."""
+    from edgeasd.cli.bank_edit import cmd_remove, cmd_restore
+
     p = subparsers.add_parser(
         "bank",
         help="inspect and edit the reference bank",
         description="Inspect and edit the bank of normal references the agent scores against. "
-        "remove, rebuild and restore need the daemon stopped (systemctl stop edgeasd).",
+        "remove and restore go through the running daemon when there is one; rebuild needs "
+        "the daemon stopped (systemctl stop edgeasd).",
     )
     sub = p.add_subparsers(dest="bank_command", metavar="SUBCOMMAND", required=True)
     c = sub.add_parser("list", help="one line per reference")
@@ -275,7 +222,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_config_arg(c)
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=cmd_summary)
-    c = sub.add_parser("remove", help="remove references by id (daemon stopped)")
+    c = sub.add_parser("remove", help="remove references by id (through the running daemon)")
     add_config_arg(c)
     c.add_argument(
         "ids", nargs="+", type=int, metavar="ID", help="reference ids, as `edgeasd bank list` shows"

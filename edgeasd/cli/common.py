@@ -93,3 +93,14 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def hop_seconds(config: Any) -> float:
+    """The configured hop: ``window.hop_seconds``, else the window (configured or the model's)."""
+    w = config.window
+    if w.hop_seconds or w.seconds:
+        return float(w.hop_seconds or w.seconds)
+    from edgeasd.embedding.models import default_model_path
+    from edgeasd.embedding.onnx import read_model_info
+
+    return float(read_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)

@@ -67,7 +67,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             wait = args.timeout or _next_timeout(client, config, args.next)
             with Progress(lambda: client.request("status").get("enrolling")):
                 result = client.request(
-                    "enroll_next", timeout=wait, n=args.next, domain=args.domain
+                    "enroll_next",
+                    timeout=wait,
+                    n=args.next,
+                    domain=args.domain,
+                    accept_anomalous=args.accept_anomalous,
                 )
         else:
             handles = _open_for_daemon(files)
@@ -87,6 +91,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                         fds=[h.fileno() for h in handles],
                         names=files,
                         domain=args.domain,
+                        accept_anomalous=args.accept_anomalous,
                     )
             finally:
                 for h in handles:
@@ -107,6 +112,8 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         )
     )
     print(f"state: {state_line(result)}")
+    for line in (result.get("guard") or {}).get("words") or ():
+        print(sanitize(f"check: {line}"))
     for warning in result.get("warnings") or ():  # persisted anyway: still a success
         print(f"warning: {warning}", file=sys.stderr)
     return 0
@@ -259,6 +266,7 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
             initial_enroll=[(args.next, args.domain)],
             until_enrolled=True,
             on_record=lambda _: progress.show(daemon.status.snapshot().get("enrolling")),
+            accept_anomalous=args.accept_anomalous,
         )
         daemon.run()
         (cmd,) = daemon.initial
@@ -269,7 +277,9 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
     if note:
         print(f"note: {note}", file=sys.stderr)
     hop = config.window.hop_seconds
-    return file_enrollment.enroll_files_direct(
+    from edgeasd.agent.alerts.bank_events import bank_event, emit_direct
+
+    result = file_enrollment.enroll_files_direct(
         paths,
         files,
         args.domain,
@@ -280,7 +290,10 @@ def _enroll_direct(config: Config, paths: Any, args: argparse.Namespace, files: 
         quality_options(config),
         config=config,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
+        accept_anomalous=args.accept_anomalous,
     )
+    emit_direct(config, paths, bank_event("enrolled", result, "direct"))
+    return result
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -300,5 +313,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=positive_seconds,
         metavar="SECONDS",
         help="give up (nothing enrolled) after this long (default: from the request's size)",
+    )
+    p.add_argument(
+        "--accept-anomalous",
+        action="store_true",
+        help="enroll windows of an existing condition that score above its threshold "
+        "(refused by default: they may not be normal operation)",
     )
     p.set_defaults(func=cmd_enroll)

@@ -103,6 +103,12 @@ def _threshold(s: dict[str, Any], now: float) -> Iterable[Row]:
         yield "calibrate", str(rep["warning"])
 
 
+def _conditions(s: dict[str, Any], now: float) -> Iterable[Row]:
+    """Commissioning per condition (:func:`edgeasd.agent.alerts.commissioning.conditions`)."""
+    for c in s.get("commissioning") or ():
+        yield "condition", str(c["words"])
+
+
 def _activity(s: dict[str, Any], now: float) -> Iterable[Row]:
     if "windows" not in s:
         return
@@ -196,6 +202,7 @@ SECTIONS: list[tuple[str, Section]] = [
     ("model", _model),
     ("bank", _bank),
     ("threshold", _threshold),
+    ("conditions", _conditions),
     ("learning", _learning),
     ("enrolling", _enrolling),
     ("activity", _activity),

@@ -58,7 +58,7 @@ from edgeasd.fleet.mqtt_queue import DiskQueue
 log = logging.getLogger(__name__)
 
 #: Event kinds published (windows are not: they are in the status and the metrics).
-KINDS = ("alert", "reminder", "recovered", "signal", "enrolled")
+KINDS = ("alert", "reminder", "recovered", "signal", "enrolled", "feedback", "removed", "restored")
 #: Name of the systemd credential holding the password (``LoadCredential=mqtt-password:...``).
 CREDENTIAL = "mqtt-password"
 # paho's reconnect back-off: first retry after 1 s (a restarted broker is back within a
@@ -140,7 +140,7 @@ class MqttSink:
         self.settings = cfg
         self.status = status
         self.machine = cfg.machine or socket.gethostname()
-        self.base = f"{cfg.topic_prefix}/{cfg.site}/{self.machine}"
+        self.base = base_topic(cfg)
         self.node_id = ha_discovery.node_id(cfg.site, self.machine)
         password = read_password(cfg)
         start = {**(self.status() if self.status else {}), **(carry or {})}
@@ -420,3 +420,25 @@ class MqttSink:
             info.wait_for_publish(timeout)
         except (RuntimeError, ValueError):
             pass
+
+
+def base_topic(cfg: MqttConfig) -> str:
+    """``<prefix>/<site>/<machine>``: the root of this agent's topics."""
+    return f"{cfg.topic_prefix}/{cfg.site}/{cfg.machine or socket.gethostname()}"
+
+
+def queue_event(cfg: MqttConfig, queue_path: str | os.PathLike[str], event: Record) -> None:
+    """Queue an event on disk for the daemon to publish (a command run while it is stopped).
+
+    The daemon's :class:`MqttSink` publishes what its store-and-forward queue holds once it
+    runs and reaches the broker, in order; no connection is made here.
+    """
+    kind = event.get("event")
+    if not cfg.enabled or kind not in KINDS:
+        return
+    payload = encode_event(event).rstrip("\n").encode("utf-8")
+    queue = DiskQueue(queue_path, cfg.queue_max_bytes)
+    try:
+        queue.put(str(kind), f"{base_topic(cfg)}/event/{kind}", payload)
+    finally:
+        queue.close()

@@ -33,6 +33,7 @@ from edgeasd.audio.mel import FMIN, log_mel, mel_edges
 from edgeasd.audio.resample import resample
 from edgeasd.errors import AudioFileError, InputError
 from edgeasd.report import DEFAULT_MAX_ALERTS
+from edgeasd.report.bank_changes import bank_changes_html
 from edgeasd.report.page import alert_table, machine_and_site, peak_and_duration
 from edgeasd.report.summary import (
     AlertSummary,
@@ -286,7 +287,11 @@ def _panel_html(n: int, panel: AlertPanel, plots: Any, audio: bool, summary: Ale
         if isinstance(score, (int, float)) and isinstance(thr, (int, float))
         else f"<h3>Alert {n} at {html.escape(_fmt_time(e.get('time')))}</h3>"
     )
-    rows = [*peak_and_duration(summary), ("threshold from", e.get("threshold_source"))]
+    rows = [
+        ("alert id", e.get("alert_id")),
+        *peak_and_duration(summary),
+        ("threshold from", e.get("threshold_source")),
+    ]
     if r:
         rows += [
             ("nearest reference", f"#{r.get('nearest_id')} (domain {r.get('nearest_domain')})"),
@@ -403,6 +408,7 @@ def render_report(
         f" Generated {html.escape(_fmt_time(time.time() if now is None else now))}.</p>",
         "<h2>Timeline</h2>",
         f"<p>{_img(timeline, 'timeline')}</p>",
+        *bank_changes_html(events, _fmt_time),
         "<h2>Alerts</h2>" if alerts else "<h2>Alerts</h2><p>No alert in this range.</p>",
         alert_table(alerts, summaries, first, max_alerts) if alerts else "",
         "<p>Each panel: the alerted window's log-mel spectrogram, its nearest normal "

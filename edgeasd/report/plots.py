@@ -141,6 +141,9 @@ def timeline_figure(
         "alert": {"color": "red", "lw": 1.8, "ls": "-"},
         "recovered": {"color": "green", "lw": 1.4, "ls": ":"},
         "enrolled": {"color": "tab:blue", "lw": 1.2, "ls": "-."},
+        "feedback": {"color": "tab:purple", "lw": 1.2, "ls": "-."},
+        "removed": {"color": "tab:gray", "lw": 1.2, "ls": "--"},
+        "restored": {"color": "tab:orange", "lw": 1.2, "ls": "--"},
     }
     seen: set[str] = set()
     enrollments = []

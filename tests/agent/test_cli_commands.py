@@ -78,7 +78,7 @@ def test_score_table_shows_long_file_names_in_full(enrolled, tmp_path, capsys) -
 
 def test_bank_remove(enrolled, tmp_path, capsys) -> None:
     assert main(["bank", "remove", "--config", str(enrolled), "0", "1"]) == 0
-    assert "removed 2 references; 4 left" in capsys.readouterr().out
+    assert "removed 2 references directly (no daemon running); 4 left" in capsys.readouterr().out
     assert main(["bank", "remove", "--config", str(enrolled), "99"]) == 2
     assert "no reference with id(s) [99]" in capsys.readouterr().err
     audio = sorted(p.name for p in (tmp_path / "state" / "audio").glob("*.json"))

@@ -59,6 +59,10 @@ class Setup:
             raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stderr}")
         return proc
 
+    def config_args(self) -> list[str]:
+        """``["--config", PATH]`` for commands started by hand."""
+        return ["--config", str(self.config)]
+
     def start(self) -> subprocess.Popen:
         """Start ``edgeasd run`` in the background (output in ``<root>/daemon.log``)."""
         out = open(self.root / "daemon.log", "ab")

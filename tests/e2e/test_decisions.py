@@ -78,7 +78,8 @@ def test_a_dead_input_is_an_alert_of_its_own_with_its_recovery(tmp_path) -> None
     setup = _enrolled(tmp_path, feed, quality={"no_signal_alert_seconds": 3.0})
     events = _run_to_end(setup)
     incidents = [(e["event"], e.get("kind")) for e in events if e["event"] != "signal"]
-    assert incidents == [("alert", "no_signal"), ("recovered", "no_signal")]  # 1 s: no alert
+    assert incidents[0] == ("enrolled", None)  # the direct enrollment of the setup
+    assert incidents[1:] == [("alert", "no_signal"), ("recovered", "no_signal")]  # 1 s: none
     alert, recovered = (e for e in events if e.get("kind") == "no_signal")
     assert alert["window_index"] == 4 and alert["status"] == "dead"  # windows 2-4: 3 s
     assert recovered["window_index"] == 7 and recovered["duration_seconds"] == 5.0
@@ -114,7 +115,8 @@ def test_enrollment_and_reload_during_an_anomaly_give_no_second_alert(tmp_path) 
             proc.kill()
     events = [e["event"] for e in setup.events() if e["event"] != "signal"]
     assert events.count("alert") == 1 and "recovered" not in events
-    assert events.count("enrolled") == 1
+    assert events == ["enrolled", "alert", "enrolled"]  # the setup's direct one, the live one
+    assert [e["via"] for e in setup.events() if e["event"] == "enrolled"] == ["direct", "daemon"]
 
 
 def test_score_batch_with_an_unreadable_file_writes_every_other_row(tmp_path) -> None:

@@ -46,7 +46,8 @@ def test_learning_then_enroll_next_and_files_while_running(tmp_path) -> None:
         setup.config.write_text(text)
         proc.send_signal(signal.SIGHUP)
         setup.wait_for(lambda s: s.get("threshold") == 42.0, what="the reloaded threshold")
-        assert "configuration reloaded" in setup.log()
+        # logged just after the new threshold is in the status: wait for it, do not race it
+        setup.wait_for(lambda s: "configuration reloaded" in setup.log(), what="the reload log")
         assert setup.stop(proc, signal.SIGTERM) == 0
     finally:
         if proc.poll() is None:

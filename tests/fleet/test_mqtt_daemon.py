@@ -5,6 +5,7 @@ restarted still gets every alert, in order (duplicates dropped by ``seq``)."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import time
 
@@ -178,7 +179,9 @@ def test_alert_status_fields_stop_and_restart_during_a_fault(tmp_path, broker, s
     assert not sub.payloads("/event/recovered")
     for key in ("id", "clip", "nearest_id", "nearest_domain", "clipped", "level_dbfs"):
         assert key in alert, key
-    assert alert["clip"] == alert["id"] + ".flac"
+    assert alert["id"] == alert["alert_id"]  # one id, the one `edgeasd feedback` takes
+    assert re.fullmatch(r"\d{8}-\d{6}-\d+", alert["id"]), alert["id"]
+    assert alert["clip"].endswith(".flac")
     assert (setup.logs / "alert-audio" / alert["clip"]).is_file()
     seen = statuses()
     first = next(i for i, s in enumerate(seen) if s["anomaly"])
@@ -188,3 +191,25 @@ def test_alert_status_fields_stop_and_restart_during_a_fault(tmp_path, broker, s
     assert seen[first]["last_alert"]["id"] == alert["id"]
     assert all(s["anomaly"] for s in seen[first:]), [s["anomaly"] for s in seen]
     assert seen[-1]["state"] == "stopped"
+
+
+def test_bank_changes_reach_mqtt_direct_and_live(tmp_path, broker, subscribe) -> None:
+    """A direct enrollment (daemon stopped) is queued on disk and published once the daemon
+    runs; a removal through the running daemon is published as it happens (issue 17)."""
+    b = broker()
+    sub = subscribe(b.port, ["edgeasd/#"])
+    setup = _agent(tmp_path, b.port)  # enrolls directly: an `enrolled` event is queued
+    proc = setup.start()
+    try:
+        setup.wait_ready(proc)
+        sub.wait_for(lambda m: any(t == f"{BASE}/event/enrolled" for t, _, _ in m))
+        (enrolled,) = sub.payloads("/event/enrolled")
+        assert enrolled["via"] == "direct" and enrolled["bank_size"] == 6
+        setup.cli("bank", "remove", "1", check=True)
+        sub.wait_for(lambda m: any(t == f"{BASE}/event/removed" for t, _, _ in m))
+        (removed,) = sub.payloads("/event/removed")
+        assert removed["via"] == "daemon" and removed["removed"] == [1]
+        assert removed["bank_size"] == 5
+    finally:
+        if proc.poll() is None:
+            proc.kill()

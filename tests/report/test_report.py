@@ -80,10 +80,16 @@ def test_the_demo_fault_alerts_and_its_window_audio_is_kept(demo: Setup) -> None
 
     alerts = _alerts(demo)
     assert alerts, demo.log()
-    records = alert_records(demo.logs / "alert-audio")
-    assert [(r["time"], r["window_index"]) for r in records] == [
-        (a["time"], a["window_index"]) for a in alerts
+    kept = alert_records(demo.logs / "alert-audio")
+    records = [r for r in kept if r["episode_window"] == 0]  # the alerting windows
+    assert [(r["time"], r["window_index"], r["alert_id"]) for r in records] == [
+        (a["time"], a["window_index"], a["alert_id"]) for a in alerts
     ]
+    # and the windows of each episode after it, for `edgeasd feedback` (at most 6 each)
+    for a in alerts:
+        episode = sorted(r["window_index"] for r in kept if r["alert_id"] == a["alert_id"])
+        assert episode == list(range(a["window_index"], a["window_index"] + len(episode)))
+        assert 1 <= len(episode) <= 6
     first = records[0]
     assert first["score"] == alerts[0]["score"] > first["threshold"]
     assert first["nearest_domain"] == "demo" and isinstance(first["nearest_id"], int)
@@ -458,3 +464,31 @@ def test_max_alerts_caps_the_detailed_panels(demo: Setup, tmp_path) -> None:
     assert everything.returncode == 0 and "in detail" not in everything.stdout
     bad = _report(demo, out, "--since", "2h", "--max-alerts", "-3")
     assert bad.returncode == 2 and "--max-alerts: must be 0 or more, got -3" in bad.stderr
+
+
+def test_bank_changes_table_names_every_change() -> None:
+    from edgeasd.report.bank_changes import bank_changes_html
+
+    events = [
+        {"event": "alert", "time": "t0", "alert_id": "20261207-130501-42"},
+        {"event": "enrolled", "time": "t1", "via": "direct", "ids": [1, 2], "groups": ["g"]},
+        {
+            "event": "feedback",
+            "time": "t2",
+            "via": "daemon",
+            "ids": [3],
+            "alert_id": "20261207-130501-42",
+            "condition": "source",
+            "bank_size": 3,
+            "threshold": 2.5,
+        },
+        {"event": "removed", "time": "t3", "via": "daemon", "removed": [3], "bank_size": 2},
+        {"event": "restored", "time": "t4", "via": "direct", "restored": "generation 1: x"},
+    ]
+    text = "".join(bank_changes_html(events, str))
+    assert text.count("<tr>") == 5  # a header and the four changes, not the alert
+    assert "+2 references in 1 group(s)" in text
+    assert "alert 20261207-130501-42 confirmed normal: 1 window(s)" in text
+    assert "3 references, threshold 2.5" in text and "removed references 3" in text
+    assert "restored generation 1: x" in text
+    assert "No change" in "".join(bank_changes_html(events[:1], str))

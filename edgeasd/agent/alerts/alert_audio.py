@@ -97,18 +97,26 @@ def _flac(samples: np.ndarray, sample_rate: int) -> bytes:
 
 
 def alert_id(unix_time: float, window_index: int, kind: str = "anomaly") -> str:
-    """An alert's id: its UTC time and window (``alert-20261207T120000.000000Z-w00000118``).
+    """An alert's id: the UTC time and index of the window that raised it.
 
-    An anomaly alert's kept audio is ``<id>.flac`` (with ``<id>.json``); a no-signal
-    alert's id starts with ``no-signal-`` (it keeps no audio).
+    ``YYYYMMDD-HHMMSS-INDEX``, e.g. ``20261207-130501-42`` (what ``edgeasd feedback`` takes;
+    unique across restarts: a window index restarts at 0, the time does not repeat). A
+    no-signal alert's id starts with ``no-signal-`` (it keeps no audio). The kept audio of
+    the alerting window is ``<clip_stem>.flac`` (the event's ``clip``).
     """
     stamp = datetime.fromtimestamp(float(unix_time), timezone.utc)
-    prefix = "alert" if kind == "anomaly" else kind.replace("_", "-")
-    return f"{prefix}-{stamp:%Y%m%dT%H%M%S.%f}Z-w{int(window_index):08d}"
+    prefix = "" if kind == "anomaly" else kind.replace("_", "-") + "-"
+    return f"{prefix}{stamp:%Y%m%d-%H%M%S}-{int(window_index)}"
+
+
+def clip_stem(unix_time: float, window_index: int) -> str:
+    """A kept window's file stem (``alert-20261207T120000.000000Z-w00000118``), sortable."""
+    stamp = datetime.fromtimestamp(float(unix_time), timezone.utc)
+    return f"alert-{stamp:%Y%m%dT%H%M%S.%f}Z-w{int(window_index):08d}"
 
 
 def _stem(meta: dict[str, Any]) -> str:
-    return alert_id(float(meta["unix_time"]), int(meta["window_index"]))
+    return clip_stem(float(meta["unix_time"]), int(meta["window_index"]))
 
 
 def alert_records(directory: str | os.PathLike[str]) -> list[dict[str, Any]]:
@@ -174,7 +182,7 @@ class AlertAudio:
 
     def clip_name(self, unix_time: float, window_index: int) -> str | None:
         """The file :meth:`keep` writes for this alert (None: no audio is kept)."""
-        return f"{alert_id(unix_time, window_index)}.flac" if self.max_bytes > 0 else None
+        return f"{clip_stem(unix_time, window_index)}.flac" if self.max_bytes > 0 else None
 
     def alert_fields(
         self,

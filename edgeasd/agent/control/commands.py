@@ -16,14 +16,14 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeasd.agent.alerts.detector import make_event
+from edgeasd.agent.alerts.bank_events import bank_event
+from edgeasd.agent.control.bank_commands import BankCommands, bank_fingerprint
 from edgeasd.agent.control.handoff import Command, drain
-from edgeasd.agent.enrollment import bank_lifecycle, enroll, file_enrollment
+from edgeasd.agent.enrollment import bank_lifecycle, enroll, feedback, file_enrollment, guard
 from edgeasd.agent.enrollment.batch import Batch, validate_tag
 from edgeasd.agent.enrollment.grouping import GroupBuilder
 from edgeasd.agent.enrollment.kept_audio import AudioStore
@@ -41,11 +41,12 @@ ENROLLING_ALERTS = (
 )
 
 
-class CommandHandling:
+class CommandHandling(BankCommands):
     """Control requests and enrollment coordination of the :class:`Daemon` (a mixin).
 
     It uses the daemon's attributes: ``config``, ``dirs``, ``info``, ``embedder``, ``bank``,
-    ``bank_path``, ``status``, ``hop_seconds``, ``window_seconds``, the command queue
+    ``bank_path``, ``status``, ``hop_seconds``, ``window_seconds``, ``until_enrolled``, the
+    command queue
     ``_commands`` and the collecting ``enroll --next`` requests ``_active``, and its methods
     ``_score``, ``_emit_event``, ``_refresh_detector``, ``_bank_changed`` and ``_learning``.
     """
@@ -142,7 +143,8 @@ class CommandHandling:
         batches: list[Batch] = []
         try:
             batches = builder.finish()
-            cmd.finish(self._commit(batches))
+            accept = bool(cmd.payload.get("accept_anomalous"))
+            cmd.finish(self._commit(batches, accept_anomalous=accept))
         except EdgeasdError as exc:
             enroll.discard_staged(batches)
             cmd.finish(error=exc)
@@ -187,11 +189,30 @@ class CommandHandling:
         if self._active[0] is cmd:
             self._progress(cmd)
 
-    def _commit(self, batches: list[Batch]) -> dict[str, Any]:
+    def _commit(
+        self,
+        batches: list[Batch],
+        *,
+        accept_anomalous: bool = False,
+        kind: str = "enrolled",
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Enroll and save all batches (all or nothing), refresh the threshold.
 
-        Persisted means success: audio that could not be kept is a warning in the result.
+        The enrollment guard (:func:`edgeasd.agent.enrollment.guard.check`) runs first:
+        windows of an existing condition above the threshold refuse the whole request
+        unless ``accept_anomalous``. Persisted means success: audio that could not be kept
+        is a warning in the result. The change is a ``kind`` event (``enrolled`` or
+        ``feedback``, with ``extra`` fields).
         """
+        st = self._state
+        try:
+            report = guard.check(
+                self.bank, st.threshold if st.calibrated else None, batches, accept_anomalous
+            )
+        except BaseException:
+            enroll.discard_staged(batches)  # refused: its staged audio is not kept
+            raise
         cfg = self.config.enrollment
         audio = AudioStore(self.dirs.audio_dir, cfg.audio_max_bytes) if cfg.keep_audio else None
         try:
@@ -213,7 +234,10 @@ class CommandHandling:
         result = enroll.enrollment_result(self.bank, batches, ids, self._state)
         if audio is not None:
             result["warnings"] = list(result.get("warnings") or []) + list(audio.warnings)
-        self._emit_event(make_event("enrolled", self.stamps.now(), **result))
+        result.update(extra or {})
+        result["guard"] = report
+        via = "direct" if self.until_enrolled else "daemon"  # `enroll --next`, no daemon running
+        self._emit_event(bank_event(kind, result, via, now=self.stamps.now()))
         if not self._learning():
             self.status.update(state="running")
         return result
@@ -268,9 +292,32 @@ class CommandHandling:
                 continue
             if cmd.kind == "enroll_next":
                 self._accept_next(cmd)
+            elif cmd.kind in ("bank_remove", "bank_restore"):
+                self._bank_edit(cmd)
+            elif cmd.kind == "commit" and cmd.payload.get("exclusive") and self._active:
+                enroll.discard_staged(cmd.payload["batches"])
+                busy = self._active[0]
+                cmd.finish(
+                    error=ControlError(
+                        f"an `enroll --next` is collecting windows ({self._builder(busy).collected}"
+                        f" of {busy.payload['n']}, domain {busy.payload['domain']}): feedback "
+                        "waits for no enrollment; nothing was enrolled",
+                        help="retry once it is done (`edgeasd status` shows its progress)",
+                    )
+                )
             elif cmd.kind == "commit":
+                p = cmd.payload
                 try:
-                    cmd.finish(self._commit(cmd.payload["batches"]))
+                    if p.get("event") == "feedback":  # in the thread that owns the bank
+                        feedback.refuse_repeat(self.bank, p["extra"]["alert_id"])
+                    cmd.finish(
+                        self._commit(
+                            p["batches"],
+                            accept_anomalous=bool(p.get("accept_anomalous")),
+                            kind=p.get("event", "enrolled"),
+                            extra=p.get("extra"),
+                        )
+                    )
                 except EdgeasdError as exc:
                     cmd.finish(error=exc)
                 except Exception as exc:
@@ -298,7 +345,15 @@ class CommandHandling:
             return self.status.snapshot()
         if self._stop.is_set():
             raise ControlError("the daemon is shutting down", help="retry once it is back")
-        if op == "enroll_files":
+        if op == "feedback":
+            while not self._files_lock.acquire(timeout=0.25):  # embeds like a file request
+                if gone():
+                    raise ControlError("the client hung up; request abandoned")
+            try:
+                cmd = self._feedback_command(request)
+            finally:
+                self._files_lock.release()
+        elif op == "enroll_files":
             # one file enrollment embeds at a time (memory stays that of one request);
             # the others wait in turn, and are dropped if their client gives up meanwhile
             while not self._files_lock.acquire(timeout=0.25):
@@ -357,7 +412,8 @@ class CommandHandling:
         if gone():  # the client gave up while its files were embedded
             enroll.discard_staged(batches)
             raise ControlError("the client hung up; request abandoned")
-        return Command("commit", {"batches": batches})
+        accept = bool(request.get("accept_anomalous"))
+        return Command("commit", {"batches": batches, "accept_anomalous": accept})
 
     def _cancel_commands(self) -> None:
         """At shutdown: answer every pending or collecting request, enrolling nothing."""
@@ -372,8 +428,3 @@ class CommandHandling:
                     help="start the daemon again and repeat the request",
                 )
             )
-
-
-def bank_fingerprint(path: Path) -> bytes | None:
-    """The bank file's checksum (None: no file), to notice writes by other processes."""
-    return store.fingerprint(path) if path.exists() else None

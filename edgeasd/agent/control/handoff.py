@@ -23,9 +23,12 @@ class Command:
     Attributes
     ----------
     kind : str
-        ``"enroll_next"``, ``"commit"`` or ``"reload"``.
+        ``"enroll_next"``, ``"commit"`` (files or feedback), ``"reload"``, ``"bank_remove"``
+        or ``"bank_restore"``.
     payload : dict
-        The request's parameters (``n``, ``domain``; ``batches``); an ``enroll_next``'s
+        The request's parameters (``n``, ``domain``, ``accept_anomalous``; ``batches``, and
+        for feedback ``event``, ``extra``, ``exclusive``; ``ids``; ``generation``); an
+        ``enroll_next``'s
         group builder under ``_builder`` (its windows' embeddings and staged audio).
     abandoned : bool
         The client hung up before the command started or finished: the owner drops it

@@ -11,6 +11,12 @@ Requests (``op`` plus parameters)::
     {"op": "enroll_next", "n": 5, "domain": "target"}
     {"op": "enroll_files", "names": ["a.wav", ...], "domain": "target"}   + one fd per name
     {"op": "reload"}
+    {"op": "feedback", "alert": "20261207-130501-42", "label": "normal"}
+    {"op": "bank_remove", "ids": [12, 13]}
+    {"op": "bank_restore", "generation": 1}
+
+``enroll_next`` and ``enroll_files`` take ``"accept_anomalous": true`` (optional) to enroll
+windows that the enrollment guard would refuse.
 
 The socket trusts nobody: ``enroll_files`` carries no path the daemon would open with its own
 rights. The client opens each file itself and passes the open descriptors with the request
@@ -43,6 +49,14 @@ REQUESTS: dict[str, dict[str, type]] = {
     "enroll_next": {"n": int, "domain": str},
     "enroll_files": {"names": list, "domain": str},
     "reload": {},
+    "feedback": {"alert": str, "label": str},
+    "bank_remove": {"ids": list},
+    "bank_restore": {"generation": int},
+}
+#: Optional parameters, with their types (absent: False).
+OPTIONAL: dict[str, dict[str, type]] = {
+    "enroll_next": {"accept_anomalous": bool},
+    "enroll_files": {"accept_anomalous": bool},
 }
 #: Largest ``n`` of ``enroll_next`` the protocol carries (a 64-bit integer): the daemon
 #: refuses more windows than ``enrollment.max_next_seconds`` allows by name; a 400-digit
@@ -54,7 +68,9 @@ MAX_DEPTH = 32
 
 #: Requests that change the bank or the configuration: logged with the peer's pid and uid,
 #: and dropped when their client hung up before they were handled.
-MUTATING = frozenset({"enroll_next", "enroll_files", "reload"})
+MUTATING = frozenset(
+    {"enroll_next", "enroll_files", "reload", "feedback", "bank_remove", "bank_restore"}
+)
 
 
 class DaemonNotRunning(ControlError):
@@ -112,14 +128,17 @@ def parse_request(line: bytes | str) -> dict[str, Any]:
             f"unknown control request op {_short(repr(op))}",
             help=f"known ops: {', '.join(REQUESTS)}",
         )
-    spec = REQUESTS[op]
-    extra = set(request) - set(spec) - {"op"}
+    spec, optional = REQUESTS[op], OPTIONAL.get(op, {})
+    extra = set(request) - set(spec) - set(optional) - {"op"}
     if extra:
         raise ControlError(f"request {op!r} takes no parameter(s) {_short(repr(sorted(extra)))}")
     for key, kind in spec.items():
         value = request.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise ControlError(f"request {op!r} needs parameter {key!r} of type {kind.__name__}")
+    for key, kind in optional.items():
+        if key in request and not isinstance(request[key], kind):
+            raise ControlError(f"request {op!r}: parameter {key!r} must be a {kind.__name__}")
     if op == "enroll_next" and not 1 <= request["n"] <= MAX_N:
         raise ControlError(
             f"enroll_next needs n >= 1 (a 64-bit integer), got {_short(repr(request['n']))}"

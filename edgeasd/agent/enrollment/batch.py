@@ -39,6 +39,9 @@ class Batch:
         :mod:`edgeasd.agent.enrollment.grouping`); ``segments`` is then empty.
     segment_lengths : tuple of int
         Sample counts of the segments in ``staged``.
+    window_starts : tuple of float
+        Start of each embedded window (seconds into the file, or UNIX time for live
+        windows), for messages that name windows (the enrollment guard); may be empty.
     """
 
     embeddings: np.ndarray
@@ -49,6 +52,7 @@ class Batch:
     origin: str
     staged: Path | None = None
     segment_lengths: tuple[int, ...] = ()
+    window_starts: tuple[float, ...] = ()
 
 
 #: Longest domain or group tag: enough for ``belt-2-after-bearing-change-2026-11``, short

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgeasd import readable
+from edgeasd.agent.enrollment import guard
 from edgeasd.agent.enrollment.bank_lifecycle import open_bank
 from edgeasd.agent.enrollment.batch import Batch, validate_tag
 from edgeasd.agent.enrollment.enroll import (
@@ -33,7 +34,7 @@ from edgeasd.agent.enrollment.grouping import GroupBuilder
 from edgeasd.agent.enrollment.kept_audio import AudioStore
 from edgeasd.agent.enrollment.windows import rejection_reasons
 from edgeasd.audio import quality
-from edgeasd.audio.io import AudioInput, input_name, iter_audio
+from edgeasd.audio.io import AudioInput, input_name, iter_audio, open_audio
 from edgeasd.audio.sources import AudioBlock
 from edgeasd.audio.windower import Window, Windower
 from edgeasd.config.paths import Paths
@@ -248,6 +249,42 @@ def file_batches(
     return batches
 
 
+#: Sample formats of at most 8 bits: their quantization noise (about -50 dBFS for full-scale
+#: 8-bit PCM) is far above a machine's normal sound. Measured (issue 17): one 8-bit
+#: recording enrolled into a 16 kHz bank moved the threshold from 2.6 to 24-26 ("cannot
+#: alert"). u-law and A-law keep about 13 bits of dynamic range near zero and are accepted.
+EIGHT_BIT_SUBTYPES = frozenset({"PCM_U8", "PCM_S8"})
+
+
+def refuse_unrepresentable(source: AudioInput, label: str, model_rate: int) -> None:
+    """Refuse a recording the bank cannot represent: 8-bit, or a rate below the model's.
+
+    Upsampled audio lacks everything above its Nyquist frequency, which the model's
+    normal references hold: measured (issue 17), one 8 kHz recording enrolled into a 16 kHz
+    bank moved the threshold from 2.6 to 24-26 and the bank said "cannot alert".
+
+    Raises
+    ------
+    AudioFileError
+        Naming the file, its format and what to record instead.
+    """
+    with open_audio(source, label) as f:
+        rate, subtype = int(f.samplerate), str(f.subtype)
+    if rate < model_rate:
+        raise AudioFileError(
+            f"{label} is sampled at {rate} Hz, below the model's {model_rate} Hz: it lacks "
+            f"the sound between {rate // 2} and {model_rate // 2} Hz that the enrolled normal "
+            "audio holds, and would make the bank unable to alert; nothing was enrolled",
+            help=f"record at {model_rate} Hz or more (e.g. `arecord -r {model_rate} -f S16_LE`)",
+        )
+    if subtype in EIGHT_BIT_SUBTYPES:
+        raise AudioFileError(
+            f"{label} is 8-bit audio ({subtype}): its quantization noise hides the machine's "
+            "sound, and would make the bank unable to alert; nothing was enrolled",
+            help="record with 16 bits or more (e.g. `arecord -f S16_LE`)",
+        )
+
+
 def _stream_file(
     source: AudioInput,
     label: str,
@@ -263,6 +300,7 @@ def _stream_file(
     Returns the file's seconds of audio and the qualities of the windows not enrolled.
     """
     info = embedder.info
+    refuse_unrepresentable(source, label, info.sample_rate)
     queue: list[tuple[int, np.ndarray]] = []  # (group index, samples) waiting for embedding
 
     def flush() -> None:
@@ -306,6 +344,7 @@ def enroll_files_direct(
     quality_options: dict[str, Any] | None = None,
     config: Config | None = None,
     progress: Callable[[str], None] | None = None,
+    accept_anomalous: bool = False,
 ) -> dict[str, Any]:
     """Enroll recordings straight into the bank on disk (no daemon running).
 
@@ -327,6 +366,8 @@ def enroll_files_direct(
         ``enrollment`` with the other sections at their defaults.
     progress : callable, optional
         One line per file, as :func:`file_batches` gives them.
+    accept_anomalous : bool
+        Enroll windows the enrollment guard refuses (:func:`edgeasd.agent.enrollment.guard.check`).
 
     Returns
     -------
@@ -356,15 +397,20 @@ def enroll_files_direct(
         progress=progress,
     )
     path = dirs.bank
+    hop = hop_seconds or embedder.info.window_seconds
     try:
         with store.locked(path):
             bank = open_bank(path, scoring, embedder.info)
+            before = decision.bank_state(bank, config, hop)
+            report = guard.check(
+                bank, before.threshold if before.calibrated else None, batches, accept_anomalous
+            )
             ids = commit(bank, path, batches, audio)
     except BaseException:
         discard_staged(batches)
         raise
-    state = decision.bank_state(bank, config, hop_seconds or embedder.info.window_seconds)
-    result = enrollment_result(bank, batches, ids, state)
+    state = decision.bank_state(bank, config, hop)
+    result = {**enrollment_result(bank, batches, ids, state), "guard": report}
     result["warnings"] = list(result.get("warnings") or []) + (
         [] if audio is None else list(audio.warnings)
     )

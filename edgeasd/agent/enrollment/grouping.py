@@ -122,6 +122,7 @@ class _Group:
     closed: Path | None = None  # the staged file once complete
     segments: list[int] = field(default_factory=list)
     embeddings: list[np.ndarray] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)  # start time of each good window
     pending: list[tuple[int, np.ndarray]] = field(default_factory=list)  # rejected windows
 
 
@@ -232,6 +233,7 @@ class GroupBuilder:
             if g.staged is not None:
                 self._stage(g, g.written, samples)  # per window: always appended whole
             g.segments.append(samples.size)
+        g.starts.append(float(start_time))
         self.collected += 1
         return len(self.groups) - 1
 
@@ -269,6 +271,7 @@ class GroupBuilder:
                     origin=self.origin,
                     staged=staged,
                     segment_lengths=tuple(g.segments) if staged is not None else (),
+                    window_starts=tuple(g.starts),
                 )
             )
         return batches

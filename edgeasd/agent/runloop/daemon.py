@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.agent.alerts import decision
+from edgeasd.agent.alerts import commissioning, decision
 from edgeasd.agent.alerts.alert_audio import AlertAudio, alert_id, log_headroom
 from edgeasd.agent.alerts.detector import Detector, SignalWatch, make_event
+from edgeasd.agent.alerts.episode_audio import EpisodeRecorder
 from edgeasd.agent.alerts.episodes import EpisodeKeeper
 from edgeasd.agent.alerts.sinks import EventSinks
 from edgeasd.agent.alerts.stamps import Stamps
@@ -96,6 +97,7 @@ class Daemon(CommandHandling, ReloadHandling):
         on_record: Callable[[dict[str, Any]], None] | None = None,
         handle_signals: bool = True,
         until_enrolled: bool = False,
+        accept_anomalous: bool = False,
     ) -> None:
         self.config = config
         self.dirs = resolve_paths(config)
@@ -111,7 +113,10 @@ class Daemon(CommandHandling, ReloadHandling):
         self.stamps = Stamps()  # event times never go back (a backward clock step)
         self._stop_reason: str | None = None  # the signal that stopped it (None: source ended)
         self.notifier = Notifier()
-        self.initial = [Command("enroll_next", {"n": n, "domain": d}) for n, d in initial_enroll]
+        self.initial = [
+            Command("enroll_next", {"n": n, "domain": d, "accept_anomalous": accept_anomalous})
+            for n, d in initial_enroll
+        ]
         for cmd in self.initial:
             self._commands.put(cmd)
 
@@ -170,6 +175,7 @@ class Daemon(CommandHandling, ReloadHandling):
                 reserve=self._log_headroom,  # the alert lines win over their audio
             )
             self.alert_audio.clean()  # what a killed writer left; the cap may have shrunk
+            self.episode_audio = EpisodeRecorder(self.alert_audio)
         self.alert_audio.max_bytes = cfg.logs.alert_audio_max_bytes  # a reload may change it
         # built before the old ones close: they take over the MQTT sink and metrics
         # whose settings did not change (the old sinks then close the rest)
@@ -231,6 +237,7 @@ class Daemon(CommandHandling, ReloadHandling):
             learning=st.learning,
         )
         self.status.update(threshold_report=st.threshold_report())
+        self.status.update(commissioning=commissioning.conditions(self.bank, self.hop_seconds))
 
     def _learning(self) -> str | None:
         """Why the agent cannot score yet (None: it can); see :func:`decision.learning_reason`."""
@@ -409,10 +416,11 @@ class Daemon(CommandHandling, ReloadHandling):
         if verdict.state not in ("normal", "anomalous") or self.detector is None or not alerts:
             return  # uncalibrated: no verdict to debounce; enrolled audio: declared normal
         stamp = window.start_time if when is None else when
-        for event in self.detector.update(
+        events = self.detector.update(
             score, stamp, int(window.index), verdict.flags, clock=window.clock
-        ):
-            fields = event.to_dict()
+        )
+        # with the episode's alert_id (the same as its ``id``)
+        for event, fields in zip(events, self.episode_audio.events(events), strict=True):
             if event.event == "alert":
                 fields.update(
                     self.alert_audio.alert_fields(
@@ -421,17 +429,16 @@ class Daemon(CommandHandling, ReloadHandling):
                     )
                 )  # fmt: skip
             self._emit_event(fields)
-            if event.event == "alert":  # queued: written off the audio path
-                self.alert_audio.keep(
-                    window.samples,
-                    {
-                        **fields,
-                        "unix_time": event.time,
-                        "nearest_id": ref,
-                        "nearest_domain": self._domain_of[ref],
-                        "model": self.info.id,
-                    },
-                )
+        self.episode_audio.keep(  # the episode's audio, for `edgeasd feedback`
+            window.samples,
+            {
+                **record,
+                "unix_time": stamp,
+                "window_index": int(window.index),
+                "model": self.info.id,
+            },
+            events,
+        )
 
     def _emit_event(self, event: dict[str, Any]) -> None:
         self.sinks.emit(event)

@@ -36,6 +36,12 @@ def socket_path(directory):
         ('{"op": "enroll_files", "names": [], "domain": "a"}', "non-empty list"),
         ('{"op": "enroll_files", "names": [1], "domain": "a"}', "non-empty list"),
         ('{"op": "status", "x": 1}', "takes no parameter"),
+        ('{"op": "feedback", "alert": "x"}', "'label' of type str"),
+        ('{"op": "bank_remove", "ids": 3}', "'ids' of type list"),
+        ('{"op": "bank_restore", "generation": "1"}', "'generation' of type int"),
+        ('{"op": "bank_restore", "generation": true}', "'generation' of type int"),
+        ('{"op": "enroll_next", "n": 1, "domain": "a", "accept_anomalous": 1}', "must be a bool"),
+        ('{"op": "reload", "accept_anomalous": true}', "takes no parameter"),
     ],
 )
 def test_parse_request_refuses_bad_requests(line: str, needle: str) -> None:
@@ -50,6 +56,12 @@ def test_parse_request_accepts_each_op() -> None:
     assert req["n"] == 4 and req["domain"] == "target"
     req = parse_request('{"op": "enroll_files", "names": ["/a.wav"], "domain": "t"}')
     assert req["names"] == ["/a.wav"]
+    req = parse_request('{"op": "enroll_next", "n": 4, "domain": "t", "accept_anomalous": true}')
+    assert req["accept_anomalous"] is True
+    req = parse_request('{"op": "feedback", "alert": "20261207-130501-42", "label": "normal"}')
+    assert req["alert"] == "20261207-130501-42"
+    assert parse_request('{"op": "bank_remove", "ids": [1, 2]}')["ids"] == [1, 2]
+    assert parse_request('{"op": "bank_restore", "generation": 2}')["generation"] == 2
 
 
 def _handler(request: dict, gone=None) -> dict:
