@@ -84,8 +84,9 @@ def raise_next_id(path: str | Path, next_id: int) -> None:
             next_id_path(path), json.dumps({"next_id": int(next_id)}).encode(), sync_dir=True
         )
     except OSError as exc:
-        raise BankError(
-            f"cannot write {next_id_path(path)}: {exc.strerror}",
+        raise BankError(  # part of saving the bank: said as the bank's own write error
+            f"cannot write the bank file {path} (its id mark {next_id_path(path).name}): "
+            f"{exc.strerror}",
             help="check free disk space and permissions of the bank's directory",
         ) from None
 
