@@ -22,6 +22,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "systemctl start edgeasd                 # the service runs `edgeasd run` itself",
     ),
     "demo": ("edgeasd demo",),
+    "feedback": ("edgeasd feedback 20261207-130501-42 normal   # that alert was a false alarm",),
     "status": ("edgeasd status", "edgeasd status --json"),
     "tail": ("edgeasd tail -f", "edgeasd tail -n 100 --json", "edgeasd tail --scores -f"),
     "enroll": (
