@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -190,3 +192,70 @@ def test_rebuild_and_restore_never_issue_an_id_twice(tmp_path):
     sidecars = [json.loads(p.read_text()) for p in (setup.state / "audio").glob("*.json")]
     named = [i for s in sidecars for i in s["ids"]]
     assert len(named) == len(set(named))  # no two kept groups name one id
+
+
+def _all_ids(path: Path) -> set[int]:
+    """Every reference id any version on disk holds (the bank and its generations)."""
+    out: set[int] = set()
+    for p in [path] + [generations.backup_path(path, g) for g in (1, 2, 3)]:
+        if p.exists():
+            out |= set(load_bank(p, hint=False).ids_.tolist())
+    return out
+
+
+def daemon_bank_edit_campaign(tmp_path: Path, trials: int, seed: int) -> dict[str, int]:
+    """SIGKILL the daemon during live ``bank remove`` / ``bank restore`` sent to it.
+
+    After each kill: the next locked access settles a half-done restore, the bank loads,
+    nothing is left over, the daemon starts again, and an enrollment gets ids above every id
+    any version ever held.
+    """
+    feed = write_normal(tmp_path / "feed.wav", 4, seed=7)
+    setup = make_setup(
+        tmp_path / "agent", {"kind": "file", "path": str(feed), "realtime": True, "loop": True}
+    )
+    files = [write_normal(tmp_path / f"n{i}.wav", 2, seed=i) for i in range(4)]
+    for i, f in enumerate(files):
+        setup.cli("enroll", "--domain", f"d{i}", str(f), check=True)
+    bank_path = setup.state / "bank"
+    rng = np.random.default_rng(seed)
+    figures: Counter[str] = Counter(trials=trials)
+    seen = _all_ids(bank_path)
+    for i in range(trials):
+        daemon = setup.start()
+        setup.wait_ready(daemon)
+        ids = load_bank(bank_path).ids_.tolist()
+        args = ["bank", "restore", str(int(rng.integers(1, 3)))]
+        if i % 2 and len(ids) > 2:
+            args = ["bank", "remove", str(ids[int(rng.integers(len(ids)))])]
+        cmd = [sys.executable, "-m", "edgeasd", *args, "--config", str(setup.config)]
+        pipe = subprocess.PIPE
+        client = subprocess.Popen(cmd, env=setup.env, stdout=pipe, stderr=pipe)
+        time.sleep(float(rng.uniform(0.3, 1.5)))
+        daemon.kill()
+        daemon.wait(10)
+        client.communicate(timeout=60)
+        figures["acknowledged"] += int(client.returncode == 0)
+        with store.locked(bank_path):  # what the next save or restore does first
+            figures[f"recovered {generations.recover(bank_path)}"] += 1
+        figures["orphans"] += len(_orphans(bank_path))
+        load_bank(bank_path)  # never half-written
+        seen |= _all_ids(bank_path)
+    setup.cli("enroll", "--domain", "after", str(files[0]), check=True)
+    bank = load_bank(bank_path)
+    new = bank.ids_[bank.domains_ == "after"].tolist()
+    figures["ids issued twice"] = len(set(new) & seen)
+    return dict(figures)
+
+
+def test_daemon_bank_edit_kill_campaign(tmp_path):
+    figures = daemon_bank_edit_campaign(tmp_path, trials=2, seed=1)
+    print("daemon bank edit campaign:", figures)
+    assert figures["orphans"] == 0 and figures["ids issued twice"] == 0
+
+
+@pytest.mark.slow
+def test_daemon_bank_edit_kill_campaign_long(tmp_path):
+    figures = daemon_bank_edit_campaign(tmp_path, trials=15, seed=2)
+    print("daemon bank edit campaign:", figures)
+    assert figures["orphans"] == 0 and figures["ids issued twice"] == 0
