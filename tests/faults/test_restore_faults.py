@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from e2e.harness import make_setup, write_normal
 
-from edgeasd.scoring import ReferenceBank, generations, load_bank, save_bank, store
+from edgeasd.scoring import ReferenceBank, generations, load_bank, permute, save_bank, store
 
 
 def _digest(path: Path) -> str | None:
@@ -203,12 +203,29 @@ def _all_ids(path: Path) -> set[int]:
     return out
 
 
-def daemon_bank_edit_campaign(tmp_path: Path, trials: int, seed: int) -> dict[str, int]:
+def _kill_at_journal(
+    daemon: subprocess.Popen, client: subprocess.Popen, journal: Path, rng
+) -> None:
+    """SIGKILL ``daemon`` once a restore's journal appears (its file moves have begun), after
+    a random 0 to 3 ms; busy-polls, as the moves take a few milliseconds."""
+    end = time.monotonic() + 60
+    while not journal.exists() and client.poll() is None and time.monotonic() < end:
+        pass
+    pause = time.monotonic() + float(rng.uniform(0.0, 0.003))
+    while time.monotonic() < pause:
+        pass
+    daemon.kill()
+
+
+def daemon_bank_edit_campaign(
+    tmp_path: Path, trials: int, seed: int, at_moves: bool = False
+) -> dict[str, int]:
     """SIGKILL the daemon during live ``bank remove`` / ``bank restore`` sent to it.
 
-    After each kill: the next locked access settles a half-done restore, the bank loads,
-    nothing is left over, the daemon starts again, and an enrollment gets ids above every id
-    any version ever held.
+    With ``at_moves`` every edit is a restore, and the kill comes once its journal appears
+    (:func:`_kill_at_journal`): inside the daemon's file moves. After each kill: the next
+    locked access settles a half-done restore, the bank loads, nothing is left over, the
+    daemon starts again, and an enrollment gets ids above every id any version ever held.
     """
     feed = write_normal(tmp_path / "feed.wav", 4, seed=7)
     setup = make_setup(
@@ -226,16 +243,20 @@ def daemon_bank_edit_campaign(tmp_path: Path, trials: int, seed: int) -> dict[st
         setup.wait_ready(daemon)
         ids = load_bank(bank_path).ids_.tolist()
         args = ["bank", "restore", str(int(rng.integers(1, 3)))]
-        if i % 2 and len(ids) > 2:
+        if i % 2 and len(ids) > 2 and not at_moves:
             args = ["bank", "remove", str(ids[int(rng.integers(len(ids)))])]
         cmd = [sys.executable, "-m", "edgeasd", *args, "--config", str(setup.config)]
         pipe = subprocess.PIPE
         client = subprocess.Popen(cmd, env=setup.env, stdout=pipe, stderr=pipe)
-        time.sleep(float(rng.uniform(0.3, 1.5)))
-        daemon.kill()
+        if at_moves:
+            _kill_at_journal(daemon, client, permute.journal_path(bank_path), rng)
+        else:
+            time.sleep(float(rng.uniform(0.3, 1.5)))
+            daemon.kill()
         daemon.wait(10)
         client.communicate(timeout=60)
         figures["acknowledged"] += int(client.returncode == 0)
+        figures["kills mid-restore"] += int(permute.journal_path(bank_path).exists())
         with store.locked(bank_path):  # what the next save or restore does first
             figures[f"recovered {generations.recover(bank_path)}"] += 1
         figures["orphans"] += len(_orphans(bank_path))
@@ -259,3 +280,23 @@ def test_daemon_bank_edit_kill_campaign_long(tmp_path):
     figures = daemon_bank_edit_campaign(tmp_path, trials=15, seed=2)
     print("daemon bank edit campaign:", figures)
     assert figures["orphans"] == 0 and figures["ids issued twice"] == 0
+
+
+def _check_moves(figures: dict[str, int]) -> None:
+    assert figures["orphans"] == 0 and figures["ids issued twice"] == 0, figures
+    assert figures["kills mid-restore"] >= 1, figures  # the campaign reached the moves
+    settled = figures.get("recovered finished", 0) + figures.get("recovered undone", 0)
+    assert settled == figures["kills mid-restore"], figures
+
+
+def test_daemon_restore_moves_kill_campaign(tmp_path):
+    figures = daemon_bank_edit_campaign(tmp_path, trials=2, seed=3, at_moves=True)
+    print("daemon restore moves campaign:", figures)
+    _check_moves(figures)
+
+
+@pytest.mark.slow
+def test_daemon_restore_moves_kill_campaign_long(tmp_path):
+    figures = daemon_bank_edit_campaign(tmp_path, trials=15, seed=4, at_moves=True)
+    print("daemon restore moves campaign:", figures)
+    _check_moves(figures)
