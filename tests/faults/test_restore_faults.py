@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -64,12 +65,21 @@ def _child(path: Path, seed: int, mixed: bool, ack_fd: int) -> None:
 
 
 def _run_and_kill(path: Path, seed: int, mixed: bool, delay: float) -> list[str]:
+    return fork_and_kill(lambda ack_fd: _child(path, seed, mixed, ack_fd), delay)
+
+
+def fork_and_kill(child: Callable[[int], None], delay: float) -> list[str]:
+    """Run ``child(ack_fd)`` in a forked process, SIGKILL it after ``delay`` s; its acks.
+
+    The child writes one line per finished operation to ``ack_fd``; the lines read back
+    are the acknowledged operations (the one in flight at the kill has none).
+    """
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: never returns into pytest
         try:
             os.close(read_fd)
-            _child(path, seed, mixed, write_fd)
+            child(write_fd)
         finally:
             os._exit(1)
     os.close(write_fd)
