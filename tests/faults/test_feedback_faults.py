@@ -133,6 +133,10 @@ def feedback_campaign(tmp_path: Path, trials: int, seed: int) -> dict[str, int]:
         if client.returncode == 0:
             acked[alert] = _groups(setup, alert)
             figures["acknowledged"] += 1
+            # the daemon killed before the request reached it: the client did it directly
+            figures["acknowledged directly after the daemon's kill"] += int(
+                mode == "daemon" and "directly" in out
+            )
         else:
             figures["killed"] += 1
             assert "Traceback" not in err, err

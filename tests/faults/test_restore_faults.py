@@ -214,14 +214,14 @@ def _all_ids(path: Path) -> set[int]:
 
 
 def _kill_at_journal(
-    daemon: subprocess.Popen, client: subprocess.Popen, journal: Path, rng
+    daemon: subprocess.Popen, client: subprocess.Popen, journal: Path, wait: float
 ) -> None:
-    """SIGKILL ``daemon`` once a restore's journal appears (its file moves have begun), after
-    a random 0 to 3 ms; busy-polls, as the moves take a few milliseconds."""
+    """SIGKILL ``daemon`` ``wait`` s after a restore's journal appears (its file moves have
+    begun); busy-polls, as the moves take a few milliseconds."""
     end = time.monotonic() + 60
     while not journal.exists() and client.poll() is None and time.monotonic() < end:
         pass
-    pause = time.monotonic() + float(rng.uniform(0.0, 0.003))
+    pause = time.monotonic() + wait
     while time.monotonic() < pause:
         pass
     daemon.kill()
@@ -259,7 +259,8 @@ def daemon_bank_edit_campaign(
         pipe = subprocess.PIPE
         client = subprocess.Popen(cmd, env=setup.env, stdout=pipe, stderr=pipe)
         if at_moves:
-            _kill_at_journal(daemon, client, permute.journal_path(bank_path), rng)
+            wait = 0.0 if i % 2 == 0 else float(rng.uniform(0.0, 0.002))
+            _kill_at_journal(daemon, client, permute.journal_path(bank_path), wait)
         else:
             time.sleep(float(rng.uniform(0.3, 1.5)))
             daemon.kill()
