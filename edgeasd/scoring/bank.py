@@ -268,26 +268,24 @@ class ReferenceBank(Calibrated):
             group = [f"enroll-{i}" for i in range(first, first + m)]
         groups = as_labels(group, m, "group")
         grp, dom = ref.group_labels.codes(groups), ref.domain_labels.codes(domains)
-        n_old, dist = ref.append(X, grp, dom, time.time())
+        n_old, pairs = ref.append(X, grp, dom, time.time(), DUPLICATE_DISTANCE)
         self._refresh()
-        self._report_duplicates(dist, n_old)
+        self._report_duplicates(pairs, m)
         return ref.ids[n_old : ref.n].copy()
 
-    def _report_duplicates(self, dist: np.ndarray, n_old: int) -> None:
+    def _report_duplicates(self, close: np.ndarray, m: int) -> None:
         """Record pairs (new id, other id, A) with A <= DUPLICATE_DISTANCE.
 
-        ``dist[r, c]`` is the distance of row ``r`` to new row ``n_old + c``; each pair is
-        reported once, against an earlier row (``r < n_old + c``).
+        ``close`` holds (row of the new reference, row of an earlier one, A), each pair
+        once (from :meth:`ReferenceSet.append`), for ``m`` enrolled rows.
         """
-        ids = self.references_.ids[: len(self)]
-        rows, cols = np.nonzero(dist <= DUPLICATE_DISTANCE)
+        ids = self.references_.ids
+        order = np.lexsort((close[:, 0], close[:, 1]))
         pairs = [
-            (int(ids[n_old + c]), int(ids[r]), float(dist[r, c]))
-            for r, c in zip(rows, cols, strict=True)
-            if r < n_old + c
+            (int(ids[int(r)]), int(ids[int(c)]), float(d)) for r, c, d in close[order].tolist()
         ]
         self.last_enroll_report_ = {
-            "enrolled": int(dist.shape[1]),
+            "enrolled": int(m),
             "duplicates": pairs,
             "duplicate_distance": DUPLICATE_DISTANCE,
         }

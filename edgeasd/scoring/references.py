@@ -140,7 +140,7 @@ class ReferenceSet:
         self.neighbours.reserve(cap)
 
     def append(
-        self, X: np.ndarray, grp: np.ndarray, dom: np.ndarray, added: float
+        self, X: np.ndarray, grp: np.ndarray, dom: np.ndarray, added: float, close: float = -1.0
     ) -> tuple[int, np.ndarray]:
         """Store validated rows and account for them in the neighbour state.
 
@@ -152,13 +152,15 @@ class ReferenceSet:
             Group and domain codes.
         added : float
             UNIX time of the enrollment.
+        close : float
+            Report pairs of a new and an earlier reference within this distance (< 0: none).
 
         Returns
         -------
         n_old : int
             Rows before the append (the new rows are ``n_old .. n_old+m-1``).
-        dist : (n_old + m, m) float64
-            Distances of all references to the new ones.
+        pairs : (p, 3) float64
+            Close pairs: row of the new reference, row of the earlier one, distance.
 
         Densities are not refreshed: call :meth:`refresh`.
         """
@@ -171,21 +173,23 @@ class ReferenceSet:
         self.ids[n_old:n] = np.arange(first, first + m)
         self.grp[n_old:n], self.dom[n_old:n], self.added[n_old:n] = grp, dom, added
         metric = kernels.METRICS[self.geometry.metric]
-        dist = self.neighbours.add(self.y, n_old, m, self.ids, self.grp, metric)
+        pairs = self.neighbours.add(self.y, self.ysq, n_old, m, self.ids, self.grp, metric, close)
         self.n, self.next_id = n, first + m
-        return n_old, dist
+        return n_old, pairs
 
     def remove(self, ids: np.ndarray) -> None:
         """Drop the references with ``ids`` (all present); densities are not refreshed."""
         current = self.ids[: self.n]
         keep = ~np.isin(current, ids)
         metric = kernels.METRICS[self.geometry.metric]
-        self.neighbours.remove_rows(self.y, keep, ids, self.ids, self.grp, metric)
+        dropped = np.flatnonzero(~keep)
+        gone = (self.y[dropped], self.ids[dropped], self.grp[dropped])
         kept = np.flatnonzero(keep)
         for name, _ in _ROWS:
             arr = getattr(self, name)
             arr[: kept.size] = arr[kept]
         self.n = kept.size
+        self.neighbours.remove_rows(self.y, self.ysq, keep, gone, self.ids, self.grp, metric)
 
     def raw_rho(self) -> np.ndarray:
         """Densities before floor and fallback, shape ``(n,)``; NaN: no eligible neighbour."""

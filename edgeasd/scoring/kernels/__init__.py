@@ -4,11 +4,14 @@
   normalized nearest-neighbour minimum (compilation and precision notes there);
 - :mod:`~edgeasd.scoring.kernels.neighbours`: neighbour-list and running-sum maintenance,
   densities from the lists;
+- :mod:`~edgeasd.scoring.kernels.select`: neighbour lists from float32 BLAS blocks with
+  exact distances for the candidates that can enter (the density build);
 - :mod:`~edgeasd.scoring.kernels.loo`: leave-one-group-out densities and scores.
 
 The names are re-exported here for callers outside the scoring package.
 """
 
+from edgeasd.scoring.kernels.select import SAFETY, exact_dist, exact_ss, gamma, merge_block
 from edgeasd.scoring.kernels.loo import loo_density_table, loo_scores
 from edgeasd.scoring.kernels.neighbours import add_sums, insert_candidates, rho_from_lists
 from edgeasd.scoring.kernels.score import (
@@ -33,7 +36,12 @@ __all__ = [
     "NORM_DIFFERENCE",
     "NORM_NONE",
     "NORM_RATIO",
+    "SAFETY",
     "add_sums",
+    "exact_dist",
+    "exact_ss",
+    "gamma",
+    "merge_block",
     "cross_dist",
     "insert_candidates",
     "loo_density_table",
