@@ -64,7 +64,7 @@ def test_filtered_selection_equals_plain_selection(seed, kind, metric, n, dim, k
     grp = rng.integers(0, 4, n).astype(np.int64)
     code = kernels.METRICS[metric]
     state = NeighbourState(k, base_weights("knn", k, None), exclude)
-    cuts = sorted({c for c in splits if c < n}) + [n]
+    cuts = [*sorted({c for c in splits if c < n}), n]
     start = 0
     for end in cuts:  # enrolled in a few batches: old rows receive later candidates
         state.add(y, ysq, start, end - start, ids, grp, code)

@@ -11,7 +11,6 @@
 The names are re-exported here for callers outside the scoring package.
 """
 
-from edgeasd.scoring.kernels.select import SAFETY, exact_dist, exact_ss, gamma, merge_block
 from edgeasd.scoring.kernels.loo import loo_density_table, loo_scores
 from edgeasd.scoring.kernels.neighbours import add_sums, insert_candidates, rho_from_lists
 from edgeasd.scoring.kernels.score import (
@@ -27,6 +26,7 @@ from edgeasd.scoring.kernels.score import (
     score_from_dots,
     score_fused,
 )
+from edgeasd.scoring.kernels.select import SAFETY, exact_dist, exact_ss, gamma, merge_block
 
 __all__ = [
     "COSINE",
@@ -38,14 +38,14 @@ __all__ = [
     "NORM_RATIO",
     "SAFETY",
     "add_sums",
+    "cross_dist",
     "exact_dist",
     "exact_ss",
     "gamma",
-    "merge_block",
-    "cross_dist",
     "insert_candidates",
     "loo_density_table",
     "loo_scores",
+    "merge_block",
     "prepare_rows",
     "rho_from_lists",
     "score_from_dots",
