@@ -278,8 +278,12 @@ class NeighbourState:
         return kernels.rho_from_lists(self.nb_d, self.nb_n, n, self.base[: self.width])
 
     def neighbour_ids(self, n: int) -> np.ndarray:
-        """Sorted neighbour ids of the first ``n`` rows, shape ``(n, width)``, -1 padded."""
-        return self.nb_id[:n].copy()
+        """Sorted neighbour ids of the first ``n`` rows, -1 padded.
+
+        Shape ``(n, min(width, n - 1))`` (at least one column): a list never holds more
+        than the ``n - 1`` others, so the view does not depend on the spare capacity.
+        """
+        return self.nb_id[:n, : max(1, min(self.width, n - 1))].copy()
 
     def to_arrays(self, n: int) -> dict[str, np.ndarray]:
         """The state as plain arrays for persistence."""

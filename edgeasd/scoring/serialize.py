@@ -74,7 +74,7 @@ def _references(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Refere
         codes = arrays[name]
         if n and (codes.min() < 0 or codes.max() >= len(names)):
             raise ValueError(f"{name} codes out of range")
-    data.reserve(n)
+    data.reserve(n, spare=True)  # spare rows: the next enrollment copies nothing
     data.y[:n] = arrays["embeddings"]
     data.ysq[:n] = np.einsum("ij,ij->i", data.y[:n], data.y[:n], dtype=np.float64)
     data.ids[:n], data.grp[:n], data.dom[:n] = ids, arrays["groups"], arrays["domains"]

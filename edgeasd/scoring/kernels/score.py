@@ -198,45 +198,61 @@ def score_fused(
     return best, arg
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=True)
 def score_from_dots(
     g: np.ndarray,
     qsq: np.ndarray,
     ysq: np.ndarray,
-    rho: np.ndarray,
+    w: np.ndarray,
+    offset: int,
     metric: int,
     norm: int,
-    out_s: np.ndarray,
-    out_arg: np.ndarray,
+    best: np.ndarray,
+    arg: np.ndarray,
 ) -> None:
-    """Batch path: normalized min from a BLAS product ``g = Q @ Y.T`` (cosine only).
+    """Batch path: fold one block of a BLAS product ``g = Q @ Y[block].T`` into running minima.
 
     Parameters
     ----------
-    g : (m, n) float32
-        Inner products of the queries and the references.
+    g : (m, b) float32
+        Inner products of the queries and the block's references.
     qsq : (m,) float64
         Squared norms of the queries.
-    ysq : (n,) float64
-        Squared norms of the references.
-    rho : (n,) float64
-        Floored density constants.
+    ysq : (b,) float64
+        Squared norms of the block's references.
+    w : (b,) float64
+        Per reference: ``1 / rho`` under ``ratio`` (a product instead of a division per
+        entry; it differs from ``d / rho`` by at most one rounding), ``rho`` otherwise.
+    offset : int
+        Row of the block's first reference.
     metric, norm : int
         Metric and normalization codes.
-    out_s : (m,) float64
-        Receives the scores.
-    out_arg : (m,) int64
-        Receives the minimizing reference rows.
+    best : (m,) float64
+        Running minima (start at inf); updated in place.
+    arg : (m,) int64
+        Rows attaining them (first one on ties, as blocks come in row order).
     """
+    tmp = np.empty(g.shape[1], dtype=np.float64)
+    # fastmath=True (no NaN/inf assumed): every input is finite (validated rows, floored
+    # densities), which lets the passes below vectorize; three passes over a cached row
+    # beat one branchy argmin loop
     for i in range(g.shape[0]):
-        best = np.inf
-        arg = -1
+        q = qsq[i]
         for j in range(g.shape[1]):
-            ss = max(qsq[i] + ysq[j] - 2.0 * np.float64(g[i, j]), 0.0)
+            ss = max(q + ysq[j] - 2.0 * np.float64(g[i, j]), 0.0)
             d = min(0.25 * ss, 1.0) if metric == COSINE else 0.25 * np.sqrt(ss)
-            s = _normalize(d, rho[j], norm)
-            if s < best:
-                best = s
-                arg = j
-        out_s[i] = best
-        out_arg[i] = arg
+            if norm == NORM_RATIO:
+                tmp[j] = d * w[j]
+            elif norm == NORM_DIFFERENCE:
+                tmp[j] = d - w[j]
+            else:
+                tmp[j] = d
+        low = np.inf
+        for j in range(g.shape[1]):
+            low = min(low, tmp[j])
+        if low < best[i]:
+            for j in range(g.shape[1]):
+                if tmp[j] == low:
+                    best[i] = low
+                    arg[i] = offset + j
+                    break
