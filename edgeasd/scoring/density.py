@@ -43,6 +43,36 @@ def _gamma(dim: int) -> np.ndarray:
     return np.array([s * kernels.gamma(dim), s * kernels.gamma(dim + 2)])
 
 
+def rho_from_lists(nb_d: np.ndarray, nb_n: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Densities from sorted neighbour distances, without numba (a bank loads without it).
+
+    ``rho_i = sum_k w_k d_ik`` with ``w = base[:c] / base[:c].sum()`` over the ``c =
+    nb_n[i]`` neighbours available (NaN where ``c == 0``). Accumulated over the columns in
+    order, one IEEE operation at a time: the same bits as
+    :func:`edgeasd.scoring.kernels.neighbours.rho_from_lists`, which long lists use.
+
+    Parameters
+    ----------
+    nb_d : (n, L) float64
+    nb_n : (n,) int64
+    base : (L,) float64
+
+    Returns
+    -------
+    (n,) float64
+    """
+    if nb_d.shape[1] > 64:
+        return kernels.rho_from_lists(nb_d, nb_n, nb_d.shape[0], base)
+    num = np.zeros(nb_d.shape[0])
+    den = np.zeros(nb_d.shape[0])
+    for k in range(nb_d.shape[1]):
+        on = nb_n > k
+        num[on] += base[k] * nb_d[on, k]
+        den[on] += base[k]
+    with np.errstate(invalid="ignore"):
+        return np.where(nb_n > 0, num / den, np.nan)
+
+
 def _close_pairs(dist, rows, cols, close, pairs, n_pairs) -> None:
     """Append (row, col, d) with ``cols < rows`` and ``d <= close`` to ``pairs``."""
     if close < 0:
@@ -275,7 +305,7 @@ class NeighbourState:
             with np.errstate(invalid="ignore", divide="ignore"):
                 c = self.counts[:n]
                 return np.where(c > 0, self.sums[:n] / np.maximum(c, 1), np.nan)
-        return kernels.rho_from_lists(self.nb_d, self.nb_n, n, self.base[: self.width])
+        return rho_from_lists(self.nb_d[:n], self.nb_n[:n], self.base[: self.width])
 
     def neighbour_ids(self, n: int) -> np.ndarray:
         """Sorted neighbour ids of the first ``n`` rows, -1 padded.

@@ -48,6 +48,48 @@ GROWTH = 0.25
 _ROWS = (("y", 0), ("ids", -1), ("grp", -1), ("dom", -1), ("added", 0), ("ysq", 0))
 
 
+def score_one(
+    g: np.ndarray, qsq: float, ysq: np.ndarray, w: np.ndarray, metric: int, norm: int
+) -> tuple[float, int]:
+    """One query's normalized minimum from its inner products, in numpy.
+
+    The same IEEE operations, in the same order, as
+    :func:`edgeasd.scoring.kernels.score.score_from_dots` (the batch path), so both give
+    the same bits for the same products.
+
+    Parameters
+    ----------
+    g : (n,) float32
+        Inner products of the query with every reference.
+    qsq : float
+        Squared norm of the query.
+    ysq, w : (n,) float64
+        Squared norms of the references; ``1 / rho`` (ratio) or ``rho``.
+    metric, norm : int
+
+    Returns
+    -------
+    score : float
+    row : int
+        First row attaining it.
+    """
+    ss = qsq + ysq
+    ss -= 2.0 * g.astype(np.float64)
+    np.maximum(ss, 0.0, out=ss)
+    if metric == kernels.COSINE:
+        ss *= 0.25
+        np.minimum(ss, 1.0, out=ss)
+    else:
+        np.sqrt(ss, out=ss)
+        ss *= 0.25
+    if norm == kernels.NORM_RATIO:
+        ss *= w
+    elif norm == kernels.NORM_DIFFERENCE:
+        ss -= w
+    i = int(np.argmin(ss))
+    return float(ss[i]), i
+
+
 def spare_rows(n: int) -> int:
     """Rows kept free past ``n`` when a bank is loaded: n / 8, at least 64."""
     return max(64, n // 8)
@@ -272,6 +314,10 @@ class ReferenceSet:
             return scores, pos
         qsq = np.einsum("ij,ij->i", Q, Q, dtype=np.float64)
         w = self.inv_rho if g.norm == "ratio" else self.rho
+        if Q.shape[0] == 1:  # the daemon's steady state: numpy only, numba not imported
+            g1 = self.y[:n] @ Q[0]
+            scores[0], pos[0] = score_one(g1, float(qsq[0]), self.ysq[:n], w, metric, norm)
+            return scores, pos
         scores.fill(np.inf)
         pos.fill(-1)
         # blocks of references, all queries at once: the bank is read once per call, and

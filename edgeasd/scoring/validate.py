@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from edgeasd.errors import InputError
-from edgeasd.scoring import kernels
 
 
 def check_embeddings(X: object, dim: int, metric: str, name: str) -> np.ndarray:
@@ -51,19 +50,26 @@ def check_embeddings(X: object, dim: int, metric: str, name: str) -> np.ndarray:
             f"{name} has dimension {arr.shape[1]}, the bank expects {dim}",
             help="embeddings must come from the model the bank was built with",
         )
-    out = np.empty(arr.shape, dtype=np.float32)
-    code, row = kernels.prepare_rows(np.ascontiguousarray(arr), metric == "cosine", out)
-    if code == 1:
-        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
         raise InputError(f"{name} has NaN or infinite values in row(s) {bad[:10].tolist()}")
-    if code == 2:
-        zero = np.flatnonzero(~arr.any(axis=1))
-        raise InputError(
-            f"{name} has zero vector(s) in row(s) {zero[:10].tolist()}, "
-            "which have no direction under the cosine metric"
-        )
-    if code == 3:
-        raise InputError(f"{name} has values beyond the float32 range (row {row})")
+    peak = np.abs(arr).max(axis=1)
+    if metric == "cosine":
+        if not peak.all():
+            zero = np.flatnonzero(peak == 0)
+            raise InputError(
+                f"{name} has zero vector(s) in row(s) {zero[:10].tolist()}, "
+                "which have no direction under the cosine metric"
+            )
+        # scaled by the largest magnitude first, so any finite scale normalizes
+        t = arr / peak[:, None]
+        t /= np.sqrt(np.einsum("ij,ij->i", t, t))[:, None]
+        return t.astype(np.float32)
+    big = peak > np.finfo(np.float32).max
+    if big.any():
+        raise InputError(f"{name} has values beyond the float32 range (row {np.argmax(big)})")
+    out = arr.astype(np.float32)
     return out
 
 

@@ -27,13 +27,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-COSINE = 0
-EUCLIDEAN = 1
-NORM_RATIO = 0
-NORM_DIFFERENCE = 1
-NORM_NONE = 2
-METRICS = {"cosine": COSINE, "euclidean": EUCLIDEAN}
-NORMS = {"ratio": NORM_RATIO, "difference": NORM_DIFFERENCE, "none": NORM_NONE}
+from edgeasd.scoring.kernels.codes import (  # noqa: F401  (re-exported)
+    COSINE,
+    EUCLIDEAN,
+    METRICS,
+    NORM_DIFFERENCE,
+    NORM_NONE,
+    NORM_RATIO,
+    NORMS,
+)
 
 # fastmath lets LLVM vectorize the float reductions; inputs are validated finite first.
 _FM = {"reassoc", "contract", "nsz", "arcp"}
@@ -199,6 +201,15 @@ def score_fused(
 
 
 @njit(cache=True, fastmath=True)
+def _row_min(tmp: np.ndarray) -> float:
+    """Smallest entry (inputs finite; the minimum does not depend on the order)."""
+    low = np.inf
+    for j in range(tmp.shape[0]):
+        low = min(low, tmp[j])
+    return low
+
+
+@njit(cache=True)
 def score_from_dots(
     g: np.ndarray,
     qsq: np.ndarray,
@@ -211,6 +222,11 @@ def score_from_dots(
     arg: np.ndarray,
 ) -> None:
     """Batch path: fold one block of a BLAS product ``g = Q @ Y[block].T`` into running minima.
+
+    Each entry is ``min(0.25 * max((|q|² + |y|²) - 2 g, 0), 1) * w`` (cosine, ratio), one
+    IEEE operation at a time (no fast-math), so it equals, bit for bit, the same numpy
+    expression that scores a single query without numba
+    (:func:`edgeasd.scoring.references.score_one`).
 
     Parameters
     ----------
@@ -233,13 +249,11 @@ def score_from_dots(
         Rows attaining them (first one on ties, as blocks come in row order).
     """
     tmp = np.empty(g.shape[1], dtype=np.float64)
-    # fastmath=True (no NaN/inf assumed): every input is finite (validated rows, floored
-    # densities), which lets the passes below vectorize; three passes over a cached row
-    # beat one branchy argmin loop
+    # three passes over a cached row beat one branchy argmin loop
     for i in range(g.shape[0]):
         q = qsq[i]
         for j in range(g.shape[1]):
-            ss = max(q + ysq[j] - 2.0 * np.float64(g[i, j]), 0.0)
+            ss = max((q + ysq[j]) - 2.0 * np.float64(g[i, j]), 0.0)
             d = min(0.25 * ss, 1.0) if metric == COSINE else 0.25 * np.sqrt(ss)
             if norm == NORM_RATIO:
                 tmp[j] = d * w[j]
@@ -247,9 +261,7 @@ def score_from_dots(
                 tmp[j] = d - w[j]
             else:
                 tmp[j] = d
-        low = np.inf
-        for j in range(g.shape[1]):
-            low = min(low, tmp[j])
+        low = _row_min(tmp)
         if low < best[i]:
             for j in range(g.shape[1]):
                 if tmp[j] == low:
