@@ -44,6 +44,12 @@ BLOCK_MIN = 256
 #: Capacity growth factor when full: 1 + GROWTH. A quarter keeps a grown bank within
 #: 1.25x its rows (plus the 1/8 spare of a load) while copying each row ~4 times in all.
 GROWTH = 0.25
+#: References from which one query takes the numba single-pass kernel
+#: (``kernels.score_one_pass``, at the speed of reading the bank: 2x numpy's
+#: matrix-vector product at N = 100,000); smaller banks take numpy's product, so that the
+#: daemon scoring one window never imports numba (64 MB of resident memory) while a
+#: product over at most 8 MiB of references costs at most a millisecond or two.
+ONE_PASS_MIN = 4096
 #: Per-row arrays and their fill value in unused capacity.
 _ROWS = (("y", 0), ("ids", -1), ("grp", -1), ("dom", -1), ("added", 0), ("ysq", 0))
 
@@ -314,7 +320,12 @@ class ReferenceSet:
             return scores, pos
         qsq = np.einsum("ij,ij->i", Q, Q, dtype=np.float64)
         w = self.inv_rho if g.norm == "ratio" else self.rho
-        if Q.shape[0] == 1:  # the daemon's steady state: numpy only, numba not imported
+        if Q.shape[0] == 1 and n >= ONE_PASS_MIN:
+            scores[0], pos[0] = kernels.score_one_pass(
+                Q[0], self.y, n, float(qsq[0]), self.ysq, w, metric, norm
+            )
+            return scores, pos
+        if Q.shape[0] == 1:  # the daemon's steady state on a small bank: numpy, no numba
             g1 = self.y[:n] @ Q[0]
             scores[0], pos[0] = score_one(g1, float(qsq[0]), self.ysq[:n], w, metric, norm)
             return scores, pos

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgeasd.scoring import ReferenceBank, kernels, save_bank
@@ -80,3 +80,32 @@ def test_loading_a_bank_and_scoring_one_window_never_imports_numba(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
     assert out == [repr(float(want)), "False"]
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 200),
+    dim=st.sampled_from([1, 7, 64, 512]),
+    norm=st.sampled_from(["ratio", "difference", "none"]),
+)
+def test_one_pass_kernel_matches_plain_numpy(monkeypatch, seed, n, dim, norm):
+    """Large banks score one query in one numba pass: the numpy formula's minimum."""
+    from edgeasd.scoring import references
+
+    monkeypatch.setattr(references, "ONE_PASS_MIN", 1)  # same value at every example
+    rng = np.random.default_rng(seed)
+    bank = ReferenceBank(dim, norm=norm, exclude_same_group=False)
+    bank.enroll(rng.normal(size=(n, dim)))
+    q = rng.normal(size=dim)
+    s, nearest = bank.score(q, return_nearest=True)
+    y = bank.embeddings_.astype(np.float64)
+    u = q / np.linalg.norm(q)
+    d = np.minimum(0.25 * np.maximum(2.0 - 2.0 * (y @ u), 0.0), 1.0)
+    rho = bank.density_
+    want = {"ratio": d / rho, "difference": d - rho, "none": d}[norm]
+    tol = 1e-5 * (1.0 + np.abs(want).max()) / (rho.min() if norm == "ratio" else 1.0)
+    assert abs(s[0] - want.min()) <= tol
+    assert want[np.flatnonzero(bank.ids_ == nearest[0])[0]] <= want.min() + 2 * tol

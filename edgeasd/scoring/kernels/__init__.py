@@ -43,6 +43,7 @@ _WHERE = {
     "rho_from_lists": "neighbours",
     "score_from_dots": "score",
     "score_fused": "score",
+    "score_one_pass": "score",
 }
 
 
