@@ -86,6 +86,12 @@ class ScoringConfig:
     norm: str = _opt("ratio", (str,), choices=("ratio", "difference", "none"))
     exclude_same_group: bool = _opt(True, (bool,))
     min_references: int = _opt(10, (int,), lo=1, hi=1000000)
+    #: Most references the bank keeps; above it a reduction (edgeasd/scoring/reduce.py)
+    #: brings it to 90 % of the cap. 10,000 windows are 28 h of enrolled audio (years of
+    #: feedback at a few episodes a day); at that size a window scores in about 1 ms, the
+    #: bank is 23 MiB at dim 512 and a from-scratch build takes 3 s (BENCHMARKS.md,
+    #: section costs). null: no cap.
+    max_references: int | None = _opt(10000, (int, _NULL), lo=100, hi=10000000)
 
 
 @dataclass(frozen=True)
@@ -259,6 +265,12 @@ def _cross_checks(config: Config) -> None:
         raise ConfigError(
             "'scoring.r' is only used with 'scoring.density: gwrp'",
             help="remove scoring.r or set it to null",
+        )
+    if sc.max_references is not None and sc.max_references < sc.min_references:
+        raise ConfigError(
+            f"'scoring.max_references' ({sc.max_references}) is below "
+            f"'scoring.min_references' ({sc.min_references})",
+            help="raise scoring.max_references or lower scoring.min_references",
         )
     t = config.threshold
     if t.rule == "fixed" and t.value is None and sc.norm != "ratio":

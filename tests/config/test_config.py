@@ -256,3 +256,14 @@ def test_capture_channels_reaches_the_microphone_source(monkeypatch):
         make_source(kind, options, 16000)
     assert "capture_channels" not in seen[0]  # null: MicrophoneSource's automatic choice
     assert seen[1]["capture_channels"] == 2
+
+
+def test_max_references_is_a_cap_above_min_references():
+    from edgeasd.config import config_from_dict
+
+    assert Config().scoring.max_references == 10000
+    assert config_from_dict({"scoring": {"max_references": None}}).scoring.max_references is None
+    with pytest.raises(ConfigError, match=r"max_references.*out of range"):
+        config_from_dict({"scoring": {"max_references": 5}})
+    with pytest.raises(ConfigError, match=r"below .scoring\.min_references."):
+        config_from_dict({"scoring": {"max_references": 100, "min_references": 200}})
