@@ -292,6 +292,45 @@ def threads_rows() -> list[str]:
     return rows
 
 
+def reduction_rows(fractions=(1.0, 0.5, 0.25)) -> list[str]:
+    """Detection after reducing the operating-point banks to a fraction of their size.
+
+    The temporal hold-out protocol of ``bench_operating_point.py`` (choice and held-out sets,
+    default model and config): each bank is reduced by :func:`edgeasd.scoring.reduce.reduce_bank`
+    to the fraction of its references, then thresholded by the default rule and scored.
+    """
+    import math
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_operating_point as op
+
+    from edgeasd.evaluation.operating_point import build_bank, evaluate, simulate
+    from edgeasd.scoring.reduce import HYSTERESIS, reduce_bank
+
+    sets = [(m, s, simulate(m, s, op.CACHE)) for m, s in op.CHOICE + op.HELDOUT]
+    rows = []
+    for frac in fractions:
+        fa, det, auc, sizes = [], [], [], []
+        for _, _, data in sets:
+            bank = build_bank(data)
+            if frac < 1.0:
+                keep = max(1, round(len(bank) * frac))
+                reduce_bank(bank, math.ceil(keep / HYSTERESIS))
+            sizes.append(len(bank))
+            t, _, _ = op.default_rule(bank)
+            for r in evaluate(data, bank, t).values():
+                fa.append(r["fa_rate"])
+                for f in r["faults"].values():
+                    auc.append(f["auc"])
+                    if f["auc"] >= 0.99:
+                        det.append(f["rate"])
+        rows.append(
+            f"| {frac:.0%} ({min(sizes)}-{max(sizes)}) | {max(fa):.1%} | {np.mean(fa):.1%} | "
+            f"{np.mean(det):.1%} | {min(det):.0%} | {np.mean(auc):.3f} |"
+        )
+    return rows
+
+
 def main() -> None:
     """Print the cost tables as Markdown."""
     big_build = os.environ.get("EDGEASD_BENCH_100K_BUILD") == "1"
@@ -323,6 +362,19 @@ def main() -> None:
         "\nThe threshold after enrolling one group is the incremental calibration of the "
         "`cond` branch (issue 21's first bullet): not measured here.\n"
     )
+    print("### What a reduction costs in detection (scoring.max_references)\n")
+    print(
+        "Operating-point protocol (`bench_operating_point.py`: 6 choice + 8 held-out sets, "
+        "source and target condition each), default model and rule; each bank reduced to a "
+        "fraction of its references by `edgeasd.scoring.reduce` before it is thresholded.\n"
+    )
+    print(
+        "| references kept (bank sizes) | worst FA | mean FA | mean detection, kinds with "
+        "AUC >= 0.99 | lowest | mean AUC, all kinds |\n|---|---:|---:|---:|---:|---:|"
+    )
+    for row in reduction_rows():
+        print(row, flush=True)
+    print()
     print("### BLAS threads for one window (N = 10,000, dim 512)\n")
     print(
         "Median / 90th percentile of one `bank.score(q)`, in a fresh process, 30 "
