@@ -109,9 +109,9 @@ def _hop_seconds(config: Any) -> float:
     if w.hop_seconds or w.seconds:
         return float(w.hop_seconds or w.seconds)
     from edgeasd.embedding.models import default_model_path
-    from edgeasd.embedding.onnx import read_model_info
+    from edgeasd.embedding.onnx import peek_model_info
 
-    return float(read_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)
+    return float(peek_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

@@ -57,8 +57,13 @@ def to_state(bank: ReferenceBank) -> tuple[dict[str, Any], dict[str, np.ndarray]
     return header, arrays
 
 
-def _references(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> ReferenceSet:
-    """The checked :class:`ReferenceSet` of a header and its arrays (densities not refreshed)."""
+def _references(
+    header: dict[str, Any], arrays: dict[str, np.ndarray], spare: bool = True
+) -> ReferenceSet:
+    """The checked :class:`ReferenceSet` of a header and its arrays (densities not refreshed).
+
+    ``spare``: copy into storage with spare rows; else keep the given arrays (no copy).
+    """
     data = ReferenceSet(Geometry(**header["params"]))
     n = int(header["n"])
     ids = arrays["ids"]
@@ -74,11 +79,16 @@ def _references(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Refere
         codes = arrays[name]
         if n and (codes.min() < 0 or codes.max() >= len(names)):
             raise ValueError(f"{name} codes out of range")
-    data.reserve(n, spare=True)  # spare rows: the next enrollment copies nothing
-    data.y[:n] = arrays["embeddings"]
+    if spare:  # spare rows: the next enrollment copies nothing
+        data.reserve(n, spare=True)
+        data.y[:n] = arrays["embeddings"]
+        data.ids[:n], data.grp[:n], data.dom[:n] = ids, arrays["groups"], arrays["domains"]
+        data.added[:n] = arrays["added_at"]
+    else:
+        data.y, data.ids, data.grp = arrays["embeddings"], ids, arrays["groups"]
+        data.dom, data.added = arrays["domains"], arrays["added_at"]
+        data.ysq = np.empty(n)
     data.ysq[:n] = np.einsum("ij,ij->i", data.y[:n], data.y[:n], dtype=np.float64)
-    data.ids[:n], data.grp[:n], data.dom[:n] = ids, arrays["groups"], arrays["domains"]
-    data.added[:n] = arrays["added_at"]
     data.group_labels, data.domain_labels = Labels(groups), Labels(domains)
     data.n, data.next_id = n, int(header["next_id"])
     state = {k[len("state_") :]: v for k, v in arrays.items() if k.startswith("state_")}
@@ -102,15 +112,17 @@ def _calibration(header: dict[str, Any], arrays: dict[str, np.ndarray], n: int) 
     return cal
 
 
-def from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> ReferenceBank:
-    """Rebuild a bank from :func:`to_state` output.
+def from_state(
+    header: dict[str, Any], arrays: dict[str, np.ndarray], spare: bool = True
+) -> ReferenceBank:
+    """Rebuild a bank from :func:`to_state` output (``spare``: see :func:`_references`).
 
     Raises
     ------
     ValueError, KeyError, IndexError, TypeError
         The header and arrays are inconsistent (the caller reports the file).
     """
-    data = _references(header, arrays)
+    data = _references(header, arrays, spare)
     return ReferenceBank.from_references(
         data, _calibration(header, arrays, data.n), dict(header["meta"])
     )
