@@ -28,8 +28,9 @@ RHO_EPS = 1e-10
 #: one fused normalize-and-min pass). Measured in BENCHMARKS.md ("Fused single-pass
 #: loop vs BLAS path"): on a quiet machine OpenBLAS's matrix-vector product beat the
 #: fused single-pass loop (``kernels.score_fused``) even for one query at N = 10,000
-#: (under heavy load from other processes the loop sometimes won), so the BLAS path is
-#: used from 1 query on. It computes A = 0.25 (|q|^2 + |y|^2 - 2 <q, y>), i.e.
+#: (under heavy load from other processes the loop sometimes won), so the product form is
+#: used from 1 query on (one query: numpy's product below ONE_PASS_MIN references, the
+#: one-pass numba kernel from there). It computes A = 0.25 (|q|^2 + |y|^2 - 2 <q, y>), i.e.
 #: 0.5 (1 - <q, y>) for unit rows, from float32 products: ~1e-7 absolute distance error.
 #: Euclidean always uses the fused loop, since sqrt(|q|^2 + |y|^2 - 2 <q, y>) would
 #: amplify that error at small distances.
@@ -38,7 +39,14 @@ BATCH_MIN = 1
 #: ``BLOCK_MIN``): a float32 (queries x block) product of 1 MiB stays in the L2 cache for
 #: the normalize-and-min pass, and every reference row is read from memory once per call
 #: (the old query chunks of 4 Mi entries read a 100,000-reference bank twice for 64
-#: queries). One query takes the whole bank in one matrix-vector product.
+#: queries).
+#:
+#: The inner-product form (for unit rows, ``A / rho = 0.5 (1 - <q, y>) / rho`` is an inner
+#: product of ``[q, 1]`` with rows ``[-y/(2 rho), 1/(2 rho)]``: a maximum inner product search,
+#: what faiss ``IndexFlatIP`` runs) reads the same bytes
+#: once per call but needs a second, rho-scaled copy of the bank, rewritten at every density
+#: change: above the 1.3x memory budget for no gain in speed, since this path already reads
+#: each row once and is exact to the float32 products (as the inner-product form is).
 BLOCK_ENTRIES = 1 << 18
 BLOCK_MIN = 256
 #: Capacity growth factor when full: 1 + GROWTH. A quarter keeps a grown bank within
