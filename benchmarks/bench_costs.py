@@ -215,6 +215,7 @@ def summary_row(n: int, dim: int) -> str:
             f"paths:\n  state_dir: {state}\n  runtime_dir: {tmp}/run\n  log_dir: {tmp}/log\n"
         )
         from edgeasd.agent.paths import resolve_paths
+
         from edgeasd.config import load_config
 
         target = resolve_paths(load_config(config)).bank

@@ -91,6 +91,8 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
         "model_id": bank.meta.get("model_id"),
         **state.as_dict(),
         "min_references": config.scoring.min_references,
+        "max_references": config.scoring.max_references,
+        "reductions": bank.meta.get("reductions"),
         "threshold_report": report,
         "domains": {
             str(d): {
@@ -114,6 +116,33 @@ def _hop_seconds(config: Any) -> float:
     return float(peek_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)
 
 
+def _cap_lines(s: dict[str, Any]) -> list[str]:
+    """``bank summary`` lines on ``scoring.max_references`` and the reductions it caused."""
+    from edgeasd.scoring.reduce import HYSTERESIS
+
+    cap, red = s["max_references"], s["reductions"]
+    if cap is None:
+        lines = ["cap: none (scoring.max_references: null): the bank grows without bound"]
+    else:
+        lines = [
+            f"cap: {s['references']} of at most {cap} references (scoring.max_references); "
+            f"above it the most redundant go, down to {int(HYSTERESIS * cap)}"
+        ]
+    if red:
+        lost = red.get("groups_lost", 0)
+        lines.append(
+            f"reduced {red['count']} time(s), {red['removed']} near-duplicate reference(s) "
+            f"removed in all, last {_iso(red['last_unix'])} ({red['last_before']} -> "
+            f"{red['last_after']}); "
+            + (
+                f"{lost} recording group(s) no longer represented"
+                if lost
+                else "every recording group and condition still represented"
+            )
+        )
+    return lines
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     """``bank summary``: per domain tag."""
     config = config_of(args)
@@ -124,6 +153,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from edgeasd.cli.common import state_line
 
     print(f"{s['references']} references, model {s['model_id']}")
+    for line in _cap_lines(s):
+        print(line)
     threshold = "none" if s["threshold"] is None else f"{s['threshold']:.4g}"
     print(f"threshold {threshold} ({s['threshold_source']})")
     rep = s["threshold_report"]

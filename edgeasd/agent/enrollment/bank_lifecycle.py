@@ -102,7 +102,7 @@ def open_bank(path: Path, scoring: Any, model_info: Any) -> ReferenceBank:
     """
     if not Path(path).exists():
         return new_bank(scoring, model_info)
-    bank = load_bank(path)
+    bank = load_bank(path, spare=True)  # the daemon and direct enrollment grow it
     check_model(bank, model_info, path)
     mismatch = settings_mismatch(bank, scoring)
     if mismatch:

@@ -339,7 +339,7 @@ def enroll_files_direct(
     try:
         with store.locked(path):
             bank = open_bank(path, scoring, embedder.info)
-            ids = commit(bank, path, batches, audio)
+            ids = commit(bank, path, batches, audio, scoring.max_references)
     except BaseException:
         discard_staged(batches)
         raise

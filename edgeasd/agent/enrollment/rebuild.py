@@ -189,7 +189,7 @@ def rebuild(
         if bank_path.exists():
             shutil.copy2(bank_path, bank_path.with_name("bank.before-rebuild"))
         bank = bank_lifecycle.new_bank(config.scoring, info)
-        ids = enroll.commit(bank, bank_path, batches)
+        ids = enroll.commit(bank, bank_path, batches, None, config.scoring.max_references)
     start = 0
     for b in batches:
         if b.group in report.reembedded:
