@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeasd import threads
 from edgeasd.agent.alerts import decision
 from edgeasd.agent.alerts.alert_audio import AlertAudio
 from edgeasd.agent.alerts.detector import Detector, SignalWatch, make_event
@@ -110,6 +111,7 @@ class Daemon(CommandHandling):
 
     def _setup(self) -> None:
         cfg = self.config
+        threads.pin()  # one BLAS and numba thread: one window at a time (edgeasd/threads.py)
         self.dirs.ensure()
         self.embedder = make_embedder(cfg)
         self.info = self.embedder.info
