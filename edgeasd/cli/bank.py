@@ -12,8 +12,6 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-
 from edgeasd.cli.common import add_config_arg, config_of, paths_of
 from edgeasd.errors import BankError, ControlError
 
@@ -81,6 +79,8 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
     The state and threshold are :func:`edgeasd.agent.alerts.decision.bank_state`'s, the same the
     daemon and ``edgeasd score`` decide with (``state``: learning, uncalibrated or ready).
     """
+    import numpy as np  # here: the command line parses without numpy (status, tail)
+
     from edgeasd.agent.alerts import decision
 
     domains, groups, density = bank.domains_, bank.groups_, bank.density_
