@@ -85,6 +85,8 @@ class ScoringConfig:
     r: float | None = _opt(None, (float, _NULL), lo=0.0, hi=1.0)
     norm: str = _opt("ratio", (str,), choices=("ratio", "difference", "none"))
     exclude_same_group: bool = _opt(True, (bool,))
+    # edgeasd.scoring.references.DEFAULT_DENSITY_CAP (a test keeps them equal)
+    density_cap: float | None = _opt(1.5, (float, _NULL), lo=0.0, lo_open=True, hi=1e6)
     min_references: int = _opt(10, (int,), lo=1, hi=1000000)
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from edgeasd.errors import BankError, InputError
 from edgeasd.model_check import require_compatible
 from edgeasd.scoring import calibrate as _cal
+from edgeasd.scoring import forward as _fwd
 from edgeasd.scoring.calibration_mixin import Calibrated
 from edgeasd.scoring.references import RHO_EPS, Geometry, ReferenceSet
 from edgeasd.scoring.validate import as_labels, check_embeddings
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 #: Under cosine A = 1e-6 is an angle of about 0.11 degrees.
 DUPLICATE_DISTANCE = 1e-6
 #: Constructor parameters that shape distances and densities (fixed once enrolled).
-_GEOMETRY = ("dim", "metric", "density", "k", "r", "norm", "exclude_same_group")
+_GEOMETRY = ("dim", "metric", "density", "k", "r", "norm", "exclude_same_group", "density_cap")
 #: Constructor parameters of the threshold rule (may change at any time).
 _CALIBRATION = ("rule", "q", "value")
 
@@ -77,6 +78,11 @@ class ReferenceBank(Calibrated):
         Ignore same-group references as density neighbours (overlapping windows of
         one recording would otherwise make rho tiny). Default True: chosen by the
         calibration measurement in BENCHMARKS.md.
+    density_cap : float or None
+        Cut every density at this many times the bank's median density
+        (:func:`edgeasd.scoring.references.capped`). ``None`` (the estimator's default, the
+        paper's exact rule); the agent's configuration defaults to
+        :data:`edgeasd.scoring.references.DEFAULT_DENSITY_CAP` (measured there).
     rule : {"auto", "quantile", "gamma", "fixed"}
         Threshold rule (see :mod:`edgeasd.scoring.calibrate`, default there).
     q : float in (0, 1)
@@ -94,14 +100,16 @@ class ReferenceBank(Calibrated):
         r: float | None = None,
         norm: str = "ratio",
         exclude_same_group: bool = True,
+        density_cap: float | None = None,
         rule: str = _cal.DEFAULT_RULE,
         q: float = _cal.DEFAULT_Q,
         value: float | None = None,
     ) -> None:
-        geometry = Geometry(dim, metric, density, k, r, norm, exclude_same_group)
+        geometry = Geometry(dim, metric, density, k, r, norm, exclude_same_group, density_cap)
         self.dim, self.metric, self.density = geometry.dim, metric, density
         self.k, self.r, self.norm = geometry.k, geometry.r, norm
         self.exclude_same_group = geometry.exclude_same_group
+        self.density_cap = geometry.density_cap
         self.calibration_ = _cal.Calibration()
         self.calibration_.configure(rule, q, value, norm)
         self.rule, self.q, self.value = rule, self.calibration_.q, self.calibration_.value
@@ -121,7 +129,9 @@ class ReferenceBank(Calibrated):
         Refreshes the densities from the neighbour state; ``calibration`` is kept as is.
         """
         g = references.geometry
-        bank = cls(g.dim, g.metric, g.density, g.k, g.r, g.norm, g.exclude_same_group)
+        bank = cls(
+            g.dim, g.metric, g.density, g.k, g.r, g.norm, g.exclude_same_group, g.density_cap
+        )
         bank.references_ = references
         bank._refresh()
         bank.calibration_, bank.meta = calibration, meta
@@ -171,7 +181,8 @@ class ReferenceBank(Calibrated):
         return (
             f"ReferenceBank(dim={self.dim}, metric={self.metric!r}, density="
             f"{self.density!r}, k={self.k}, r={self.r}, norm={self.norm!r}, "
-            f"exclude_same_group={self.exclude_same_group}, rule={self.rule!r}, "
+            f"exclude_same_group={self.exclude_same_group}, density_cap={self.density_cap}, "
+            f"rule={self.rule!r}, "
             f"n={len(self)})"
         )
 
@@ -267,27 +278,57 @@ class ReferenceBank(Calibrated):
         if group is None:  # each row its own group: the paper's leave-one-out density
             group = [f"enroll-{i}" for i in range(first, first + m)]
         groups = as_labels(group, m, "group")
+        known = len(ref.group_labels.names)
         grp, dom = ref.group_labels.codes(groups), ref.domain_labels.codes(domains)
-        n_old, dist = ref.append(X, grp, dom, time.time())
+        n_start, cal = ref.n, self.calibration_
+        # groups in their order in the batch; each appended (and forward-scored against the
+        # bank before it) in turn, as the from-scratch replay does. Into an existing group,
+        # or with a group's rows not contiguous, the batch is appended at once and the
+        # forward scores are replayed on next use.
+        cuts = np.flatnonzero(np.diff(grp)) + 1
+        starts = np.concatenate([[0], cuts]).astype(np.int64)
+        ends = np.append(cuts, m).astype(np.int64)
+        incremental = (
+            not cal.forward_stale
+            and cal.forward.shape == (n_start,)
+            and np.all(grp >= known)
+            and np.unique(grp).size == starts.size
+        )
+        if not incremental:
+            starts, ends = np.array([0]), np.array([m])
+            cal.forward_stale = True
+        now = time.time()
+        scores, reports = [], []
+        for a, b in zip(starts, ends, strict=True):
+            if incremental:
+                scores.append(_fwd.score_new_group(ref, X[a:b], int(dom[a])))
+            n_old, dist = ref.append(X[a:b], grp[a:b], dom[a:b], now)
+            ref.refresh()
+            reports.append((dist, n_old))
+        if incremental:
+            cal.forward = np.concatenate([cal.forward, *scores])
         self._refresh()
-        self._report_duplicates(dist, n_old)
-        return ref.ids[n_old : ref.n].copy()
+        self._report_duplicates(reports)
+        return ref.ids[n_start : ref.n].copy()
 
-    def _report_duplicates(self, dist: np.ndarray, n_old: int) -> None:
+    def _report_duplicates(self, parts: list[tuple[np.ndarray, int]]) -> None:
         """Record pairs (new id, other id, A) with A <= DUPLICATE_DISTANCE.
 
-        ``dist[r, c]`` is the distance of row ``r`` to new row ``n_old + c``; each pair is
-        reported once, against an earlier row (``r < n_old + c``).
+        Each part is ``(dist, n_old)`` of one append: ``dist[r, c]`` is the distance of row
+        ``r`` to new row ``n_old + c``; each pair is reported once, against an earlier row
+        (``r < n_old + c``).
         """
         ids = self.references_.ids[: len(self)]
-        rows, cols = np.nonzero(dist <= DUPLICATE_DISTANCE)
-        pairs = [
-            (int(ids[n_old + c]), int(ids[r]), float(dist[r, c]))
-            for r, c in zip(rows, cols, strict=True)
-            if r < n_old + c
-        ]
+        pairs = []
+        for dist, n_old in parts:
+            rows, cols = np.nonzero(dist <= DUPLICATE_DISTANCE)
+            pairs += [
+                (int(ids[n_old + c]), int(ids[r]), float(dist[r, c]))
+                for r, c in zip(rows, cols, strict=True)
+                if r < n_old + c
+            ]
         self.last_enroll_report_ = {
-            "enrolled": int(dist.shape[1]),
+            "enrolled": int(sum(d.shape[1] for d, _ in parts)),
             "duplicates": pairs,
             "duplicate_distance": DUPLICATE_DISTANCE,
         }
@@ -320,6 +361,7 @@ class ReferenceBank(Calibrated):
         if ids.size == 0:
             return
         self.references_.remove(ids)
+        self.calibration_.forward_stale = True  # later groups' scores change: replay
         self._refresh()
 
     def _refresh(self) -> None:
@@ -331,6 +373,8 @@ class ReferenceBank(Calibrated):
                 "session (a separate group)"
             )
         self.calibration_.stale = self.calibration_.loo_stale = True
+        if self.calibration_.forward.shape != (len(self),):
+            self.calibration_.forward_stale = True
 
     # ------------------------------------------------------------------ scoring
     def score(

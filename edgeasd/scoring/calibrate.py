@@ -62,7 +62,7 @@ import numpy as np
 
 from edgeasd.errors import InputError
 from edgeasd.scoring import kernels
-from edgeasd.scoring.forward import forward_scores
+from edgeasd.scoring.forward import forward_scores, latest_groups
 from edgeasd.scoring.references import RHO_EPS, ReferenceSet
 
 RULES = ("auto", "quantile", "gamma", "fixed")
@@ -95,6 +95,11 @@ FORWARD_MARGIN = 2.0
 #: with 5 recordings the forward maximum was 1.92. It never applies in bench_operating_point
 #: (10 forward-scored source groups), so the figures above hold with it.
 MIN_FORWARD_GROUPS = 3
+#: ``auto`` and the forecast use the forward scores of the latest this many scored groups
+#: (100 groups: 100 minutes of enrollment at the default ``enrollment.group_seconds``), so
+#: the threshold follows the bank as it grows over months instead of keeping the largest
+#: score of its first day (issue 17).
+MAX_FORWARD_GROUPS = 100
 _CHUNK = 1 << 20  # distance-matrix entries per BLAS chunk (8 MiB float64; 32 MiB made
 # the calibration after a 1-hour enrollment the daemon's memory peak, issue 10)
 #: Banks larger than this compute LOGO scores for a sample of groups (see loo_scores).
@@ -103,13 +108,21 @@ MAX_LOO_ROWS = 2000
 
 @dataclass
 class Calibration:
-    """Calibration settings and their last result (kept with the bank)."""
+    """Calibration settings, the scores behind them and their last result (kept with the bank).
+
+    ``forward`` is kept up to date by the bank's ``enroll`` (one scoring pass per new group,
+    :func:`edgeasd.scoring.forward.score_new_group`); ``forward_stale`` asks for the
+    from-scratch replay (after a removal, or an enrollment into an existing group). LOGO
+    scores are computed only for the rules that use them (``quantile``, ``gamma``, and
+    ``auto`` while forward scores come from fewer than :data:`MIN_FORWARD_GROUPS` groups).
+    """
 
     rule: str = DEFAULT_RULE
     q: float = DEFAULT_Q
     value: float | None = None
     stale: bool = True
     loo_stale: bool = True
+    forward_stale: bool = False
     threshold: float = float("nan")
     description: str = "not calibrated"
     loo: np.ndarray = field(default_factory=lambda: np.empty(0))
@@ -129,25 +142,58 @@ class Calibration:
                 raise InputError(f"the fixed rule needs a value under norm={norm!r}")
         if value is not None and not (np.isfinite(value) or (rule == "auto" and value == -np.inf)):
             raise InputError(f"calibration value must be finite, got {value}")
+        changed = (rule, q, value) != (self.rule, self.q, self.value)
         self.rule, self.q = rule, q
         self.value = self.value if value is None else float(value)
-        self.stale = True
+        self.stale = self.stale or changed
+
+    def ensure_forward(self, data: ReferenceSet) -> None:
+        """Replay the forward-chaining scores from scratch if they are not current."""
+        if self.forward_stale or self.forward.shape != (data.n,):
+            self.forward = forward_scores(data)
+            self.forward_stale = False
+            self.stale = True
+
+    def ensure_loo(self, data: ReferenceSet) -> None:
+        """Compute the LOGO scores if they are not current (O(N² · dim), capped)."""
+        if self.loo_stale or self.loo.shape != (data.n,):
+            self.loo = loo_scores(data)
+            self.loo_stale = False
+
+    def recent(self, data: ReferenceSet) -> tuple[np.ndarray, int]:
+        """Forward scores of the latest :data:`MAX_FORWARD_GROUPS` scored groups.
+
+        Returns
+        -------
+        scores : (N,) float64
+            NaN outside those groups.
+        groups : int
+            How many groups they come from.
+        """
+        self.ensure_forward(data)
+        mask = latest_groups(data, self.forward, MAX_FORWARD_GROUPS)
+        groups = int(np.unique(data.grp[: data.n][mask]).size)
+        return np.where(mask, self.forward, np.nan), groups
 
     def update(self, data: ReferenceSet) -> None:
-        """Recompute the threshold (and the LOGO scores if the references changed)."""
-        n = data.n
-        if self.loo_stale or self.loo.shape[0] != n or self.forward.shape != (n,):
-            self.loo = loo_scores(data)
-            self.forward = forward_scores(data)
-            self.loo_stale = False
+        """Recompute the threshold (and whatever scores its rule needs that are not current).
+
+        With current forward scores (the bank's incremental enrollment keeps them so) this
+        is O(N log N): no distance is computed.
+        """
+        forward, groups = self.recent(data)
         if self.value is not None:
             fixed = self.value
         else:
             fixed = -np.inf if self.rule == "auto" else DEFAULT_FIXED[data.geometry.norm]
-        scored = np.isfinite(self.forward)
-        groups = np.unique(data.grp[:n][scored]).size if scored.any() else 0
+        needs_loo = self.rule in ("quantile", "gamma") or (
+            self.rule == "auto" and groups < MIN_FORWARD_GROUPS
+        )
+        if needs_loo:
+            self.ensure_loo(data)
+        loo = self.loo if not self.loo_stale else np.full(data.n, np.nan)
         self.threshold, self.description = threshold(
-            self.loo, self.rule, self.q, fixed, self.forward, forward_groups=groups
+            loo, self.rule, self.q, fixed, forward, forward_groups=groups
         )
         self.stale = False
 
@@ -314,6 +360,13 @@ def loo_scores(data: ReferenceSet) -> np.ndarray:
                 loo_g,
                 loo_rho,
             )
+    if geometry.density_cap is not None:
+        # the density cap, at its value in the full bank (leaving one group out moves the
+        # median by little; the left-out densities are cut at the same value)
+        top = geometry.density_cap * float(np.median(np.where(np.isnan(raw), fallback, raw)))
+        raw = np.minimum(raw, top)  # NaN (no neighbour) stays NaN
+        np.minimum(loo_rho, top, out=loo_rho)
+        fallback = min(fallback, top)
     # Queries ordered by group so that a chunk always holds whole groups (mode 1 needs
     # each group's summed distances).
     sums = state.sums[:n]

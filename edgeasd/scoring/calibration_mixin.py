@@ -134,9 +134,11 @@ class Calibrated:
         """Leave-one-group-out score of each reference, shape ``(N,)`` (cached like ``threshold_``).
 
         NaN where there is no other group, and in banks above
-        ``calibrate.MAX_LOO_ROWS`` references for groups outside the sample.
+        ``calibrate.MAX_LOO_ROWS`` references for groups outside the sample. Computed on
+        first read when the threshold rule did not need them (O(N² · dim), capped).
         """
         self._ensure_calibrated()
+        self.calibration_.ensure_loo(self.references_)
         return self.calibration_.loo.copy()
 
     @property
@@ -144,14 +146,14 @@ class Calibrated:
         """Forward-chaining score of each reference, shape ``(N,)`` (NaN: not scored).
 
         See :mod:`edgeasd.scoring.forward`: each group scored against the groups enrolled
-        before it; the first group of each domain tag is not scored. Cached like
-        ``threshold_``.
+        before it; the first group of each domain tag is not scored. Kept up to date by
+        ``enroll`` (one scoring pass per new group), saved with the bank.
         """
         self._ensure_calibrated()
         return self.calibration_.forward.copy()
 
     def _ensure_calibrated(self) -> None:
-        if self.calibration_.stale:
+        if self.calibration_.stale or self.calibration_.forward_stale:
             self.calibration_.update(self.references_)
             t, bound = self.calibration_.threshold, self.score_bound_
             if t >= bound:  # NaN compares False: an uncalibrated bank is not unreachable

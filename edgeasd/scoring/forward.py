@@ -11,18 +11,22 @@ against a LOGO 0.95-quantile of 0.71).
 The forward score of a reference ``y`` of group ``g`` is its score against the bank built,
 with the same settings, from the groups enrolled before ``g`` (groups are ordered by their
 first reference id, i.e. by enrollment). It is the exact situation of a later recording,
-with a smaller bank (so, if anything, conservative). The first two groups of each domain tag
-are not scored: the first because a new condition is novel by construction (the operator said
-so by tagging it, ``edgeasd enroll --domain``), the second because its only same-condition
-references still take their density from the other conditions (``exclude_same_group``: not
-from their own group), which makes its scores tiny: measured, 0.02 for a second target group
-against 1.6-3.9 for later target recordings (bench_operating_point, pump seed 0).
+with a smaller bank (so, if anything, conservative). A group is scored (:func:`scorable`)
+when its domain tag already has an earlier group and the bank before it holds at least two
+groups: the first group of a condition is novel by construction (the operator said so by
+tagging it, ``edgeasd enroll --domain``), and a bank of one group has no densities
+(``exclude_same_group``). Under the paper's uncapped densities the second group of a
+condition scored tiny as well (0.02 against 1.6-3.9 for later recordings, pump seed 0),
+because its only same-condition references took their density from the other conditions;
+the density cap (:data:`edgeasd.scoring.references.DEFAULT_DENSITY_CAP`) removes that, so
+with a cap the second group is scored. Without a cap (the paper's rule) it is not.
 
-Cost: replaying the enrollments, O(N² · dim) like LOGO, in the bank's own kernels, plus one
-scoring call per scored group (~10-20 ms each at N = 2,000 on a loaded 2-core machine); only
-the latest :data:`MAX_SCORED_GROUPS` eligible groups are scored (the ones closest to what a
-later recording meets), which bounds that part: N = 4,000 in groups of 6 took 11 s before the
-cap.
+Incremental (issue 21): a forward score depends only on the groups before it, so
+:meth:`edgeasd.scoring.bank.ReferenceBank.enroll` scores each new group against the bank
+just before appending it (:func:`score_new_group`: one scoring pass, O(N · dim)) and keeps the
+result; :func:`forward_scores` (the from-scratch replay, O(N² · dim)) gives the same numbers
+and runs only after a removal, after an enrollment that extends an existing group, or for a
+bank saved before these scores were kept.
 """
 
 from __future__ import annotations
@@ -30,12 +34,40 @@ from __future__ import annotations
 import numpy as np
 
 from edgeasd.scoring.references import ReferenceSet
-from edgeasd.scoring.validate import check_embeddings
 
-#: A group is scored once its domain tag has this many earlier groups (module docstring).
-MIN_EARLIER_GROUPS = 2
-#: At most this many groups (the latest eligible ones) are scored.
-MAX_SCORED_GROUPS = 100
+#: Version of the eligibility rule; banks saved under another recompute their scores once.
+RULE_VERSION = 2
+
+
+def earlier_groups_needed(data: ReferenceSet) -> int:
+    """Earlier groups of the same domain a group needs to be scored (module docstring)."""
+    return 1 if data.geometry.density_cap is not None else 2
+
+
+def scorable(data: ReferenceSet, dom: int) -> bool:
+    """Whether a group of domain code ``dom`` enrolled next gets a forward score.
+
+    ``data`` is the bank just before that group (O(N) on its group and domain codes).
+    """
+    n = data.n
+    if n == 0:
+        return False
+    grp = data.grp[:n]
+    if np.unique(grp).size < 2:
+        return False
+    mine = np.unique(grp[data.dom[:n] == dom]).size
+    return mine >= earlier_groups_needed(data)
+
+
+def score_new_group(data: ReferenceSet, X: np.ndarray, dom: int) -> np.ndarray:
+    """Forward scores of a group about to be appended, shape ``(m,)`` (NaN: not scored).
+
+    ``X`` is validated (as :meth:`ReferenceBank.enroll` validates it); ``data`` is the bank
+    just before the group, densities refreshed.
+    """
+    if not scorable(data, dom):
+        return np.full(X.shape[0], np.nan)
+    return data.score(X)[0]
 
 
 def group_order(data: ReferenceSet) -> list[np.ndarray]:
@@ -56,33 +88,39 @@ def group_order(data: ReferenceSet) -> list[np.ndarray]:
 
 
 def forward_scores(data: ReferenceSet) -> np.ndarray:
-    """Forward-chaining score of every reference, shape ``(N,)`` float64.
+    """Forward-chaining score of every reference, from scratch, shape ``(N,)`` float64.
 
-    NaN for the references of the first two groups of each domain tag (see the module
-    docstring), and of eligible groups before the latest :data:`MAX_SCORED_GROUPS`.
-    The replay is a fresh :class:`ReferenceSet` of the same geometry, fed the stored
-    rows (validated again exactly as ``ReferenceBank.enroll`` and ``score`` do).
+    NaN for the references of groups that are not :func:`scorable`. The replay is a fresh
+    :class:`ReferenceSet` of the same geometry, fed the stored rows group by group (validated
+    again exactly as ``ReferenceBank.enroll`` and ``score`` do).
     """
     n, geometry = data.n, data.geometry
     out = np.full(n, np.nan)
     emb, dom, grp = data.y[:n], data.dom[:n], data.grp[:n]
     replay = ReferenceSet(geometry)
-    order = group_order(data)
-    counts: dict[int, int] = {}
-    eligible = []
-    for rows in order:
-        d = int(dom[rows[0]])
-        eligible.append(counts.get(d, 0) >= MIN_EARLIER_GROUPS)
-        counts[d] = counts.get(d, 0) + 1
-    scored = np.flatnonzero(eligible)[-MAX_SCORED_GROUPS:]
-    to_score = np.zeros(len(order), dtype=bool)
-    to_score[scored] = True
-    last = int(scored[-1]) if scored.size else -1
-    for rows, score in zip(order[: last + 1], to_score, strict=False):
-        X = check_embeddings(emb[rows], geometry.dim, geometry.metric, "X")
-        if score:
-            out[rows] = replay.score(X)[0]
+    for rows in group_order(data):
+        X = np.ascontiguousarray(emb[rows])
+        out[rows] = score_new_group(replay, X, int(dom[rows[0]]))
         # the group's own code for all its rows, as enroll(group=name) gives
         replay.append(X, np.full(rows.size, grp[rows[0]]), dom[rows], 0.0)
         replay.refresh()
     return out
+
+
+def latest_groups(data: ReferenceSet, forward: np.ndarray, count: int) -> np.ndarray:
+    """Mask over rows: the scored rows of the latest ``count`` scored groups, shape ``(N,)``.
+
+    The threshold follows the bank: scores of groups enrolled long ago (a bank of a year
+    of feedback enrollments) age out of it.
+    """
+    n = data.n
+    mask = np.zeros(n, dtype=bool)
+    scored = np.isfinite(forward[:n])
+    if not scored.any():
+        return mask
+    codes = data.grp[:n][scored]
+    rows = np.flatnonzero(scored)
+    _, first = np.unique(codes, return_index=True)  # first scored row of each group
+    keep = np.sort(rows[first])[-count:]
+    mask[np.isin(data.grp[:n], data.grp[keep])] = True
+    return mask & scored

@@ -86,10 +86,15 @@ def test_enrollment_computes_only_new_distances(monkeypatch):
 
     monkeypatch.setattr(kernels, "cross_dist", spy)
     bank.enroll(rng.normal(size=(3, 8)))
-    assert shapes == [(53, 3)]
+    # each row is its own group: appended in turn (forward-scored against the bank before
+    # it), every pair computed once, each against the rows stored so far
+    assert shapes == [(51, 1), (52, 1), (53, 1)]
+    shapes.clear()
+    bank.enroll(rng.normal(size=(3, 8)), group="one")
+    assert shapes == [(56, 3)]
     shapes.clear()
     # removal re-scans only the references that had a removed id as neighbour
     victim = bank.ids_[0]
     holders = int((bank.neighbour_ids_ == victim).any(axis=1).sum())
     bank.remove([victim])
-    assert shapes == ([(holders, 52)] if holders else [])
+    assert shapes == ([(holders, 55)] if holders else [])
