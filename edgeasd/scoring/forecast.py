@@ -143,12 +143,12 @@ def commissioning(bank: Any, hop_seconds: float) -> list[ConditionStatus]:
     out = []
     for d in sorted(set(domains.tolist())):
         mask = domains == d
-        minutes = np.count_nonzero(mask) * minute
-        scored = np.count_nonzero(mask & np.isfinite(forward)) * minute
+        minutes = float(np.count_nonzero(mask) * minute)
+        scored = float(np.count_nonzero(mask & np.isfinite(forward)) * minute)
         n_groups = len(set(groups[mask].tolist()))
         sessions = _sessions(added[mask])
         needed = max(0.0, MIN_CONDITION_MINUTES - minutes)
-        provisional = needed > 0 or scored == 0
+        provisional = bool(needed > 0 or scored == 0)
         if provisional:
             more = max(needed, minute)
             why = (
@@ -232,6 +232,7 @@ def forecast(bank: Any, threshold: float, hop_seconds: float, k: int = 1, n: int
             "false alerts a day: not known yet: no recording has been scored against earlier "
             "ones of its condition; enroll another recording of a condition already enrolled",
         )
+    starts, windows = int(starts), int(windows)
     expected = starts / windows * per_day_windows
     bound = (1 + starts) / (windows + 1) * per_day_windows
     if bound <= USEFUL_PER_DAY:
