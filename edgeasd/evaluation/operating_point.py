@@ -27,6 +27,7 @@ condition.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,3 +232,75 @@ def evaluate(
             "faults": faults,
         }
     return out
+
+
+def with_target_recordings(
+    data: dict[str, np.ndarray], enrolled: int, later_from: int = 6
+) -> dict[str, np.ndarray]:
+    """The protocol with the target condition enrolled from its first ``enrolled`` recordings.
+
+    Target normal recordings from index ``later_from`` on stay *later* (scored), those in
+    between are left out, so that every target size is scored on the same recordings.
+    """
+    d = dict(data)
+    tn = (d["condition"] == "target") & (d["kind"] == "normal")
+    recs = np.unique(d["recording"][tn])
+    rank = np.searchsorted(recs, d["recording"])
+    phase = d["phase"].copy()
+    phase[tn] = np.where(
+        rank[tn] < enrolled, "earlier", np.where(rank[tn] >= later_from, "later", "-")
+    )
+    d["phase"] = phase
+    return d
+
+
+def operator_loop(
+    data: dict[str, np.ndarray],
+    machine: str,
+    rule: Callable[[ReferenceBank], float],
+    config: Config | None = None,
+    **layout: Any,
+) -> tuple[ReferenceBank, dict[str, dict[str, Any]], int]:
+    """The operator in the loop: the first false alarm of each new session is confirmed normal.
+
+    The later normal recordings are scored window by window in time order. The first window of
+    a session (:func:`plan`'s ``Recording.session``) that exceeds the threshold is enrolled as
+    normal of its condition (a group of its own, as ``edgeasd feedback`` enrolls an alert's
+    windows), the threshold is recomputed with ``rule`` and scoring continues. Faults are then
+    scored against the final bank. ``layout``: the keyword arguments of :func:`plan` the data
+    was simulated with.
+
+    Returns
+    -------
+    bank : ReferenceBank
+        After the corrections.
+    result : dict
+        :func:`evaluate`'s figures, with ``false_alarms`` / ``fa_rate`` counting every later
+        normal window that exceeded the threshold in force when it was scored (the confirmed
+        ones included).
+    corrections : int
+    """
+    recs = plan(machine, **layout)
+    bank = build_bank(data, config)
+    t = rule(bank)
+    later = data["phase"] == "later"
+    normal = later & (data["kind"] == "normal")
+    fa: dict[str, int] = {}
+    corrected: set[tuple[str, int]] = set()
+    for r in np.unique(data["recording"][normal]):
+        rows = np.flatnonzero(normal & (data["recording"] == r))
+        cond = str(data["condition"][rows[0]])
+        session = (cond, recs[int(r)].recording.session)
+        for w in rows:
+            if float(bank.score(data["emb"][w : w + 1])[0]) <= t:
+                continue
+            fa[cond] = fa.get(cond, 0) + 1
+            if session not in corrected:
+                corrected.add(session)
+                bank.enroll(data["emb"][w : w + 1], domain=cond, group=f"feedback-{w}")
+                t = rule(bank)
+    result = evaluate(data, bank, t)
+    for cond, res in result.items():
+        res["false_alarms"] = fa.get(cond, 0)
+        res["fa_rate"] = res["false_alarms"] / res["normal"]
+    return bank, result, len(corrected)
