@@ -27,6 +27,7 @@ from edgeasd.evaluation.operating_point import (
     build_bank,
     evaluate,
     operator_loop,
+    recording_times,
     simulate,
     with_target_recordings,
 )
@@ -85,7 +86,7 @@ def _sets(sets: list[tuple[str, int]]) -> list[tuple[str, int, dict, ReferenceBa
     out = []
     for machine, seed in sets:
         data = simulate(machine, seed, CACHE)
-        out.append((machine, seed, data, build_bank(data)))
+        out.append((machine, seed, data, build_bank(data, None, recording_times(machine))))
     return out
 
 
@@ -236,9 +237,9 @@ def size_table(sets: list[tuple[str, int, dict]], cfg: Config, sizes=(1, 2, 4)) 
         fa = {"source": [], "target": []}
         det = {"source": [], "target": []}
         ratio, tr, prov = [], [], []
-        for _, _, data in sets:
+        for machine, _, data in sets:
             d = with_target_recordings(data, e)
-            bank = build_bank(d, cfg)
+            bank = build_bank(d, cfg, recording_times(machine))
             t, _, _ = default_rule(bank, cfg)
             prov.append("target" in threshold_report(bank, cfg, 10.0)["provisional"])
             res = evaluate(d, bank, t)
@@ -268,7 +269,7 @@ def condition_table(sets: list[tuple[str, int, dict]], cfg: Config) -> str:
     ]
     for machine, seed, data in sets:
         d = with_target_recordings(data, 2)
-        bank = build_bank(d, cfg)
+        bank = build_bank(d, cfg, recording_times(machine))
         rep = threshold_report(bank, cfg, 10.0)
         t = rep["threshold"]
         fc = rep["forecast"]
@@ -310,7 +311,7 @@ def loop_table(sets: list[tuple[str, int, dict]], cfg: Config) -> str:
 def stability(sets: list[tuple[str, int, dict]], cfg: Config) -> str:
     """Threshold moves per added source recording once it has >= 3 groups from 2 sessions."""
     moves = []
-    for _, _, data in sets:
+    for machine, _, data in sets:
         d = dict(data)
         earlier = (d["phase"] == "earlier") & (d["condition"] == "source")
         recs = np.unique(d["recording"][earlier])
@@ -318,7 +319,7 @@ def stability(sets: list[tuple[str, int, dict]], cfg: Config) -> str:
         for i in range(7, recs.size + 1):  # recording 7 is the second of session 1
             sub = dict(d)
             sub["phase"] = np.where(np.isin(d["recording"], recs[:i]) & earlier, "earlier", "later")
-            t = default_rule(build_bank(sub, cfg), cfg)[0]
+            t = default_rule(build_bank(sub, cfg, recording_times(machine)), cfg)[0]
             if previous is not None:
                 moves.append(abs(t / previous - 1))
             previous = t

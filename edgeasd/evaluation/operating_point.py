@@ -171,12 +171,27 @@ def simulate(
     return out
 
 
-def build_bank(data: dict[str, np.ndarray], config: Config | None = None) -> ReferenceBank:
+#: UNIX time of the protocol's first recording (enrollments carry the recordings' times).
+EPOCH = 1.7e9
+
+
+def recording_times(machine: str, **layout: Any) -> np.ndarray:
+    """UNIX start time of each recording of :func:`plan` (indexed like ``data["recording"]``)."""
+    return np.array([EPOCH + r.recording.time_s for r in plan(machine, **layout)])
+
+
+def build_bank(
+    data: dict[str, np.ndarray],
+    config: Config | None = None,
+    times: np.ndarray | None = None,
+) -> ReferenceBank:
     """The bank the agent would hold after enrolling the earlier recordings.
 
     Recordings in time order (source, then target), each split into groups of
     ``enrollment.group_seconds`` by :func:`edgeasd.agent.enrollment.enroll.chunk_windows`,
-    tagged with the condition as domain, with the configured scoring options.
+    tagged with the condition as domain, with the configured scoring options. ``times``
+    (:func:`recording_times`): each group is enrolled at its recording's time, so that the
+    calibration sees the sessions; None: all at once (one session).
     """
     config = config or Config()
     info = make_embedder(config).info
@@ -188,7 +203,8 @@ def build_bank(data: dict[str, np.ndarray], config: Config | None = None) -> Ref
         cond = str(data["condition"][rows[0]])
         for chunk in chunk_windows(data["start"][rows], window, config.enrollment.group_seconds):
             sel = rows[chunk]
-            bank.enroll(data["emb"][sel], domain=cond, group=f"{cond}-{r}-{sel[0]}")
+            at = None if times is None else float(times[r] + data["start"][sel[0]])
+            bank.enroll(data["emb"][sel], domain=cond, group=f"{cond}-{r}-{sel[0]}", at=at)
     return bank
 
 
@@ -281,7 +297,8 @@ def operator_loop(
     corrections : int
     """
     recs = plan(machine, **layout)
-    bank = build_bank(data, config)
+    times = recording_times(machine, **layout)
+    bank = build_bank(data, config, times)
     t = rule(bank)
     later = data["phase"] == "later"
     normal = later & (data["kind"] == "normal")
@@ -297,7 +314,8 @@ def operator_loop(
             fa[cond] = fa.get(cond, 0) + 1
             if session not in corrected:
                 corrected.add(session)
-                bank.enroll(data["emb"][w : w + 1], domain=cond, group=f"feedback-{w}")
+                at = float(times[int(r)] + data["start"][w])
+                bank.enroll(data["emb"][w : w + 1], domain=cond, group=f"feedback-{w}", at=at)
                 t = rule(bank)
     result = evaluate(data, bank, t)
     for cond, res in result.items():

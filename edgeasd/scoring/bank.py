@@ -243,6 +243,7 @@ class ReferenceBank(Calibrated):
         X: np.ndarray,
         domain: str | Sequence[str] = "source",
         group: str | int | Sequence[str | int] | None = None,
+        at: float | None = None,
     ) -> np.ndarray:
         """Add normal reference embeddings; refreshes densities, marks the threshold stale.
 
@@ -258,6 +259,10 @@ class ReferenceBank(Calibrated):
             ignores its own group. ``None``: each row is a group of its own (the paper's
             formula: every other reference may be a density neighbour). Pass one label
             for rows that are near twins (overlapping windows of one recording).
+        at : float, optional
+            UNIX time of the audio (default: now). Enrollments more than
+            :data:`edgeasd.scoring.forward.SESSION_GAP_SECONDS` apart are different sessions
+            for the calibration (replays and evaluations pass the recording's time).
 
         Returns
         -------
@@ -272,6 +277,9 @@ class ReferenceBank(Calibrated):
         """
         ref = self.references_
         X = check_embeddings(X, self.dim, self.metric, "X")
+        now = time.time() if at is None else float(at)
+        if not np.isfinite(now):
+            raise InputError(f"at must be a finite UNIX time, got {at!r}")
         m = X.shape[0]
         first = ref.next_id
         domains = as_labels(domain, m, "domain")
@@ -297,16 +305,19 @@ class ReferenceBank(Calibrated):
         if not incremental:
             starts, ends = np.array([0]), np.array([m])
             cal.forward_stale = True
-        now = time.time()
-        scores, reports = [], []
+        scores, session, reports = [], [], []
         for a, b in zip(starts, ends, strict=True):
             if incremental:
-                scores.append(_fwd.score_new_group(ref, X[a:b], int(dom[a])))
+                d = int(dom[a])
+                scores.append(_fwd.score_new_group(ref, X[a:b], d))
+                cal.session.advance(ref, now)
+                session.append(_fwd.score_session(ref, cal.session, X[a:b], d))
             n_old, dist = ref.append(X[a:b], grp[a:b], dom[a:b], now)
             ref.refresh()
             reports.append((dist, n_old))
         if incremental:
             cal.forward = np.concatenate([cal.forward, *scores])
+            cal.session_forward = np.concatenate([cal.session_forward, *session])
         self._refresh()
         self._report_duplicates(reports)
         return ref.ids[n_start : ref.n].copy()
@@ -373,7 +384,10 @@ class ReferenceBank(Calibrated):
                 "session (a separate group)"
             )
         self.calibration_.stale = self.calibration_.loo_stale = True
-        if self.calibration_.forward.shape != (len(self),):
+        n = len(self)
+        if self.calibration_.forward.shape != (n,) or self.calibration_.session_forward.shape != (
+            n,
+        ):
             self.calibration_.forward_stale = True
 
     # ------------------------------------------------------------------ scoring

@@ -152,6 +152,26 @@ class Calibrated:
         self._ensure_calibrated()
         return self.calibration_.forward.copy()
 
+    @property
+    def session_forward_scores_(self) -> np.ndarray:
+        """Session-forward score of each reference, shape ``(N,)`` (NaN: not scored).
+
+        Each group scored against the bank as it stood when its session began
+        (:mod:`edgeasd.scoring.forward`). Kept up to date by ``enroll``, saved with the bank.
+        """
+        self._ensure_calibrated()
+        return self.calibration_.session_forward.copy()
+
+    @property
+    def calibration_scores_(self) -> np.ndarray:
+        """The scores the ``auto`` threshold and the forecast rest on, shape ``(N,)``.
+
+        See :meth:`edgeasd.scoring.calibrate.Calibration.recent`: per condition its
+        session-forward scores if any, else its forward-chaining ones (NaN elsewhere).
+        """
+        self._ensure_calibrated()
+        return self.calibration_.recent(self.references_)[0]
+
     def _ensure_calibrated(self) -> None:
         if self.calibration_.stale or self.calibration_.forward_stale:
             self.calibration_.update(self.references_)

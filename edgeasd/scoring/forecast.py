@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.scoring.calibrate import FORWARD_MARGIN, MAX_FORWARD_GROUPS
-from edgeasd.scoring.forward import latest_groups
+from edgeasd.scoring.calibrate import FORWARD_MARGIN
+from edgeasd.scoring.forward import SESSION_GAP_SECONDS
 
 #: A condition with less enrolled audio than this has provisional alerts. Measured with
 #: ``python benchmarks/run.py operating_point`` (target enrollment sweep, BENCHMARKS.md):
@@ -48,8 +48,6 @@ from edgeasd.scoring.forward import latest_groups
 #: rate was 53 %; with 2 (1.7 min) and more, 0 % on the choice sets. 5 min = 5 groups of the
 #: default 60 s; the held-out figures are in BENCHMARKS.md.
 MIN_CONDITION_MINUTES = 5.0
-#: Enrollments this far apart (UNIX enrollment time) count as different sessions.
-SESSION_GAP_SECONDS = 3600.0
 #: The forecast is stated as a number once its bound is at most this many false alerts a day.
 USEFUL_PER_DAY = 1.0
 
@@ -213,8 +211,8 @@ def forecast(bank: Any, threshold: float, hop_seconds: float, k: int = 1, n: int
     if not math.isfinite(threshold) or len(bank) == 0:
         return Forecast(False, None, None, 0.0, 0.0, "false alerts a day: no threshold yet")
     ref = bank.references_
-    forward = bank.forward_scores_
-    mask = latest_groups(ref, forward, MAX_FORWARD_GROUPS)
+    forward = bank.calibration_scores_
+    mask = np.isfinite(forward)
     windows, starts = 0, 0
     grp = ref.grp[: ref.n]
     for code in np.unique(grp[mask]):

@@ -31,12 +31,62 @@ bank saved before these scores were kept.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from edgeasd.scoring.references import ReferenceSet
 
 #: Version of the eligibility rule; banks saved under another recompute their scores once.
-RULE_VERSION = 2
+RULE_VERSION = 3
+#: Enrollments more than this far apart (their ``at`` times) start a new session: a machine
+#: start, a re-seated microphone, another shift. Sessions a few hours apart differ more than
+#: recordings of one session (the drift simulator's warm-up, wander and re-seating).
+SESSION_GAP_SECONDS = 3600.0
+
+
+@dataclass
+class SessionState:
+    """Where the current session began, for session-forward scores.
+
+    Attributes
+    ----------
+    start : int
+        References enrolled before the current session (rows ``0 .. start-1``).
+    rho : (start,) float64
+        Their scoring densities when the session began.
+    last : float
+        Enrollment time of the latest group (UNIX seconds; -inf: none yet).
+    """
+
+    start: int = 0
+    rho: np.ndarray = field(default_factory=lambda: np.empty(0))
+    last: float = -np.inf
+
+    def advance(self, data: ReferenceSet, at: float) -> None:
+        """Account for a group enrolled at ``at`` (``data``: the bank just before it)."""
+        if at - self.last > SESSION_GAP_SECONDS and self.last > -np.inf:
+            self.start, self.rho = data.n, data.rho[: data.n].copy()
+        self.last = max(self.last, at)
+
+
+def session_scorable(data: ReferenceSet, state: SessionState, dom: int) -> bool:
+    """Whether a group of domain ``dom`` gets a session-forward score (module docstring)."""
+    n = state.start
+    if n == 0:
+        return False
+    grp = data.grp[:n]
+    return np.unique(grp).size >= 2 and bool(np.any(data.dom[:n] == dom))
+
+
+def score_session(data: ReferenceSet, state: SessionState, X: np.ndarray, dom: int) -> np.ndarray:
+    """Session-forward scores of a group about to be appended, shape ``(m,)`` (NaN: none).
+
+    Its score against the bank as it stood when the current session began.
+    """
+    if not session_scorable(data, state, dom):
+        return np.full(X.shape[0], np.nan)
+    return data.score(X, state.start, state.rho)[0]
 
 
 def earlier_groups_needed(data: ReferenceSet) -> int:
@@ -87,24 +137,41 @@ def group_order(data: ReferenceSet) -> list[np.ndarray]:
     return [parts[c] for c in np.argsort(first, kind="stable")]
 
 
-def forward_scores(data: ReferenceSet) -> np.ndarray:
-    """Forward-chaining score of every reference, from scratch, shape ``(N,)`` float64.
+def replay(data: ReferenceSet) -> tuple[np.ndarray, np.ndarray, SessionState]:
+    """Forward-chaining and session-forward scores of every reference, from scratch.
 
-    NaN for the references of groups that are not :func:`scorable`. The replay is a fresh
-    :class:`ReferenceSet` of the same geometry, fed the stored rows group by group (validated
-    again exactly as ``ReferenceBank.enroll`` and ``score`` do).
+    The replay is a fresh :class:`ReferenceSet` of the same geometry, fed the stored rows group
+    by group in enrollment order (as validated when they were enrolled, so that the replay
+    computes exactly what the incremental path computed), each group at its stored
+    enrollment time.
+
+    Returns
+    -------
+    forward, session : (N,) float64
+        NaN where a group is not :func:`scorable` / :func:`session_scorable`.
+    state : SessionState
+        After the last group (what the incremental path continues from).
     """
     n, geometry = data.n, data.geometry
-    out = np.full(n, np.nan)
-    emb, dom, grp = data.y[:n], data.dom[:n], data.grp[:n]
-    replay = ReferenceSet(geometry)
+    forward, session = np.full(n, np.nan), np.full(n, np.nan)
+    emb, dom, grp, added = data.y[:n], data.dom[:n], data.grp[:n], data.added[:n]
+    fresh = ReferenceSet(geometry)
+    state = SessionState()
     for rows in group_order(data):
         X = np.ascontiguousarray(emb[rows])
-        out[rows] = score_new_group(replay, X, int(dom[rows[0]]))
+        d, at = int(dom[rows[0]]), float(added[rows[0]])
+        forward[rows] = score_new_group(fresh, X, d)
+        state.advance(fresh, at)
+        session[rows] = score_session(fresh, state, X, d)
         # the group's own code for all its rows, as enroll(group=name) gives
-        replay.append(X, np.full(rows.size, grp[rows[0]]), dom[rows], 0.0)
-        replay.refresh()
-    return out
+        fresh.append(X, np.full(rows.size, grp[rows[0]]), dom[rows], at)
+        fresh.refresh()
+    return forward, session, state
+
+
+def forward_scores(data: ReferenceSet) -> np.ndarray:
+    """Forward-chaining score of every reference, from scratch, shape ``(N,)`` (:func:`replay`)."""
+    return replay(data)[0]
 
 
 def latest_groups(data: ReferenceSet, forward: np.ndarray, count: int) -> np.ndarray:

@@ -257,13 +257,20 @@ class ReferenceSet:
         return bool(self.n > 1 and missing.all())
 
     # ------------------------------------------------------------------ scoring
-    def score(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score(
+        self, Q: np.ndarray, n: int | None = None, rho: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Normalized nearest-reference scores of validated queries.
 
         Parameters
         ----------
         Q : (m, dim) float32
             Validated queries; the set must not be empty.
+        n : int, optional
+            Score against the first ``n`` rows only (default: all), ...
+        rho : (n,) float64, optional
+            ... with these densities (default: the current ones): the bank as it was when
+            it held those rows (session-forward calibration, :mod:`edgeasd.scoring.forward`).
 
         Returns
         -------
@@ -271,13 +278,15 @@ class ReferenceSet:
         rows : (m,) int64
             Row of the reference attaining each minimum.
         """
-        g, n = self.geometry, self.n
+        g = self.geometry
+        n = self.n if n is None else n
+        rho = self.rho if rho is None else rho
         pos = np.empty(Q.shape[0], np.int64)
         scores = np.empty(Q.shape[0], np.float64)
         metric, norm = kernels.METRICS[g.metric], kernels.NORMS[g.norm]
         if Q.shape[0] < BATCH_MIN or g.metric != "cosine":
             for i in range(Q.shape[0]):
-                scores[i], pos[i] = kernels.score_fused(Q[i], self.y, n, self.rho, metric, norm)
+                scores[i], pos[i] = kernels.score_fused(Q[i], self.y, n, rho, metric, norm)
             return scores, pos
         qsq = np.einsum("ij,ij->i", Q, Q, dtype=np.float64)
         y = self.y[:n]
@@ -288,7 +297,7 @@ class ReferenceSet:
                 dots,
                 qsq[a : a + step],
                 self.ysq[:n],
-                self.rho,
+                rho,
                 metric,
                 norm,
                 scores[a : a + step],

@@ -19,6 +19,7 @@ import numpy as np
 from edgeasd.scoring.bank import ReferenceBank
 from edgeasd.scoring.calibrate import Calibration
 from edgeasd.scoring.forward import RULE_VERSION as FORWARD_RULE_VERSION
+from edgeasd.scoring.forward import SessionState
 from edgeasd.scoring.references import Geometry, ReferenceSet
 from edgeasd.scoring.validate import Labels
 
@@ -46,6 +47,8 @@ def to_state(bank: ReferenceBank) -> tuple[dict[str, Any], dict[str, np.ndarray]
             # computed (they are only for the rules that use them)
             "forward_rule": FORWARD_RULE_VERSION,
             "loo_computed": not cal.loo_stale,
+            "session_start": cal.session.start,
+            "session_last": cal.session.last if np.isfinite(cal.session.last) else None,
         },
     }
     arrays = {
@@ -56,6 +59,8 @@ def to_state(bank: ReferenceBank) -> tuple[dict[str, Any], dict[str, np.ndarray]
         "added_at": data.added[:n],
         "loo": cal.loo if not cal.loo_stale else np.full(n, np.nan),
         "forward": cal.forward,
+        "session_forward": cal.session_forward,
+        "session_rho": cal.session.rho,
     }
     for name, arr in data.neighbours.to_arrays(n).items():
         arrays["state_" + name] = arr
@@ -102,9 +107,21 @@ def _calibration(header: dict[str, Any], arrays: dict[str, np.ndarray], n: int) 
     cal.loo, cal.stale = arrays["loo"], False
     cal.loo_stale = not saved.get("loo_computed", True)
     cal.forward, cal.forward_stale = arrays.get("forward", np.empty(0)), False
-    # banks saved before forward-chaining scores existed, or under another eligibility
-    # rule, replay them once on first use (then save them with the bank)
-    if cal.forward.shape != (n,) or saved.get("forward_rule") != FORWARD_RULE_VERSION:
+    cal.session_forward = arrays.get("session_forward", np.empty(0))
+    last = saved.get("session_last")
+    cal.session = SessionState(
+        int(saved.get("session_start", 0)),
+        arrays.get("session_rho", np.empty(0)),
+        -np.inf if last is None else float(last),
+    )
+    # banks saved before these scores existed, or under another eligibility rule, replay
+    # them once on first use (then save them with the bank)
+    if (
+        cal.forward.shape != (n,)
+        or cal.session_forward.shape != (n,)
+        or cal.session.rho.shape != (min(cal.session.start, n),)
+        or saved.get("forward_rule") != FORWARD_RULE_VERSION
+    ):
         cal.stale = cal.forward_stale = True
     return cal
 

@@ -145,10 +145,32 @@ def test_the_threshold_follows_the_latest_scored_groups(rng, monkeypatch):
     bank.enroll(X, group=groups)
     f = bank.forward_scores_
     assert np.isnan(f[:4]).all() and np.isfinite(f[4:]).all()
-    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * f[4:].max())
-    monkeypatch.setattr(calibrate, "MAX_FORWARD_GROUPS", 3)  # groups 5, 6, 7
+    # the condition's first scored group (2) leaves the evidence once later ones are scored
+    np.testing.assert_array_equal(bank.calibration_scores_[6:], f[6:])
+    assert np.isnan(bank.calibration_scores_[:6]).all()
+    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * f[6:].max())
+    monkeypatch.setattr(calibrate, "MAX_FORWARD_GROUPS", 4)  # groups 4..7; 4 is dropped
     bank.calibrate(value=-1.0)
     assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * f[10:].max())
+
+
+def test_session_forward_scores_a_later_session_against_the_earlier_ones(rng):
+    """Each group of a later session is scored against the bank as that session began."""
+    t0 = 1.7e9
+    bank = ReferenceBank(4, density_cap=1.5)
+    X = rng.normal(size=(18, 4))
+    for g in range(6):  # sessions: groups 0-2 at t0, 3-5 two hours later
+        at = t0 + (7200.0 if g >= 3 else 0.0) + 60.0 * g
+        bank.enroll(X[3 * g : 3 * g + 3], domain="source", group=f"g{g}", at=at)
+    earlier = ReferenceBank(4, density_cap=1.5)
+    for g in range(3):
+        earlier.enroll(X[3 * g : 3 * g + 3], domain="source", group=f"g{g}")
+    s = bank.session_forward_scores_
+    assert np.isnan(s[:9]).all()
+    np.testing.assert_array_equal(s[9:], earlier.score(X[9:]))
+    # the condition has session scores: they are its evidence
+    np.testing.assert_array_equal(bank.calibration_scores_, s)
+    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * s[9:].max())
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -189,16 +211,18 @@ def test_incremental_calibration_equals_a_from_scratch_one(seed, batches, cap):
     """Issue 21: enrolling group by group keeps exactly the scores and threshold of a replay."""
     rng = np.random.default_rng(seed)
     bank = ReferenceBank(6, density_cap=cap)
-    g = 0
+    g, at = 0, 1.7e9
     for batch in batches:  # one enroll call per batch, each of several new groups
         labels = [f"g{g + i}" for i, size in enumerate(batch) for _ in range(size)]
         g += len(batch)
         domain = "target" if g % 4 == 3 else "source"
-        bank.enroll(rng.normal(size=(len(labels), 6)), domain=domain, group=labels)
+        at += 7200.0 if g % 3 == 0 else 60.0  # some batches start a new session
+        bank.enroll(rng.normal(size=(len(labels), 6)), domain=domain, group=labels, at=at)
         assert not bank.calibration_.forward_stale  # kept incrementally, no replay due
         fresh = calibrate.Calibration(rule="auto")
         fresh.update(bank.references_)  # from scratch: replays every enrollment
         np.testing.assert_array_equal(bank.forward_scores_, fresh.forward)
+        np.testing.assert_array_equal(bank.session_forward_scores_, fresh.session_forward)
         t = bank.threshold_
         assert t == fresh.threshold or (np.isnan(t) and np.isnan(fresh.threshold))
 
@@ -234,7 +258,7 @@ def test_a_loaded_bank_reads_its_calibration_without_recomputing(rng, tmp_path, 
         raise AssertionError("recomputed")
 
     monkeypatch.setattr(forward, "forward_scores", fail)
-    monkeypatch.setattr(calibrate, "forward_scores", fail)
+    monkeypatch.setattr(calibrate, "replay", fail)
     monkeypatch.setattr(calibrate, "loo_scores", fail)
     loaded = load_bank(tmp_path / "bank")
     assert loaded.threshold_ == want

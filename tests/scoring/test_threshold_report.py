@@ -66,17 +66,20 @@ def test_auto_rule_report() -> None:
     bank, f = _bank()
     rep = threshold_policy.threshold_report(bank, Config(), hop_seconds=HOP)
     assert rep["rule"] == "auto" and rep["state"] == "ready"
-    assert rep["threshold"] == pytest.approx(FORWARD_MARGIN * np.nanmax(f), rel=1e-4)
+    # the evidence: s4, s5 (s3, the first scored group, leaves it once later ones are
+    # scored); from fewer than 3 groups, so the LOGO maximum counts too
+    np.testing.assert_allclose(bank.calibration_scores_[6:10], f[6:10], rtol=1e-4)
+    top = max(np.nanmax(f[6:10]), np.nanmax(bank.loo_scores_))
+    assert rep["threshold"] == pytest.approx(FORWARD_MARGIN * top, rel=1e-4)
     assert rep["source"].startswith("bank of 12: ")
-    # 6 scored windows (1 min), none above at the margin: the bound is 1 / 7 of 8,640
-    # windows a day, far from useful: no number, the minutes that would make it known
+    # 4 evidence windows, none above at the margin: the bound is 1 / 5 of 8,640 windows
+    # a day, far from useful: no number, the minutes that would make it known
     fc = rep["forecast"]
-    assert (
-        not fc["known"] and fc["per_day"] is None and rep["predicted_false_alarms_per_day"] is None
-    )
-    assert fc["bound_per_day"] == pytest.approx(86400 / HOP / 7)
+    assert not fc["known"] and fc["per_day"] is None
+    assert rep["predicted_false_alarms_per_day"] is None
+    assert fc["bound_per_day"] == pytest.approx(86400 / HOP / 5)
     windows = 86400 / HOP / forecast.USEFUL_PER_DAY - 1  # (1 + 0) / (W + 1) per window
-    assert fc["minutes_needed"] == pytest.approx((windows - 6) * HOP / 60)
+    assert fc["minutes_needed"] == pytest.approx((windows - 4) * HOP / 60)
     assert "not known yet" in fc["words"] and "none of them would have alerted" in fc["words"]
     assert f"{fc['minutes_needed']:,.0f} more minutes" in fc["words"]
     assert (rep["threshold"], rep["source"]) == threshold_policy.threshold_for(bank, Config())
@@ -84,10 +87,11 @@ def test_auto_rule_report() -> None:
 
 def test_the_forecast_is_a_number_once_the_bound_is_useful() -> None:
     bank, _ = _bank()
-    hop = 3 * 3600.0  # 8 windows a day: 6 scored windows make a bound of 8/7 a day ...
+    hop = 3 * 3600.0  # 8 windows a day: 4 evidence windows make a bound of 8/5 a day ...
     rep = threshold_policy.threshold_report(bank, Config(), hop_seconds=hop)
     assert not rep["forecast"]["known"]
-    bank.enroll(bank.embeddings_[4:6] + 1e-3, domain="source", group="s6")  # ... 8: 8/9
+    bank.enroll(bank.embeddings_[4:6] + 1e-3, domain="source", group="s6")
+    bank.enroll(bank.embeddings_[6:8] + 1e-3, domain="source", group="s7")  # ... 8: 8/9
     rep = threshold_policy.threshold_report(bank, Config(), hop_seconds=hop)
     fc = rep["forecast"]
     assert fc["known"] and fc["per_day"] == 0.0 and fc["bound_per_day"] == pytest.approx(8 / 9)
@@ -99,16 +103,16 @@ def test_the_forecast_is_a_number_once_the_bound_is_useful() -> None:
 def test_fixed_threshold_forecast_counts_debounced_episodes(k, n) -> None:
     bank, f = _bank()
     finite = np.sort(f[np.isfinite(f)])
-    value = float(FORWARD_MARGIN * (finite[2] + finite[3]) / 2)  # 3 of 6 scaled scores above
+    value = float(FORWARD_MARGIN * (finite[2] + finite[3]) / 2)  # some scaled scores above
     cfg = Config().replace(threshold={"rule": "fixed", "value": value}, detector={"k": k, "n": n})
     hop = 6 * 3600.0  # 4 windows a day
     rep = threshold_policy.threshold_report(bank, cfg, hop_seconds=hop)
     assert rep["threshold"] == value and rep["rule"] == "fixed"
     starts = sum(
         _starts([bool(FORWARD_MARGIN * v > value) for v in f[rows]], k, n)
-        for rows in ([4, 5], [6, 7], [8, 9])  # the scored groups s3, s4, s5, in time order
+        for rows in ([6, 7], [8, 9])  # the evidence: groups s4, s5, in time order
     )
-    assert rep["forecast"]["bound_per_day"] == pytest.approx((1 + starts) / 7 * 4)
+    assert rep["forecast"]["bound_per_day"] == pytest.approx((1 + starts) / 5 * 4)
 
 
 @settings(max_examples=200, deadline=None)
