@@ -308,10 +308,10 @@ class ReferenceBank(Calibrated):
         scores, session, reports = [], [], []
         for a, b in zip(starts, ends, strict=True):
             if incremental:
-                d = int(dom[a])
-                scores.append(_fwd.score_new_group(ref, X[a:b], d))
                 cal.session.advance(ref, now)
-                session.append(_fwd.score_session(ref, cal.session, X[a:b], d))
+                f, g = _fwd.score_group(ref, cal.session, X[a:b], int(dom[a]))
+                scores.append(f)
+                session.append(g)
             n_old, dist = ref.append(X[a:b], grp[a:b], dom[a:b], now)
             ref.refresh()
             reports.append((dist, n_old))

@@ -21,12 +21,21 @@ because its only same-condition references took their density from the other con
 the density cap (:data:`edgeasd.scoring.references.DEFAULT_DENSITY_CAP`) removes that, so
 with a cap the second group is scored. Without a cap (the paper's rule) it is not.
 
-Incremental (issue 21): a forward score depends only on the groups before it, so
-:meth:`edgeasd.scoring.bank.ReferenceBank.enroll` scores each new group against the bank
-just before appending it (:func:`score_new_group`: one scoring pass, O(N · dim)) and keeps the
-result; :func:`forward_scores` (the from-scratch replay, O(N² · dim)) gives the same numbers
-and runs only after a removal, after an enrollment that extends an existing group, or for a
-bank saved before these scores were kept.
+Session-forward scores: enrollments more than :data:`SESSION_GAP_SECONDS` apart (their ``at``
+times) start a new *session* (a machine start, a re-seated microphone, another shift). The
+session-forward score of a group is its score against the bank as it stood when its session
+began (:class:`SessionState`: the references and their densities then), given when that bank
+holds at least two groups and one of the group's condition (:func:`session_scorable`). It is
+what a later session meets: on the operating-point protocol the highest later-session normal
+score was 0.58-1.96x the largest session-forward score, against 0.43-3.9x the largest
+forward score (14 machine/seed sets; BENCHMARKS.md, operating_point).
+
+Incremental (issue 21): both depend only on what came before, so
+:meth:`edgeasd.scoring.bank.ReferenceBank.enroll` scores each new group both ways just before
+appending it (:func:`score_group`: one matrix product, O(N · dim)) and keeps the result;
+:func:`replay` (from scratch, O(N² · dim)) gives the same numbers and runs only after a
+removal, after an enrollment that extends an existing group, or for a bank saved before
+these scores were kept.
 """
 
 from __future__ import annotations
@@ -79,16 +88,6 @@ def session_scorable(data: ReferenceSet, state: SessionState, dom: int) -> bool:
     return np.unique(grp).size >= 2 and bool(np.any(data.dom[:n] == dom))
 
 
-def score_session(data: ReferenceSet, state: SessionState, X: np.ndarray, dom: int) -> np.ndarray:
-    """Session-forward scores of a group about to be appended, shape ``(m,)`` (NaN: none).
-
-    Its score against the bank as it stood when the current session began.
-    """
-    if not session_scorable(data, state, dom):
-        return np.full(X.shape[0], np.nan)
-    return data.score(X, state.start, state.rho)[0]
-
-
 def earlier_groups_needed(data: ReferenceSet) -> int:
     """Earlier groups of the same domain a group needs to be scored (module docstring)."""
     return 1 if data.geometry.density_cap is not None else 2
@@ -109,15 +108,23 @@ def scorable(data: ReferenceSet, dom: int) -> bool:
     return mine >= earlier_groups_needed(data)
 
 
-def score_new_group(data: ReferenceSet, X: np.ndarray, dom: int) -> np.ndarray:
-    """Forward scores of a group about to be appended, shape ``(m,)`` (NaN: not scored).
+def score_group(
+    data: ReferenceSet, state: SessionState, X: np.ndarray, dom: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forward and session-forward scores of a group about to be appended (NaN: not scored).
 
-    ``X`` is validated (as :meth:`ReferenceBank.enroll` validates it); ``data`` is the bank
-    just before the group, densities refreshed.
+    ``state`` must already have :meth:`SessionState.advance`-d for this group. One matrix
+    product under cosine when both are scored (:meth:`ReferenceSet.score_twice`).
     """
-    if not scorable(data, dom):
-        return np.full(X.shape[0], np.nan)
-    return data.score(X)[0]
+    both = scorable(data, dom), session_scorable(data, state, dom)
+    if all(both):
+        return data.score_twice(X, state.start, state.rho)
+    nan = np.full(X.shape[0], np.nan)
+    if both[0]:
+        return data.score(X)[0], nan
+    if both[1]:
+        return nan, data.score(X, state.start, state.rho)[0]
+    return nan, nan.copy()
 
 
 def group_order(data: ReferenceSet) -> list[np.ndarray]:
@@ -160,9 +167,8 @@ def replay(data: ReferenceSet) -> tuple[np.ndarray, np.ndarray, SessionState]:
     for rows in group_order(data):
         X = np.ascontiguousarray(emb[rows])
         d, at = int(dom[rows[0]]), float(added[rows[0]])
-        forward[rows] = score_new_group(fresh, X, d)
         state.advance(fresh, at)
-        session[rows] = score_session(fresh, state, X, d)
+        forward[rows], session[rows] = score_group(fresh, state, X, d)
         # the group's own code for all its rows, as enroll(group=name) gives
         fresh.append(X, np.full(rows.size, grp[rows[0]]), dom[rows], at)
         fresh.refresh()

@@ -305,6 +305,52 @@ class ReferenceSet:
             )
         return scores, pos
 
+    def score_twice(self, Q: np.ndarray, n: int, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores against the whole set and against its first ``n`` rows with ``rho``.
+
+        ``score(Q)[0]`` and ``score(Q, n, rho)[0]`` (to float32 rounding of the product);
+        under cosine from one matrix product (the incremental calibration scores each new
+        group both ways).
+
+        Returns
+        -------
+        whole, prefix : (m,) float64
+        """
+        g = self.geometry
+        if g.metric != "cosine" or Q.shape[0] < BATCH_MIN or n > self.n:
+            return self.score(Q)[0], self.score(Q, n, rho)[0]
+        metric, norm = kernels.METRICS[g.metric], kernels.NORMS[g.norm]
+        qsq = np.einsum("ij,ij->i", Q, Q, dtype=np.float64)
+        m = Q.shape[0]
+        whole, prefix = np.empty(m), np.empty(m)
+        pos = np.empty(m, np.int64)
+        step = max(1, (1 << 22) // max(self.n, 1))
+        for a in range(0, m, step):
+            dots = Q[a : a + step] @ self.y[: self.n].T
+            q = qsq[a : a + step]
+            kernels.score_from_dots(
+                dots,
+                q,
+                self.ysq[: self.n],
+                self.rho,
+                metric,
+                norm,
+                whole[a : a + step],
+                pos[a : a + step],
+            )
+            if n:
+                kernels.score_from_dots(
+                    np.ascontiguousarray(dots[:, :n]),
+                    q,
+                    self.ysq[:n],
+                    rho,
+                    metric,
+                    norm,
+                    prefix[a : a + step],
+                    pos[a : a + step],
+                )
+        return whole, prefix
+
     # ------------------------------------------------------------------ views
     def names(self, labels: Labels, codes: np.ndarray) -> np.ndarray:
         """Label names of the first ``n`` codes, shape ``(n,)`` str."""
