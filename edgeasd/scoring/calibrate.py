@@ -53,10 +53,11 @@ The LOGO 0.95-quantile understates later normal scores (up to 50 % false alarms 
 condition; 100 % of later real fan recordings, issue 9).
 
 Cost (issue 21): after an enrollment, ``auto`` reads the kept scores: O(N log N), no distance
-(22 ms for enrolling a group and the new threshold at N = 10,000, dim 512, against 71 s for
-the old replay; ``benchmarks/bench_calibration.py``). LOGO (``quantile``, ``gamma``, and
-``auto`` with little evidence) is two passes of float64 BLAS distances over the bank, O(N² ·
-dim), capped at :data:`MAX_LOO_ROWS` query rows, computed lazily.
+(42 ms for enrolling a group and the new threshold at N = 10,000, dim 512, on a loaded
+2-core machine, against 58 s for the replay; ``benchmarks/bench_calibration.py``). LOGO
+(``quantile``, ``gamma``, and ``auto`` with little evidence) is two passes of float64 BLAS
+distances over the bank, O(N² · dim), capped at :data:`MAX_LOO_ROWS` query rows, computed
+lazily.
 """
 
 from __future__ import annotations
