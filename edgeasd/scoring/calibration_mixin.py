@@ -101,11 +101,11 @@ class Calibrated:
     def threshold_(self) -> float:
         """Decision threshold on scores: a cached property.
 
-        Cached until the next ``enroll``/``remove``/``calibrate``: the first read after
-        one of those computes the leave-one-group-out and forward-chaining scores of
-        the whole bank, O(N² · dim) (0.1-0.3 s at N = 1,000; see
-        :mod:`edgeasd.scoring.calibrate`). Call :meth:`calibrate` to pay that at a
-        chosen time; later reads are free.
+        Cached until the next ``enroll``/``remove``/``calibrate``. After an ``enroll`` the
+        first read is O(N log N): ``enroll`` keeps the forward and session-forward scores
+        (:mod:`edgeasd.scoring.calibrate`). After a ``remove``, or under a rule that needs
+        leave-one-group-out scores, it replays or computes them, O(N² · dim) (0.1-0.3 s at
+        N = 1,000). Call :meth:`calibrate` to pay that at a chosen time.
         """
         self._ensure_calibrated()
         return self.calibration_.threshold

@@ -17,7 +17,8 @@ worst later false-alarm rate reached 53 %).
 Forecast (:func:`forecast`)
 ---------------------------
 False **alerts** a day after the detector's k-of-n debounce, not windows. The calibration's
-evidence is the forward-chaining scores: each scored window is a normal window the agent met
+evidence is the scores the ``auto`` threshold rests on (session-forward, else forward-chaining:
+:meth:`edgeasd.scoring.calibrate.Calibration.recent`): each is a normal window the agent met
 later than the references before it. Their windows are taken group by group in time order,
 scaled by the margin the ``auto`` rule assumes between forward and later scores
 (:data:`edgeasd.scoring.calibrate.FORWARD_MARGIN`), and run through the same k-of-n
