@@ -104,6 +104,16 @@ FORWARD_MARGIN = 2.0
 #: with 5 recordings the forward maximum was 1.92. It never applies in bench_operating_point
 #: (10 forward-scored source groups), so the figures above hold with it.
 MIN_FORWARD_GROUPS = 3
+#: A condition with fewer groups than this (5 groups: 5 minutes at the default
+#: ``enrollment.group_seconds``, :data:`edgeasd.scoring.forecast.MIN_CONDITION_MINUTES`) is
+#: still commissioning: its alerts are provisional, and while another condition with this many
+#: groups has evidence, its own evidence does not set the one threshold. Measured with
+#: ``python benchmarks/run.py operating_point`` (choice sets): a target's first scored
+#: recordings lifted the threshold to 5.8x the source's later normal maximum (fan), taking
+#: detection of clean source faults with it; without them the threshold stood within 1.1-3x
+#: the later normal maximum in 83 % of conditions (50 % before) with 2 target recordings
+#: (held out: 56 %, 38 % before), and no commissioned condition alarmed (BENCHMARKS.md).
+MIN_CONDITION_GROUPS = 5
 #: ``auto`` and the forecast use the forward scores of the latest this many scored groups
 #: (100 groups: 100 minutes of enrollment at the default ``enrollment.group_seconds``), so
 #: the threshold follows the bank as it grows over months instead of keeping the largest
@@ -181,7 +191,8 @@ class Calibration:
         forward-chaining scores without its first scored group once it has a later one (that
         group was scored against a single group of its condition, whose density the cap
         sets from the other conditions: it overstates; measured in ``bench_operating_point``,
-        fan targets: 12-15 against later normal maxima of 4-6).
+        fan targets: 12-15 against later normal maxima of 4-6). Conditions with fewer than
+        :data:`MIN_CONDITION_GROUPS` groups are left out while a larger one has evidence.
 
         Returns
         -------
@@ -204,6 +215,11 @@ class Calibration:
                     if codes[0].size > 1:  # the first scored group, by storage (= id) order
                         use &= grp != codes[0][np.argmin(codes[1])]
                 chosen[here] = np.where(use[here], scores[here], np.nan)
+        # conditions still commissioning do not set the threshold while others can
+        codes = [d for d in np.unique(dom) if np.unique(grp[dom == d]).size >= MIN_CONDITION_GROUPS]
+        grown = np.isin(dom, codes)
+        if np.isfinite(chosen[grown]).any():
+            chosen[~grown] = np.nan
         groups = int(np.unique(grp[np.isfinite(chosen)]).size)
         return chosen, groups
 

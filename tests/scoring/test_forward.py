@@ -280,3 +280,21 @@ def test_the_density_cap_cuts_at_a_multiple_of_the_median(rng):
     # a window beside the lone group is no longer divided by the distance to the others
     q = X[12:13] + 0.01
     assert capped.score(q)[0] > 3 * paper.score(q)[0]
+
+
+def test_a_condition_still_commissioning_does_not_set_the_threshold(rng):
+    bank = ReferenceBank(4, density_cap=1.5)
+    centre = rng.normal(size=4)
+    for g in range(6):  # a commissioned source condition: 6 groups (3 in the evidence), tight
+        bank.enroll(centre + 0.05 * rng.normal(size=(3, 4)), domain="source", group=f"s{g}")
+    far = rng.normal(size=4)
+    for g in range(3):  # a target condition of 3 groups, spread wide
+        bank.enroll(far + 0.8 * rng.normal(size=(3, 4)), domain="target", group=f"t{g}")
+    f, dom = bank.forward_scores_, bank.domains_
+    assert np.isfinite(f[dom == "target"]).any()  # scored, but still commissioning ...
+    evidence = bank.calibration_scores_
+    assert np.isnan(evidence[dom == "target"]).all()  # ... so not part of the evidence
+    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * np.nanmax(evidence))
+    for g in range(3, calibrate.MIN_CONDITION_GROUPS):  # the target reaches 5 groups
+        bank.enroll(far + 0.8 * rng.normal(size=(3, 4)), domain="target", group=f"t{g}")
+    assert np.isfinite(bank.calibration_scores_[bank.domains_ == "target"]).any()
