@@ -157,17 +157,13 @@ def cmd_summary(args: argparse.Namespace) -> int:
         print(line)
     threshold = "none" if s["threshold"] is None else f"{s['threshold']:.4g}"
     print(f"threshold {threshold} ({s['threshold_source']})")
-    rep = s["threshold_report"]
-    if rep["predicted_false_alarm_rate"] is not None:
-        print(
-            f"predicted false alarms: {100 * rep['predicted_false_alarm_rate']:.2g} % of windows, "
-            f"{rep['predicted_false_alarms_per_day']:.3g} per day (rule {rep['rule']})"
-        )
+    from edgeasd.agent.alerts.threshold_policy import report_lines
+
     print(f"state: {state_line(s)}")
     for warning in s["warnings"]:
         print(f"warning: {warning}")
-    if rep["warning"]:
-        print(f"warning: {rep['warning']}")
+    for line in report_lines(s["threshold_report"]):
+        print(line)
     print(f"{'domain':<16} {'refs':>6} {'groups':>7} {'median density':>15}")
     for name, d in s["domains"].items():
         print(f"{name:<16} {d['references']:>6} {d['groups']:>7} {d['median_density']:>15.4g}")

@@ -52,10 +52,12 @@ def paths_of(config: Config) -> Any:
 
 
 def state_line(state: dict[str, Any]) -> str:
-    """``learning: ...``, ``uncalibrated: ...`` or ``ready``, from a BankState dict."""
+    """``learning: ...``, ``uncalibrated: ...``, ``unreachable: ...`` or ``ready``."""
     name = state.get("state", "?")
     if name == "learning":
         return f"learning: {state.get('learning')}"
+    if name == "unreachable":
+        return "unreachable: the threshold can never be exceeded, so no alert (fix below)"
     if name == "uncalibrated":
         return (
             f"uncalibrated (no threshold, windows get no verdict): {state.get('threshold_source')}"

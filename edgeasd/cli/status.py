@@ -106,17 +106,9 @@ def _format_threshold_report(rep: dict[str, Any] | None) -> list[str]:
 
     None without one.
     """
-    if not rep:
-        return []
-    out = []
-    if rep.get("predicted_false_alarm_rate") is not None:
-        out.append(
-            f"predicted:  {100 * rep['predicted_false_alarm_rate']:.2g} % false alarms per window, "
-            f"{rep['predicted_false_alarms_per_day']:.3g} per day (rule {rep['rule']})"
-        )
-    if rep.get("warning"):
-        out.append(f"calibrate:  {rep['warning']}")
-    return out
+    from edgeasd.agent.alerts.threshold_policy import report_lines
+
+    return [f"calibrate:  {line}" for line in report_lines(rep)]
 
 
 def cmd_tail(args: argparse.Namespace) -> int:

@@ -47,6 +47,11 @@ def test_defaults_match_the_scoring_engine():
     bank_defaults = inspect.signature(ReferenceBank).parameters
     for key in ("density", "k", "r", "norm", "exclude_same_group"):
         assert getattr(cfg.scoring, key) == bank_defaults[key].default, key
+    # the estimator keeps the paper's exact rule by default; the agent caps densities
+    from edgeasd.scoring.references import DEFAULT_DENSITY_CAP
+
+    assert bank_defaults["density_cap"].default is None
+    assert cfg.scoring.density_cap == DEFAULT_DENSITY_CAP
 
 
 def test_defaults_match_quality_assess():

@@ -89,13 +89,19 @@ def test_enrollment_computes_only_new_distances(monkeypatch):
 
     monkeypatch.setattr(kernels, "merge_block", spy)
     bank.enroll(rng.normal(size=(3, 8)))
-    assert shapes == [(3, 53), (50, 3)]
+    # each row is its own group: appended in turn (forward-scored against the bank before
+    # it); each append visits its row against the rows stored so far, then the earlier rows
+    # against it (the transposed product): every pair once
+    assert shapes == [(1, 51), (50, 1), (1, 52), (51, 1), (1, 53), (52, 1)]
+    shapes.clear()
+    bank.enroll(rng.normal(size=(3, 8)), group="one")  # one group: one append
+    assert shapes == [(3, 56), (53, 3)]
     shapes.clear()
     # removal re-scans only the references that had a removed id as neighbour
     victim = bank.ids_[0]
     holders = int((bank.neighbour_ids_ == victim).any(axis=1).sum())
     bank.remove([victim])
-    assert shapes == ([(holders, 52)] if holders else [])
+    assert shapes == ([(holders, 55)] if holders else [])
 
 
 def test_blocked_build_of_many_blocks_equals_one_at_a_time(monkeypatch):

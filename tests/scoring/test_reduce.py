@@ -52,6 +52,8 @@ def _simulated_feedback(n_enrollments: int, cap: int, dim: int, check_every: int
         if done is None:
             continue
         reductions += 1
+        # later groups' forward / session-forward scores changed: replayed on next use
+        assert bank.calibration_.forward_stale
         assert done.after == len(bank) == int(cap * HYSTERESIS)
         assert set(bank.domains_) == seen_domains  # every condition stays represented
         if e + 1 <= int(cap * HYSTERESIS):  # as many groups as fit: each keeps a reference
@@ -60,6 +62,10 @@ def _simulated_feedback(n_enrollments: int, cap: int, dim: int, check_every: int
             fresh = _scratch(bank, originals)
             np.testing.assert_allclose(bank.density_, fresh.density_, rtol=1e-12, atol=1e-15)
             assert bank.threshold_ == pytest.approx(fresh.threshold_, rel=1e-9, nan_ok=True)
+            np.testing.assert_allclose(bank.forward_scores_, fresh.forward_scores_, rtol=1e-9)
+            np.testing.assert_allclose(
+                bank.session_forward_scores_, fresh.session_forward_scores_, rtol=1e-9
+            )
     assert reductions >= 2
 
 

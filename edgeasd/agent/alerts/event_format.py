@@ -44,11 +44,14 @@ def format_event(event: dict[str, Any]) -> str:
     rate = rest.pop("predicted_false_alarm_rate", None)
     per_day = rest.pop("predicted_false_alarms_per_day", None)
     rest.pop("threshold_rule", None)  # named in threshold_source
-    if rate is not None:
-        parts.append(
-            f"predicted false alarms {100 * rate:.2g} % of windows"
-            + ("" if per_day is None else f", {per_day:.3g}/day")
-        )
+    if per_day is not None:
+        parts.append(f"forecast {per_day:.2g} false alerts/day")
+    elif rate is not None:
+        parts.append(f"predicted false alarms {100 * rate:.2g} % of windows")
+    provisional = rest.pop("provisional_conditions", None)
+    if provisional:
+        names = ", ".join(map(str, provisional))
+        parts.append(f"provisional: condition {names} commissioning")
     if "exceeding" in rest and "n" in rest:
         parts.append(f"{rest.pop('exceeding')} of last {rest.pop('n')} windows")
         rest.pop("k", None)
