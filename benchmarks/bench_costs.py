@@ -251,13 +251,14 @@ THREADS = textwrap.dedent("""
     sys.path.insert(0, {here!r})
     from bench_costs import clustered
     from edgeasd.scoring import ReferenceBank
-    y = clustered(10_000, 512)
+    n = 2_000  # below ONE_PASS_MIN: the BLAS matrix-vector product (numba's pass has no threads)
+    y = clustered(n, 512)
     bank = ReferenceBank(512, exclude_same_group=False)
     bank.enroll(y[:64])
     r = bank.references_
-    r.reserve(10_000); r.y[:10_000] = y; r.n = 10_000
-    r.ysq[:10_000] = np.einsum("ij,ij->i", y, y, dtype=np.float64)
-    r.rho = np.random.default_rng(0).uniform(0.05, 0.2, 10_000)
+    r.reserve(n); r.y[:n] = y; r.n = n
+    r.ysq[:n] = np.einsum("ij,ij->i", y, y, dtype=np.float64)
+    r.rho = np.random.default_rng(0).uniform(0.05, 0.2, n)
     q = clustered(1, 512, seed=3)
     out = {{}}
     for k in (1, 2) * 30:
@@ -271,7 +272,7 @@ THREADS = textwrap.dedent("""
 
 
 def threads_rows() -> list[str]:
-    """One query at N = 10,000 with 1 and 2 BLAS threads, quiet and under a competing load."""
+    """One query at N = 2,000 with 1 and 2 BLAS threads, as found and under a competing load."""
     here = str(Path(__file__).resolve().parent)
     rows = []
     for label, hogs in (("as found", 0), ("+ 2 busy processes", 2)):
@@ -382,7 +383,7 @@ def main() -> None:
     for row in reduction_rows():
         print(row, flush=True)
     print()
-    print("### BLAS threads for one window (N = 10,000, dim 512)\n")
+    print("### BLAS threads for one window (N = 2,000, dim 512: numpy's product path)\n")
     print(
         "Median / 90th percentile of one `bank.score(q)`, in a fresh process, 30 "
         "interleaved calls per setting.\n"
