@@ -42,6 +42,8 @@ class _Threshold(_Base, total=False):
     threshold_rule: str
     predicted_false_alarm_rate: float | None
     predicted_false_alarms_per_day: float | None
+    #: conditions whose alerts are provisional (too little audio enrolled), when any
+    provisional_conditions: list[str]
 
 
 class WindowRecord(_Base, total=False):

@@ -92,13 +92,9 @@ def _threshold(s: dict[str, Any], now: float) -> Iterable[Row]:
     else:
         yield "threshold", readable.score(s["threshold"]) + (f" ({source})" if source else "")
     rep = s.get("threshold_report") or {}
-    if rep.get("predicted_false_alarm_rate") is not None:
-        yield (
-            "predicted",
-            f"{readable.percent(rep['predicted_false_alarm_rate'])} of windows would be false "
-            f"alarms, {readable.count(rep.get('predicted_false_alarms_per_day'))} a day "
-            f"(rule {rep.get('rule')})",
-        )
+    forecast = rep.get("forecast") or {}
+    if forecast.get("words"):  # false alerts a day, or what it needs to be known
+        yield "forecast", str(forecast["words"])
     if rep.get("warning"):
         yield "calibrate", str(rep["warning"])
 

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeasd import threads
 from edgeasd.agent.alerts import decision
 from edgeasd.agent.alerts.alert_audio import AlertAudio, alert_id, log_headroom
 from edgeasd.agent.alerts.detector import Detector, make_event
@@ -125,6 +126,7 @@ class Daemon(CommandHandling, ReloadHandling, VerdictHandling):
 
     def _setup(self) -> None:
         cfg = self.config
+        threads.pin()  # one BLAS and numba thread: one window at a time (edgeasd/threads.py)
         self.dirs.ensure()
         self.bank_path = self.dirs.bank
         # staged audio of enrollments killed before their commit (never acknowledged)
