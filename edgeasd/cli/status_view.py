@@ -95,7 +95,8 @@ def _threshold(s: dict[str, Any], now: float) -> Iterable[Row]:
     forecast = rep.get("forecast") or {}
     if forecast.get("words"):  # false alerts a day, or what it needs to be known
         yield "forecast", str(forecast["words"])
-    if rep.get("warning"):
+    said = {str(c.get("words")) for c in s.get("commissioning") or ()}
+    if rep.get("warning") and str(rep["warning"]) not in said:  # not twice (see conditions)
         yield "calibrate", str(rep["warning"])
 
 
