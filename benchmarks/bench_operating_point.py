@@ -21,8 +21,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeasd.agent.alerts.threshold_policy import threshold_report
 from edgeasd.config import Config
-from edgeasd.evaluation.operating_point import build_bank, evaluate, simulate
+from edgeasd.evaluation.operating_point import (
+    build_bank,
+    evaluate,
+    operator_loop,
+    recording_times,
+    simulate,
+    with_target_recordings,
+)
 from edgeasd.scoring import ReferenceBank, calibrate
 from edgeasd.scoring.calibrate import predicted_rate
 from edgeasd.scoring.forward import forward_scores
@@ -78,7 +86,7 @@ def _sets(sets: list[tuple[str, int]]) -> list[tuple[str, int, dict, ReferenceBa
     out = []
     for machine, seed in sets:
         data = simulate(machine, seed, CACHE)
-        out.append((machine, seed, data, build_bank(data)))
+        out.append((machine, seed, data, build_bank(data, None, recording_times(machine))))
     return out
 
 
@@ -114,69 +122,6 @@ def candidate_table(sets: list[tuple[str, int, dict, ReferenceBank]]) -> str:
         f"{np.median([r for r, _ in ratios]):.2f}, largest {worst[0]:.2f} ({worst[1]}); "
         "`calibrate.FORWARD_MARGIN` must exceed the largest for no false alarm."
     )
-    return "\n".join(lines)
-
-
-def condition_table(
-    sets: list[tuple[str, int, dict, ReferenceBank]],
-    rule: Callable[[ReferenceBank], tuple[float, float, str]],
-) -> tuple[str, dict]:
-    """Per condition figures at ``rule``'s threshold, and whether the goals were met."""
-    lines = [
-        "| machine | seed | condition | threshold | predicted FA | measured FA | max normal "
-        "| margin | detection per fault kind (AUC) |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---|",
-    ]
-    goals = {"fa": True, "ratio": True, "det": True}
-    for machine, seed, data, bank in sets:
-        t, pred, _ = rule(bank)
-        for cond, r in evaluate(data, bank, t).items():
-            kinds = ", ".join(
-                f"{k} {f['rate']:.0%} ({f['auc']:.2f})" for k, f in sorted(r["faults"].items())
-            )
-            lines.append(
-                f"| {machine} | {seed} | {cond} | {t:.3g} | {pred:.1%} | "
-                f"{r['false_alarms']}/{r['normal']} = {r['fa_rate']:.1%} | "
-                f"{r['max_normal']:.3g} | {r['margin']:+.3g} | {kinds} |"
-            )
-            goals["fa"] &= r["fa_rate"] <= GOAL_FA
-            goals["ratio"] &= r["fa_rate"] <= 2 * pred
-            goals["det"] &= all(
-                f["rate"] >= GOAL_DET for f in r["faults"].values() if f["auc"] >= 0.99
-            )
-    return "\n".join(lines), goals
-
-
-def target_sweep(sets: list[tuple[str, int, dict, ReferenceBank]], sizes=(2, 4, 6)) -> str:
-    """Target condition enrolled with 2, 4 or 6 recordings of 50 s; the last 6 scored."""
-    lines = [
-        "| target recordings enrolled | minutes | pooled target FA | worst target FA | "
-        "pooled source FA | mean predicted FA |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
-    for e in sizes:
-        fa_t, fa_s, n_t, n_s, preds, worst = 0, 0, 0, 0, [], 0.0
-        for _, _, data, _ in sets:
-            d = dict(data)
-            tn = (d["condition"] == "target") & (d["kind"] == "normal")
-            recs = np.unique(d["recording"][tn])
-            rank = np.searchsorted(recs, d["recording"])
-            phase = d["phase"].copy()
-            phase[tn] = np.where(rank[tn] < e, "earlier", np.where(rank[tn] >= 6, "later", "-"))
-            d["phase"] = phase
-            bank = build_bank(d)
-            t, pred, _ = default_rule(bank)
-            res = evaluate(d, bank, t)
-            fa_t += res["target"]["false_alarms"]
-            n_t += res["target"]["normal"]
-            fa_s += res["source"]["false_alarms"]
-            n_s += res["source"]["normal"]
-            worst = max(worst, res["target"]["fa_rate"])
-            preds.append(pred)
-        lines.append(
-            f"| {e} | {e * 50 / 60:.1f} | {fa_t}/{n_t} = {fa_t / n_t:.1%} | {worst:.1%} | "
-            f"{fa_s}/{n_s} = {fa_s / n_s:.1%} | {np.mean(preds):.1%} |"
-        )
     return "\n".join(lines)
 
 
@@ -247,53 +192,244 @@ def real_table(rule: Callable[[ReferenceBank], tuple[float, float, str]]) -> str
     return "\n".join(lines)
 
 
-def default_rule(bank: ReferenceBank) -> tuple[float, float, str]:
-    """The shipped default: threshold, predicted FA and rule text from the bank itself."""
-    from edgeasd.agent.alerts import threshold_policy
+def default_rule(bank: ReferenceBank, cfg: Config | None = None) -> tuple[float, float, str]:
+    """The shipped default: threshold, forecast (false alerts a day, NaN: not known) and rule."""
+    rep = threshold_report(bank, cfg or Config(), hop_seconds=10.0)
+    t = rep["threshold"] if rep["threshold"] is not None else float("nan")
+    per_day = rep["predicted_false_alarms_per_day"]
+    return t, float("nan") if per_day is None else per_day, rep["rule"]
 
+
+MODELS = {
+    "spectral-v1 (default)": (None, CACHE),
+    "directact-v2-int8": (
+        "edgeasd-directact-v2-int8.onnx",
+        REPO / "data" / "operating_point_directact",
+    ),
+}
+
+
+def _config(model: str | None) -> Config:
+    if model is None:
+        return Config()
+    from edgeasd.embedding.models import MODELS_DIR
+
+    return Config().replace(model={"path": str(MODELS_DIR / model)})
+
+
+def _clean(res: dict) -> list[float]:
+    return [f["rate"] for f in res["faults"].values() if f["auc"] >= 0.99]
+
+
+def _rng(x: list[float]) -> str:
+    return f"{min(x):.2f}-{max(x):.2f} (median {np.median(x):.2f})" if x else "-"
+
+
+def size_table(sets: list[tuple[str, int, dict]], cfg: Config, sizes=(1, 2, 4)) -> str:
+    """Target enrolled from 1, 2, 4 recordings: false alarms, detection, score scales."""
+    lines = [
+        "| target recordings | worst FA source | worst FA target (provisional?) | mean det. "
+        "source | mean det. target | kinds < 50 % | later target / source normal max | "
+        "threshold / later normal max in 1.1-3 |",
+        "|---:|---:|---|---:|---:|---:|---|---|",
+    ]
+    for e in sizes:
+        fa = {"source": [], "target": []}
+        det = {"source": [], "target": []}
+        ratio, tr, prov = [], [], []
+        for machine, _, data in sets:
+            d = with_target_recordings(data, e)
+            bank = build_bank(d, cfg, recording_times(machine))
+            t, _, _ = default_rule(bank, cfg)
+            prov.append("target" in threshold_report(bank, cfg, 10.0)["provisional"])
+            res = evaluate(d, bank, t)
+            for c in ("source", "target"):
+                fa[c].append(res[c]["fa_rate"])
+                det[c] += _clean(res[c])
+                tr.append(t / res[c]["max_normal"])
+            ratio.append(res["target"]["max_normal"] / res["source"]["max_normal"])
+        kinds = det["source"] + det["target"]
+        inside = np.mean([1.1 <= x <= 3 for x in tr])
+        lines.append(
+            f"| {e} | {max(fa['source']):.0%} | {max(fa['target']):.0%} "
+            f"({'yes' if all(prov) else 'no' if not any(prov) else 'some'}) | "
+            f"{np.mean(det['source']):.2f} | {np.mean(det['target']):.2f} | "
+            f"{sum(x < 0.5 for x in kinds)}/{len(kinds)} | {_rng(ratio)} | "
+            f"{inside:.0%} ({_rng(tr)}) |"
+        )
+    return "\n".join(lines)
+
+
+def condition_table(sets: list[tuple[str, int, dict]], cfg: Config) -> str:
+    """Per condition at the default protocol (target from 2 recordings)."""
+    lines = [
+        "| machine | seed | condition | threshold | / later normal max | FA | forecast "
+        "| provisional | detection per fault kind (AUC) |",
+        "|---|---:|---|---:|---:|---:|---|---|---|",
+    ]
+    for machine, seed, data in sets:
+        d = with_target_recordings(data, 2)
+        bank = build_bank(d, cfg, recording_times(machine))
+        rep = threshold_report(bank, cfg, 10.0)
+        t = rep["threshold"]
+        fc = rep["forecast"]
+        said = f"{fc['per_day']:.2g}/day" if fc["known"] else "not known yet"
+        for cond, r in evaluate(d, bank, t).items():
+            kinds = ", ".join(
+                f"{k} {f['rate']:.0%} ({f['auc']:.2f})" for k, f in sorted(r["faults"].items())
+            )
+            lines.append(
+                f"| {machine} | {seed} | {cond} | {t:.3g} | {t / r['max_normal']:.2f} | "
+                f"{r['false_alarms']}/{r['normal']} | {said} | "
+                f"{'yes' if cond in rep['provisional'] else 'no'} | {kinds} |"
+            )
+    return "\n".join(lines)
+
+
+def loop_table(sets: list[tuple[str, int, dict]], cfg: Config) -> str:
+    """Operator in the loop (target from 2 recordings)."""
+    fa = {"source": [], "target": []}
+    det = {"source": [], "target": []}
+    fixes = 0
+    for machine, _, data in sets:
+        d = with_target_recordings(data, 2)
+        _, res, n = operator_loop(d, machine, lambda b: default_rule(b, cfg)[0], cfg)
+        fixes += n
+        for c in ("source", "target"):
+            fa[c].append(res[c]["fa_rate"])
+            det[c] += _clean(res[c])
+    kinds = det["source"] + det["target"]
+    return (
+        f"{fixes} corrections over {len(sets)} sets; worst FA source {max(fa['source']):.0%}, "
+        f"target {max(fa['target']):.0%} (confirmed windows included); mean detection of kinds "
+        f"with AUC >= 0.99: source {np.mean(det['source']):.2f}, target "
+        f"{np.mean(det['target']):.2f}; kinds below 50 %: {sum(x < 0.5 for x in kinds)}/"
+        f"{len(kinds)}."
+    )
+
+
+def stability(sets: list[tuple[str, int, dict]], cfg: Config) -> str:
+    """Threshold moves per added source recording once it has >= 3 groups from 2 sessions."""
+    moves = []
+    for machine, _, data in sets:
+        d = dict(data)
+        earlier = (d["phase"] == "earlier") & (d["condition"] == "source")
+        recs = np.unique(d["recording"][earlier])
+        previous = None
+        for i in range(7, recs.size + 1):  # recording 7 is the second of session 1
+            sub = dict(d)
+            sub["phase"] = np.where(np.isin(d["recording"], recs[:i]) & earlier, "earlier", "later")
+            t = default_rule(build_bank(sub, cfg, recording_times(machine)), cfg)[0]
+            if previous is not None:
+                moves.append(abs(t / previous - 1))
+            previous = t
+    m = np.array(moves)
+    return (
+        f"{m.size} added recordings: threshold moved by at most {m.max():.0%} "
+        f"(median {np.median(m):.0%}); above 25 %: {np.count_nonzero(m > 0.25)}."
+    )
+
+
+def two_campaigns() -> str:
+    """Real recordings of two campaigns: a fan of MIMII (2019, id_00) and the DCASE 2023 fan.
+
+    4 MIMII recordings and the 2 DCASE 2023 training clips are enrolled (tagged as two
+    conditions), later recordings scored: the other MIMII id_00 normals, the DCASE 2023 normal
+    test clip (its ``target`` domain: a third condition of that campaign, an honest stress).
+    The figure is issue 17's: later normal windows of the few-recording condition against the
+    other's (largest against largest), under the paper's densities and under the cap.
+    """
+    import csv
+
+    from edgeasd.agent.enrollment import bank_lifecycle, file_enrollment
+    from edgeasd.agent.enrollment.windows import embed_windows
+    from edgeasd.agent.runloop.stages import make_embedder, quality_options
+
+    data = REPO.parent / "shared" / "data"
+    manifest = data / "real-clips" / "manifest.csv"
+    if not manifest.is_file():
+        return f"(no real clips at {manifest})"
+    with open(manifest) as f:
+        mimii = [
+            data / "real-clips" / r["file"]
+            for r in csv.DictReader(f)
+            if r["machine"] == "fan"
+            and r["label"] == "normal"
+            and r["machine_id"] == "id_00"
+            and r["upstream_dataset"] == "MIMII (8-ch raw)"
+        ]
+    dcase = data / "dcase2023-t2" / "fan"
+    train = sorted((dcase / "train").glob("*normal*.wav"))
+    later_b = sorted((dcase / "test").glob("*normal*.wav"))
     cfg = Config()
-    rep = threshold_policy.threshold_report(bank, cfg, hop_seconds=10.0)
-    return rep["threshold"], rep["predicted_false_alarm_rate"], rep["rule"]
+    embedder = make_embedder(cfg)
+    info = embedder.info
+
+    def emb(path: Path) -> np.ndarray:
+        windows = list(file_enrollment.file_windows(path, info, None, quality_options(cfg)))
+        return embed_windows(embedder, [w.samples for w in windows])
+
+    later_a = np.concatenate([emb(p) for p in mimii[4:]])
+    lb = np.concatenate([emb(p) for p in later_b])
+    lines = [
+        "| density rule | later MIMII max | later DCASE 2023 max | ratio | threshold |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, cap in (("paper (no cap)", None), ("cap 1.5 (default)", 1.5)):
+        scoring = cfg.scoring.__class__(**{**cfg.scoring.__dict__, "density_cap": cap})
+        bank = bank_lifecycle.new_bank(scoring, info)
+        for p in mimii[:4]:
+            bank.enroll(emb(p), domain="mimii-2019", group=p.stem)
+        for p in train:
+            bank.enroll(emb(p), domain="dcase-2023", group=p.stem)
+        a, b = float(bank.score(later_a).max()), float(bank.score(lb).max())
+        t = Config().replace(scoring={"density_cap": cap})
+        thr = threshold_report(bank, t, 10.0)["threshold"]
+        lines.append(
+            f"| {name} | {a:.3g} | {b:.3g} | {b / a:.2f} | "
+            f"{'none' if thr is None else f'{thr:.3g}'} |"
+        )
+    return "\n".join(lines) + (
+        f"\n\n{len(mimii) - 4} later MIMII windows, {lb.shape[0]} later DCASE 2023 window(s); "
+        "a real-data anecdote (one machine per campaign), not a rate."
+    )
 
 
 def main() -> None:
-    choice = _sets(CHOICE)
     if "--candidates" in sys.argv:
+        choice = _sets(CHOICE)
         print("Candidates on the choice sets (fan, pump, valve; seeds 0, 1):\n")
         print(candidate_table(choice))
-        print(target_sweep(choice))
         return
     print("Temporal hold-out protocol (`edgeasd.evaluation.operating_point`): bank from the")
-    print("earlier recordings of each condition, later recordings scored; default config and")
-    print(
-        "model. Predicted FA: `edgeasd.agent.alerts.threshold_policy.threshold_report`. "
-        "Margin: threshold"
-    )
-    print("minus the highest later normal score. Detection: windows above the threshold.")
-    print("Per machine type and seed (simulator with warm-up, speed/load wander, changing")
-    print("background, microphone re-seating per session): source enrolled from 12 recordings")
-    print("(48 windows, 2 sessions), 24 later windows scored (3rd session); target enrolled from")
-    print("2 recordings (10 windows, as after a domain shift), 50 later windows scored; 4 fault")
-    print("recordings per kind and condition (severity 0.5-2). Single-seed figures are small")
-    print("samples (24 or 50 normal windows per condition). Command:")
-    print("`python benchmarks/run.py operating_point`.\n")
-    print("### Candidate rules (choice sets: fan, pump, valve; seeds 0, 1)\n")
-    print(candidate_table(choice))
-    heldout = _sets(HELDOUT)
-    for title, sets in (("choice sets", choice), ("held-out sets", heldout)):
-        print(f"\n### Target enrollment size ({title}; the last 6 target recordings scored)\n")
-        print(target_sweep(sets))
-    for title, sets in (("choice sets", choice), ("held-out sets", heldout)):
-        table, goals = condition_table(sets, default_rule)
-        print(f"\n### Default threshold, {title}\n")
-        print(table)
-        print(
-            f"\nGoals: FA <= {GOAL_FA:.0%} everywhere: {'met' if goals['fa'] else 'MISSED'}; "
-            f"FA <= 2x predicted: {'met' if goals['ratio'] else 'MISSED'}; detection >= "
-            f"{GOAL_DET:.0%} for kinds with AUC >= 0.99: {'met' if goals['det'] else 'MISSED'}."
-        )
+    print("earlier recordings of each condition (source: 12 recordings of 40 s in 2 sessions;")
+    print("target: its first 1, 2 or 4 recordings of 50 s, as after a domain shift), later")
+    print("recordings scored (source: 24 windows of a 3rd session; target: its last 6")
+    print("recordings, 30 windows; 4 fault recordings of 10 s per kind and condition, severity")
+    print("0.5-2). Default config: density cap 1.5, threshold `auto`. Constants chosen on the")
+    print("choice sets (fan, pump, valve; seeds 0, 1); held out: seeds 2, 3 and the gearbox.")
+    print("Command: `OMP_NUM_THREADS=1 python benchmarks/run.py operating_point`.")
+    for name, (model, cache) in MODELS.items():
+        cfg = _config(model)
+        choice = [(m, s, simulate(m, s, cache, cfg)) for m, s in CHOICE]
+        held = [(m, s, simulate(m, s, cache, cfg)) for m, s in HELDOUT]
+        print(f"\n## Model {name}\n")
+        for title, sets in (("choice sets", choice), ("held-out sets", held)):
+            print(f"### Target after 1, 2 and 4 recordings ({title})\n")
+            print(size_table(sets, cfg))
+            print()
+        print("### Per condition, target from 2 recordings (held-out sets)\n")
+        print(condition_table(held, cfg))
+        print("\n### Operator in the loop (held-out sets, target from 2 recordings)\n")
+        print("The first false alarm of each later session is confirmed normal (enrolled as a")
+        print("group of its condition), the threshold recomputed, scoring continues.\n")
+        print(loop_table(held, cfg))
+        print("\n### Stability (held-out sets): one more source recording\n")
+        print(stability(held, cfg))
+    print("\n### Two real campaigns, few recordings of one (default model)\n")
+    print(two_campaigns())
     print("\n### Real clips (DCASE 2023 Task 2, ../shared/data; tiny samples)\n")
-    print(real_table(default_rule))
+    print(real_table(lambda b: default_rule(b)))
 
 
 if __name__ == "__main__":

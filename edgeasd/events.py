@@ -42,6 +42,8 @@ class _Threshold(_Base, total=False):
     threshold_rule: str
     predicted_false_alarm_rate: float | None
     predicted_false_alarms_per_day: float | None
+    #: conditions whose alerts are provisional (too little audio enrolled), when any
+    provisional_conditions: list[str]
 
 
 class WindowRecord(_Base, total=False):
@@ -74,7 +76,7 @@ class WindowRecord(_Base, total=False):
 class EpisodeRecord(_Threshold, total=False):
     """``event: "alert" | "reminder" | "recovered"``: an anomaly episode
     (:class:`edgeasd.agent.alerts.detector.Event`, ``kind: "anomaly"``) or a lost signal
-    (:class:`edgeasd.agent.alerts.detector.SignalWatch`, ``kind: "no_signal"``).
+    (:class:`edgeasd.agent.alerts.no_signal.SignalWatch`, ``kind: "no_signal"``).
 
     An anomaly ``alert`` also names itself and its window: ``id`` (unique per alert),
     ``clip`` (the kept audio's file name in ``<log_dir>/alert-audio/``, when audio is

@@ -11,8 +11,9 @@ import pytest
 from support.onnx_models import machine_sound, make_test_model
 
 from edgeasd import interfaces
-from edgeasd.agent.alerts.detector import Detector, SignalWatch, make_event
+from edgeasd.agent.alerts.detector import Detector, make_event
 from edgeasd.agent.alerts.event_log import JsonlLog, read_events
+from edgeasd.agent.alerts.no_signal import SignalWatch
 from edgeasd.agent.alerts.sinks import EventSinks
 from edgeasd.agent.enrollment.bank_lifecycle import new_bank
 from edgeasd.audio.sources import FileSource

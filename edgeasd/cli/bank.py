@@ -16,8 +16,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-
 from edgeasd import readable
 from edgeasd.cli.common import add_config_arg, config_of, hop_seconds, paths_of
 from edgeasd.errors import BankError, ControlError
@@ -104,7 +102,9 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
     The state and threshold are :func:`edgeasd.agent.alerts.decision.bank_state`'s, the same the
     daemon and ``edgeasd score`` decide with (``state``: learning, uncalibrated or ready).
     """
-    from edgeasd.agent.alerts import commissioning, decision
+    import numpy as np  # here: the command line parses without numpy (status, tail)
+
+    from edgeasd.agent.alerts import decision
 
     domains, groups, density = bank.domains_, bank.groups_, bank.density_
     hop = hop_seconds(config)
@@ -115,8 +115,9 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
         "model_id": bank.meta.get("model_id"),
         **state.as_dict(),
         "min_references": config.scoring.min_references,
+        "max_references": config.scoring.max_references,
+        "reductions": bank.meta.get("reductions"),
         "threshold_report": report,
-        "commissioning": commissioning.conditions(bank, hop),
         "domains": {
             str(d): {
                 "references": int(np.sum(domains == d)),
@@ -126,6 +127,33 @@ def bank_summary_dict(bank: Any, config: Any) -> dict[str, Any]:
             for d in sorted(set(domains))
         },
     }
+
+
+def _cap_lines(s: dict[str, Any]) -> list[str]:
+    """``bank summary`` lines on ``scoring.max_references`` and the reductions it caused."""
+    from edgeasd.scoring.reduce import HYSTERESIS
+
+    cap, red = s["max_references"], s["reductions"]
+    if cap is None:
+        lines = ["cap: none (scoring.max_references: null): the bank grows without bound"]
+    else:
+        lines = [
+            f"cap: {s['references']} of at most {cap} references (scoring.max_references); "
+            f"above it the most redundant go, down to {int(HYSTERESIS * cap)}"
+        ]
+    if red:
+        lost = red.get("groups_lost", 0)
+        lines.append(
+            f"reduced {red['count']} time(s), {red['removed']} near-duplicate reference(s) "
+            f"removed in all, last {_iso(red['last_unix'])} ({red['last_before']} -> "
+            f"{red['last_after']}); "
+            + (
+                f"{lost} recording group(s) no longer represented"
+                if lost
+                else "every recording group and condition still represented"
+            )
+        )
+    return lines
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -139,22 +167,15 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from edgeasd.cli.common import state_line
 
     print(f"{s['references']} references, model {s['model_id']}")
+    for line in _cap_lines(s):
+        print(line)
     print(f"threshold {readable.score(s['threshold'])} ({s['threshold_source']})")
-    rep = s["threshold_report"]
-    if rep["predicted_false_alarm_rate"] is not None:
-        print(
-            f"predicted false alarms: {readable.percent(rep['predicted_false_alarm_rate'])} of "
-            f"windows, {readable.count(rep['predicted_false_alarms_per_day'])} per day "
-            f"(rule {rep['rule']})"
-        )
+    from edgeasd.agent.alerts.threshold_policy import report_lines
+
     print(f"state: {state_line(s)}")
     for warning in s["warnings"]:
         print(f"warning: {warning}")
-    if rep["warning"]:
-        print(f"warning: {rep['warning']}")
-    from edgeasd.cli.status import commissioning_lines
-
-    for line in commissioning_lines(s["commissioning"]):
+    for line in report_lines(s["threshold_report"]):
         print(line)
     print(f"{'domain':<16} {'refs':>6} {'groups':>7} {'median density':>15}")
     for name, d in s["domains"].items():

@@ -52,10 +52,12 @@ def paths_of(config: Config) -> Any:
 
 
 def state_line(state: dict[str, Any]) -> str:
-    """``learning: ...``, ``uncalibrated: ...`` or ``ready``, from a BankState dict."""
+    """``learning: ...``, ``uncalibrated: ...``, ``unreachable: ...`` or ``ready``."""
     name = state.get("state", "?")
     if name == "learning":
         return f"learning: {state.get('learning')}"
+    if name == "unreachable":
+        return "unreachable: the threshold can never be exceeded, so no alert (fix below)"
     if name == "uncalibrated":
         return (
             f"uncalibrated (no threshold, windows get no verdict): {state.get('threshold_source')}"
@@ -101,6 +103,6 @@ def hop_seconds(config: Any) -> float:
     if w.hop_seconds or w.seconds:
         return float(w.hop_seconds or w.seconds)
     from edgeasd.embedding.models import default_model_path
-    from edgeasd.embedding.onnx import read_model_info
+    from edgeasd.embedding.onnx import peek_model_info  # no onnxruntime: read-only commands
 
-    return float(read_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)
+    return float(peek_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)

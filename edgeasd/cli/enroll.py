@@ -13,6 +13,7 @@ from edgeasd import readable
 from edgeasd.cli.common import (
     add_config_arg,
     config_of,
+    hop_seconds,
     paths_of,
     positive_seconds,
     state_line,
@@ -53,7 +54,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     files = [os.path.realpath(f) for f in args.files]  # a link loop: named by open_regular
     client = ControlClient(paths.control_socket, timeout=10)
     if args.next is not None:
-        hop = _hop_seconds(config)
+        hop = hop_seconds(config)
         args.next = windows_for(args.next, hop)  # checked by argparse already
         print(
             f"enrolling the next {args.next} good live windows "
@@ -200,17 +201,6 @@ SKIP_WORDS = {
     "dropout": "dropouts",
     "nan": "invalid samples",
 }
-
-
-def _hop_seconds(config: Config) -> float:
-    """Seconds between windows: ``window.hop_seconds``, else the window, else the model's."""
-    w = config.window
-    if w.hop_seconds or w.seconds:
-        return float(w.hop_seconds or w.seconds)
-    from edgeasd.embedding.models import default_model_path
-    from edgeasd.embedding.onnx import read_model_info
-
-    return float(read_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)
 
 
 def next_amount(text: str) -> str:

@@ -104,16 +104,22 @@ def _enrolled_notes(event: dict[str, Any], window: dict[str, Any], first: bool) 
             f"window {window['index']} took {window['processing_ms'] / 1000:.1f} s: the first "
             "enrollment compiles the scoring code once; it is cached for later runs"
         )
-    rate = event.get("predicted_false_alarm_rate")
-    if rate is not None:
+    per_day = event.get("predicted_false_alarms_per_day")
+    provisional = event.get("provisional_conditions")
+    if per_day is None:  # the forecast needs far more than the demo's 100 s of one session
         n = len(event.get("ids") or ())
         notes.append(
-            f"with only {n} calibration windows of one session, the forecast cannot go "
-            f"below 1 false alarm in {n + 1} windows ({readable.percent(rate)}, "
-            f"{readable.count(event.get('predicted_false_alarms_per_day'))} a day): a bound, "
-            "not a measurement; beside a real machine, enroll 10 minutes or more, and "
-            "`edgeasd bank summary` says when it is enough"
+            f"a bank of {n} windows from one session: false alerts a day are not known yet"
+            + (
+                f" and alerts of condition {', '.join(map(str, provisional))} are provisional"
+                if provisional
+                else ""
+            )
+            + "; beside a real machine, enroll at least 5 minutes of each condition from two "
+            "or more recordings, and `edgeasd bank summary` says what is still needed"
         )
+    else:
+        notes.append(f"forecast: {readable.count(per_day)} false alert(s) a day")
     return notes
 
 

@@ -58,11 +58,6 @@ def _format_status(s: dict[str, Any]) -> str:
     return text
 
 
-def commissioning_lines(conditions: list[dict[str, Any]] | None) -> list[str]:
-    """One line per condition: :func:`edgeasd.agent.alerts.commissioning.conditions`' words."""
-    return [f"condition:  {c['words']}" for c in conditions or ()]
-
-
 def cmd_tail(args: argparse.Namespace) -> int:
     """``edgeasd tail``: alert events (or the score log), optionally following."""
     from edgeasd.agent.alerts.event_format import format_event

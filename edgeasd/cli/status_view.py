@@ -92,14 +92,11 @@ def _threshold(s: dict[str, Any], now: float) -> Iterable[Row]:
     else:
         yield "threshold", readable.score(s["threshold"]) + (f" ({source})" if source else "")
     rep = s.get("threshold_report") or {}
-    if rep.get("predicted_false_alarm_rate") is not None:
-        yield (
-            "predicted",
-            f"{readable.percent(rep['predicted_false_alarm_rate'])} of windows would be false "
-            f"alarms, {readable.count(rep.get('predicted_false_alarms_per_day'))} a day "
-            f"(rule {rep.get('rule')})",
-        )
-    if rep.get("warning"):
+    forecast = rep.get("forecast") or {}
+    if forecast.get("words"):  # false alerts a day, or what it needs to be known
+        yield "forecast", str(forecast["words"])
+    said = {str(c.get("words")) for c in s.get("commissioning") or ()}
+    if rep.get("warning") and str(rep["warning"]) not in said:  # not twice (see conditions)
         yield "calibrate", str(rep["warning"])
 
 

@@ -84,7 +84,15 @@ class ScoringConfig:
     r: float | None = _opt(None, (float, _NULL), lo=0.0, hi=1.0)
     norm: str = _opt("ratio", (str,), choices=("ratio", "difference", "none"))
     exclude_same_group: bool = _opt(True, (bool,))
+    # edgeasd.scoring.references.DEFAULT_DENSITY_CAP (a test keeps them equal)
+    density_cap: float | None = _opt(1.5, (float, _NULL), lo=0.0, lo_open=True, hi=1e6)
     min_references: int = _opt(10, (int,), lo=1, hi=1000000)
+    #: Most references the bank keeps; above it a reduction (edgeasd/scoring/reduce.py)
+    #: brings it to 90 % of the cap. 10,000 windows are 28 h of enrolled audio (years of
+    #: feedback at a few episodes a day); at that size a window scores in about 1 ms, the
+    #: bank is 23 MiB at dim 512 and a from-scratch build takes 3 s (BENCHMARKS.md,
+    #: section costs). null: no cap.
+    max_references: int | None = _opt(10000, (int, _NULL), lo=100, hi=10000000)
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,7 @@ class ThresholdConfig:
     """``threshold``: how the bank derives its single decision threshold.
 
     The names and defaults are those of ``edgeasd.scoring.calibrate`` (a test keeps
-    them equal): ``auto`` = ``FORWARD_MARGIN`` x the largest forward-chaining score (with
+    them equal): ``auto`` = ``FORWARD_MARGIN`` x the largest calibration score (with
     ``value`` as a floor if set), ``quantile`` / ``gamma`` (DCASE baseline's gamma-fit
     percentile) of leave-one-group-out scores, or ``fixed``. ``value`` null = for
     ``fixed`` the bank's default constant for the normalization (3.0 for ratio), for
@@ -286,6 +294,12 @@ def _cross_checks(config: Config) -> None:
         raise ConfigError(
             "'scoring.r' is only used with 'scoring.density: gwrp'",
             help="remove scoring.r or set it to null",
+        )
+    if sc.max_references is not None and sc.max_references < sc.min_references:
+        raise ConfigError(
+            f"'scoring.max_references' ({sc.max_references}) is below "
+            f"'scoring.min_references' ({sc.min_references})",
+            help="raise scoring.max_references or lower scoring.min_references",
         )
     t = config.threshold
     if t.rule == "fixed" and t.value is None and sc.norm != "ratio":

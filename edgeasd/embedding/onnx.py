@@ -347,3 +347,74 @@ class Embedder:
 def read_model_info(path: str | os.PathLike[str]) -> ModelInfo:
     """A model's :class:`ModelInfo` (loads the model once to validate it)."""
     return Embedder(path).info
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """A protobuf varint at ``pos``: (value, next position)."""
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        value |= (b & 0x7F) << shift
+        pos += 1
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(buf: bytes) -> list[tuple[int, bytes | int]]:
+    """Top-level (field number, value) pairs of a protobuf message (groups unsupported)."""
+    out: list[tuple[int, bytes | int]] = []
+    pos = 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+            out.append((field, value))
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            if pos + size > len(buf):
+                raise ValueError("truncated field")
+            out.append((field, bytes(buf[pos : pos + size])))
+            pos += size
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+    return out
+
+
+def peek_model_info(path: str | os.PathLike[str]) -> ModelInfo:
+    """A model's :class:`ModelInfo` from its ``metadata_props``, without onnxruntime.
+
+    Walks the top level of the ONNX ``ModelProto`` (field 14: key 1, value 2 strings), so a
+    read-only command that only needs the window length (``bank summary``) neither imports
+    onnxruntime nor builds an inference session (measured: 0.1 s and 20 MB less). The model
+    is not validated: scoring and enrollment load it with :class:`Embedder`.
+
+    Raises
+    ------
+    ModelError
+        The file cannot be read, is not an ONNX model, or its metadata is invalid.
+    """
+    path = Path(path)
+    try:
+        buf = path.read_bytes()
+        meta: dict[str, str] = {}
+        for field, value in _fields(buf):
+            if field == 14 and isinstance(value, bytes):
+                entry = dict(_fields(value))
+                meta[bytes(entry.get(1, b"")).decode()] = bytes(entry.get(2, b"")).decode()
+    except OSError as exc:
+        raise ModelError(
+            f"cannot read model file {path}: {exc.strerror or exc}",
+            help="check model.path in the configuration and the file's permissions",
+        ) from None
+    except (ValueError, UnicodeDecodeError, TypeError) as exc:
+        raise ModelError(
+            f"model {path} is not a readable ONNX file ({exc})",
+            help="model.path must point to an ONNX file exported for edgeasd",
+        ) from None
+    return ModelInfo.from_metadata(meta, hashlib.sha256(buf).hexdigest(), str(path))

@@ -27,6 +27,7 @@ condition.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,12 +171,27 @@ def simulate(
     return out
 
 
-def build_bank(data: dict[str, np.ndarray], config: Config | None = None) -> ReferenceBank:
+#: UNIX time of the protocol's first recording (enrollments carry the recordings' times).
+EPOCH = 1.7e9
+
+
+def recording_times(machine: str, **layout: Any) -> np.ndarray:
+    """UNIX start time of each recording of :func:`plan` (indexed like ``data["recording"]``)."""
+    return np.array([EPOCH + r.recording.time_s for r in plan(machine, **layout)])
+
+
+def build_bank(
+    data: dict[str, np.ndarray],
+    config: Config | None = None,
+    times: np.ndarray | None = None,
+) -> ReferenceBank:
     """The bank the agent would hold after enrolling the earlier recordings.
 
     Recordings in time order (source, then target), each split into groups of
     ``enrollment.group_seconds`` by :func:`edgeasd.agent.enrollment.enroll.chunk_windows`,
-    tagged with the condition as domain, with the configured scoring options.
+    tagged with the condition as domain, with the configured scoring options. ``times``
+    (:func:`recording_times`): each group is enrolled at its recording's time, so that the
+    calibration sees the sessions; None: all at once (one session).
     """
     config = config or Config()
     info = make_embedder(config).info
@@ -187,7 +203,8 @@ def build_bank(data: dict[str, np.ndarray], config: Config | None = None) -> Ref
         cond = str(data["condition"][rows[0]])
         for chunk in chunk_windows(data["start"][rows], window, config.enrollment.group_seconds):
             sel = rows[chunk]
-            bank.enroll(data["emb"][sel], domain=cond, group=f"{cond}-{r}-{sel[0]}")
+            at = None if times is None else float(times[r] + data["start"][sel[0]])
+            bank.enroll(data["emb"][sel], domain=cond, group=f"{cond}-{r}-{sel[0]}", at=at)
     return bank
 
 
@@ -231,3 +248,77 @@ def evaluate(
             "faults": faults,
         }
     return out
+
+
+def with_target_recordings(
+    data: dict[str, np.ndarray], enrolled: int, later_from: int = 6
+) -> dict[str, np.ndarray]:
+    """The protocol with the target condition enrolled from its first ``enrolled`` recordings.
+
+    Target normal recordings from index ``later_from`` on stay *later* (scored), those in
+    between are left out, so that every target size is scored on the same recordings.
+    """
+    d = dict(data)
+    tn = (d["condition"] == "target") & (d["kind"] == "normal")
+    recs = np.unique(d["recording"][tn])
+    rank = np.searchsorted(recs, d["recording"])
+    phase = d["phase"].copy()
+    phase[tn] = np.where(
+        rank[tn] < enrolled, "earlier", np.where(rank[tn] >= later_from, "later", "-")
+    )
+    d["phase"] = phase
+    return d
+
+
+def operator_loop(
+    data: dict[str, np.ndarray],
+    machine: str,
+    rule: Callable[[ReferenceBank], float],
+    config: Config | None = None,
+    **layout: Any,
+) -> tuple[ReferenceBank, dict[str, dict[str, Any]], int]:
+    """The operator in the loop: the first false alarm of each new session is confirmed normal.
+
+    The later normal recordings are scored window by window in time order. The first window of
+    a session (:func:`plan`'s ``Recording.session``) that exceeds the threshold is enrolled as
+    normal of its condition (a group of its own, as ``edgeasd feedback`` enrolls an alert's
+    windows), the threshold is recomputed with ``rule`` and scoring continues. Faults are then
+    scored against the final bank. ``layout``: the keyword arguments of :func:`plan` the data
+    was simulated with.
+
+    Returns
+    -------
+    bank : ReferenceBank
+        After the corrections.
+    result : dict
+        :func:`evaluate`'s figures, with ``false_alarms`` / ``fa_rate`` counting every later
+        normal window that exceeded the threshold in force when it was scored (the confirmed
+        ones included).
+    corrections : int
+    """
+    recs = plan(machine, **layout)
+    times = recording_times(machine, **layout)
+    bank = build_bank(data, config, times)
+    t = rule(bank)
+    later = data["phase"] == "later"
+    normal = later & (data["kind"] == "normal")
+    fa: dict[str, int] = {}
+    corrected: set[tuple[str, int]] = set()
+    for r in np.unique(data["recording"][normal]):
+        rows = np.flatnonzero(normal & (data["recording"] == r))
+        cond = str(data["condition"][rows[0]])
+        session = (cond, recs[int(r)].recording.session)
+        for w in rows:
+            if float(bank.score(data["emb"][w : w + 1])[0]) <= t:
+                continue
+            fa[cond] = fa.get(cond, 0) + 1
+            if session not in corrected:
+                corrected.add(session)
+                at = float(times[int(r)] + data["start"][w])
+                bank.enroll(data["emb"][w : w + 1], domain=cond, group=f"feedback-{w}", at=at)
+                t = rule(bank)
+    result = evaluate(data, bank, t)
+    for cond, res in result.items():
+        res["false_alarms"] = fa.get(cond, 0)
+        res["fa_rate"] = res["false_alarms"] / res["normal"]
+    return bank, result, len(corrected)

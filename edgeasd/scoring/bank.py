@@ -34,7 +34,9 @@ import numpy as np
 from edgeasd.errors import BankError, InputError
 from edgeasd.model_check import require_compatible
 from edgeasd.scoring import calibrate as _cal
+from edgeasd.scoring import forward as _fwd
 from edgeasd.scoring.calibration_mixin import Calibrated
+from edgeasd.scoring.density import MAX_PAIRS
 from edgeasd.scoring.references import RHO_EPS, Geometry, ReferenceSet
 from edgeasd.scoring.validate import as_labels, check_embeddings
 
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 #: Under cosine A = 1e-6 is an angle of about 0.11 degrees.
 DUPLICATE_DISTANCE = 1e-6
 #: Constructor parameters that shape distances and densities (fixed once enrolled).
-_GEOMETRY = ("dim", "metric", "density", "k", "r", "norm", "exclude_same_group")
+_GEOMETRY = ("dim", "metric", "density", "k", "r", "norm", "exclude_same_group", "density_cap")
 #: Constructor parameters of the threshold rule (may change at any time).
 _CALIBRATION = ("rule", "q", "value")
 
@@ -77,6 +79,11 @@ class ReferenceBank(Calibrated):
         Ignore same-group references as density neighbours (overlapping windows of
         one recording would otherwise make rho tiny). Default True: chosen by the
         calibration measurement in BENCHMARKS.md.
+    density_cap : float or None
+        Cut every density at this many times the bank's median density
+        (:func:`edgeasd.scoring.references.capped`). ``None`` (the estimator's default, the
+        paper's exact rule); the agent's configuration defaults to
+        :data:`edgeasd.scoring.references.DEFAULT_DENSITY_CAP` (measured there).
     rule : {"auto", "quantile", "gamma", "fixed"}
         Threshold rule (see :mod:`edgeasd.scoring.calibrate`, default there).
     q : float in (0, 1)
@@ -94,14 +101,16 @@ class ReferenceBank(Calibrated):
         r: float | None = None,
         norm: str = "ratio",
         exclude_same_group: bool = True,
+        density_cap: float | None = None,
         rule: str = _cal.DEFAULT_RULE,
         q: float = _cal.DEFAULT_Q,
         value: float | None = None,
     ) -> None:
-        geometry = Geometry(dim, metric, density, k, r, norm, exclude_same_group)
+        geometry = Geometry(dim, metric, density, k, r, norm, exclude_same_group, density_cap)
         self.dim, self.metric, self.density = geometry.dim, metric, density
         self.k, self.r, self.norm = geometry.k, geometry.r, norm
         self.exclude_same_group = geometry.exclude_same_group
+        self.density_cap = geometry.density_cap
         self.calibration_ = _cal.Calibration()
         self.calibration_.configure(rule, q, value, norm)
         self.rule, self.q, self.value = rule, self.calibration_.q, self.calibration_.value
@@ -121,7 +130,9 @@ class ReferenceBank(Calibrated):
         Refreshes the densities from the neighbour state; ``calibration`` is kept as is.
         """
         g = references.geometry
-        bank = cls(g.dim, g.metric, g.density, g.k, g.r, g.norm, g.exclude_same_group)
+        bank = cls(
+            g.dim, g.metric, g.density, g.k, g.r, g.norm, g.exclude_same_group, g.density_cap
+        )
         bank.references_ = references
         bank._refresh()
         bank.calibration_, bank.meta = calibration, meta
@@ -171,7 +182,8 @@ class ReferenceBank(Calibrated):
         return (
             f"ReferenceBank(dim={self.dim}, metric={self.metric!r}, density="
             f"{self.density!r}, k={self.k}, r={self.r}, norm={self.norm!r}, "
-            f"exclude_same_group={self.exclude_same_group}, rule={self.rule!r}, "
+            f"exclude_same_group={self.exclude_same_group}, density_cap={self.density_cap}, "
+            f"rule={self.rule!r}, "
             f"n={len(self)})"
         )
 
@@ -232,6 +244,7 @@ class ReferenceBank(Calibrated):
         X: np.ndarray,
         domain: str | Sequence[str] = "source",
         group: str | int | Sequence[str | int] | None = None,
+        at: float | None = None,
     ) -> np.ndarray:
         """Add normal reference embeddings; refreshes densities, marks the threshold stale.
 
@@ -247,6 +260,10 @@ class ReferenceBank(Calibrated):
             ignores its own group. ``None``: each row is a group of its own (the paper's
             formula: every other reference may be a density neighbour). Pass one label
             for rows that are near twins (overlapping windows of one recording).
+        at : float, optional
+            UNIX time of the audio (default: now). Enrollments more than
+            :data:`edgeasd.scoring.forward.SESSION_GAP_SECONDS` apart are different sessions
+            for the calibration (replays and evaluations pass the recording's time).
 
         Returns
         -------
@@ -261,33 +278,67 @@ class ReferenceBank(Calibrated):
         """
         ref = self.references_
         X = check_embeddings(X, self.dim, self.metric, "X")
+        now = time.time() if at is None else float(at)
+        if not np.isfinite(now):
+            raise InputError(f"at must be a finite UNIX time, got {at!r}")
         m = X.shape[0]
         first = ref.next_id
         domains = as_labels(domain, m, "domain")
         if group is None:  # each row its own group: the paper's leave-one-out density
             group = [f"enroll-{i}" for i in range(first, first + m)]
         groups = as_labels(group, m, "group")
+        known = len(ref.group_labels.names)
         grp, dom = ref.group_labels.codes(groups), ref.domain_labels.codes(domains)
-        n_old, dist = ref.append(X, grp, dom, time.time())
+        n_start, cal = ref.n, self.calibration_
+        # groups in their order in the batch; each appended (and forward-scored against the
+        # bank before it) in turn, as the from-scratch replay does. Into an existing group,
+        # or with a group's rows not contiguous, the batch is appended at once and the
+        # forward scores are replayed on next use.
+        cuts = np.flatnonzero(np.diff(grp)) + 1
+        starts = np.concatenate([[0], cuts]).astype(np.int64)
+        ends = np.append(cuts, m).astype(np.int64)
+        incremental = (
+            not cal.forward_stale
+            and cal.forward.shape == (n_start,)
+            and np.all(grp >= known)
+            and np.unique(grp).size == starts.size
+        )
+        if not incremental:
+            starts, ends = np.array([0]), np.array([m])
+            cal.forward_stale = True
+        scores, session, close = [], [], []
+        for a, b in zip(starts, ends, strict=True):
+            if incremental:
+                cal.session.advance(ref, now)
+                f, g = _fwd.score_group(ref, cal.session, X[a:b], int(dom[a]))
+                scores.append(f)
+                session.append(g)
+            _, pairs = ref.append(X[a:b], grp[a:b], dom[a:b], now, DUPLICATE_DISTANCE)
+            ref.refresh()
+            close.append(pairs)
+        if incremental:
+            cal.forward = np.concatenate([cal.forward, *scores])
+            cal.session_forward = np.concatenate([cal.session_forward, *session])
         self._refresh()
-        self._report_duplicates(dist, n_old)
-        return ref.ids[n_old : ref.n].copy()
+        self._report_duplicates(np.concatenate(close), m)
+        return ref.ids[n_start : ref.n].copy()
 
-    def _report_duplicates(self, dist: np.ndarray, n_old: int) -> None:
+    def _report_duplicates(self, close: np.ndarray, m: int) -> None:
         """Record pairs (new id, other id, A) with A <= DUPLICATE_DISTANCE.
 
-        ``dist[r, c]`` is the distance of row ``r`` to new row ``n_old + c``; each pair is
-        reported once, against an earlier row (``r < n_old + c``).
+        ``close`` holds (row of the new reference, row of an earlier one, A), each pair
+        once, rows of the whole set (the pairs of each :meth:`ReferenceSet.append` of
+        one enrollment, concatenated), for ``m`` enrolled rows. Reported in the order of
+        one append of the whole batch (by earlier row, then new row), at most
+        :data:`edgeasd.scoring.density.MAX_PAIRS`.
         """
-        ids = self.references_.ids[: len(self)]
-        rows, cols = np.nonzero(dist <= DUPLICATE_DISTANCE)
+        ids = self.references_.ids
+        order = np.lexsort((close[:, 0], close[:, 1]))[:MAX_PAIRS]
         pairs = [
-            (int(ids[n_old + c]), int(ids[r]), float(dist[r, c]))
-            for r, c in zip(rows, cols, strict=True)
-            if r < n_old + c
+            (int(ids[int(r)]), int(ids[int(c)]), float(d)) for r, c, d in close[order].tolist()
         ]
         self.last_enroll_report_ = {
-            "enrolled": int(dist.shape[1]),
+            "enrolled": int(m),
             "duplicates": pairs,
             "duplicate_distance": DUPLICATE_DISTANCE,
         }
@@ -296,7 +347,7 @@ class ReferenceBank(Calibrated):
                 "%d of %d enrolled embedding(s) duplicate %d earlier reference(s) within "
                 "A <= %g (first: id %d ~ id %d); their densities are floored at %g",
                 len({p[0] for p in pairs}),
-                int(dist.shape[1]),
+                int(m),
                 len({p[1] for p in pairs}),
                 DUPLICATE_DISTANCE,
                 pairs[0][0],
@@ -322,6 +373,7 @@ class ReferenceBank(Calibrated):
         if ids.size == 0:
             return
         self.references_.remove(ids)
+        self.calibration_.forward_stale = True  # later groups' scores change: replay
         self._refresh()
 
     def _refresh(self) -> None:
@@ -333,6 +385,11 @@ class ReferenceBank(Calibrated):
                 "session (a separate group)"
             )
         self.calibration_.stale = self.calibration_.loo_stale = True
+        n = len(self)
+        if self.calibration_.forward.shape != (n,) or self.calibration_.session_forward.shape != (
+            n,
+        ):
+            self.calibration_.forward_stale = True
 
     # ------------------------------------------------------------------ scoring
     def score(

@@ -101,11 +101,11 @@ class Calibrated:
     def threshold_(self) -> float:
         """Decision threshold on scores: a cached property.
 
-        Cached until the next ``enroll``/``remove``/``calibrate``: the first read after
-        one of those computes the leave-one-group-out and forward-chaining scores of
-        the whole bank, O(N² · dim) (0.1-0.3 s at N = 1,000; see
-        :mod:`edgeasd.scoring.calibrate`). Call :meth:`calibrate` to pay that at a
-        chosen time; later reads are free.
+        Cached until the next ``enroll``/``remove``/``calibrate``. After an ``enroll`` the
+        first read is O(N log N): ``enroll`` keeps the forward and session-forward scores
+        (:mod:`edgeasd.scoring.calibrate`). After a ``remove``, or under a rule that needs
+        leave-one-group-out scores, it replays or computes them, O(N² · dim) (0.1-0.3 s at
+        N = 1,000). Call :meth:`calibrate` to pay that at a chosen time.
         """
         self._ensure_calibrated()
         return self.calibration_.threshold
@@ -134,9 +134,11 @@ class Calibrated:
         """Leave-one-group-out score of each reference, shape ``(N,)`` (cached like ``threshold_``).
 
         NaN where there is no other group, and in banks above
-        ``calibrate.MAX_LOO_ROWS`` references for groups outside the sample.
+        ``calibrate.MAX_LOO_ROWS`` references for groups outside the sample. Computed on
+        first read when the threshold rule did not need them (O(N² · dim), capped).
         """
         self._ensure_calibrated()
+        self.calibration_.ensure_loo(self.references_)
         return self.calibration_.loo.copy()
 
     @property
@@ -144,14 +146,34 @@ class Calibrated:
         """Forward-chaining score of each reference, shape ``(N,)`` (NaN: not scored).
 
         See :mod:`edgeasd.scoring.forward`: each group scored against the groups enrolled
-        before it; the first group of each domain tag is not scored. Cached like
-        ``threshold_``.
+        before it; the first group of each domain tag is not scored. Kept up to date by
+        ``enroll`` (one scoring pass per new group), saved with the bank.
         """
         self._ensure_calibrated()
         return self.calibration_.forward.copy()
 
+    @property
+    def session_forward_scores_(self) -> np.ndarray:
+        """Session-forward score of each reference, shape ``(N,)`` (NaN: not scored).
+
+        Each group scored against the bank as it stood when its session began
+        (:mod:`edgeasd.scoring.forward`). Kept up to date by ``enroll``, saved with the bank.
+        """
+        self._ensure_calibrated()
+        return self.calibration_.session_forward.copy()
+
+    @property
+    def calibration_scores_(self) -> np.ndarray:
+        """The scores the ``auto`` threshold and the forecast rest on, shape ``(N,)``.
+
+        See :meth:`edgeasd.scoring.calibrate.Calibration.recent`: per condition its
+        session-forward scores if any, else its forward-chaining ones (NaN elsewhere).
+        """
+        self._ensure_calibrated()
+        return self.calibration_.recent(self.references_)[0]
+
     def _ensure_calibrated(self) -> None:
-        if self.calibration_.stale:
+        if self.calibration_.stale or self.calibration_.forward_stale:
             self.calibration_.update(self.references_)
             t, bound = self.calibration_.threshold, self.score_bound_
             if t >= bound:  # NaN compares False: an uncalibrated bank is not unreachable

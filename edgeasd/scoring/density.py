@@ -29,6 +29,61 @@ from edgeasd.scoring import kernels
 
 #: Relative weight below which GWRP neighbours are dropped (see module docstring).
 GWRP_TOLERANCE = 1e-9
+#: New references per BLAS block of the density build, and candidates per block: a
+#: float32 block of 512 x 4096 is 8 MiB (the build's working memory at any N).
+BLOCK_ROWS = 512
+BLOCK_COLS = 4096
+#: Close pairs (duplicate report) kept per enrollment.
+MAX_PAIRS = 10_000
+
+
+def _gamma(dim: int) -> np.ndarray:
+    """Rounding-error factors of :func:`kernels.merge_block` for rows of ``dim``."""
+    s = kernels.SAFETY
+    return np.array([s * kernels.gamma(dim), s * kernels.gamma(dim + 2)])
+
+
+def rho_from_lists(nb_d: np.ndarray, nb_n: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Densities from sorted neighbour distances, without numba (a bank loads without it).
+
+    ``rho_i = sum_k w_k d_ik`` with ``w = base[:c] / base[:c].sum()`` over the ``c =
+    nb_n[i]`` neighbours available (NaN where ``c == 0``). Accumulated over the columns in
+    order, one IEEE operation at a time: the same bits as
+    :func:`edgeasd.scoring.kernels.neighbours.rho_from_lists`, which long lists use.
+
+    Parameters
+    ----------
+    nb_d : (n, L) float64
+    nb_n : (n,) int64
+    base : (L,) float64
+
+    Returns
+    -------
+    (n,) float64
+    """
+    if nb_d.shape[1] > 64:
+        return kernels.rho_from_lists(nb_d, nb_n, nb_d.shape[0], base)
+    num = np.zeros(nb_d.shape[0])
+    den = np.zeros(nb_d.shape[0])
+    for k in range(nb_d.shape[1]):
+        on = nb_n > k
+        num[on] += base[k] * nb_d[on, k]
+        den[on] += base[k]
+    with np.errstate(invalid="ignore"):
+        return np.where(nb_n > 0, num / den, np.nan)
+
+
+def _close_pairs(dist, rows, cols, close, pairs, n_pairs) -> None:
+    """Append (row, col, d) with ``cols < rows`` and ``d <= close`` to ``pairs``."""
+    if close < 0:
+        return
+    r, c = np.nonzero((dist <= close) & (cols[None, :] < rows[:, None]))
+    k = int(n_pairs[0])
+    take = max(0, min(r.size, pairs.shape[0] - k))
+    pairs[k : k + take] = np.column_stack(
+        [rows[r[:take]], cols[c[:take]], dist[r[:take], c[:take]]]
+    )
+    n_pairs[0] = k + r.size
 
 
 def list_length(density: str, k: int, r: float | None) -> int | None:
@@ -101,28 +156,43 @@ class NeighbourState:
         nb_n[:old] = self.nb_n
         self.nb_id, self.nb_d, self.nb_n = nb_id, nb_d, nb_n
 
-    def _merge(self, dist, rows, ids, grp, cols, sign=1.0) -> None:
-        """Feed distances ``dist[(rows), (cols)]`` (positions) into lists or sums."""
-        args = (dist, rows, ids[rows], grp[rows], ids[cols], grp[cols], self.exclude_same_group)
-        if self.length is None:
-            kernels.add_sums(*args, sign, self.sums, self.counts)
-        else:
-            kernels.insert_candidates(*args, self.nb_id, self.nb_d, self.nb_n)
-
-    def add(self, y: np.ndarray, n_old: int, n_new: int, ids, grp, metric: int) -> np.ndarray:
+    def add(
+        self,
+        y: np.ndarray,
+        ysq: np.ndarray,
+        n_old: int,
+        n_new: int,
+        ids: np.ndarray,
+        grp: np.ndarray,
+        metric: int,
+        close: float = -1.0,
+    ) -> np.ndarray:
         """Account for references at rows ``n_old .. n_old+n_new-1`` (already stored).
+
+        New rows go in blocks of :data:`BLOCK_ROWS`, against candidates in blocks of
+        :data:`BLOCK_COLS` up to the block's end: a float32 BLAS product bounds the
+        distances, and only the candidates that can enter a list get the exact one
+        (:mod:`edgeasd.scoring.kernels.select`). The transposed product serves the earlier
+        rows, so each pair's product is computed once (a from-scratch build is half an
+        N x N product). No (N+m) x m matrix is held: memory is one block (8 MiB), so a
+        from-scratch build of 100,000 references fits.
 
         Parameters
         ----------
         y : (cap, dim) float32
+        ysq : (cap,) float64
+            Squared norms of ``y``'s rows.
         n_old, n_new : int
         ids, grp : (cap,) int64
         metric : int
+        close : float
+            Report pairs (new, earlier) with exact distance <= close (< 0: none).
 
         Returns
         -------
-        (n_old + n_new, n_new) float64
-            Distances of all references to the new ones.
+        (p, 3) float64
+            Reported pairs: row of the new reference, row of the earlier one, distance;
+            at most :data:`MAX_PAIRS`.
         """
         n = n_old + n_new
         self.reserve(len(ids))
@@ -130,49 +200,104 @@ class NeighbourState:
             self.sums[n_old:n], self.counts[n_old:n] = 0.0, 0
         else:
             self.nb_n[n_old:n], self.nb_id[n_old:n], self.nb_d[n_old:n] = 0, -1, np.inf
-        new = np.arange(n_old, n, dtype=np.int64)
-        every = np.arange(n, dtype=np.int64)
-        dist = kernels.cross_dist(y[:n], y[n_old:n], metric)  # (n, m): O((N+m)·m·dim)
-        if n_old:
-            self._merge(np.ascontiguousarray(dist[:n_old]), every[:n_old], ids, grp, new)
-        self._merge(np.ascontiguousarray(dist.T), new, ids, grp, every)
-        return dist
+        pairs = np.empty((MAX_PAIRS, 3))
+        n_pairs = np.zeros(1, np.int64)
+        norms = np.sqrt(ysq[:n])
+        for a in range(n_old, n, BLOCK_ROWS):
+            b = min(n, a + BLOCK_ROWS)
+            new = np.arange(a, b, dtype=np.int64)
+            # candidates up to the block's end; the block's rows reach later rows (and the
+            # earlier ones them) through the transposed product: each pair's product once
+            for c0 in range(0, b, BLOCK_COLS):
+                c1 = min(b, c0 + BLOCK_COLS)
+                cols = np.arange(c0, c1, dtype=np.int64)
+                before = cols[cols < a]
+                if self.length is None:
+                    dist = kernels.exact_dist(y[a:b], y[c0:c1], metric)
+                    self._sums(dist, new, ids, grp, cols, 1.0)
+                    if before.size:
+                        self._sums(dist[:, : before.size].T.copy(), before, ids, grp, new, 1.0)
+                    _close_pairs(dist, new, cols, close, pairs, n_pairs)
+                    continue
+                g = y[a:b] @ y[c0:c1].T
+                self._select(g, y, norms, new, cols, ids, grp, metric, close, pairs, n_pairs)
+                if before.size:
+                    gt = np.ascontiguousarray(g[:, : before.size].T)
+                    self._select(gt, y, norms, before, new, ids, grp, metric, -1.0, pairs, n_pairs)
+        return pairs[: min(int(n_pairs[0]), MAX_PAIRS)]
 
-    def remove_rows(self, y, keep: np.ndarray, removed_ids: np.ndarray, ids, grp, metric) -> None:
+    def _select(self, g, y, norms, rows, cols, ids, grp, metric, close, pairs, n_pairs) -> None:
+        """Exact candidates of one BLAS block into the lists (kernels.merge_block)."""
+        kernels.merge_block(
+            g, y, norms, rows, cols, ids, grp, self.exclude_same_group, metric,
+            _gamma(y.shape[1]), self.nb_id, self.nb_d, self.nb_n, close, pairs, n_pairs,
+        )  # fmt: skip
+
+    def _sums(self, dist, rows, ids, grp, cols, sign) -> None:
+        """Feed distances ``dist[(rows), (cols)]`` (positions) into the running sums."""
+        kernels.add_sums(
+            dist, rows, ids[rows], grp[rows], ids[cols], grp[cols],
+            self.exclude_same_group, sign, self.sums, self.counts,
+        )  # fmt: skip
+
+    def remove_rows(
+        self,
+        y: np.ndarray,
+        ysq: np.ndarray,
+        keep: np.ndarray,
+        gone: tuple[np.ndarray, np.ndarray, np.ndarray],
+        ids: np.ndarray,
+        grp: np.ndarray,
+        metric: int,
+    ) -> None:
         """Drop rows not in ``keep`` and repair what referenced them.
 
         Parameters
         ----------
         y : (cap, dim) float32
-            Storage *before* compaction.
+            Storage *after* compaction (the kept rows first, in order).
+        ysq : (cap,) float64
+            Squared norms, after compaction.
         keep : (n,) bool
-            Rows that stay.
-        removed_ids : (r,) int64
+            Rows (before compaction) that stay.
+        gone : ((r, dim) float32, (r,) int64, (r,) int64)
+            Rows, ids and group codes of the removed references.
         ids, grp : (cap,) int64
-            Before compaction.
+            After compaction.
         metric : int
         """
         kept = np.flatnonzero(keep)
+        n = kept.size
+        gone_y, gone_ids, gone_grp = gone
         if self.length is None:
-            gone = np.flatnonzero(~keep)
-            dist = kernels.cross_dist(y[kept], y[gone], metric)
-            self._merge(dist, kept, ids, grp, gone, sign=-1.0)
-            self.sums[: kept.size] = self.sums[kept]
-            self.counts[: kept.size] = self.counts[kept]
+            self.sums[:n] = self.sums[kept]
+            self.counts[:n] = self.counts[kept]
+            for c0 in range(0, n, BLOCK_COLS):
+                rows = np.arange(c0, min(n, c0 + BLOCK_COLS), dtype=np.int64)
+                dist = kernels.exact_dist(y[c0 : rows[-1] + 1], gone_y, metric)
+                kernels.add_sums(
+                    dist, rows, ids[rows], grp[rows], gone_ids, gone_grp,
+                    self.exclude_same_group, -1.0, self.sums, self.counts,
+                )  # fmt: skip
             return
-        self.nb_id[: kept.size] = self.nb_id[kept]
-        self.nb_d[: kept.size] = self.nb_d[kept]
-        self.nb_n[: kept.size] = self.nb_n[kept]
-        hit = np.isin(self.nb_id[: kept.size], removed_ids).any(axis=1)
-        rows = np.flatnonzero(hit)
+        self.nb_id[:n] = self.nb_id[kept]
+        self.nb_d[:n] = self.nb_d[kept]
+        self.nb_n[:n] = self.nb_n[kept]
+        rows = np.flatnonzero(np.isin(self.nb_id[:n], gone_ids).any(axis=1))
         if rows.size == 0:
             return
         self.nb_n[rows] = 0
         self.nb_id[rows] = -1
         self.nb_d[rows] = np.inf
-        y_new, ids_new, grp_new = y[kept], ids[kept], grp[kept]
-        dist = kernels.cross_dist(y_new[rows], y_new, metric)
-        self._merge(dist, rows, ids_new, grp_new, np.arange(kept.size, dtype=np.int64))
+        norms = np.sqrt(ysq[:n])
+        pairs, n_pairs = np.empty((0, 3)), np.zeros(1, np.int64)
+        for a in range(0, rows.size, BLOCK_ROWS):
+            part = rows[a : a + BLOCK_ROWS]
+            yr = y[part]
+            for c0 in range(0, n, BLOCK_COLS):
+                cols = np.arange(c0, min(n, c0 + BLOCK_COLS), dtype=np.int64)
+                g = yr @ y[c0 : cols[-1] + 1].T
+                self._select(g, y, norms, part, cols, ids, grp, metric, -1.0, pairs, n_pairs)
 
     def rho(self, n: int) -> np.ndarray:
         """Raw densities of the first ``n`` rows, shape ``(n,)``; NaN where no neighbour."""
@@ -180,11 +305,15 @@ class NeighbourState:
             with np.errstate(invalid="ignore", divide="ignore"):
                 c = self.counts[:n]
                 return np.where(c > 0, self.sums[:n] / np.maximum(c, 1), np.nan)
-        return kernels.rho_from_lists(self.nb_d, self.nb_n, n, self.base[: self.width])
+        return rho_from_lists(self.nb_d[:n], self.nb_n[:n], self.base[: self.width])
 
     def neighbour_ids(self, n: int) -> np.ndarray:
-        """Sorted neighbour ids of the first ``n`` rows, shape ``(n, width)``, -1 padded."""
-        return self.nb_id[:n].copy()
+        """Sorted neighbour ids of the first ``n`` rows, -1 padded.
+
+        Shape ``(n, min(width, n - 1))`` (at least one column): a list never holds more
+        than the ``n - 1`` others, so the view does not depend on the spare capacity.
+        """
+        return self.nb_id[:n, : max(1, min(self.width, n - 1))].copy()
 
     def to_arrays(self, n: int) -> dict[str, np.ndarray]:
         """The state as plain arrays for persistence."""

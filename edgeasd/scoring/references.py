@@ -18,9 +18,48 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeasd.errors import InputError
 from edgeasd.scoring import kernels
 from edgeasd.scoring.density import NeighbourState, base_weights, list_length
 from edgeasd.scoring.validate import Labels, check_params
+
+#: The product's density cap (``scoring.density_cap``): densities above this many times the
+#: bank's median density are cut to it. Why: a recording group alone in its condition (the
+#: first after a domain shift or a new session) takes its density from the *other*
+#: conditions (``exclude_same_group``), so it is far from everything and every window near
+#: it is divided by a large number: issue 17 measured faults there scoring 40-160x lower
+#: after one enrollment. Chosen on the choice sets of ``benchmarks/bench_operating_point.py``
+#: (fan, pump, valve x seeds 0, 1; target enrolled from 1, 2 and 4 recordings; caps 1, 1.25,
+#: 1.5, 2, 3 times the median): with one target recording its later normal windows scored
+#: 0.04-0.30x the source's (largest against largest) under the paper's densities, 0.50-2.72x
+#: with 1.5; 1.5 kept the most detection of fault kinds with AUC >= 0.99 (no kind below 50 %
+#: with 2 recordings). Held-out figures: BENCHMARKS.md, section operating_point.
+DEFAULT_DENSITY_CAP = 1.5
+
+
+def check_cap(cap: object) -> float | None:
+    """``density_cap`` validated: None or a finite number > 0 (as float)."""
+    if cap is None:
+        return None
+    if isinstance(cap, bool) or not isinstance(cap, int | float | np.integer | np.floating):
+        raise InputError(f"density_cap must be a number or None, got {cap!r}")
+    if not (np.isfinite(cap) and cap > 0):
+        raise InputError(f"density_cap must be finite and > 0, got {cap!r}")
+    return float(cap)
+
+
+def capped(rho: np.ndarray, cap: float | None) -> np.ndarray:
+    """Densities cut at ``cap`` times their median, shape ``(n,)`` (``None``: unchanged).
+
+    The rule of :data:`DEFAULT_DENSITY_CAP`: ``min(rho_i, cap * median(rho))``. It changes
+    only references whose neighbours outside their own group are unusually far (a lone
+    group of a new condition or session); as groups accumulate, their densities fall
+    below the cap and the paper's rule holds unchanged. O(n) per refresh.
+    """
+    if cap is None or rho.size == 0:
+        return rho
+    return np.minimum(rho, cap * float(np.median(rho)))
+
 
 #: Floor of every density constant (scikit-learn's LOF uses the same 1e-10).
 RHO_EPS = 1e-10
@@ -28,14 +67,85 @@ RHO_EPS = 1e-10
 #: one fused normalize-and-min pass). Measured in BENCHMARKS.md ("Fused single-pass
 #: loop vs BLAS path"): on a quiet machine OpenBLAS's matrix-vector product beat the
 #: fused single-pass loop (``kernels.score_fused``) even for one query at N = 10,000
-#: (under heavy load from other processes the loop sometimes won), so the BLAS path is
-#: used from 1 query on. It computes A = 0.25 (|q|^2 + |y|^2 - 2 <q, y>), i.e.
+#: (under heavy load from other processes the loop sometimes won), so the product form is
+#: used from 1 query on (one query: numpy's product below ONE_PASS_MIN references, the
+#: one-pass numba kernel from there). It computes A = 0.25 (|q|^2 + |y|^2 - 2 <q, y>), i.e.
 #: 0.5 (1 - <q, y>) for unit rows, from float32 products: ~1e-7 absolute distance error.
 #: Euclidean always uses the fused loop, since sqrt(|q|^2 + |y|^2 - 2 <q, y>) would
 #: amplify that error at small distances.
 BATCH_MIN = 1
+#: Batch path: references per BLAS block are ``BLOCK_ENTRIES // queries`` (at least
+#: ``BLOCK_MIN``): a float32 (queries x block) product of 1 MiB stays in the L2 cache for
+#: the normalize-and-min pass, and every reference row is read from memory once per call
+#: (the old query chunks of 4 Mi entries read a 100,000-reference bank twice for 64
+#: queries).
+#:
+#: The inner-product form (for unit rows, ``A / rho = 0.5 (1 - <q, y>) / rho`` is an inner
+#: product of ``[q, 1]`` with rows ``[-y/(2 rho), 1/(2 rho)]``: a maximum inner product search,
+#: what faiss ``IndexFlatIP`` runs) reads the same bytes
+#: once per call but needs a second, rho-scaled copy of the bank, rewritten at every density
+#: change: above the 1.3x memory budget for no gain in speed, since this path already reads
+#: each row once and is exact to the float32 products (as the inner-product form is).
+BLOCK_ENTRIES = 1 << 18
+BLOCK_MIN = 256
+#: Capacity growth factor when full: 1 + GROWTH. A quarter keeps a grown bank within
+#: 1.25x its rows (plus the 1/8 spare of a load) while copying each row ~4 times in all.
+GROWTH = 0.25
+#: References from which one query takes the numba single-pass kernel
+#: (``kernels.score_one_pass``, at the speed of reading the bank: 2x numpy's
+#: matrix-vector product at N = 100,000); smaller banks take numpy's product, so that the
+#: daemon scoring one window never imports numba (64 MB of resident memory) while a
+#: product over at most 8 MiB of references costs at most a millisecond or two.
+ONE_PASS_MIN = 4096
 #: Per-row arrays and their fill value in unused capacity.
 _ROWS = (("y", 0), ("ids", -1), ("grp", -1), ("dom", -1), ("added", 0), ("ysq", 0))
+
+
+def score_one(
+    g: np.ndarray, qsq: float, ysq: np.ndarray, w: np.ndarray, metric: int, norm: int
+) -> tuple[float, int]:
+    """One query's normalized minimum from its inner products, in numpy.
+
+    The same IEEE operations, in the same order, as
+    :func:`edgeasd.scoring.kernels.score.score_from_dots` (the batch path), so both give
+    the same bits for the same products.
+
+    Parameters
+    ----------
+    g : (n,) float32
+        Inner products of the query with every reference.
+    qsq : float
+        Squared norm of the query.
+    ysq, w : (n,) float64
+        Squared norms of the references; ``1 / rho`` (ratio) or ``rho``.
+    metric, norm : int
+
+    Returns
+    -------
+    score : float
+    row : int
+        First row attaining it.
+    """
+    ss = qsq + ysq
+    ss -= 2.0 * g.astype(np.float64)
+    np.maximum(ss, 0.0, out=ss)
+    if metric == kernels.COSINE:
+        ss *= 0.25
+        np.minimum(ss, 1.0, out=ss)
+    else:
+        np.sqrt(ss, out=ss)
+        ss *= 0.25
+    if norm == kernels.NORM_RATIO:
+        ss *= w
+    elif norm == kernels.NORM_DIFFERENCE:
+        ss -= w
+    i = int(np.argmin(ss))
+    return float(ss[i]), i
+
+
+def spare_rows(n: int) -> int:
+    """Rows kept free past ``n`` when a bank is loaded: n / 8, at least 64."""
+    return max(64, n // 8)
 
 
 @dataclass(frozen=True)
@@ -52,6 +162,9 @@ class Geometry:
         ``None`` under ``knn``.
     norm : {"ratio", "difference", "none"}
     exclude_same_group : bool
+    density_cap : float or None
+        Cap of every density at ``density_cap`` times the median density of the bank
+        (:func:`capped`); ``None``: the paper's densities, uncapped.
     """
 
     dim: int
@@ -61,9 +174,11 @@ class Geometry:
     r: float | None = None
     norm: str = "ratio"
     exclude_same_group: bool = True
+    density_cap: float | None = None
 
     def __post_init__(self) -> None:
         r = check_params(self.dim, self.metric, self.density, self.k, self.r, self.norm)
+        object.__setattr__(self, "density_cap", check_cap(self.density_cap))
         object.__setattr__(self, "dim", int(self.dim))
         object.__setattr__(self, "k", int(self.k))
         object.__setattr__(self, "r", r)
@@ -115,6 +230,7 @@ class ReferenceSet:
     domain_labels: Labels = field(default_factory=Labels)
     neighbours: NeighbourState = field(default=None)  # type: ignore[assignment]
     rho: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    _inv: tuple = field(default=(None, None), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         g = self.geometry
@@ -126,21 +242,27 @@ class ReferenceSet:
             self.neighbours = NeighbourState(length, base, g.exclude_same_group)
 
     # ------------------------------------------------------------------ storage
-    def reserve(self, n: int) -> None:
-        """Grow the capacity to at least ``n`` rows (geometrically)."""
+    def reserve(self, n: int, spare: bool = False) -> None:
+        """Grow the capacity to at least ``n`` rows.
+
+        Growth is geometric by :data:`GROWTH` (amortized O(1) copies per enrolled row);
+        ``spare`` adds :func:`spare_rows` past ``n`` (a loaded bank: its first enrollment,
+        i.e. every CLI enrollment, then copies nothing).
+        """
         cap = self.y.shape[0]
         if n <= cap:
             return
-        cap = max(n, 2 * cap, 16)
+        cap = max(n + (spare_rows(n) if spare else 0), int(cap * (1 + GROWTH)), 16)
         for name, fill in _ROWS:
             old = getattr(self, name)
-            new = np.full((cap, *old.shape[1:]), fill, dtype=old.dtype)
+            new = np.empty((cap, *old.shape[1:]), dtype=old.dtype)
             new[: self.n] = old[: self.n]
+            new[self.n :] = fill
             setattr(self, name, new)
         self.neighbours.reserve(cap)
 
     def append(
-        self, X: np.ndarray, grp: np.ndarray, dom: np.ndarray, added: float
+        self, X: np.ndarray, grp: np.ndarray, dom: np.ndarray, added: float, close: float = -1.0
     ) -> tuple[int, np.ndarray]:
         """Store validated rows and account for them in the neighbour state.
 
@@ -152,13 +274,15 @@ class ReferenceSet:
             Group and domain codes.
         added : float
             UNIX time of the enrollment.
+        close : float
+            Report pairs of a new and an earlier reference within this distance (< 0: none).
 
         Returns
         -------
         n_old : int
             Rows before the append (the new rows are ``n_old .. n_old+m-1``).
-        dist : (n_old + m, m) float64
-            Distances of all references to the new ones.
+        pairs : (p, 3) float64
+            Close pairs: row of the new reference, row of the earlier one, distance.
 
         Densities are not refreshed: call :meth:`refresh`.
         """
@@ -171,21 +295,23 @@ class ReferenceSet:
         self.ids[n_old:n] = np.arange(first, first + m)
         self.grp[n_old:n], self.dom[n_old:n], self.added[n_old:n] = grp, dom, added
         metric = kernels.METRICS[self.geometry.metric]
-        dist = self.neighbours.add(self.y, n_old, m, self.ids, self.grp, metric)
+        pairs = self.neighbours.add(self.y, self.ysq, n_old, m, self.ids, self.grp, metric, close)
         self.n, self.next_id = n, first + m
-        return n_old, dist
+        return n_old, pairs
 
     def remove(self, ids: np.ndarray) -> None:
         """Drop the references with ``ids`` (all present); densities are not refreshed."""
         current = self.ids[: self.n]
         keep = ~np.isin(current, ids)
         metric = kernels.METRICS[self.geometry.metric]
-        self.neighbours.remove_rows(self.y, keep, ids, self.ids, self.grp, metric)
+        dropped = np.flatnonzero(~keep)
+        gone = (self.y[dropped], self.ids[dropped], self.grp[dropped])
         kept = np.flatnonzero(keep)
         for name, _ in _ROWS:
             arr = getattr(self, name)
             arr[: kept.size] = arr[kept]
         self.n = kept.size
+        self.neighbours.remove_rows(self.y, self.ysq, keep, gone, self.ids, self.grp, metric)
 
     def raw_rho(self) -> np.ndarray:
         """Densities before floor and fallback, shape ``(n,)``; NaN: no eligible neighbour."""
@@ -209,17 +335,33 @@ class ReferenceSet:
         missing = np.isnan(raw)
         if missing.any():
             raw = np.where(missing, self.fallback(raw), raw)
-        self.rho = np.maximum(raw, RHO_EPS)
+        self.rho = np.maximum(capped(raw, self.geometry.density_cap), RHO_EPS)
         return bool(self.n > 1 and missing.all())
 
     # ------------------------------------------------------------------ scoring
-    def score(self, Q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def inv_rho(self) -> np.ndarray:
+        """``1 / rho``, shape ``(n,)`` (the scoring pass multiplies), cached per ``rho`` array."""
+        src, inv = self._inv
+        if src is not self.rho:
+            inv = 1.0 / self.rho
+            self._inv = (self.rho, inv)
+        return inv
+
+    def score(
+        self, Q: np.ndarray, n: int | None = None, rho: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Normalized nearest-reference scores of validated queries.
 
         Parameters
         ----------
         Q : (m, dim) float32
             Validated queries; the set must not be empty.
+        n : int, optional
+            Score against the first ``n`` rows only (default: all), ...
+        rho : (n,) float64, optional
+            ... with these densities (default: the current ones): the bank as it was when
+            it held those rows (session-forward calibration, :mod:`edgeasd.scoring.forward`).
 
         Returns
         -------
@@ -227,30 +369,84 @@ class ReferenceSet:
         rows : (m,) int64
             Row of the reference attaining each minimum.
         """
-        g, n = self.geometry, self.n
+        g = self.geometry
+        n = self.n if n is None else n
+        w = self._weights(rho)
+        rho = self.rho if rho is None else rho
         pos = np.empty(Q.shape[0], np.int64)
         scores = np.empty(Q.shape[0], np.float64)
         metric, norm = kernels.METRICS[g.metric], kernels.NORMS[g.norm]
         if Q.shape[0] < BATCH_MIN or g.metric != "cosine":
             for i in range(Q.shape[0]):
-                scores[i], pos[i] = kernels.score_fused(Q[i], self.y, n, self.rho, metric, norm)
+                scores[i], pos[i] = kernels.score_fused(Q[i], self.y, n, rho, metric, norm)
             return scores, pos
         qsq = np.einsum("ij,ij->i", Q, Q, dtype=np.float64)
-        y = self.y[:n]
-        step = max(1, (1 << 22) // max(n, 1))
-        for a in range(0, Q.shape[0], step):
-            dots = Q[a : a + step] @ y.T
-            kernels.score_from_dots(
-                dots,
-                qsq[a : a + step],
-                self.ysq[:n],
-                self.rho,
-                metric,
-                norm,
-                scores[a : a + step],
-                pos[a : a + step],
+        if Q.shape[0] == 1 and n >= ONE_PASS_MIN:
+            scores[0], pos[0] = kernels.score_one_pass(
+                Q[0], self.y, n, float(qsq[0]), self.ysq, w, metric, norm
             )
+            return scores, pos
+        if Q.shape[0] == 1:  # the daemon's steady state on a small bank: numpy, no numba
+            g1 = self.y[:n] @ Q[0]
+            scores[0], pos[0] = score_one(g1, float(qsq[0]), self.ysq[:n], w[:n], metric, norm)
+            return scores, pos
+        scores.fill(np.inf)
+        pos.fill(-1)
+        # blocks of references, all queries at once: the bank is read once per call, and
+        # the (m, block) product stays in cache for the fused normalize-and-min pass
+        step = max(BLOCK_MIN, BLOCK_ENTRIES // Q.shape[0])
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            dots = Q @ self.y[a:b].T
+            kernels.score_from_dots(dots, qsq, self.ysq[a:b], w[a:b], a, metric, norm, scores, pos)
         return scores, pos
+
+    def _weights(self, rho: np.ndarray | None) -> np.ndarray:
+        """Per-reference factors of the product paths: ``1 / rho`` (ratio) or ``rho``.
+
+        ``rho=None``: the current densities (``1 / rho`` cached, :attr:`inv_rho`); a given
+        ``rho`` (a prefix's densities at an earlier time) gets its own ``1 / rho``, computed
+        here, with the same IEEE division, so equal densities give equal bits.
+        """
+        if self.geometry.norm != "ratio":
+            return self.rho if rho is None else rho
+        return self.inv_rho if rho is None else 1.0 / rho
+
+    def score_twice(self, Q: np.ndarray, n: int, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores against the whole set and against its first ``n`` rows with ``rho``.
+
+        ``score(Q)[0]`` exactly and ``score(Q, n, rho)[0]`` (to float32 rounding of the
+        product in the block holding row ``n``); for several cosine queries from one pass
+        over the bank: each reference block's product folds into both minima (the
+        incremental calibration scores each new group both ways). One query, or another
+        metric, takes :meth:`score` twice (its single-query paths).
+
+        Returns
+        -------
+        whole, prefix : (m,) float64
+        """
+        g, m = self.geometry, Q.shape[0]
+        if g.metric != "cosine" or m < max(BATCH_MIN, 2) or n > self.n:
+            return self.score(Q)[0], self.score(Q, n, rho)[0]
+        metric, norm = kernels.METRICS[g.metric], kernels.NORMS[g.norm]
+        qsq = np.einsum("ij,ij->i", Q, Q, dtype=np.float64)
+        w_all, w_pre = self._weights(None), self._weights(rho)
+        whole, prefix = np.full(m, np.inf), np.full(m, np.inf)
+        pos_all, pos_pre = np.full(m, -1, np.int64), np.full(m, -1, np.int64)
+        step = max(BLOCK_MIN, BLOCK_ENTRIES // m)  # the blocks of score(Q)
+        for a in range(0, self.n, step):
+            b = min(self.n, a + step)
+            dots = Q @ self.y[a:b].T
+            kernels.score_from_dots(
+                dots, qsq, self.ysq[a:b], w_all[a:b], a, metric, norm, whole, pos_all
+            )
+            if a < n:
+                c = min(b, n)
+                part = dots if c == b else np.ascontiguousarray(dots[:, : c - a])
+                kernels.score_from_dots(
+                    part, qsq, self.ysq[a:c], w_pre[a:c], a, metric, norm, prefix, pos_pre
+                )
+        return whole, prefix
 
     # ------------------------------------------------------------------ views
     def names(self, labels: Labels, codes: np.ndarray) -> np.ndarray:

@@ -18,6 +18,8 @@ import numpy as np
 
 from edgeasd.scoring.bank import ReferenceBank
 from edgeasd.scoring.calibrate import Calibration
+from edgeasd.scoring.forward import RULE_VERSION as FORWARD_RULE_VERSION
+from edgeasd.scoring.forward import SessionState
 from edgeasd.scoring.references import Geometry, ReferenceSet
 from edgeasd.scoring.validate import Labels
 
@@ -26,7 +28,7 @@ def to_state(bank: ReferenceBank) -> tuple[dict[str, Any], dict[str, np.ndarray]
     """The bank as a JSON-serializable header and a dict of arrays (calibrates if stale)."""
     data, cal = bank.references_, bank.calibration_
     n = data.n
-    if cal.stale:
+    if cal.stale or cal.forward_stale:
         cal.update(data)
     header = {
         "params": asdict(data.geometry),
@@ -41,6 +43,12 @@ def to_state(bank: ReferenceBank) -> tuple[dict[str, Any], dict[str, np.ndarray]
             "value": cal.value,
             "threshold": cal.threshold,
             "description": cal.description,
+            # the forward scores' eligibility rule, and whether the LOGO scores were
+            # computed (they are only for the rules that use them)
+            "forward_rule": FORWARD_RULE_VERSION,
+            "loo_computed": not cal.loo_stale,
+            "session_start": cal.session.start,
+            "session_last": cal.session.last if np.isfinite(cal.session.last) else None,
         },
     }
     arrays = {
@@ -49,16 +57,23 @@ def to_state(bank: ReferenceBank) -> tuple[dict[str, Any], dict[str, np.ndarray]
         "groups": data.grp[:n],
         "domains": data.dom[:n],
         "added_at": data.added[:n],
-        "loo": cal.loo,
+        "loo": cal.loo if not cal.loo_stale else np.full(n, np.nan),
         "forward": cal.forward,
+        "session_forward": cal.session_forward,
+        "session_rho": cal.session.rho,
     }
     for name, arr in data.neighbours.to_arrays(n).items():
         arrays["state_" + name] = arr
     return header, arrays
 
 
-def _references(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> ReferenceSet:
-    """The checked :class:`ReferenceSet` of a header and its arrays (densities not refreshed)."""
+def _references(
+    header: dict[str, Any], arrays: dict[str, np.ndarray], spare: bool = True
+) -> ReferenceSet:
+    """The checked :class:`ReferenceSet` of a header and its arrays (densities not refreshed).
+
+    ``spare``: copy into storage with spare rows; else keep the given arrays (no copy).
+    """
     data = ReferenceSet(Geometry(**header["params"]))
     n = int(header["n"])
     ids = arrays["ids"]
@@ -74,11 +89,16 @@ def _references(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Refere
         codes = arrays[name]
         if n and (codes.min() < 0 or codes.max() >= len(names)):
             raise ValueError(f"{name} codes out of range")
-    data.reserve(n)
-    data.y[:n] = arrays["embeddings"]
+    if spare:  # spare rows: the next enrollment copies nothing
+        data.reserve(n, spare=True)
+        data.y[:n] = arrays["embeddings"]
+        data.ids[:n], data.grp[:n], data.dom[:n] = ids, arrays["groups"], arrays["domains"]
+        data.added[:n] = arrays["added_at"]
+    else:
+        data.y, data.ids, data.grp = arrays["embeddings"], ids, arrays["groups"]
+        data.dom, data.added = arrays["domains"], arrays["added_at"]
+        data.ysq = np.empty(n)
     data.ysq[:n] = np.einsum("ij,ij->i", data.y[:n], data.y[:n], dtype=np.float64)
-    data.ids[:n], data.grp[:n], data.dom[:n] = ids, arrays["groups"], arrays["domains"]
-    data.added[:n] = arrays["added_at"]
     data.group_labels, data.domain_labels = Labels(groups), Labels(domains)
     data.n, data.next_id = n, int(header["next_id"])
     state = {k[len("state_") :]: v for k, v in arrays.items() if k.startswith("state_")}
@@ -94,23 +114,39 @@ def _calibration(header: dict[str, Any], arrays: dict[str, np.ndarray], n: int) 
     saved = header["calibration"]
     cal = Calibration(rule=saved["rule"], q=float(saved["q"]), value=saved["value"])
     cal.threshold, cal.description = float(saved["threshold"]), saved["description"]
-    cal.loo, cal.stale, cal.loo_stale = arrays["loo"], False, False
-    # banks saved before forward-chaining scores existed recompute them on first use
-    cal.forward = arrays.get("forward", np.empty(0))
-    if cal.forward.shape != (n,):
-        cal.stale = cal.loo_stale = True
+    cal.loo, cal.stale = arrays["loo"], False
+    cal.loo_stale = not saved.get("loo_computed", True)
+    cal.forward, cal.forward_stale = arrays.get("forward", np.empty(0)), False
+    cal.session_forward = arrays.get("session_forward", np.empty(0))
+    last = saved.get("session_last")
+    cal.session = SessionState(
+        int(saved.get("session_start", 0)),
+        arrays.get("session_rho", np.empty(0)),
+        -np.inf if last is None else float(last),
+    )
+    # banks saved before these scores existed, or under another eligibility rule, replay
+    # them once on first use (then save them with the bank)
+    if (
+        cal.forward.shape != (n,)
+        or cal.session_forward.shape != (n,)
+        or cal.session.rho.shape != (min(cal.session.start, n),)
+        or saved.get("forward_rule") != FORWARD_RULE_VERSION
+    ):
+        cal.stale = cal.forward_stale = True
     return cal
 
 
-def from_state(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> ReferenceBank:
-    """Rebuild a bank from :func:`to_state` output.
+def from_state(
+    header: dict[str, Any], arrays: dict[str, np.ndarray], spare: bool = True
+) -> ReferenceBank:
+    """Rebuild a bank from :func:`to_state` output (``spare``: see :func:`_references`).
 
     Raises
     ------
     ValueError, KeyError, IndexError, TypeError
         The header and arrays are inconsistent (the caller reports the file).
     """
-    data = _references(header, arrays)
+    data = _references(header, arrays, spare)
     return ReferenceBank.from_references(
         data, _calibration(header, arrays, data.n), dict(header["meta"])
     )

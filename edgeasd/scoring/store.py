@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def transaction(
     """
     with locked(path, timeout):
         if Path(path).exists():
-            bank = load_bank(path)
+            bank = load_bank(path, spare=True)  # it is about to grow
         elif create is not None:
             bank = create()
         else:
@@ -130,15 +131,19 @@ def encode(header: dict, arrays: dict[str, np.ndarray]) -> bytes:
     return body + hashlib.sha256(body).digest()
 
 
-def decode(blob: bytes, name: str) -> tuple[dict, dict[str, np.ndarray]]:
-    """Verify and parse what :func:`encode` wrote; ``name`` is used in errors."""
+def decode(blob: bytes | bytearray, name: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """Verify and parse what :func:`encode` wrote; ``name`` is used in errors.
+
+    The arrays are copies, unless ``blob`` is a ``bytearray``: then they are views of it
+    (writable, no copy).
+    """
 
     def corrupt(why: str) -> BankCorruptError:
         return BankCorruptError(f"bank file {name} is corrupt: {why}", help=_HELP_CORRUPT)
 
     if len(blob) < len(MAGIC) + 8 + 32 or not blob.startswith(MAGIC):
         raise corrupt("not an edgeasd bank file, or truncated")
-    if hashlib.sha256(blob[:-32]).digest() != blob[-32:]:
+    if hashlib.sha256(memoryview(blob)[:-32]).digest() != bytes(blob[-32:]):
         raise corrupt("checksum mismatch (truncated or modified)")
     hlen = int.from_bytes(blob[len(MAGIC) : len(MAGIC) + 8], "little")
     start = len(MAGIC) + 8
@@ -171,7 +176,8 @@ def decode(blob: bytes, name: str) -> tuple[dict, dict[str, np.ndarray]]:
             if offset + nbytes > len(payload) or count * dt.itemsize != nbytes:
                 raise corrupt(f"array {spec['name']} does not fit the payload")
             raw = payload[offset : offset + nbytes]
-            arrays[str(spec["name"])] = np.frombuffer(raw, dt, count).reshape(shape).copy()
+            arr = np.frombuffer(raw, dt, count).reshape(shape)
+            arrays[str(spec["name"])] = arr if isinstance(blob, bytearray) else arr.copy()
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise corrupt(f"malformed header ({type(exc).__name__}: {exc})") from None
     return header, arrays
@@ -187,7 +193,7 @@ def save_bank(bank: ReferenceBank, path: str | Path, timeout: float = 10.0) -> N
         write_atomic(path, data)
 
 
-def load_bank(path: str | Path, hint: bool = True) -> ReferenceBank:
+def load_bank(path: str | Path, hint: bool = True, spare: bool = False) -> ReferenceBank:
     """Read and verify a bank file.
 
     Parameters
@@ -196,6 +202,11 @@ def load_bank(path: str | Path, hint: bool = True) -> ReferenceBank:
     hint : bool
         On corruption, name the newest good automatic backup and the command restoring
         it in the error's help (see :mod:`edgeasd.scoring.generations`).
+    spare : bool
+        Keep spare rows (:func:`edgeasd.scoring.references.spare_rows`) for a bank about to
+        grow (:func:`transaction`, the daemon): its next enrollment then copies nothing.
+        Without, the arrays are the file's buffer itself (no copy: read-only commands
+        answer fast); a first enrollment then grows them.
 
     Raises
     ------
@@ -205,7 +216,10 @@ def load_bank(path: str | Path, hint: bool = True) -> ReferenceBank:
         Truncated, corrupt, inconsistent or of another format version.
     """
     try:
-        blob = Path(path).read_bytes()
+        with open(path, "rb") as fh:  # into a writable buffer: the arrays are views of it
+            blob = bytearray(os.fstat(fh.fileno()).st_size)
+            if fh.readinto(blob) != len(blob):
+                raise OSError(0, "the file changed while it was read")
     except FileNotFoundError:
         raise BankError(
             f"no reference bank at {path}", help="enroll normal recordings first to create one"
@@ -215,7 +229,7 @@ def load_bank(path: str | Path, hint: bool = True) -> ReferenceBank:
     try:
         header, arrays = decode(blob, str(path))
         try:
-            bank = from_state(header, arrays)
+            bank = from_state(header, arrays, spare)
         except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
             raise BankCorruptError(
                 f"bank file {path} is inconsistent: {exc!r}", help=_HELP_CORRUPT

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from edgeasd.errors import InputError
-from edgeasd.scoring import kernels
 
 
 def check_embeddings(X: object, dim: int, metric: str, name: str) -> np.ndarray:
@@ -51,20 +50,38 @@ def check_embeddings(X: object, dim: int, metric: str, name: str) -> np.ndarray:
             f"{name} has dimension {arr.shape[1]}, the bank expects {dim}",
             help="embeddings must come from the model the bank was built with",
         )
-    out = np.empty(arr.shape, dtype=np.float32)
-    code, row = kernels.prepare_rows(np.ascontiguousarray(arr), metric == "cosine", out)
-    if code == 1:
-        bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+    peak = np.abs(arr).max(axis=1)  # NaN or inf anywhere in a row shows in its peak
+    if not np.isfinite(peak).all():
+        bad = np.flatnonzero(~np.isfinite(peak))
         raise InputError(f"{name} has NaN or infinite values in row(s) {bad[:10].tolist()}")
-    if code == 2:
-        zero = np.flatnonzero(~arr.any(axis=1))
-        raise InputError(
-            f"{name} has zero vector(s) in row(s) {zero[:10].tolist()}, "
-            "which have no direction under the cosine metric"
-        )
-    if code == 3:
-        raise InputError(f"{name} has values beyond the float32 range (row {row})")
+    if metric == "cosine":
+        if not peak.all():
+            zero = np.flatnonzero(peak == 0)
+            raise InputError(
+                f"{name} has zero vector(s) in row(s) {zero[:10].tolist()}, "
+                "which have no direction under the cosine metric"
+            )
+        return _unit_rows(arr, peak)
+    big = peak > np.finfo(np.float32).max
+    if big.any():
+        raise InputError(f"{name} has values beyond the float32 range (row {np.argmax(big)})")
+    out = arr.astype(np.float32)
     return out
+
+
+#: Rows whose largest magnitude lies in this range are normalized directly (their squared
+#: norm cannot overflow or lose precision to underflow); others are scaled by it first.
+_SAFE = (1e-100, 1e100)
+
+
+def _unit_rows(arr: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """Rows divided by their L2 norm, float32; each row's arithmetic depends on it alone."""
+    out = arr / np.sqrt(np.einsum("ij,ij->i", arr, arr))[:, None]
+    odd = np.flatnonzero((peak < _SAFE[0]) | (peak > _SAFE[1]))
+    if odd.size:  # any finite scale: divide by the peak first
+        t = arr[odd] / peak[odd, None]
+        out[odd] = t / np.sqrt(np.einsum("ij,ij->i", t, t))[:, None]
+    return out.astype(np.float32)
 
 
 class Labels:

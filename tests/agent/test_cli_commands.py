@@ -35,13 +35,17 @@ def test_enroll_direct_and_bank_list_summary(enrolled, tmp_path, capsys) -> None
     assert main(["bank", "summary", "--config", str(enrolled), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["references"] == 6 and s["domains"]["source"]["groups"] == 3
-    rep = s["threshold_report"]  # issue 9: threshold, rule, predicted false alarms, warning
+    rep = s["threshold_report"]  # issue 9/17: threshold, rule, forecast, commissioning
     assert rep["rule"] == "auto" and rep["threshold"] == s["threshold"]
-    assert 0 < rep["predicted_false_alarm_rate"] <= 1 and rep["predicted_false_alarms_per_day"] > 0
-    assert "condition 'source': enroll at least" in rep["warning"]  # 6 short windows
+    # 6 windows of 1 s: no forecast number, the minutes that would give one (issue 17)
+    assert rep["predicted_false_alarms_per_day"] is None and not rep["forecast"]["known"]
+    assert "more minutes" in rep["forecast"]["words"]
+    (source,) = rep["commissioning"]
+    assert source["provisional"] and source["minutes"] == pytest.approx(0.1)
+    assert "condition 'source': 0.1 min enrolled in 3 recording groups" in rep["warning"]
     assert main(["bank", "summary", "--config", str(enrolled)]) == 0
     out = capsys.readouterr().out
-    assert "source" in out and "predicted false alarms:" in out and "warning: " in out
+    assert "false alerts a day: not known yet" in out and "alerts are provisional" in out
 
 
 def test_enroll_needs_next_or_files(make_config, capsys) -> None:

@@ -47,6 +47,11 @@ def test_defaults_match_the_scoring_engine():
     bank_defaults = inspect.signature(ReferenceBank).parameters
     for key in ("density", "k", "r", "norm", "exclude_same_group"):
         assert getattr(cfg.scoring, key) == bank_defaults[key].default, key
+    # the estimator keeps the paper's exact rule by default; the agent caps densities
+    from edgeasd.scoring.references import DEFAULT_DENSITY_CAP
+
+    assert bank_defaults["density_cap"].default is None
+    assert cfg.scoring.density_cap == DEFAULT_DENSITY_CAP
 
 
 def test_defaults_match_quality_assess():
@@ -256,3 +261,14 @@ def test_capture_channels_reaches_the_microphone_source(monkeypatch):
         make_source(kind, options, 16000)
     assert "capture_channels" not in seen[0]  # null: MicrophoneSource's automatic choice
     assert seen[1]["capture_channels"] == 2
+
+
+def test_max_references_is_a_cap_above_min_references():
+    from edgeasd.config import config_from_dict
+
+    assert Config().scoring.max_references == 10000
+    assert config_from_dict({"scoring": {"max_references": None}}).scoring.max_references is None
+    with pytest.raises(ConfigError, match=r"max_references.*out of range"):
+        config_from_dict({"scoring": {"max_references": 5}})
+    with pytest.raises(ConfigError, match=r"below .scoring\.min_references."):
+        config_from_dict({"scoring": {"max_references": 100, "min_references": 200}})

@@ -10,7 +10,6 @@ import io
 import signal
 
 import numpy as np
-import pytest
 from support.onnx_models import machine_sound
 
 from e2e.harness import RATE, Setup, make_setup, write_normal
@@ -57,13 +56,11 @@ def test_a_clipping_fault_is_scored_and_alerts_flagged_clipped(tmp_path) -> None
     (alert,) = alerts
     assert alert["kind"] == "anomaly" and alert["window_index"] == 3
     assert alert["clipped"] is True and alert["clip_fraction"] > 0.01
-    # every alert states its threshold, the rule and the predicted false-alarm rate
+    # every alert states its threshold and the rule; a bank of a few recordings has no
+    # forecast yet (no number), and its conditions are still commissioning: provisional
     assert alert["threshold_rule"] == "auto" and alert["threshold"] > 0
-    assert 0 < alert["predicted_false_alarm_rate"] <= 1
-    hop = 1.0  # the harness model's 1 s window, no hop configured
-    assert alert["predicted_false_alarms_per_day"] == pytest.approx(
-        alert["predicted_false_alarm_rate"] * 86400 / hop, rel=1e-3
-    )
+    assert "predicted_false_alarms_per_day" not in alert
+    assert alert["provisional_conditions"] == ["source"]
     assert [e["event"] for e in events if e["event"] == "recovered"] == ["recovered"]
     windows = setup.events("scores.jsonl")
     faulty = [w for w in windows if 3 <= w["index"] < 6]

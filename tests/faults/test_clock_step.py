@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeasd.agent.alerts.detector import Detector, SignalWatch
+from edgeasd.agent.alerts.detector import Detector
+from edgeasd.agent.alerts.no_signal import SignalWatch
 from edgeasd.agent.alerts.stamps import Stamps
 from edgeasd.agent.control.status import StatusBoard
 from edgeasd.audio.ring import CaptureRing, SegmentReader

@@ -24,6 +24,7 @@ def test_parameters_are_stored_under_their_own_names():
         "r": 0.5,
         "norm": "difference",
         "exclude_same_group": True,
+        "density_cap": None,
         "rule": "quantile",
         "q": 0.9,
         "value": None,

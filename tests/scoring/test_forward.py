@@ -21,11 +21,13 @@ def rng() -> np.random.Generator:
 
 
 def reference_forward(
-    Y, groups, domains, metric, density, k, r, norm, exclude
+    Y, groups, domains, metric, density, k, r, norm, exclude, cap=None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each group scored against a bank literally rebuilt from the groups that came before it.
 
-    Groups are ordered by their first row; the first two groups of each domain are not scored.
+    Groups are ordered by their first row. Without a density cap the first two groups of each
+    domain are not scored; with one (densities cut at ``cap`` x their median), the first
+    group of each domain and any group whose bank holds fewer than two groups.
     Also returns each score's distance-error scale: ``1 / min rho`` of its bank under
     ``ratio`` (a float32 distance error is divided by that density), else 1.
     """
@@ -38,9 +40,12 @@ def reference_forward(
         inside = groups == g
         dom = domains[np.flatnonzero(inside)[0]]
         before = np.isin(groups, order[:i])
-        if seen.get(dom, 0) >= 2:
+        need = 2 if cap is None else 1
+        if seen.get(dom, 0) >= need and i >= 2:
             raw = ref.raw_density(Y[before], groups[before], metric, density, k, r, exclude)
             rho = ref.finish(raw, None, norm)
+            if cap is not None:
+                rho = np.maximum(np.minimum(rho, cap * np.median(rho)), ref.EPS)
             out[inside] = ref.scores(Y[inside], Y[before], rho, metric, norm)[0]
             scale[inside] = 1 / rho.min() if norm == "ratio" else 1.0
         seen[dom] = seen.get(dom, 0) + 1
@@ -133,15 +138,163 @@ def test_auto_rule_is_the_margin_times_the_largest_forward_score_or_the_floor(f,
     assert enough == pytest.approx(t)
 
 
-def test_only_the_latest_groups_are_scored_in_large_banks(rng, monkeypatch):
-    from edgeasd.scoring import forward
-
+def test_the_threshold_follows_the_latest_scored_groups(rng, monkeypatch):
     X = rng.normal(size=(16, 4))
-    groups = [i // 2 for i in range(16)]  # 8 groups, one domain: groups 2..7 eligible
+    groups = [i // 2 for i in range(16)]  # 8 groups, one domain: groups 2..7 scored
     bank = ReferenceBank(4)
     bank.enroll(X, group=groups)
-    full = forward.forward_scores(bank.references_)
-    monkeypatch.setattr(forward, "MAX_SCORED_GROUPS", 2)
-    capped = forward.forward_scores(bank.references_)
-    assert np.isfinite(full[4:]).all() and np.isnan(capped[:12]).all()
-    np.testing.assert_array_equal(capped[12:], full[12:])
+    f = bank.forward_scores_
+    assert np.isnan(f[:4]).all() and np.isfinite(f[4:]).all()
+    # the condition's first scored group (2) leaves the evidence once later ones are scored
+    np.testing.assert_array_equal(bank.calibration_scores_[6:], f[6:])
+    assert np.isnan(bank.calibration_scores_[:6]).all()
+    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * f[6:].max())
+    monkeypatch.setattr(calibrate, "MAX_FORWARD_GROUPS", 4)  # groups 4..7; 4 is dropped
+    bank.calibrate(value=-1.0)
+    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * f[10:].max())
+
+
+def test_session_forward_scores_a_later_session_against_the_earlier_ones(rng):
+    """Each group of a later session is scored against the bank as that session began."""
+    t0 = 1.7e9
+    bank = ReferenceBank(4, density_cap=1.5)
+    X = rng.normal(size=(18, 4))
+    for g in range(6):  # sessions: groups 0-2 at t0, 3-5 two hours later
+        at = t0 + (7200.0 if g >= 3 else 0.0) + 60.0 * g
+        bank.enroll(X[3 * g : 3 * g + 3], domain="source", group=f"g{g}", at=at)
+    earlier = ReferenceBank(4, density_cap=1.5)
+    for g in range(3):
+        earlier.enroll(X[3 * g : 3 * g + 3], domain="source", group=f"g{g}")
+    s = bank.session_forward_scores_
+    assert np.isnan(s[:9]).all()
+    np.testing.assert_array_equal(s[9:], earlier.score(X[9:]))
+    # the condition has session scores: they are its evidence
+    np.testing.assert_array_equal(bank.calibration_scores_, s)
+    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * s[9:].max())
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    mode=st.sampled_from(MODES),
+    sizes=st.lists(st.integers(1, 5), min_size=1, max_size=7),
+    cap=st.sampled_from([None, 1.0, 1.5, 3.0]),
+    exclude=st.booleans(),
+)
+def test_capped_forward_scores_match_the_reference(seed, mode, sizes, cap, exclude):
+    rng = np.random.default_rng(seed)
+    dim = 5
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    n_sparse = max(1, groups.size // 4)
+    X = clustered(rng, groups.size - n_sparse, n_sparse, dim) if groups.size > 1 else None
+    X = rng.normal(size=(1, dim)) if X is None else X
+    domains = np.where(groups % 3 == 2, "target", "source")
+    metric, density, k, r, norm = mode
+    bank = ReferenceBank(dim, metric, density, k, r, norm, exclude, density_cap=cap)
+    bank.enroll(X, domain=domains.tolist(), group=groups.tolist())
+    want, scale = reference_forward(
+        bank.embeddings_.astype(np.float64), groups, domains, *mode, exclude, cap
+    )
+    got = bank.forward_scores_
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    assert np.all(np.abs(got[ok] - want[ok]) <= 1e-5 * np.abs(want[ok]) + 1e-6 * scale[ok])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    batches=st.lists(st.lists(st.integers(1, 4), min_size=1, max_size=3), min_size=1, max_size=6),
+    cap=st.sampled_from([None, 1.5]),
+)
+def test_incremental_calibration_equals_a_from_scratch_one(seed, batches, cap):
+    """Issue 21: enrolling group by group keeps exactly the scores and threshold of a replay."""
+    rng = np.random.default_rng(seed)
+    bank = ReferenceBank(6, density_cap=cap)
+    g, at = 0, 1.7e9
+    for batch in batches:  # one enroll call per batch, each of several new groups
+        labels = [f"g{g + i}" for i, size in enumerate(batch) for _ in range(size)]
+        g += len(batch)
+        domain = "target" if g % 4 == 3 else "source"
+        at += 7200.0 if g % 3 == 0 else 60.0  # some batches start a new session
+        bank.enroll(rng.normal(size=(len(labels), 6)), domain=domain, group=labels, at=at)
+        assert not bank.calibration_.forward_stale  # kept incrementally, no replay due
+        fresh = calibrate.Calibration(rule="auto")
+        fresh.update(bank.references_)  # from scratch: replays every enrollment
+        np.testing.assert_array_equal(bank.forward_scores_, fresh.forward)
+        np.testing.assert_array_equal(bank.session_forward_scores_, fresh.session_forward)
+        t = bank.threshold_
+        assert t == fresh.threshold or (np.isnan(t) and np.isnan(fresh.threshold))
+
+
+def test_enrolling_into_an_existing_group_or_removing_replays(rng):
+    bank = ReferenceBank(4, density_cap=1.5)
+    for i in range(4):
+        bank.enroll(rng.normal(size=(3, 4)), group=f"g{i}")
+    bank.enroll(rng.normal(size=(2, 4)), group="g1")  # an existing group: order changes
+    assert bank.calibration_.forward_stale
+    fresh = calibrate.Calibration()
+    fresh.update(bank.references_)
+    np.testing.assert_array_equal(bank.forward_scores_, fresh.forward)
+    bank.remove(bank.ids_[:3])
+    assert bank.calibration_.forward_stale
+    fresh.forward_stale = True
+    fresh.update(bank.references_)
+    np.testing.assert_array_equal(bank.forward_scores_, fresh.forward)
+
+
+def test_a_loaded_bank_reads_its_calibration_without_recomputing(rng, tmp_path, monkeypatch):
+    """Issue 21: a restart, ``bank summary`` and ``status`` read the persisted scores."""
+    from edgeasd.scoring import forward
+    from edgeasd.scoring.store import load_bank, save_bank
+
+    bank = ReferenceBank(4, density_cap=1.5)
+    for i in range(6):
+        bank.enroll(rng.normal(size=(3, 4)), domain="source", group=f"g{i}")
+    want = bank.threshold_
+    save_bank(bank, tmp_path / "bank")
+
+    def fail(*_a):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(forward, "forward_scores", fail)
+    monkeypatch.setattr(calibrate, "replay", fail)
+    monkeypatch.setattr(calibrate, "loo_scores", fail)
+    loaded = load_bank(tmp_path / "bank")
+    assert loaded.threshold_ == want
+    np.testing.assert_array_equal(loaded.forward_scores_, bank.forward_scores_)
+    # and enrolling one more group stays incremental after the load
+    loaded.enroll(rng.normal(size=(3, 4)), domain="source", group="g6")
+    assert np.isfinite(loaded.forward_scores_[-3:]).all() and np.isfinite(loaded.threshold_)
+
+
+def test_the_density_cap_cuts_at_a_multiple_of_the_median(rng):
+    X = np.vstack([rng.normal(0, 0.05, (12, 4)) + 1.0, rng.normal(size=(3, 4)) - 2.0])
+    groups = [i // 3 for i in range(15)]  # the last group is far from all others
+    paper, capped = ReferenceBank(4), ReferenceBank(4, density_cap=1.5)
+    for bank in (paper, capped):
+        bank.enroll(X, group=groups)
+    raw = paper.density_
+    assert raw[12:].min() > 1.5 * np.median(raw)  # the lone far group: a huge density
+    np.testing.assert_array_equal(capped.density_, np.minimum(raw, 1.5 * np.median(raw)))
+    # a window beside the lone group is no longer divided by the distance to the others
+    q = X[12:13] + 0.01
+    assert capped.score(q)[0] > 3 * paper.score(q)[0]
+
+
+def test_a_condition_still_commissioning_does_not_set_the_threshold(rng):
+    bank = ReferenceBank(4, density_cap=1.5)
+    centre = rng.normal(size=4)
+    for g in range(6):  # a commissioned source condition: 6 groups (3 in the evidence), tight
+        bank.enroll(centre + 0.05 * rng.normal(size=(3, 4)), domain="source", group=f"s{g}")
+    far = rng.normal(size=4)
+    for g in range(3):  # a target condition of 3 groups, spread wide
+        bank.enroll(far + 0.8 * rng.normal(size=(3, 4)), domain="target", group=f"t{g}")
+    f, dom = bank.forward_scores_, bank.domains_
+    assert np.isfinite(f[dom == "target"]).any()  # scored, but still commissioning ...
+    evidence = bank.calibration_scores_
+    assert np.isnan(evidence[dom == "target"]).all()  # ... so not part of the evidence
+    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * np.nanmax(evidence))
+    for g in range(3, calibrate.MIN_CONDITION_GROUPS):  # the target reaches 5 groups
+        bank.enroll(far + 0.8 * rng.normal(size=(3, 4)), domain="target", group=f"t{g}")
+    assert np.isfinite(bank.calibration_scores_[bank.domains_ == "target"]).any()

@@ -14,7 +14,9 @@ checked in this order:
     ``scoring.min_references`` references, or a single group under
     ``exclude_same_group``, where densities are meaningless).
 ``uncalibrated``
-    No finite threshold (a NaN or missing threshold never means normal).
+    No finite threshold (a NaN or missing threshold never means normal), or one that no
+    score of the bank can exceed (the bank's state is then ``unreachable``, with the fix:
+    such a threshold cannot alert, so "normal" would be a promise it cannot keep).
 ``anomalous`` / ``normal``
     The score is strictly above / at or below the threshold.
 """
@@ -68,6 +70,11 @@ class BankState:
         That rate at the configured hop (None: hop not known or no rate).
     calibration_warning : str or None
         What to enroll when a condition has too little audio to calibrate on.
+    unreachable : bool
+        The threshold is finite but no score of this bank can exceed it.
+    report : dict
+        The whole :func:`edgeasd.agent.alerts.threshold_policy.threshold_report` (forecast,
+        commissioning per condition, provisional conditions).
     """
 
     references: int
@@ -81,6 +88,8 @@ class BankState:
     predicted_false_alarm_rate: float | None = None
     predicted_false_alarms_per_day: float | None = None
     calibration_warning: str | None = None
+    unreachable: bool = False
+    report: dict[str, Any] | None = None
 
     @property
     def calibrated(self) -> bool:
@@ -89,10 +98,21 @@ class BankState:
 
     @property
     def state(self) -> str:
-        """``"learning"``, ``"uncalibrated"`` or ``"ready"`` (windows get a verdict)."""
+        """``"learning"``, ``"uncalibrated"``, ``"unreachable"`` or ``"ready"``.
+
+        Only ``ready`` gives windows a verdict; ``unreachable`` (a threshold no score can
+        exceed) is never ``ready``, and its warning says how to fix it.
+        """
         if self.learning:
             return "learning"
-        return "ready" if self.calibrated else "uncalibrated"
+        if not self.calibrated:
+            return "uncalibrated"
+        return "unreachable" if self.unreachable else "ready"
+
+    @property
+    def provisional(self) -> tuple[str, ...]:
+        """Conditions whose alerts are provisional (too little audio enrolled yet)."""
+        return tuple((self.report or {}).get("provisional", ()))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (threshold None when NaN)."""
@@ -111,6 +131,8 @@ class BankState:
 
         No recomputation.
         """
+        if self.report is not None:
+            return dict(self.report)
         return {
             "threshold": self.threshold if self.calibrated else None,
             "rule": self.threshold_rule,
@@ -121,13 +143,15 @@ class BankState:
         }
 
     def threshold_facts(self) -> dict[str, Any]:
-        """The threshold's rule and predicted false-alarm rate, as every alert states them."""
+        """The threshold's rule, its forecast (false alerts a day, None until known) and the
+        conditions whose alerts are provisional (None: none), as every alert states them."""
         per_day = self.predicted_false_alarms_per_day
         rate = self.predicted_false_alarm_rate
         return {
             "threshold_rule": self.threshold_rule,
             "predicted_false_alarm_rate": None if rate is None else round(rate, 6),
             "predicted_false_alarms_per_day": None if per_day is None else round(per_day, 3),
+            "provisional_conditions": list(self.provisional) or None,
         }
 
 
@@ -237,7 +261,7 @@ def bank_state(bank: ReferenceBank, config: Config, hop_seconds: float | None = 
         Step between windows (for the ``--next N`` advice); default
         ``window.hop_seconds``, else ``window.seconds``.
     """
-    from edgeasd.agent.alerts.threshold_policy import threshold_report
+    from edgeasd.agent.alerts.threshold_policy import threshold_report, unreachable_fix
     from edgeasd.agent.enrollment import bank_lifecycle
 
     hop = hop_seconds or config.window.hop_seconds or config.window.seconds
@@ -254,14 +278,9 @@ def bank_state(bank: ReferenceBank, config: Config, hop_seconds: float | None = 
     threshold = math.nan if report["threshold"] is None else report["threshold"]
     source = report["source"]
     warnings = []
-    bound = bank.score_bound_ if len(bank) else math.inf
-    if math.isfinite(threshold) and threshold >= bound:
-        warnings.append(
-            f"the threshold {threshold:.4g} can never be exceeded: no score of this bank "
-            f"({bank.metric} distances, norm {bank.norm}) is above {bound:.4g}, so it cannot "
-            "alert; enroll normal audio of other recordings or sessions, or set "
-            "threshold.rule/value"
-        )
+    unreachable = report["state"] == "unreachable"
+    if unreachable:
+        warnings.append(unreachable_fix(threshold, bank.score_bound_))
     mismatch = bank_lifecycle.settings_mismatch(bank, config.scoring)
     if mismatch:
         warnings.append(mismatch)
@@ -277,6 +296,8 @@ def bank_state(bank: ReferenceBank, config: Config, hop_seconds: float | None = 
         predicted_false_alarm_rate=report["predicted_false_alarm_rate"],
         predicted_false_alarms_per_day=report["predicted_false_alarms_per_day"],
         calibration_warning=report["warning"],
+        unreachable=unreachable,
+        report=report,
     )
 
 
@@ -310,6 +331,8 @@ def decide(score: float | None, state: BankState, quality: Quality | None = None
         return Decision("learning", score, reason=state.learning, **flags)
     if not state.calibrated:
         return Decision("uncalibrated", score, None, reason=state.threshold_source, **flags)
+    if state.unreachable:
+        return Decision("uncalibrated", score, state.threshold, reason=state.warnings[0], **flags)
     if score is None or math.isnan(score):
         raise InputError(f"a verdict needs a score, got {score}")
     verdict = "anomalous" if score > state.threshold else "normal"

@@ -11,8 +11,8 @@ enrollment or a reload) is set in place (:meth:`Detector.set_threshold`), so tha
 continuing episode gives one ``alert`` and one ``recovered``. While an episode lasts, a
 ``reminder`` repeats every ``reminder_seconds`` with the episode's peak score.
 
-:class:`SignalWatch` does the same for a dead input: windows without signal that last
-``alert_seconds`` give an ``alert`` of kind ``no_signal`` and, when sound is back, a
+:mod:`~edgeasd.agent.alerts.no_signal` does the same for a dead input: windows without signal
+that last ``alert_seconds`` give an ``alert`` of kind ``no_signal`` and, when sound is back, a
 ``recovered`` of kind ``no_signal``. Anomaly events carry ``kind: "anomaly"``.
 
 Durations (the reminder interval, how long no signal lasted, ``duration_seconds``) are
@@ -22,7 +22,8 @@ durations (issue 20: a backward step of D delayed reminders and the no-signal al
 made ``duration_seconds`` negative).
 
 Both carry an ongoing episode over a restart: :meth:`Detector.episode` /
-:meth:`Detector.resume` (and the same on :class:`SignalWatch`), saved and restored by
+:meth:`Detector.resume` (and the same on
+``SignalWatch``), saved and restored by
 :mod:`edgeasd.agent.alerts.episodes`. The episode is saved in wall-clock stamps (a new
 run's monotonic clock has another origin) and re-anchored on the first window after the
 restart.
@@ -38,7 +39,7 @@ from typing import Any
 from edgeasd.errors import InputError
 from edgeasd.events import iso_time
 
-__all__ = ["Detector", "Event", "SignalWatch", "iso_time", "make_event"]
+__all__ = ["Detector", "Event", "iso_time", "make_event"]
 
 
 def make_event(event: str, time: float, **fields: Any) -> dict[str, Any]:
@@ -85,7 +86,7 @@ class Event:
     max_score : float, optional
         ``reminder``/``recovered``: the episode's peak score so far.
     kind : str
-        ``"anomaly"`` (:class:`SignalWatch` events are ``"no_signal"``).
+        ``"anomaly"`` (the no-signal watch's events are ``"no_signal"``).
     flags : dict, optional
         Flags of the triggering window, merged into the record (``clipped``,
         ``clip_fraction``).
@@ -355,97 +356,3 @@ class Detector:
             "windows": self.windows,
             "alerts": self.alerts,
         }
-
-
-@dataclass
-class SignalWatch:
-    """Alert when the input carries no signal (digital silence, a dead microphone) too long.
-
-    Parameters
-    ----------
-    alert_seconds : float
-        Alert once the windows without signal cover this much time (from the first one's
-        start to the current one's end); 0: never alert.
-    window_seconds : float
-        Length of a window.
-    """
-
-    alert_seconds: float
-    window_seconds: float
-    alerting: bool = field(default=False, init=False)
-    _since: float | None = field(default=None, init=False, repr=False)
-    _since_clock: float | None = field(default=0.0, init=False, repr=False)
-
-    def episode(self) -> dict[str, float] | None:
-        """The ongoing no-signal alert, to carry over a restart (None: none ongoing)."""
-        if not self.alerting or self._since is None:
-            return None
-        return {"since": self._since}
-
-    def resume(self, episode: dict[str, float]) -> None:
-        """Continue a no-signal alert a previous run left ongoing (:meth:`episode`)."""
-        self.alerting = True
-        self._since = float(episode["since"])
-        self._since_clock = None  # anchored on the first window of this run
-
-    def update(
-        self,
-        has_signal: bool,
-        time: float,
-        window_index: int,
-        status: str,
-        clock: float | None = None,
-    ) -> list:
-        """Feed one window; returns ``[]`` or one event record (dict, see :func:`make_event`).
-
-        Parameters
-        ----------
-        has_signal : bool
-            Whether the window carries information (:attr:`Quality.scorable`).
-        time : float
-            UNIX time of the window's first sample.
-        window_index : int
-        status : str
-            The window's quality status (``dead``, ``silence``, ``invalid``, ...).
-        clock : float, optional
-            The window's time on a clock that never steps (:attr:`Window.clock`): how long
-            the signal has been missing is measured on it; default ``time``.
-        """
-        now = time if clock is None else float(clock)
-        if self._since is not None and self._since_clock is None:  # resumed after a restart
-            self._since_clock = now - max(time - self._since, 0.0)
-        if has_signal:
-            if self._since is None:
-                return []
-            since, self._since = self._since, None
-            if not self.alerting:
-                return []
-            self.alerting = False
-            return [
-                make_event(
-                    "recovered",
-                    time,
-                    kind="no_signal",
-                    window_index=window_index,
-                    started=iso_time(since),
-                    duration_seconds=round(max(now - self._since_clock, 0.0), 3),
-                )
-            ]
-        if self._since is None:
-            self._since, self._since_clock = time, now
-        lasted = now + self.window_seconds - self._since_clock
-        if self.alerting or not (0 < self.alert_seconds <= lasted + 1e-6):
-            return []
-        self.alerting = True
-        return [
-            make_event(
-                "alert",
-                time,
-                kind="no_signal",
-                status=status,
-                window_index=window_index,
-                started=iso_time(self._since),
-                no_signal_seconds=round(lasted, 3),
-                alert_seconds=self.alert_seconds,
-            )
-        ]

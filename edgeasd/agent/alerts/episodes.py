@@ -6,7 +6,7 @@ false, Home Assistant shows "off" until the next alert) and the same fault alert
 The daemon saves ``<state_dir>/episode.json`` (atomically) at every alert, reminder and
 recovery and at shutdown, and restores it at start before the sinks are built
 (:meth:`edgeasd.agent.alerts.detector.Detector.resume`,
-:meth:`~edgeasd.agent.alerts.detector.SignalWatch.resume`). The first windows after the
+:meth:`~edgeasd.agent.alerts.no_signal.SignalWatch.resume`). The first windows after the
 restart then decide as they would have without it: the fault goes on (no new alert) or
 the episode recovers (a ``recovered`` event whose duration counts from the first alert).
 """

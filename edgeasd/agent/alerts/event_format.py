@@ -58,6 +58,9 @@ def _anomaly(kind: str, e: dict[str, Any]) -> str:
         text = f"sounds normal again after {_duration(e.get('duration_seconds'))}: {against}"
         if e.get("max_score") is not None:
             text += f", peak was {_num(e['max_score'])}"
+    provisional = e.get("provisional_conditions")
+    if provisional:  # still commissioning: its threshold is not trusted yet
+        text += f"; provisional (condition {', '.join(map(str, provisional))} commissioning)"
     if e.get("clipped"):
         fraction = e.get("clip_fraction")
         share = f" ({100 * fraction:.1f} % of samples)" if isinstance(fraction, float) else ""

@@ -1,10 +1,11 @@
 """The threshold policy: the threshold in force under the ``threshold`` section, and its report.
 
-:func:`threshold_for` applies the configured rule to a bank; :func:`threshold_report` adds the
-predicted false-alarm rate and, while a condition has too little audio to calibrate on, what
-to enroll. The daemon (through :func:`edgeasd.agent.alerts.decision.bank_state`),
-``edgeasd status``, ``edgeasd bank summary`` and the operating-point evaluation all read them
-here.
+:func:`threshold_for` applies the configured rule to a bank; :func:`threshold_report` adds its
+state (``ready``, ``unreachable`` with the fix, ``uncalibrated``), the forecast of false alerts
+a day after the debounce and the commissioning per condition (both from
+:mod:`edgeasd.scoring.forecast`, read from the bank's persisted state), and what to enroll.
+The daemon (through :func:`edgeasd.agent.alerts.decision.bank_state`), ``edgeasd status``,
+``edgeasd bank summary`` and the operating-point evaluation all read them here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import numpy as np
 from edgeasd.errors import InputError
 from edgeasd.scoring import ReferenceBank
 from edgeasd.scoring.calibrate import DEFAULT_FIXED
+
+# MIN_CONDITION_MINUTES re-exported: a condition with less audio has provisional alerts
+from edgeasd.scoring.forecast import MIN_CONDITION_MINUTES as MIN_CONDITION_MINUTES
+from edgeasd.scoring.forecast import commissioning, forecast
 
 
 def threshold_for(bank: ReferenceBank, cfg: Any) -> tuple[float, str]:
@@ -53,18 +58,8 @@ def threshold_for(bank: ReferenceBank, cfg: Any) -> tuple[float, str]:
     return float(bank.threshold_), f"bank of {len(bank)}: {bank.threshold_rule_}"
 
 
-#: A condition (domain tag) with less enrolled audio than this gets the "enroll more" warning.
-#: A condition calibrates itself from its third group on (forward chaining skips the first
-#: two, :mod:`edgeasd.scoring.forward`); 5 min = 5 groups of the default 60 s, 3 of them
-#: scored. ``python benchmarks/run.py operating_point`` (target enrollment sweep in
-#: BENCHMARKS.md, 8 held-out machine/seed sets): with 2 target recordings of 50 s (1.7 min)
-#: 7.5 % of later target windows alarmed (53 % in the worst set), with 4 (3.3 min) or 6
-#: (5 min) none did.
-MIN_CONDITION_MINUTES = 5.0
-
-
 def threshold_report(bank: ReferenceBank, cfg: Any, hop_seconds: float | None) -> dict[str, Any]:
-    """The threshold in force, its rule and its predicted false-alarm rate.
+    """The threshold in force, its rule, its forecast and the commissioning per condition.
 
     Parameters
     ----------
@@ -72,63 +67,88 @@ def threshold_report(bank: ReferenceBank, cfg: Any, hop_seconds: float | None) -
     cfg : edgeasd.config.Config
     hop_seconds : float or None
         Step between scored windows (``window.hop_seconds`` or the model's window length):
-        converts the per-window rate into false alarms per day and minutes of audio for
-        the warning (None, not known: both are None).
+        converts windows into minutes of audio and a day (None, not known: no forecast and
+        no commissioning).
 
     Returns
     -------
     dict
         ``threshold`` (float, or None when there is none), ``rule`` (the configured
         ``threshold.rule``), ``source`` (how it was derived, as :func:`threshold_for`),
-        ``predicted_false_alarm_rate`` (per window, or None:
-        :func:`edgeasd.scoring.calibrate.predicted_rate` on the bank's forward-chaining
-        scores, or its leave-one-group-out ones while there are none),
-        ``predicted_false_alarms_per_day`` (that rate times ``86400 / hop_seconds``
-        windows, or None) and ``warning`` (None, or what to enroll to calibrate better).
+        ``state`` (``"uncalibrated"``, ``"unreachable"``: no score of this bank can exceed
+        it, or ``"ready"``), ``forecast``
+        (:class:`edgeasd.scoring.forecast.Forecast` as a dict, or None),
+        ``predicted_false_alarms_per_day`` (false *alerts* a day after the configured
+        k-of-n debounce, None until the calibration supports a forecast),
+        ``predicted_false_alarm_rate`` (the same per window, or None),
+        ``commissioning`` (one :class:`edgeasd.scoring.forecast.ConditionStatus` dict per
+        condition), ``provisional`` (conditions whose alerts are provisional) and
+        ``warning`` (None, or what to enroll, in plain words).
     """
-    from edgeasd.scoring.calibrate import predicted_rate
-
     if hop_seconds is not None and not (np.isfinite(hop_seconds) and hop_seconds > 0):
         raise InputError(f"hop_seconds must be positive, got {hop_seconds!r}")
     threshold, source = threshold_for(bank, cfg)
-    rate = None
-    if len(bank) and np.isfinite(threshold):
-        cal = bank.forward_scores_
-        if not np.isfinite(cal).any():  # no forward-chaining scores yet: the LOGO ones
-            cal = bank.loo_scores_
-        r = predicted_rate(cal, threshold)
-        rate = float(r) if np.isfinite(r) else None
+    state = "uncalibrated"
+    if np.isfinite(threshold):
+        state = "unreachable" if threshold >= bank.score_bound_ else "ready"
+    fc, conditions = None, []
+    if hop_seconds is not None:
+        d = cfg.detector
+        fc = forecast(bank, threshold, hop_seconds, d.k, d.n)
+        conditions = commissioning(bank, hop_seconds)
+    per_day = None if fc is None else fc.per_day
     return {
         "threshold": float(threshold) if np.isfinite(threshold) else None,
         "rule": cfg.threshold.rule,
         "source": source,
-        "predicted_false_alarm_rate": rate,
-        "predicted_false_alarms_per_day": (
-            None if rate is None or hop_seconds is None else rate * 86400.0 / hop_seconds
+        "state": state,
+        "forecast": None if fc is None else fc.as_dict(),
+        "predicted_false_alarm_rate": (
+            None if per_day is None else per_day * hop_seconds / 86400.0  # type: ignore[operator]
         ),
+        "predicted_false_alarms_per_day": per_day,
+        "commissioning": [c.as_dict() for c in conditions],
+        "provisional": [c.condition for c in conditions if c.provisional],
         "warning": (
-            None if hop_seconds is None else _calibration_warning(bank, threshold, hop_seconds)
+            None
+            if hop_seconds is None
+            else _calibration_warning(bank, threshold, state, conditions)
         ),
     }
 
 
-def _calibration_warning(bank: ReferenceBank, threshold: float, hop_seconds: float) -> str | None:
-    """What to enroll when a condition has too little audio to calibrate on (None: enough)."""
+def unreachable_fix(threshold: float, bound: float) -> str:
+    """The plain-words state of a threshold no score can exceed, with the fix."""
+    return (
+        f"the threshold {threshold:.4g} can never be exceeded (no score of this bank is above "
+        f"{bound:.4g}), so the agent cannot alert: enroll normal audio of other recordings or "
+        "sessions of the same machine (a separate group), or set threshold.rule/value"
+    )
+
+
+def _calibration_warning(
+    bank: ReferenceBank, threshold: float, state: str, conditions: list
+) -> str | None:
+    """What to enroll, in plain words (None: nothing)."""
     if len(bank) == 0:
         return "the bank is empty: enroll normal operation (edgeasd enroll --next N, or FILE...)"
-    domains, groups = bank.domains_, bank.groups_
-    parts = []
-    for d in sorted(set(domains.tolist())):
-        mask = domains == d
-        minutes = np.count_nonzero(mask) * hop_seconds / 60.0
-        n_groups = len(set(groups[mask].tolist()))
-        if minutes < MIN_CONDITION_MINUTES or n_groups < 2:
-            more = max(MIN_CONDITION_MINUTES - minutes, 1.0)
-            parts.append(
-                f"{n_groups} recording group{'s' if n_groups != 1 else ''} ({minutes:.1f} min) "
-                f"of condition {d!r}: enroll at least {more:.0f} more minutes, ideally from a "
-                f"different hour (edgeasd enroll --domain {d} ...)"
-            )
-    if not np.isfinite(threshold):
+    parts = [c.words for c in conditions if c.provisional]
+    if state == "unreachable":
+        parts.append(unreachable_fix(threshold, bank.score_bound_))
+    elif not np.isfinite(threshold):
         parts.append("no threshold yet: scores are not decided")
     return "; ".join(parts) or None
+
+
+def report_lines(rep: dict[str, Any] | None) -> list[str]:
+    """The report in plain words, one line each: the forecast, then each condition.
+
+    Used by ``edgeasd status`` and ``edgeasd bank summary`` (one wording).
+    """
+    if not rep:
+        return []
+    out = []
+    if rep.get("forecast"):
+        out.append(rep["forecast"]["words"])
+    out += [c["words"] for c in rep.get("commissioning") or ()]
+    return out

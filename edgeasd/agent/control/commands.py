@@ -222,7 +222,9 @@ class CommandHandling(BankCommands):
                     self.bank = bank_lifecycle.open_bank(
                         self.bank_path, self.config.scoring, self.info
                     )
-                ids = enroll.commit(self.bank, self.bank_path, batches, audio)
+                ids = enroll.commit(
+                    self.bank, self.bank_path, batches, audio, self.config.scoring.max_references
+                )
                 self._bank_fp = bank_fingerprint(self.bank_path)
         except BaseException:
             enroll.discard_staged(batches)  # audio staged for a commit that failed

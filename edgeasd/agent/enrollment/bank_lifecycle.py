@@ -30,7 +30,7 @@ def new_bank(scoring: Any, model_info: Any) -> ReferenceBank:
     Parameters
     ----------
     scoring : edgeasd.config.sections.ScoringConfig
-        ``density``, ``k``, ``r``, ``norm``, ``exclude_same_group``.
+        ``density``, ``k``, ``r``, ``norm``, ``exclude_same_group``, ``density_cap``.
     model_info : edgeasd.embedding.onnx.ModelInfo
     """
     bank = ReferenceBank(
@@ -41,6 +41,7 @@ def new_bank(scoring: Any, model_info: Any) -> ReferenceBank:
         r=scoring.r,
         norm=scoring.norm,
         exclude_same_group=scoring.exclude_same_group,
+        density_cap=scoring.density_cap,
     )
     bank.meta["model_id"] = model_info.id
     bank.meta["model_name"] = model_info.name
@@ -68,16 +69,17 @@ BANK_SETTINGS = {
     "r": "r",
     "norm": "norm",
     "exclude_same_group": "exclude_same_group",
+    "density_cap": "density_cap",
 }
 
 
 def settings_mismatch(bank: ReferenceBank, scoring: Any) -> str | None:
     """Which ``scoring`` keys differ from the settings the bank was built with (None: none).
 
-    A bank keeps the density, k, r, norm and exclude_same_group it was built with; changing
-    them in the configuration does nothing until ``edgeasd bank rebuild``. This warns rather
-    than refuses: the agent keeps monitoring with the bank it has (the daemon degrades,
-    never dies), and the message says how to apply the new settings.
+    A bank keeps the density, k, r, norm, exclude_same_group and density_cap it was built
+    with; changing them in the configuration does nothing until ``edgeasd bank rebuild``.
+    This warns rather than refuses: the agent keeps monitoring with the bank it has (the
+    daemon degrades, never dies), and the message says how to apply the new settings.
     """
     diff = [
         f"scoring.{key}: config {getattr(scoring, key)!r}, bank {getattr(bank, attr)!r}"
@@ -102,7 +104,7 @@ def open_bank(path: Path, scoring: Any, model_info: Any) -> ReferenceBank:
     """
     if not Path(path).exists():
         return new_bank(scoring, model_info)
-    bank = load_bank(path)
+    bank = load_bank(path, spare=True)  # the daemon and direct enrollment grow it
     check_model(bank, model_info, path)
     mismatch = settings_mismatch(bank, scoring)
     if mismatch:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -232,8 +233,13 @@ def commit(
     path: Path,
     batches: Sequence[Batch],
     audio: AudioStore | None = None,
+    max_references: int | None = None,
 ) -> list[int]:
     """Enroll every batch and save the bank: all groups or none, persisted before returning.
+
+    A bank that then holds more than ``max_references`` (``scoring.max_references``) is
+    reduced before it is saved (:func:`edgeasd.scoring.reduce.reduce_bank`; recorded in
+    ``bank.meta["reductions"]``, shown by ``bank summary``).
 
     Write order, so that no reference is acknowledged without its audio unless keeping the
     audio failed (which is then a warning, never a failure: the references are persisted):
@@ -262,6 +268,8 @@ def commit(
     audio : AudioStore, optional
         Where to keep the batches' audio (None: keep none; staged files are deleted).
         Problems are collected in ``audio.warnings``.
+    max_references : int, optional
+        The bank's cap (None: none).
 
     Returns
     -------
@@ -284,6 +292,8 @@ def commit(
                 group=[b.group for b, m in zip(batches, n, strict=True) for _ in range(m)],
             )
             ids = [int(i) for i in new]
+        if max_references is not None:
+            bound(bank, max_references)
         save_bank(bank, path)
     except BaseException:
         if audio is not None:
@@ -294,6 +304,31 @@ def commit(
     if audio is not None:
         audio.confirm(batches, ids)
     return ids
+
+
+def bound(bank: ReferenceBank, max_references: int) -> None:
+    """Reduce ``bank`` if it holds more than ``max_references``; record it in its meta.
+
+    ``bank.meta["reductions"]``: ``count``, ``removed`` (references in all), ``last_unix``,
+    ``last_before``/``last_after`` (sizes) and ``groups_lost`` (in all).
+    """
+    from edgeasd.scoring.reduce import reduce_bank
+
+    done = reduce_bank(bank, max_references)
+    if done is None:
+        return
+    rec = dict(bank.meta.get("reductions") or {})
+    rec["count"] = int(rec.get("count", 0)) + 1
+    rec["removed"] = int(rec.get("removed", 0)) + int(done.removed_ids.size)
+    rec["groups_lost"] = int(rec.get("groups_lost", 0)) + done.groups_lost
+    rec.update(last_unix=time.time(), last_before=done.before, last_after=done.after)
+    bank.meta["reductions"] = rec
+    log.info(
+        "bank over scoring.max_references (%d): %d -> %d references (near-duplicates first)",
+        max_references,
+        done.before,
+        done.after,
+    )
 
 
 def discard_staged(batches: Sequence[Batch]) -> None:

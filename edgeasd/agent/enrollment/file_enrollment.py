@@ -405,7 +405,7 @@ def enroll_files_direct(
             report = guard.check(
                 bank, before.threshold if before.calibrated else None, batches, accept_anomalous
             )
-            ids = commit(bank, path, batches, audio)
+            ids = commit(bank, path, batches, audio, scoring.max_references)
     except BaseException:
         discard_staged(batches)
         raise

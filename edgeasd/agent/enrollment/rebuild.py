@@ -193,7 +193,7 @@ def rebuild(
             shutil.copy2(bank_path, bank_path.with_name("bank.before-rebuild"))
         # new ids above every id ever issued: alert records and old sidecars name the old ones
         bank = store.continue_ids(bank_lifecycle.new_bank(config.scoring, info), bank_path)
-        ids = enroll.commit(bank, bank_path, batches)
+        ids = enroll.commit(bank, bank_path, batches, None, config.scoring.max_references)
     start = 0
     for b in batches:
         if b.group in report.reembedded:

@@ -35,18 +35,19 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.agent.alerts import commissioning, decision
+from edgeasd import threads
+from edgeasd.agent.alerts import decision
 from edgeasd.agent.alerts.alert_audio import AlertAudio, alert_id, log_headroom
-from edgeasd.agent.alerts.detector import Detector, SignalWatch, make_event
+from edgeasd.agent.alerts.detector import Detector, make_event
 from edgeasd.agent.alerts.episode_audio import EpisodeRecorder
 from edgeasd.agent.alerts.episodes import EpisodeKeeper
+from edgeasd.agent.alerts.no_signal import SignalWatch
 from edgeasd.agent.alerts.sinks import EventSinks
 from edgeasd.agent.alerts.stamps import Stamps
 from edgeasd.agent.control.commands import CommandHandling, bank_fingerprint
 from edgeasd.agent.control.handoff import Command
 from edgeasd.agent.control.server import ControlServer
 from edgeasd.agent.control.status import StatusBoard
-from edgeasd.agent.enrollment import bank_lifecycle
 from edgeasd.agent.enrollment.kept_audio import AudioStore
 from edgeasd.agent.runloop import lines
 from edgeasd.agent.runloop.notify import Notifier
@@ -58,6 +59,7 @@ from edgeasd.agent.runloop.stages import (
     quality_options,
     warm_kernels,
 )
+from edgeasd.agent.runloop.verdicts import VerdictHandling
 from edgeasd.audio import quality as audio_quality
 from edgeasd.audio.windower import Window, Windower
 from edgeasd.config import Config
@@ -70,7 +72,7 @@ log = logging.getLogger(__name__)
 lifecycle = logging.getLogger("edgeasd")
 
 
-class Daemon(CommandHandling, ReloadHandling):
+class Daemon(CommandHandling, ReloadHandling, VerdictHandling):
     """The streaming agent.
 
     Parameters
@@ -124,6 +126,7 @@ class Daemon(CommandHandling, ReloadHandling):
 
     def _setup(self) -> None:
         cfg = self.config
+        threads.pin()  # one BLAS and numba thread: one window at a time (edgeasd/threads.py)
         self.dirs.ensure()
         self.bank_path = self.dirs.bank
         # staged audio of enrollments killed before their commit (never acknowledged)
@@ -186,62 +189,6 @@ class Daemon(CommandHandling, ReloadHandling):
             old.close()
         self.signal_watch.alert_seconds = cfg.quality.no_signal_alert_seconds
         self._refresh_detector()
-
-    def _bank_changed(self) -> None:
-        """Cache what the per-window path reads from the bank (after a load or enrollment).
-
-        ``bank.domains_`` builds an array of all N references: read it here once, not per
-        window (the group count is in ``self._state``, see :meth:`_refresh_detector`).
-        """
-        self._domain_of = bank_lifecycle.domain_by_id(self.bank)
-
-    def _refresh_detector(self) -> None:
-        """Update the bank state and the threshold in place (after an enrollment or reload).
-
-        The detector is built once, at the first finite threshold, and then only updated
-        (:meth:`Detector.set_threshold`, :meth:`Detector.set_debounce`): a continuing episode
-        keeps its single alert across enrollments and reloads. Without a finite threshold
-        the windows are ``uncalibrated`` and the detector is not fed.
-        """
-        self._bank_changed()
-        st = decision.bank_state(self.bank, self.config, self.hop_seconds)
-        for warning in st.warnings:
-            if warning not in self._warned:  # each once: not at every enrollment
-                log.warning("%s", warning)
-        self._warned = set(st.warnings)
-        self._state = st
-        det = self.config.detector
-        if st.calibrated and self.detector is None:
-            self.detector = Detector(
-                st.threshold,
-                k=det.k,
-                n=det.n,
-                threshold_source=st.threshold_source,
-                reminder_seconds=det.reminder_seconds,
-                threshold_facts=st.threshold_facts(),
-            )
-        elif st.calibrated:
-            self.detector.set_threshold(st.threshold, st.threshold_source, st.threshold_facts())
-        if self.detector is not None:
-            self.detector.set_debounce(det.k, det.n, det.reminder_seconds)
-        self.episodes.restore_detector(self.detector)  # once a detector exists
-        self.status.update(
-            **self.episodes.status_fields(self.detector, self.signal_watch),
-            threshold=st.threshold if st.calibrated else None,
-            threshold_source=st.threshold_source,
-            decision_state=st.state,
-            warnings=list(st.warnings),
-            bank=bank_lifecycle.bank_summary(self.bank),
-            bank_size=len(self.bank),
-            learning_needed=st.learning_needed,
-            learning=st.learning,
-        )
-        self.status.update(threshold_report=st.threshold_report())
-        self.status.update(commissioning=commissioning.conditions(self.bank, self.hop_seconds))
-
-    def _learning(self) -> str | None:
-        """Why the agent cannot score yet (None: it can); see :func:`decision.learning_reason`."""
-        return self._state.learning
 
     # ------------------------------------------------------------------ run
 
@@ -439,15 +386,6 @@ class Daemon(CommandHandling, ReloadHandling):
             },
             events,
         )
-
-    def _emit_event(self, event: dict[str, Any]) -> None:
-        self.sinks.emit(event)
-        self.status.event(event)
-        if self.episodes.note(event, self.detector, self.signal_watch):
-            fields = self.episodes.status_fields(self.detector, self.signal_watch)
-            self.status.update(write=False, **fields)
-        if self.on_record:
-            self.on_record(event)
 
     # ------------------------------------------------------------------ reload, shutdown
 

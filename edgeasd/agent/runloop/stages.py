@@ -148,10 +148,14 @@ def quality_options(config: Config) -> dict[str, Any]:
 
 
 def warm_kernels(bank: ReferenceBank, dim: int, metric: str) -> None:
-    """Compile (or load from the numba cache) the enrollment and scoring kernels.
+    """Load what the steady state will run before the daemon reports ``READY=1``.
 
-    Scores a random query against ``bank``, or, when it is empty, enrolls three random
-    references (three groups) into a throw-away bank of the same settings and scores there.
+    With references, that is one window's scoring: numpy only below
+    :data:`edgeasd.scoring.references.ONE_PASS_MIN` references, so numba (64 MB of
+    resident memory, 0.6 s of start-up) is not even imported; the enrollment and
+    calibration kernels load on first use (the first enrollment then takes a second or two
+    more). An empty bank's first act is an enrollment: then those kernels are loaded
+    (compiled, or read from the numba cache) into a throw-away bank of the same settings.
     """
     rng = np.random.default_rng(0)
     query = rng.standard_normal((1, dim)).astype(np.float32)
@@ -164,6 +168,7 @@ def warm_kernels(bank: ReferenceBank, dim: int, metric: str) -> None:
             r=bank.r,
             norm=bank.norm,
             exclude_same_group=bank.exclude_same_group,
+            density_cap=bank.density_cap,
         )
         refs = rng.standard_normal((3, dim)).astype(np.float32)
         bank.enroll(refs, domain="warm-up", group=["a", "b", "c"])

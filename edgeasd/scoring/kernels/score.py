@@ -27,13 +27,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-COSINE = 0
-EUCLIDEAN = 1
-NORM_RATIO = 0
-NORM_DIFFERENCE = 1
-NORM_NONE = 2
-METRICS = {"cosine": COSINE, "euclidean": EUCLIDEAN}
-NORMS = {"ratio": NORM_RATIO, "difference": NORM_DIFFERENCE, "none": NORM_NONE}
+from edgeasd.scoring.kernels.codes import (  # noqa: F401  (re-exported)
+    COSINE,
+    EUCLIDEAN,
+    METRICS,
+    NORM_DIFFERENCE,
+    NORM_NONE,
+    NORM_RATIO,
+    NORMS,
+)
 
 # fastmath lets LLVM vectorize the float reductions; inputs are validated finite first.
 _FM = {"reassoc", "contract", "nsz", "arcp"}
@@ -198,45 +200,131 @@ def score_fused(
     return best, arg
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, fastmath=True)
+def _dot(q: np.ndarray, y: np.ndarray, i: int) -> float:
+    """``<q, y[i]>`` in float32 (vectorized; the same error bound as a BLAS product)."""
+    acc = np.float32(0.0)
+    for k in range(q.shape[0]):
+        acc += q[k] * y[i, k]
+    return acc
+
+
+@njit(cache=True)
+def score_one_pass(
+    q: np.ndarray,
+    y: np.ndarray,
+    n: int,
+    qsq: float,
+    ysq: np.ndarray,
+    w: np.ndarray,
+    metric: int,
+    norm: int,
+) -> tuple[float, int]:
+    """One query in one pass over the bank: each row read once, no temporary of length N.
+
+    A plain per-row float32 dot product runs at the speed of reading the bank (measured
+    2x faster than OpenBLAS's matrix-vector product at N = 100,000, BENCHMARKS.md section
+    costs); each entry is then finished as in :func:`score_from_dots`.
+
+    Parameters
+    ----------
+    q : (dim,) float32
+    y : (cap, dim) float32
+    n : int
+        References in use.
+    qsq : float
+    ysq, w : (cap,) float64
+        Squared norms; ``1 / rho`` (ratio) or ``rho``.
+    metric, norm : int
+
+    Returns
+    -------
+    score : float
+    row : int
+        First row attaining it.
+    """
+    best = np.inf
+    arg = -1
+    for i in range(n):
+        ss = max((qsq + ysq[i]) - 2.0 * np.float64(_dot(q, y, i)), 0.0)
+        d = min(0.25 * ss, 1.0) if metric == COSINE else 0.25 * np.sqrt(ss)
+        if norm == NORM_RATIO:
+            s = d * w[i]
+        elif norm == NORM_DIFFERENCE:
+            s = d - w[i]
+        else:
+            s = d
+        if s < best:
+            best = s
+            arg = i
+    return best, arg
+
+
+@njit(cache=True, fastmath=True)
+def _row_min(tmp: np.ndarray) -> float:
+    """Smallest entry (inputs finite; the minimum does not depend on the order)."""
+    low = np.inf
+    for j in range(tmp.shape[0]):
+        low = min(low, tmp[j])
+    return low
+
+
+@njit(cache=True)
 def score_from_dots(
     g: np.ndarray,
     qsq: np.ndarray,
     ysq: np.ndarray,
-    rho: np.ndarray,
+    w: np.ndarray,
+    offset: int,
     metric: int,
     norm: int,
-    out_s: np.ndarray,
-    out_arg: np.ndarray,
+    best: np.ndarray,
+    arg: np.ndarray,
 ) -> None:
-    """Batch path: normalized min from a BLAS product ``g = Q @ Y.T`` (cosine only).
+    """Batch path: fold one block of a BLAS product ``g = Q @ Y[block].T`` into running minima.
+
+    Each entry is ``min(0.25 * max((|q|² + |y|²) - 2 g, 0), 1) * w`` (cosine, ratio), one
+    IEEE operation at a time (no fast-math), so it equals, bit for bit, the same numpy
+    expression that scores a single query without numba
+    (:func:`edgeasd.scoring.references.score_one`).
 
     Parameters
     ----------
-    g : (m, n) float32
-        Inner products of the queries and the references.
+    g : (m, b) float32
+        Inner products of the queries and the block's references.
     qsq : (m,) float64
         Squared norms of the queries.
-    ysq : (n,) float64
-        Squared norms of the references.
-    rho : (n,) float64
-        Floored density constants.
+    ysq : (b,) float64
+        Squared norms of the block's references.
+    w : (b,) float64
+        Per reference: ``1 / rho`` under ``ratio`` (a product instead of a division per
+        entry; it differs from ``d / rho`` by at most one rounding), ``rho`` otherwise.
+    offset : int
+        Row of the block's first reference.
     metric, norm : int
         Metric and normalization codes.
-    out_s : (m,) float64
-        Receives the scores.
-    out_arg : (m,) int64
-        Receives the minimizing reference rows.
+    best : (m,) float64
+        Running minima (start at inf); updated in place.
+    arg : (m,) int64
+        Rows attaining them (first one on ties, as blocks come in row order).
     """
+    tmp = np.empty(g.shape[1], dtype=np.float64)
+    # three passes over a cached row beat one branchy argmin loop
     for i in range(g.shape[0]):
-        best = np.inf
-        arg = -1
+        q = qsq[i]
         for j in range(g.shape[1]):
-            ss = max(qsq[i] + ysq[j] - 2.0 * np.float64(g[i, j]), 0.0)
+            ss = max((q + ysq[j]) - 2.0 * np.float64(g[i, j]), 0.0)
             d = min(0.25 * ss, 1.0) if metric == COSINE else 0.25 * np.sqrt(ss)
-            s = _normalize(d, rho[j], norm)
-            if s < best:
-                best = s
-                arg = j
-        out_s[i] = best
-        out_arg[i] = arg
+            if norm == NORM_RATIO:
+                tmp[j] = d * w[j]
+            elif norm == NORM_DIFFERENCE:
+                tmp[j] = d - w[j]
+            else:
+                tmp[j] = d
+        low = _row_min(tmp)
+        if low < best[i]:
+            for j in range(g.shape[1]):
+                if tmp[j] == low:
+                    best[i] = low
+                    arg[i] = offset + j
+                    break

@@ -95,7 +95,7 @@ def test_bank_state_uses_the_configured_rule_not_the_stored_one() -> None:
     loose = loose.replace(threshold={"rule": "quantile"})
     state = decision.bank_state(lone, loose, hop_seconds=10.0)  # config differs from the bank
     assert any("exclude_same_group" in w and "bank rebuild" in w for w in state.warnings)
-    flat = ReferenceBank(8, exclude_same_group=False)
+    flat = ReferenceBank(8, exclude_same_group=False, density_cap=1.5)
     flat.enroll(base + 0.1 * rng.normal(size=(6, 8)), group="one")
     state = decision.bank_state(flat, loose, hop_seconds=10.0)
     assert not state.calibrated and state.state == "uncalibrated"  # rule quantile, 1 group
@@ -113,6 +113,9 @@ def test_bank_state_warns_when_the_threshold_is_out_of_reach() -> None:
     state = decision.bank_state(bank, config)
     assert state.threshold == 1.5 and bank.score_bound_ == 1.0
     assert any("can never be exceeded" in w for w in state.warnings)
+    # "ready" and "cannot alert" never together (issue 17): its own state, no verdict
+    assert state.state == "unreachable" and state.as_dict()["state"] == "unreachable"
+    assert decision.decide(0.5, state).state == "uncalibrated"
 
 
 def test_summaries() -> None:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgeasd.agent.alerts.detector import Detector, SignalWatch, iso_time, make_event
+from edgeasd.agent.alerts.detector import Detector, iso_time, make_event
+from edgeasd.agent.alerts.no_signal import SignalWatch
 from edgeasd.errors import InputError
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import logging
 
-from edgeasd.agent.alerts.detector import Detector, SignalWatch, iso_time
+from edgeasd.agent.alerts.detector import Detector, iso_time
 from edgeasd.agent.alerts.episodes import load_episodes, save_episodes
+from edgeasd.agent.alerts.no_signal import SignalWatch
 
 
 def _run(det: Detector, scores: list[float], t0: float) -> list:

@@ -169,3 +169,27 @@ def test_validate_tag_refuses_by_name(tag, why) -> None:
     with pytest.raises(InputError, match="the group tag") as info:
         validate_tag("group", tag)
     assert why in info.value.message and info.value.help
+
+
+def test_commit_holds_the_bank_at_max_references_and_records_it(tmp_path, embedder) -> None:
+    """Each commit over the cap reduces the saved bank; bank summary says so."""
+    from edgeasd.cli.bank import _cap_lines, bank_summary_dict
+
+    path = tmp_path / "bank"
+    bank = bank_lifecycle.new_bank(Config().scoring, embedder.info)
+    rng = np.random.default_rng(0)
+    for g in range(12):
+        x = rng.normal(size=16) + 0.05 * rng.normal(size=(4, 16))
+        batch = Batch(x.astype(np.float32), "s" if g % 3 else "t", f"g{g}", [], RATE, "x")
+        enroll.commit(bank, path, [batch], max_references=20)
+        assert len(bank) <= 20
+    saved = load_bank(path)
+    assert len(saved) == len(bank) and set(saved.domains_) == {"s", "t"}
+    assert set(saved.groups_) == {f"g{g}" for g in range(12)}  # 12 groups fit in 18
+    red = saved.meta["reductions"]
+    assert red["count"] >= 2 and red["last_before"] > 20 and red["last_after"] == 18
+    config = Config().replace(scoring={"max_references": 100})
+    lines = _cap_lines(bank_summary_dict(saved, config))
+    assert lines[0].startswith(f"cap: {len(saved)} of at most 100 references")
+    assert f"reduced {red['count']} time(s), {red['removed']} near-duplicate" in lines[1]
+    assert "every recording group and condition still represented" in lines[1]

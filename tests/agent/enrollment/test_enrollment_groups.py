@@ -148,7 +148,11 @@ def test_target_densities_come_from_target_neighbours() -> None:
     # the source cluster, tens of times the target's own spread
     coarse, is_target_c = bank_with_target(1e6)
     assert not np.isin(coarse.neighbour_ids_[is_target_c, 0], coarse.ids_[is_target_c]).any()
-    assert np.median(coarse.density_[is_target_c]) > 10 * np.median(bank.density_[is_target])
+    raw_c = coarse.raw_density_[is_target_c]
+    assert np.median(raw_c) > 10 * np.median(bank.raw_density_[is_target])
+    # ... which the density cap (scoring.density_cap, issue 17) cuts to 1.5 x the median
+    cap = Config().scoring.density_cap * np.median(coarse.raw_density_)
+    np.testing.assert_allclose(coarse.density_[is_target_c], np.minimum(raw_c, cap))
 
 
 # ---------------------------------------------------------------------------- files, daemon

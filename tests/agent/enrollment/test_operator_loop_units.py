@@ -131,8 +131,7 @@ def test_commissioning_in_plain_words() -> None:
     bank.enroll(base + 0.1 * rng.normal(size=(3, 8)), group="t0", domain="target")
     keys = {"condition", "minutes", "sessions", "minutes_needed", "provisional", "words"}
     assert all(keys <= set(c) for c in commissioning.conditions(bank, hop_seconds=30.0))
-    # this module's rule (the scoring layer's replaces it where it exists)
-    got = {c["condition"]: c for c in commissioning._fallback(bank, hop_seconds=30.0)}
+    got = {c["condition"]: c for c in commissioning.conditions(bank, hop_seconds=30.0)}
     # 12 x 30 s = 6 min in 4 groups: commissioned; 3 x 30 s = 1.5 min in 1 group: provisional
     assert got["source"]["minutes"] == pytest.approx(6.0) and not got["source"]["provisional"]
     assert "commissioned" in got["source"]["words"]
