@@ -68,6 +68,14 @@ def _from_scratch(bank: ReferenceBank) -> Calibration:
     return fresh
 
 
+def threshold_mismatch(bank: ReferenceBank) -> int:
+    """1 when ``bank``'s threshold or forward scores differ from the from-scratch ones."""
+    fresh = _from_scratch(bank)
+    t = bank.threshold_
+    same = t == fresh.threshold or (np.isnan(t) and np.isnan(fresh.threshold))
+    return int(not same or not np.array_equal(bank.forward_scores_, fresh.forward, equal_nan=True))
+
+
 def bound_campaign(tmp_path: Path, trials: int, seed: int, cap: int | None) -> dict[str, int]:
     """Kills during enrollments under ``cap`` (None: no cap; the calibration only)."""
     warm = tmp_path / "warm"  # compiles every kernel here, before the children fork
