@@ -312,12 +312,17 @@ def enrollment_audio_campaign(tmp_path: Path, trials: int, seed: int) -> dict[st
     return dict(figures)
 
 
-def daemon_enrollment_campaign(tmp_path: Path, trials: int, seed: int) -> dict[str, int]:
+def daemon_enrollment_campaign(
+    tmp_path: Path, trials: int, seed: int, max_references: int | None = None
+) -> dict[str, int]:
     """SIGKILL the daemon during file enrollments sent to it (issue 20: 23 staged files left).
 
     Each trial starts the daemon (which cleans up after the previous kill), sends
     ``enroll FILE`` through it and kills the daemon at a random moment. Checked as in
     :func:`enrollment_audio_campaign`, and that every acknowledged group stays in the bank.
+    With ``max_references`` (``scoring.max_references``, 100 at least; each enrollment is 30
+    references) also that the bank is at or under it after every kill, and that its threshold
+    is the from-scratch calibration of the loaded bank.
     """
     feed = write_normal(tmp_path / "feed.wav", 4, seed=7)
     setup = make_setup(
@@ -329,7 +334,12 @@ def daemon_enrollment_campaign(tmp_path: Path, trials: int, seed: int) -> dict[s
     cap = 3 * sum(p.stat().st_size for p in _committed(audio)) + 1000
     config = yaml.safe_load(setup.config.read_text())
     config["enrollment"] = {"audio_max_bytes": cap}
+    if max_references is not None:
+        config["scoring"]["max_references"] = max_references
     setup.config.write_text(yaml.safe_dump(config))
+    if max_references is not None:  # 120 references after the next: every commit reduces
+        for fill in ("fill", "fill2"):
+            setup.cli("enroll", "--domain", fill, str(f), check=True, timeout=120)
     rng = random.Random(seed)
     acked = {"t0"}
     figures: Counter[str] = Counter(trials=trials)
@@ -353,10 +363,21 @@ def daemon_enrollment_campaign(tmp_path: Path, trials: int, seed: int) -> dict[s
         figures["staged files left by kills"] += len(list(audio.glob(".*.part")))
         bank = load_bank(setup.state / "bank")
         figures["acknowledged lost"] += len(acked - set(bank.domains_.tolist()))
+        if max_references is not None:
+            from .test_bound_faults import threshold_mismatch
+
+            excess = len(bank) - max_references
+            figures["cap excess references"] = max(figures["cap excess references"], excess)
+            figures["threshold not the from-scratch one"] += threshold_mismatch(bank)
+            ids = bank.ids_.tolist()
+            figures["ids held twice"] += len(ids) - len(set(ids))
     daemon = setup.start()
     setup.wait_ready(daemon)
     setup.stop(daemon)
     figures["acknowledged"] = len(acked) - 2
+    figures["reductions"] = (load_bank(setup.state / "bank").meta.get("reductions") or {}).get(
+        "count", 0
+    )
     figures["staged files after a start"] = len(list(audio.glob(".*.part")))
     figures["orphans after a start"] = len(
         [p for p in audio.glob("*.flac") if not p.with_suffix(".json").exists()]
@@ -386,6 +407,26 @@ def test_daemon_enrollment_kill_campaign(tmp_path):
     assert figures["acknowledged lost"] == 0 and figures["staged files after a start"] == 0
     assert figures["orphans after a start"] == 0 and figures["cap excess bytes"] == 0
     assert figures["newest persisted audio evicted"] == 0
+
+
+def _check_bounded(figures: dict[str, int]) -> None:
+    assert figures["acknowledged lost"] == 0 and figures["staged files after a start"] == 0
+    assert figures["cap excess references"] <= 0 and figures["ids held twice"] == 0
+    assert figures["threshold not the from-scratch one"] == 0 and figures["reductions"] >= 1
+
+
+def test_daemon_bounded_enrollment_kill_campaign(tmp_path):
+    """Through the daemon, with a cap of 100 references (30 a request: reductions)."""
+    figures = daemon_enrollment_campaign(tmp_path, trials=1, seed=3, max_references=100)
+    print("daemon bounded enrollment campaign:", figures)
+    _check_bounded(figures)
+
+
+@pytest.mark.slow
+def test_daemon_bounded_enrollment_kill_campaign_long(tmp_path):
+    figures = daemon_enrollment_campaign(tmp_path, trials=12, seed=4, max_references=100)
+    print("daemon bounded enrollment campaign:", figures)
+    _check_bounded(figures)
 
 
 @pytest.mark.slow
