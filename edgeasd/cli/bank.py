@@ -8,35 +8,20 @@ go through the running daemon (:mod:`edgeasd.cli.bank_edit`).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import logging
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from edgeasd import readable
-from edgeasd.cli.common import add_config_arg, config_of, hop_seconds, paths_of
+from edgeasd.cli.common import (
+    add_config_arg,
+    bank_notes_in_words,
+    config_of,
+    hop_seconds,
+    paths_of,
+)
 from edgeasd.errors import BankError, ControlError
-
-
-@contextlib.contextmanager
-def _bank_notes_in_words() -> Iterator[None]:
-    """Keep the bank's own log warnings off the terminal while a command reads banks.
-
-    Loading a bank logs what it notices (a single recording group, duplicates) for the
-    daemon's journal; ``bank summary`` says the same in its own words, and ``bank restore``
-    only lists or copies files. Errors still show, and ``-v`` shows everything.
-    """
-    logger = logging.getLogger("edgeasd.scoring")
-    level = logger.level
-    if logging.getLogger().level > logging.INFO:
-        logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _load(config: Any) -> Any:
@@ -159,7 +144,7 @@ def _cap_lines(s: dict[str, Any]) -> list[str]:
 def cmd_summary(args: argparse.Namespace) -> int:
     """``bank summary``: per domain tag."""
     config = config_of(args)
-    with _bank_notes_in_words():
+    with bank_notes_in_words():
         s = bank_summary_dict(_load(config), config)
     if args.json:
         print(json.dumps(s, indent=2))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from edgeasd.cli.common import config_of, hop_seconds, paths_of, state_line
+from edgeasd.cli.common import bank_notes_in_words, config_of, hop_seconds, paths_of, state_line
 
 #: Seconds to wait for the daemon to apply a removal or restore (one bank save and load).
 EDIT_TIMEOUT = 120.0
@@ -41,6 +41,11 @@ def _direct_state(config: Any, paths: Any, result: dict[str, Any]) -> dict[str, 
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """``bank remove ID...``: drop references (and their kept audio once a group is empty)."""
+    with bank_notes_in_words():  # the bank's own log lines are for the daemon's journal
+        return _remove(args)
+
+
+def _remove(args: argparse.Namespace) -> int:
     from edgeasd.agent.alerts.bank_events import bank_event, emit_direct
     from edgeasd.agent.enrollment.bank_edits import remove_references
     from edgeasd.agent.enrollment.kept_audio import AudioStore
@@ -66,6 +71,11 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     """``bank restore [GENERATION]``: list the automatic backups, or put one back."""
+    with bank_notes_in_words():  # the bank's own log lines are for the daemon's journal
+        return _restore(args)
+
+
+def _restore(args: argparse.Namespace) -> int:
     from edgeasd.agent.alerts.bank_events import bank_event, emit_direct
     from edgeasd.agent.enrollment.bank_edits import restore_generation
     from edgeasd.scoring import store
@@ -88,5 +98,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         result = _direct_state(config, paths, restore_generation(paths.bank, args.generation))
         emit_direct(config, paths, bank_event("restored", result, "direct"))
     print(f"restored {result['restored']} {how}; bank: {result['bank_size']} references")
+    print(
+        "the replaced bank is now generation 1 (`edgeasd bank restore 1` undoes this, "
+        "`edgeasd bank restore` lists them all)"
+    )
     print(f"state: {state_line(result)}")
     return 0

@@ -8,7 +8,10 @@ commands find the same state, runtime and log directories as the daemon.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from edgeasd.config import Config, load_config
@@ -106,3 +109,21 @@ def hop_seconds(config: Any) -> float:
     from edgeasd.embedding.onnx import peek_model_info  # no onnxruntime: read-only commands
 
     return float(peek_model_info((config.model.paths or (default_model_path(),))[0]).window_seconds)
+
+
+@contextlib.contextmanager
+def bank_notes_in_words() -> Iterator[None]:
+    """Keep the bank's own log warnings off the terminal while a command reads banks.
+
+    Loading a bank logs what it notices (a single recording group, duplicates) for the
+    daemon's journal; ``bank summary`` says the same in its own words, and ``bank restore``
+    only lists or copies files. Errors still show, and ``-v`` shows everything.
+    """
+    logger = logging.getLogger("edgeasd.scoring")
+    level = logger.level
+    if logging.getLogger().level > logging.INFO:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

@@ -39,9 +39,17 @@ def snapshot(**over):
         "threshold_report": {
             "predicted_false_alarm_rate": 0.0333333333333,
             "predicted_false_alarms_per_day": 2880.0000001,
+            "forecast": {"words": "false alerts a day: about 0.3 (at most 0.9)"},
             "rule": "auto",
-            "warning": None,
+            "warning": "condition 'target': 3.3 min enrolled; alerts are provisional",
         },
+        "commissioning": [
+            {"condition": "source", "words": "condition 'source': commissioned"},
+            {
+                "condition": "target",
+                "words": "condition 'target': 3.3 min enrolled; alerts are provisional",
+            },
+        ],
         "bank": {"source": 100, "target": 20},
         "bank_size": 120,
         "learning": None,
@@ -105,7 +113,9 @@ def test_running_status_reads_as_an_operator_expects():
     text = status_view.status_text(snapshot(), NOW)
     assert "state:" in text and text.splitlines()[0].endswith("running")
     assert "threshold:" in text and "4.29 (bank of 120" in text
-    assert "3.3 % of windows would be false alarms, 2,880 a day (rule auto)" in text
+    assert "forecast:      false alerts a day: about 0.3 (at most 0.9)" in text
+    assert "condition:     condition 'source': commissioned" in text
+    assert text.count("condition 'target': 3.3 min enrolled") == 1  # not again as "calibrate"
     assert "120 references (source 100, target 20)" in text
     assert "score 0.838 against 4.29" in text
     assert "connected to broker.plant:1883; 0 events queued on disk, 0 dropped" in text

@@ -7,6 +7,7 @@ commissioning per condition in ``status`` and ``bank summary``."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -141,7 +142,7 @@ def test_feedback_guard_and_live_bank_changes_through_the_daemon(tmp_path) -> No
         assert len(load_bank(setup.state / "bank")) == len(bank) + 2  # before the removal
         setup.wait_for(lambda s: s["bank_size"] == len(bank) + 2, what="the restored bank")
         status = setup.cli("status", check=True).stdout
-        assert "condition:  condition 'source'" in status
+        assert re.search(r"^condition: +condition 'source'", status, re.MULTILINE), status
         # an alert whose audio is gone
         for f in kept.glob("alert-*"):
             f.unlink()

@@ -56,7 +56,9 @@ def test_run_status_and_tail_say_what_happens(tmp_path):
         alert = next(line for line in lines if "ALERT" in line)
         assert re.search(
             r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d  ALERT      the machine sounds different: score "
-            r"\d+\.?\d* above the threshold \d+\.\d+, in \d of the last \d windows \(window \d+\)$",
+            r"\d+\.?\d* above the threshold \d+\.\d+, in \d of the last \d windows"
+            r"(; provisional \(condition [^)]+ commissioning\))? \(window \d+; alert "
+            r"\d{8}-\d{6}-\d+\)$",
             alert,
         ), alert
         assert not UGLY.search(tail.stdout), tail.stdout

@@ -124,13 +124,15 @@ def format_event(event: dict[str, Any]) -> str:
     -------
     str
         For example ``2026-11-28 13:23:01  ALERT      the machine sounds different: score
-        4.21 above the threshold 2.00, in 2 of the last 3 windows (window 118)``.
+        4.21 above the threshold 2.00, in 2 of the last 3 windows (window 118; alert
+        20261128-132301-118)``.
     """
     kind = str(event.get("event", "?"))
     stamp = str(event.get("time", "?")).replace("T", " ")[:19]
     text = _describe(kind, event)
     if "window_index" in event:
-        text += f" (window {event['window_index']})"
+        alert = event.get("alert_id")  # what `edgeasd feedback ALERT normal` takes
+        text += f" (window {event['window_index']}" + (f"; alert {alert})" if alert else ")")
     elif kind == "window" and "index" in event:
         text = f"window {event['index']}: {text}"
     return f"{stamp}  {kind.upper():<10} {text}"

@@ -27,6 +27,11 @@ class BankCommands:
     """Feedback and live bank edits of the daemon (a mixin; see
     :class:`~edgeasd.agent.control.commands.CommandHandling` for the attributes it uses)."""
 
+    def _reopen_bank(self) -> None:
+        """Load the bank file again (after a failed change: memory follows the disk)."""
+        self.bank = bank_lifecycle.open_bank(self.bank_path, self.config.scoring, self.info)
+        self._bank_fp = bank_fingerprint(self.bank_path)
+
     def _feedback_command(self, request: dict[str, Any]) -> Command:
         """Embed an alert's kept episode into a ``commit`` command (``edgeasd feedback``)."""
         feedback.check_label(request["label"])
@@ -67,8 +72,7 @@ class BankCommands:
                 kind = "restored"
         except Exception as exc:
             try:  # whatever happened on disk, the bank in memory is the file's
-                self.bank = bank_lifecycle.open_bank(self.bank_path, self.config.scoring, self.info)
-                self._bank_fp = bank_fingerprint(self.bank_path)
+                self._reopen_bank()
                 self._refresh_detector()
             except BaseException:
                 cmd.finish(

@@ -228,8 +228,7 @@ class CommandHandling(BankCommands):
                 self._bank_fp = bank_fingerprint(self.bank_path)
         except BaseException:
             enroll.discard_staged(batches)  # audio staged for a commit that failed
-            self.bank = bank_lifecycle.open_bank(self.bank_path, self.config.scoring, self.info)
-            self._bank_fp = bank_fingerprint(self.bank_path)
+            self._reopen_bank()
             self._bank_changed()
             raise
         self._refresh_detector()
@@ -270,8 +269,7 @@ class CommandHandling(BankCommands):
         what = f"the enrollment failed with an internal error ({type(exc).__name__}: {exc})"
         advice = "the traceback is in the daemon's log (`journalctl -u edgeasd`); please report it"
         try:
-            self.bank = bank_lifecycle.open_bank(self.bank_path, self.config.scoring, self.info)
-            self._bank_fp = bank_fingerprint(self.bank_path)
+            self._reopen_bank()
             self._refresh_detector()
         except BaseException:
             cmd.finish(

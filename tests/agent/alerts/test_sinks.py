@@ -151,6 +151,9 @@ def test_format_event_alert_and_recovered():
         and "the machine sounds different: score 4.25 above the threshold 2.00" in text
     )
     assert "in 2 of the last 3 windows (window 1)" in text and "=" not in text
+    # the id `edgeasd feedback` takes, once the daemon gave the episode one
+    with_id = format_event({**alert.to_dict(), "alert_id": "20231114-221330-1"})
+    assert with_id.endswith("(window 1; alert 20231114-221330-1)")
     det.update(1.0, 1700000020.0, 2)
     (rec,) = det.update(1.0, 1700000030.0, 3)
     text = format_event(rec.to_dict())
