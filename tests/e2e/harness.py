@@ -154,6 +154,25 @@ def write_normal(path: Path, seconds: float, seed: int) -> Path:
     return path
 
 
+def running_daemon(root: Path, **sections: dict[str, Any]) -> tuple[Setup, subprocess.Popen]:
+    """A daemon scoring a looping feed (a bank of 2 recordings enrolled directly first).
+
+    Returns ``(setup, proc)``; the caller stops ``proc``.
+    """
+    feed = write_normal(root / "feed.wav", 4, seed=7)
+    setup = make_setup(
+        root / "agent",
+        {"kind": "file", "path": str(feed), "realtime": True, "loop": True},
+        **sections,
+    )
+    files = [write_normal(root / f"e{i}.wav", 3, seed=i) for i in range(2)]
+    setup.cli("enroll", *map(str, files), check=True)
+    proc = setup.start()
+    setup.wait_ready(proc)
+    setup.wait_for(lambda s: s["windows_scored"] >= 1, what="scoring")
+    return setup, proc
+
+
 def feed_signal(parts: list[tuple[float, bool]], seed: int = 100) -> np.ndarray:
     """Concatenated (seconds, anomalous) parts of machine sound, shape (samples,)."""
     return np.concatenate(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e.harness import make_setup, write_normal
+from e2e.harness import running_daemon
 
 from edgeasd.agent.control.client import ControlClient
 from edgeasd.errors import ControlError
@@ -33,21 +33,6 @@ MALFORMED = [
 ]
 
 
-def _running(tmp_path: Path, **sections):
-    feed = write_normal(tmp_path / "feed.wav", 4, seed=7)
-    setup = make_setup(
-        tmp_path / "agent",
-        {"kind": "file", "path": str(feed), "realtime": True, "loop": True},
-        **sections,
-    )
-    files = [write_normal(tmp_path / f"e{i}.wav", 3, seed=i) for i in range(2)]
-    setup.cli("enroll", *map(str, files), check=True)
-    proc = setup.start()
-    setup.wait_ready(proc)
-    setup.wait_for(lambda s: s["windows_scored"] >= 1, what="scoring")
-    return setup, proc
-
-
 def _ask(path: Path, line: bytes) -> dict:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(20)
@@ -57,7 +42,7 @@ def _ask(path: Path, line: bytes) -> dict:
 
 
 def test_malformed_control_messages_get_a_named_control_error(tmp_path) -> None:
-    setup, proc = _running(tmp_path)
+    setup, proc = running_daemon(tmp_path)
     sock = setup.run_dir / "control.sock"
     try:
         for what, line, why in MALFORMED:
@@ -87,7 +72,7 @@ BAD_RELOADS = [
 
 @pytest.mark.parametrize("how", ["socket", "SIGHUP"])
 def test_a_bad_config_on_reload_keeps_the_running_one_and_says_why(tmp_path, how) -> None:
-    setup, proc = _running(tmp_path, detector={"k": 1, "n": 2})
+    setup, proc = running_daemon(tmp_path, detector={"k": 1, "n": 2})
     good = setup.config.read_text()
     client = ControlClient(setup.run_dir / "control.sock")
     try:
@@ -146,7 +131,7 @@ def _reload_storm(tmp_path: Path, rounds: int) -> dict[str, int]:
     The daemon must survive each, answer every socket reload (the error names the file),
     and keep scoring; the windows scored must grow through the storm.
     """
-    setup, proc = _running(tmp_path)
+    setup, proc = running_daemon(tmp_path)
     good = setup.config.read_text()
     client = ControlClient(setup.run_dir / "control.sock", timeout=30)
     counts = {"trials": 0, "refused": 0, "reloaded": 0, "deaths": 0}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from e2e.harness import make_setup, write_normal
+from e2e.harness import make_setup, running_daemon, write_normal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,22 +35,6 @@ from edgeasd.scoring import load_bank
 
 def _echo(request: dict, gone) -> dict:
     return {"op": request["op"]}
-
-
-def _running(tmp_path: Path, **sections):
-    """A daemon scoring a looping feed (bank enrolled directly first); (setup, proc)."""
-    feed = write_normal(tmp_path / "feed.wav", 4, seed=7)
-    setup = make_setup(
-        tmp_path / "agent",
-        {"kind": "file", "path": str(feed), "realtime": True, "loop": True},
-        **sections,
-    )
-    files = [write_normal(tmp_path / f"e{i}.wav", 3, seed=i) for i in range(2)]
-    setup.cli("enroll", *map(str, files), check=True)
-    proc = setup.start()
-    setup.wait_ready(proc)
-    setup.wait_for(lambda s: s["windows_scored"] >= 1, what="scoring")
-    return setup, proc
 
 
 def _stop(setup, proc) -> None:
@@ -204,7 +188,7 @@ def test_2000_idle_connections_under_ulimit_1024_do_not_kill_the_daemon(tmp_path
 
 
 def test_enroll_against_a_stopped_daemon_times_out_and_is_never_committed(tmp_path) -> None:
-    setup, proc = _running(tmp_path)
+    setup, proc = running_daemon(tmp_path)
     try:
         before = len(load_bank(setup.state / "bank"))
         extra = write_normal(tmp_path / "extra.wav", 3, seed=33)
@@ -235,7 +219,7 @@ def test_enroll_against_a_stopped_daemon_times_out_and_is_never_committed(tmp_pa
 
 
 def test_enroll_passes_descriptors_and_the_daemon_opens_no_path(tmp_path) -> None:
-    setup, proc = _running(tmp_path)
+    setup, proc = running_daemon(tmp_path)
     sock_path = setup.run_dir / "control.sock"
     try:
         # the old path-based request: refused before anything is opened
@@ -280,7 +264,7 @@ def test_an_unreadable_file_is_refused_by_the_client_as_permission_denied(tmp_pa
         pytest.skip("needs root to become another user")
     from edgeasd.cli import main
 
-    setup, proc = _running(tmp_path)
+    setup, proc = running_daemon(tmp_path)
     try:
         secret = write_normal(tmp_path / "secret.wav", 2, seed=1)
         os.chmod(secret, 0o600)
@@ -343,7 +327,7 @@ def test_status_on_a_corrupt_status_file_is_a_named_error(tmp_path, content, nee
     assert "\x1b" not in result.stderr
 
 
-def test_a_reused_pid_does_not_make_a_dead_daemon_look_running(tmp_path) -> None:
+def test_a_reused_pid_does_not_make_a_dead_daemon_lookrunning_daemon(tmp_path) -> None:
     setup = make_setup(tmp_path, {"kind": "demo"})
     setup.run_dir.mkdir(parents=True, exist_ok=True)
     snapshot = {"state": "running", "pid": os.getpid(), "model": {"id": "m"}}  # a live pid
@@ -413,7 +397,7 @@ _REQUESTS = st.one_of(
 def _fuzz(tmp_path: Path, examples: int) -> dict:
     """Random request lines against a running daemon: each gets one JSON answer, none an
     internal error, and the daemon never exits (a rare valid ``enroll_next`` may enroll)."""
-    setup, proc = _running(tmp_path)
+    setup, proc = running_daemon(tmp_path)
     path = str(setup.run_dir / "control.sock")
     counts = {"trials": 0, "ok": 0, "refused": 0, "internal": 0}
 
