@@ -182,17 +182,19 @@ class Calibration:
             self.loo = loo_scores(data)
             self.loo_stale = False
 
-    def recent(self, data: ReferenceSet) -> tuple[np.ndarray, int]:
+    def recent(self, data: ReferenceSet, all_groups: bool = False) -> tuple[np.ndarray, int]:
         """The calibration evidence: per condition, the scores ``auto`` rests on.
 
         For each condition (domain tag) and of the latest :data:`MAX_FORWARD_GROUPS` scored
-        groups: its session-forward scores if it has any (its groups scored against the bank
-        as it stood when their session began: what a later session meets), else its
-        forward-chaining scores without its first scored group once it has a later one (that
-        group was scored against a single group of its condition, whose density the cap
-        sets from the other conditions: it overstates; measured in ``bench_operating_point``,
-        fan targets: 12-15 against later normal maxima of 4-6). Conditions with fewer than
-        :data:`MIN_CONDITION_GROUPS` groups are left out while a larger one has evidence.
+        groups (``all_groups``: of all of them, for the forecast,
+        :mod:`edgeasd.scoring.forecast`): its session-forward scores if it has any (its
+        groups scored against the bank as it stood when their session began: what a later
+        session meets), else its forward-chaining scores without its first scored group once
+        it has a later one (that group was scored against a single group of its condition,
+        whose density the cap sets from the other conditions: it overstates; measured in
+        ``bench_operating_point``, fan targets: 12-15 against later normal maxima of 4-6).
+        Conditions with fewer than :data:`MIN_CONDITION_GROUPS` groups are left out while a
+        larger one has evidence.
 
         Returns
         -------
@@ -206,7 +208,7 @@ class Calibration:
         dom, grp = data.dom[:n], data.grp[:n]
         chosen = np.full(n, np.nan)
         for session, scores in ((False, self.forward), (True, self.session_forward)):
-            mask = latest_groups(data, scores, MAX_FORWARD_GROUPS)
+            mask = latest_groups(data, scores, data.n if all_groups else MAX_FORWARD_GROUPS)
             for d in np.unique(dom[mask]):
                 here = dom == d
                 use = mask & here

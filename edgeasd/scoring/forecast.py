@@ -22,7 +22,10 @@ evidence is the scores the ``auto`` threshold rests on (session-forward, else fo
 later than the references before it. Their windows are taken group by group in time order,
 scaled by the margin the ``auto`` rule assumes between forward and later scores
 (:data:`edgeasd.scoring.calibrate.FORWARD_MARGIN`), and run through the same k-of-n
-debounce; an episode start is a false alert. Of ``W`` scored windows with ``E`` episode
+debounce; an episode start is a false alert. The threshold rests on the latest
+:data:`edgeasd.scoring.calibrate.MAX_FORWARD_GROUPS` scored groups; the forecast counts
+the scored windows of every group (``forecast_scores_``), so that what it asks for can be
+enrolled. Of ``W`` scored windows with ``E`` episode
 starts, the expected rate is ``E / W`` per window and the one-sided bound
 ``(1 + E) / (W + 1)`` (the conformal correction; it does not assume windows independent).
 A day holds ``86400 / hop`` windows. The forecast is stated as a number only once its bound
@@ -203,16 +206,19 @@ def debounced_starts(exceed: np.ndarray, k: int, n: int) -> int:
 def forecast(bank: Any, threshold: float, hop_seconds: float, k: int = 1, n: int = 1) -> Forecast:
     """False alerts a day of ``threshold`` on ``bank`` after a k-of-n debounce.
 
-    See the module docstring. Uses the forward scores of the latest
-    :data:`edgeasd.scoring.calibrate.MAX_FORWARD_GROUPS` scored groups (those the ``auto``
-    threshold rests on).
+    See the module docstring. Counts the evidence of every scored group
+    (``bank.forecast_scores_``), not only the latest
+    :data:`edgeasd.scoring.calibrate.MAX_FORWARD_GROUPS` the ``auto`` threshold rests on:
+    with those alone (at most 600 windows at the default 60 s groups and 10 s hop) the
+    bound could never fall below 86,400 / 10 / 601 = 14 a day, and the minutes the forecast
+    asks for could never make it known.
     """
     per_day_windows = 86400.0 / hop_seconds
     minute = hop_seconds / 60.0
     if not math.isfinite(threshold) or len(bank) == 0:
         return Forecast(False, None, None, 0.0, 0.0, "false alerts a day: no threshold yet")
     ref = bank.references_
-    forward = bank.calibration_scores_
+    forward = bank.forecast_scores_
     mask = np.isfinite(forward)
     windows, starts = 0, 0
     grp = ref.grp[: ref.n]
