@@ -254,6 +254,10 @@ def forecast(bank: Any, threshold: float, hop_seconds: float, k: int = 1, n: int
     need_windows = (1 + starts) * per_day_windows / USEFUL_PER_DAY - 1
     more = max(0.0, need_windows - windows) * minute
     seen = f"{starts} of them would have alerted" if starts else "none of them would have alerted"
+    # the conditions whose recordings count (those the threshold rests on: a condition still
+    # commissioning does not, while a commissioned one has evidence)
+    names = sorted({str(d) for d in np.asarray(bank.domains_)[mask]})
+    which = " or ".join(repr(d) for d in names)
     return Forecast(
         False,
         None,
@@ -262,6 +266,6 @@ def forecast(bank: Any, threshold: float, hop_seconds: float, k: int = 1, n: int
         more,
         f"false alerts a day: not known yet: {scored:.0f} min of normal audio were scored "
         f"against earlier recordings and {seen}; a forecast of at most {USEFUL_PER_DAY:g} a "
-        f"day needs about {more:,.0f} more minutes of it (each recording enrolled after the "
-        "first of its condition adds its minutes)",
+        f"day needs about {more:,.0f} more minutes of normal audio of condition {which} "
+        "(each recording enrolled after the first of its condition adds its minutes)",
     )

@@ -81,7 +81,11 @@ def test_auto_rule_report() -> None:
     windows = 86400 / HOP / forecast.USEFUL_PER_DAY - 1  # (1 + 0) / (W + 1) per window
     assert fc["minutes_needed"] == pytest.approx((windows - 4) * HOP / 60)
     assert "not known yet" in fc["words"] and "none of them would have alerted" in fc["words"]
-    assert f"{fc['minutes_needed']:,.0f} more minutes" in fc["words"]
+    # of the condition its evidence comes from: the target (1 group) does not count yet
+    assert (
+        f"{fc['minutes_needed']:,.0f} more minutes of normal audio of condition 'source' ("
+        in (fc["words"])
+    )
     assert (rep["threshold"], rep["source"]) == threshold_policy.threshold_for(bank, Config())
 
 
