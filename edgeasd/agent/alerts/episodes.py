@@ -23,7 +23,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edgeasd.agent.alerts.episode_audio import check_alert_id
 from edgeasd.atomic import write_json_atomic
+from edgeasd.errors import InputError
 from edgeasd.events import alert_summary
 
 log = logging.getLogger(__name__)
@@ -102,11 +104,15 @@ class EpisodeKeeper:
         """
         if self._pending is not None and detector is not None:
             detector.resume(self._pending)
-            if self.recorder is not None and isinstance(self._pending.get("alert_id"), str):
+            if self.recorder is not None and "alert_id" in self._pending:
                 kept = self._pending.get("kept")
-                self.recorder.resume(
-                    self._pending["alert_id"], kept if isinstance(kept, int) else 0
-                )
+                try:
+                    self.recorder.resume(
+                        check_alert_id(self._pending["alert_id"]),
+                        kept if isinstance(kept, int) else 0,
+                    )
+                except InputError:
+                    log.warning("%s: the saved alert id is malformed; ignored", self.path)
             log.info("the anomaly alert ongoing at the last stop goes on (no second alert)")
             self._pending = None
 
