@@ -245,7 +245,9 @@ def per_condition_table(sets: list[tuple[str, int]], cfg: Config, n0: float = 5.
     recordings): each window takes the threshold of its nearest reference's condition.
 
     ``own``: 2 x the largest evidence score of the condition; ``shrunk``: ``w own + (1 - w)
-    shared`` with ``w = groups / (groups + n0)``; ``shared``: the shipped one threshold.
+    shared`` with ``w = groups / (groups + n0)`` (``n0`` = 5, the groups after which a
+    condition is commissioned, ``calibrate.MIN_CONDITION_GROUPS``: not tuned); ``shared``:
+    the shipped one threshold.
     """
     from edgeasd.agent.enrollment.bank_lifecycle import domain_by_id
     from edgeasd.scoring.calibrate import FORWARD_MARGIN
