@@ -95,6 +95,12 @@ DEFAULT_FIXED = {"ratio": 3.0, "difference": -np.inf, "none": -np.inf}
 #: 0 % there with 4: the case threshold_report warns about).
 #: Larger margins only cost detection (mean detection of the fault kinds with AUC >= 0.99:
 #: 73 % at 2, 60 % at 3).
+#: Re-measured against other statistics of the same evidence (issue 17, ``python
+#: benchmarks/run.py threshold_rules``: margins 1.5 and 2.5, the forward and session-forward
+#: maximum, shrinkage towards the forward maximum by evidence groups, a Gumbel 0.9-quantile
+#: and mean + sd of the group maxima): on the choice sets none kept 0 % false alarms with a
+#: larger share of thresholds within 1.1-3x the later normal maximum (83 %) and better
+#: detection (0.85 / 0.83); 1.5 reached 0.94 / 0.92 at 17 % false alarms.
 FORWARD_MARGIN = 2.0
 #: Until forward scores come from this many groups, ``auto`` takes the larger of the forward
 #: and the LOGO maximum (the LOGO one alone without forward scores, e.g. two groups of two
@@ -102,7 +108,11 @@ FORWARD_MARGIN = 2.0
 #: CLI tests' bank (3 recordings of the 1 s test model, tests/daemon/test_cli_commands.py):
 #: forward maximum 0.61 (one scored group), LOGO maximum 1.66, a later normal recording 1.23;
 #: with 5 recordings the forward maximum was 1.92. It never applies in bench_operating_point
-#: (10 forward-scored source groups), so the figures above hold with it.
+#: (10 forward-scored source groups), so the figures above hold with it. In its stability
+#: protocol (one more source recording at a time) it applies while the second session has
+#: 1-2 groups: with it 2 of 30 steps (choice sets) and 5 of 40 (held out) moved the threshold
+#: by more than 25 %, without it 3 and 3 (``python benchmarks/run.py threshold_rules``): no
+#: better on the choice sets, kept.
 MIN_FORWARD_GROUPS = 3
 #: A condition with fewer groups than this (5 groups: 5 minutes at the default
 #: ``enrollment.group_seconds``, :data:`edgeasd.scoring.forecast.MIN_CONDITION_MINUTES`) is
@@ -182,17 +192,19 @@ class Calibration:
             self.loo = loo_scores(data)
             self.loo_stale = False
 
-    def recent(self, data: ReferenceSet) -> tuple[np.ndarray, int]:
+    def recent(self, data: ReferenceSet, all_groups: bool = False) -> tuple[np.ndarray, int]:
         """The calibration evidence: per condition, the scores ``auto`` rests on.
 
         For each condition (domain tag) and of the latest :data:`MAX_FORWARD_GROUPS` scored
-        groups: its session-forward scores if it has any (its groups scored against the bank
-        as it stood when their session began: what a later session meets), else its
-        forward-chaining scores without its first scored group once it has a later one (that
-        group was scored against a single group of its condition, whose density the cap
-        sets from the other conditions: it overstates; measured in ``bench_operating_point``,
-        fan targets: 12-15 against later normal maxima of 4-6). Conditions with fewer than
-        :data:`MIN_CONDITION_GROUPS` groups are left out while a larger one has evidence.
+        groups (``all_groups``: of all of them, for the forecast,
+        :mod:`edgeasd.scoring.forecast`): its session-forward scores if it has any (its
+        groups scored against the bank as it stood when their session began: what a later
+        session meets), else its forward-chaining scores without its first scored group once
+        it has a later one (that group was scored against a single group of its condition,
+        whose density the cap sets from the other conditions: it overstates; measured in
+        ``bench_operating_point``, fan targets: 12-15 against later normal maxima of 4-6).
+        Conditions with fewer than :data:`MIN_CONDITION_GROUPS` groups are left out while a
+        larger one has evidence.
 
         Returns
         -------
@@ -206,7 +218,7 @@ class Calibration:
         dom, grp = data.dom[:n], data.grp[:n]
         chosen = np.full(n, np.nan)
         for session, scores in ((False, self.forward), (True, self.session_forward)):
-            mask = latest_groups(data, scores, MAX_FORWARD_GROUPS)
+            mask = latest_groups(data, scores, data.n if all_groups else MAX_FORWARD_GROUPS)
             for d in np.unique(dom[mask]):
                 here = dom == d
                 use = mask & here

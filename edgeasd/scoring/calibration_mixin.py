@@ -172,6 +172,19 @@ class Calibrated:
         self._ensure_calibrated()
         return self.calibration_.recent(self.references_)[0]
 
+    @property
+    def forecast_scores_(self) -> np.ndarray:
+        """The evidence the forecast counts, shape ``(N,)``: as :attr:`calibration_scores_`,
+        of every scored group instead of the latest ``MAX_FORWARD_GROUPS``.
+
+        The threshold follows the latest groups; the forecast tests it on all the normal
+        audio ever scored against earlier recordings, so that the minutes it asks for can be
+        enrolled (with the latest 100 groups only, its bound could never fall below 14 a day
+        at a 10 s hop: :mod:`edgeasd.scoring.forecast`).
+        """
+        self._ensure_calibrated()
+        return self.calibration_.recent(self.references_, all_groups=True)[0]
+
     def _ensure_calibrated(self) -> None:
         if self.calibration_.stale or self.calibration_.forward_stale:
             self.calibration_.update(self.references_)

@@ -22,7 +22,10 @@ evidence is the scores the ``auto`` threshold rests on (session-forward, else fo
 later than the references before it. Their windows are taken group by group in time order,
 scaled by the margin the ``auto`` rule assumes between forward and later scores
 (:data:`edgeasd.scoring.calibrate.FORWARD_MARGIN`), and run through the same k-of-n
-debounce; an episode start is a false alert. Of ``W`` scored windows with ``E`` episode
+debounce; an episode start is a false alert. The threshold rests on the latest
+:data:`edgeasd.scoring.calibrate.MAX_FORWARD_GROUPS` scored groups; the forecast counts
+the scored windows of every group (``forecast_scores_``), so that what it asks for can be
+enrolled. Of ``W`` scored windows with ``E`` episode
 starts, the expected rate is ``E / W`` per window and the one-sided bound
 ``(1 + E) / (W + 1)`` (the conformal correction; it does not assume windows independent).
 A day holds ``86400 / hop`` windows. The forecast is stated as a number only once its bound
@@ -203,16 +206,19 @@ def debounced_starts(exceed: np.ndarray, k: int, n: int) -> int:
 def forecast(bank: Any, threshold: float, hop_seconds: float, k: int = 1, n: int = 1) -> Forecast:
     """False alerts a day of ``threshold`` on ``bank`` after a k-of-n debounce.
 
-    See the module docstring. Uses the forward scores of the latest
-    :data:`edgeasd.scoring.calibrate.MAX_FORWARD_GROUPS` scored groups (those the ``auto``
-    threshold rests on).
+    See the module docstring. Counts the evidence of every scored group
+    (``bank.forecast_scores_``), not only the latest
+    :data:`edgeasd.scoring.calibrate.MAX_FORWARD_GROUPS` the ``auto`` threshold rests on:
+    with those alone (at most 600 windows at the default 60 s groups and 10 s hop) the
+    bound could never fall below 86,400 / 10 / 601 = 14 a day, and the minutes the forecast
+    asks for could never make it known.
     """
     per_day_windows = 86400.0 / hop_seconds
     minute = hop_seconds / 60.0
     if not math.isfinite(threshold) or len(bank) == 0:
         return Forecast(False, None, None, 0.0, 0.0, "false alerts a day: no threshold yet")
     ref = bank.references_
-    forward = bank.calibration_scores_
+    forward = bank.forecast_scores_
     mask = np.isfinite(forward)
     windows, starts = 0, 0
     grp = ref.grp[: ref.n]
@@ -248,6 +254,10 @@ def forecast(bank: Any, threshold: float, hop_seconds: float, k: int = 1, n: int
     need_windows = (1 + starts) * per_day_windows / USEFUL_PER_DAY - 1
     more = max(0.0, need_windows - windows) * minute
     seen = f"{starts} of them would have alerted" if starts else "none of them would have alerted"
+    # the conditions whose recordings count (those the threshold rests on: a condition still
+    # commissioning does not, while a commissioned one has evidence)
+    names = sorted({str(d) for d in np.asarray(bank.domains_)[mask]})
+    which = " or ".join(repr(d) for d in names)
     return Forecast(
         False,
         None,
@@ -256,6 +266,6 @@ def forecast(bank: Any, threshold: float, hop_seconds: float, k: int = 1, n: int
         more,
         f"false alerts a day: not known yet: {scored:.0f} min of normal audio were scored "
         f"against earlier recordings and {seen}; a forecast of at most {USEFUL_PER_DAY:g} a "
-        f"day needs about {more:,.0f} more minutes of it (each recording enrolled after the "
-        "first of its condition adds its minutes)",
+        f"day needs about {more:,.0f} more minutes of normal audio of condition {which} "
+        "(each recording enrolled after the first of its condition adds its minutes)",
     )

@@ -116,6 +116,35 @@ def test_enrollment_and_reload_during_an_anomaly_give_no_second_alert(tmp_path) 
     assert [e["via"] for e in setup.events() if e["event"] == "enrolled"] == ["direct", "daemon"]
 
 
+def test_a_resumed_episode_keeps_its_alert_id_across_a_restart(tmp_path) -> None:
+    """A fault that goes on over a daemon restart: the reminders after the restart carry the
+    alert's ``alert_id`` (what ``edgeasd feedback`` takes), not none (issue 17)."""
+    feed = _parts([(4, "anomalous")])  # looped in real time: one endless episode
+    setup = _enrolled(tmp_path, feed, realtime=True, detector={"reminder_seconds": 1.5})
+    proc = setup.start()
+    try:
+        setup.wait_ready(proc)
+        setup.wait_for(lambda s: s["alerts"] >= 1, what="the alert")
+        assert setup.stop(proc) == 0
+        before = len(setup.events())
+        proc = setup.start()
+        setup.wait_ready(proc)
+        setup.wait_for(
+            lambda s: sum(e["event"] == "reminder" for e in setup.events()[before:]) >= 2,
+            what="two reminders after the restart",
+        )
+        assert setup.stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    events = [e for e in setup.events() if e.get("kind") == "anomaly"]
+    (alert,) = [e for e in events if e["event"] == "alert"]  # one alert across the restart
+    after = [e for e in setup.events()[before:] if e["event"] == "reminder"]
+    assert len(after) >= 2
+    assert all(e.get("alert_id") == alert["alert_id"] for e in after), after
+    assert all(e["started"] == alert["time"] for e in after)
+
+
 def test_score_batch_with_an_unreadable_file_writes_every_other_row(tmp_path) -> None:
     setup = _enrolled(tmp_path, _parts([(1, "normal")]))
     normal = tmp_path / "normal.wav"

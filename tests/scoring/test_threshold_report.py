@@ -81,7 +81,11 @@ def test_auto_rule_report() -> None:
     windows = 86400 / HOP / forecast.USEFUL_PER_DAY - 1  # (1 + 0) / (W + 1) per window
     assert fc["minutes_needed"] == pytest.approx((windows - 4) * HOP / 60)
     assert "not known yet" in fc["words"] and "none of them would have alerted" in fc["words"]
-    assert f"{fc['minutes_needed']:,.0f} more minutes" in fc["words"]
+    # of the condition its evidence comes from: the target (1 group) does not count yet
+    assert (
+        f"{fc['minutes_needed']:,.0f} more minutes of normal audio of condition 'source' ("
+        in (fc["words"])
+    )
     assert (rep["threshold"], rep["source"]) == threshold_policy.threshold_for(bank, Config())
 
 
@@ -97,6 +101,30 @@ def test_the_forecast_is_a_number_once_the_bound_is_useful() -> None:
     assert fc["known"] and fc["per_day"] == 0.0 and fc["bound_per_day"] == pytest.approx(8 / 9)
     assert rep["predicted_false_alarms_per_day"] == 0.0
     assert fc["words"].startswith("false alerts a day: about 0, at most 0.89")
+
+
+def test_the_forecast_counts_evidence_beyond_the_groups_the_threshold_follows() -> None:
+    """The minutes the forecast asks for can be enrolled: past the latest
+    ``MAX_FORWARD_GROUPS`` scored groups (what ``auto`` rests on) every scored window still
+    counts, so each recording enrolled brings a known forecast closer (issue 17)."""
+    from edgeasd.scoring.calibrate import MAX_FORWARD_GROUPS
+
+    rng = np.random.default_rng(3)
+    centre = rng.normal(size=8)
+    bank = ReferenceBank(8)
+    hop = 600.0  # 144 windows a day: one window per group keeps the bank small
+    needed = []
+    for g in range(MAX_FORWARD_GROUPS + 22):
+        bank.enroll(centre + rng.normal(0, 0.2, (1, 8)), domain="source", group=f"g{g}")
+        if g + 1 in (MAX_FORWARD_GROUPS + 12, MAX_FORWARD_GROUPS + 22):
+            fc = threshold_policy.threshold_report(bank, Config(), hop_seconds=hop)["forecast"]
+            needed.append((fc["scored_minutes"], fc["minutes_needed"], fc["bound_per_day"]))
+    # the paper's densities: the first two groups are not scored, and the first scored one
+    # leaves the evidence once later ones are: N - 3 windows (at most 100 before)
+    (w1, need1, bound1), (w2, need2, bound2) = needed
+    assert w1 == pytest.approx((MAX_FORWARD_GROUPS + 9) * hop / 60)
+    assert w2 == pytest.approx((MAX_FORWARD_GROUPS + 19) * hop / 60)
+    assert bound2 < bound1 and need2 < need1
 
 
 @pytest.mark.parametrize(("k", "n"), [(1, 1), (2, 2), (1, 3)])

@@ -92,6 +92,17 @@ class EpisodeRecorder:
         self.current: EpisodeKeeper | None = None
         self._raised: dict[str, Any] = {}  # the current episode's alert record
 
+    def saved(self) -> dict[str, Any]:
+        """The current episode's ``alert_id`` and ``kept`` windows, to carry over a restart."""
+        if self.current is None:
+            return {}
+        return {"alert_id": self.current.alert_id, "kept": self.current.kept}
+
+    def resume(self, alert_id: str, kept: int = 0) -> None:
+        """Continue the episode a previous run left ongoing (:meth:`saved`): its events keep
+        its ``alert_id`` and its windows' audio stays within the cap."""
+        self.current = EpisodeKeeper(alert_id, max(0, int(kept)))
+
     def events(self, events: Sequence[Event]) -> list[dict[str, Any]]:
         """The detector's events as records, each with its episode's ``alert_id``."""
         out = []

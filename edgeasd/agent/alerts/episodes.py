@@ -9,6 +9,10 @@ recovery and at shutdown, and restores it at start before the sinks are built
 :meth:`~edgeasd.agent.alerts.no_signal.SignalWatch.resume`). The first windows after the
 restart then decide as they would have without it: the fault goes on (no new alert) or
 the episode recovers (a ``recovered`` event whose duration counts from the first alert).
+The anomaly episode is saved with its ``alert_id`` and the number of its windows whose audio
+was kept (:class:`edgeasd.agent.alerts.episode_audio.EpisodeRecorder`), so that the
+reminders and the recovery after a restart name the same alert (what ``edgeasd feedback``
+takes) and the episode's audio stays within its cap.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edgeasd.agent.alerts.episode_audio import check_alert_id
 from edgeasd.atomic import write_json_atomic
+from edgeasd.errors import InputError
 from edgeasd.events import alert_summary
 
 log = logging.getLogger(__name__)
@@ -79,6 +85,9 @@ class EpisodeKeeper:
         self._pending: dict[str, Any] | None = saved["anomaly"]
         self._no_signal: dict[str, Any] | None = saved["no_signal"]
         self.last_alert: dict[str, Any] | None = saved["last_alert"]
+        #: the daemon's EpisodeRecorder (set once built): the episode's alert id and kept
+        #: windows are saved and restored with it
+        self.recorder: Any = None
 
     def restore_signal(self, watch: Any) -> None:
         """Resume a saved no-signal alert in ``watch`` (a :class:`SignalWatch`)."""
@@ -95,6 +104,15 @@ class EpisodeKeeper:
         """
         if self._pending is not None and detector is not None:
             detector.resume(self._pending)
+            if self.recorder is not None and "alert_id" in self._pending:
+                kept = self._pending.get("kept")
+                try:
+                    self.recorder.resume(
+                        check_alert_id(self._pending["alert_id"]),
+                        kept if isinstance(kept, int) else 0,
+                    )
+                except InputError:
+                    log.warning("%s: the saved alert id is malformed; ignored", self.path)
             log.info("the anomaly alert ongoing at the last stop goes on (no second alert)")
             self._pending = None
 
@@ -118,10 +136,13 @@ class EpisodeKeeper:
 
     def save(self, detector: Any | None, watch: Any) -> None:
         """Write the current episodes (at every change and at shutdown: the peak grows)."""
+        anomaly = detector.episode() if detector is not None else self._pending
+        if detector is not None and anomaly is not None and self.recorder is not None:
+            anomaly = {**anomaly, **self.recorder.saved()}
         save_episodes(
             self.path,
             {
-                "anomaly": detector.episode() if detector is not None else self._pending,
+                "anomaly": anomaly,
                 "no_signal": watch.episode(),
                 "last_alert": self.last_alert,
             },

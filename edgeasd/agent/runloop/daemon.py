@@ -179,6 +179,7 @@ class Daemon(CommandHandling, ReloadHandling, VerdictHandling):
             )
             self.alert_audio.clean()  # what a killed writer left; the cap may have shrunk
             self.episode_audio = EpisodeRecorder(self.alert_audio)
+            self.episodes.recorder = self.episode_audio  # a resumed episode keeps its id
         self.alert_audio.max_bytes = cfg.logs.alert_audio_max_bytes  # a reload may change it
         # built before the old ones close: they take over the MQTT sink and metrics
         # whose settings did not change (the old sinks then close the rest)

@@ -79,3 +79,32 @@ def test_a_saved_alert_waits_for_a_detector(tmp_path) -> None:
     keeper.restore_detector(det)
     assert det.alerting and keeper.status_fields(det, watch)["anomaly"]
     assert det.episode()["started"] == 1.0
+
+
+def test_a_resumed_episode_keeps_its_alert_id_and_kept_windows(tmp_path, caplog) -> None:
+    """The episode file carries the alert id and the windows kept so far (issue 17); a
+    malformed id is ignored with a warning, the episode still resumes."""
+    from edgeasd.agent.alerts.episode_audio import EpisodeRecorder
+    from edgeasd.agent.alerts.episodes import EpisodeKeeper
+
+    path = tmp_path / "episode.json"
+    det = Detector(2.0)
+    det.update(5.0, 100.0, 0)  # an alert
+    recorder = EpisodeRecorder(writer=None)
+    recorder.resume("20261207-120000-7", kept=3)
+    keeper = EpisodeKeeper(path)
+    keeper.recorder = recorder
+    keeper.save(det, SignalWatch(alert_seconds=0.0, window_seconds=1.0))
+    saved = load_episodes(path)["anomaly"]
+    assert saved["alert_id"] == "20261207-120000-7" and saved["kept"] == 3
+    again = EpisodeKeeper(path)
+    again.recorder = EpisodeRecorder(writer=None)
+    again.restore_detector(Detector(2.0))
+    assert again.recorder.saved() == {"alert_id": "20261207-120000-7", "kept": 3}
+    save_episodes(path, {"anomaly": {**saved, "alert_id": "../x"}, "no_signal": None})
+    bad = EpisodeKeeper(path)
+    bad.recorder = EpisodeRecorder(writer=None)
+    resumed = Detector(2.0)
+    bad.restore_detector(resumed)
+    assert resumed.alerting and bad.recorder.saved() == {}
+    assert "alert id is malformed" in caplog.text
