@@ -130,7 +130,7 @@ class Calibration:
     """Calibration settings, the scores behind them and their last result (kept with the bank).
 
     ``forward`` is kept up to date by the bank's ``enroll`` (one scoring pass per new group,
-    :func:`edgeasd.scoring.forward.score_group`); ``forward_stale`` asks for the
+    :func:`edgeasd.scoring.forward.append_group`); ``forward_stale`` asks for the
     from-scratch replay (after a removal, or an enrollment into an existing group). LOGO
     scores are computed only for the rules that use them (``quantile``, ``gamma``, and
     ``auto`` while forward scores come from fewer than :data:`MIN_FORWARD_GROUPS` groups).

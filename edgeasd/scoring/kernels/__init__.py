@@ -44,6 +44,7 @@ _WHERE = {
     "score_from_dots": "score",
     "score_fused": "score",
     "score_one_pass": "score",
+    "thin_dots": "select",
 }
 
 
@@ -80,4 +81,6 @@ __all__ = [
     "rho_from_lists",
     "score_from_dots",
     "score_fused",
+    "score_one_pass",
+    "thin_dots",
 ]
