@@ -445,12 +445,15 @@ class ReferenceSet:
         scores.fill(np.inf)
         pos.fill(-1)
         # blocks of references, all queries at once: the bank is read once per call, and
-        # the (m, block) product stays in cache for the fused normalize-and-min pass
+        # the (block, m) product stays in cache for the fused normalize-and-min pass
         step = max(BLOCK_MIN, BLOCK_ENTRIES // Q.shape[0])
+        Qt = Q.T
         for a in range(0, n, step):
             b = min(n, a + step)
-            dots = Q @ self.y[a:b].T
-            kernels.score_from_dots(dots, qsq, self.ysq[a:b], w[a:b], a, metric, norm, scores, pos)
+            dots = self.y[a:b] @ Qt
+            kernels.score_from_dots_t(
+                dots, qsq, self.ysq[a:b], w[a:b], a, metric, norm, scores, pos
+            )
         return scores, pos
 
     def _weights(self, rho: np.ndarray | None) -> np.ndarray:
