@@ -265,3 +265,47 @@ def merge_block(
                 cnt = _insert(nb_id, nb_d, p, cnt, d, ids[q])
                 wd, wid = _tail(nb_id, nb_d, p, cnt)
         nb_n[p] = cnt
+
+
+@njit(cache=True)
+def nearest_merge(
+    g: np.ndarray, ysq: np.ndarray, a: int, c0: int, nb: np.ndarray, key: np.ndarray
+) -> None:
+    """Merge candidates ``c0 ..`` into the sorted lists of the nearest rows of rows ``a ..``.
+
+    Any row is a candidate except the row itself (the reduction's near-duplicate search,
+    :mod:`edgeasd.scoring.reduce`). Rows are ordered by ``|y_q|² - 2 <y_p, y_q>``, the squared
+    distance without the row's own ``|y_p|²``, from float32 products; ties keep the smaller
+    row first (candidates come in increasing order and only a strictly smaller key moves).
+
+    Parameters
+    ----------
+    g : (r, c) float32
+        ``y[a:a+r] @ y[c0:c0+c].T``.
+    ysq : (n,) float64
+        Squared norms of every row.
+    a, c0 : int
+        First row and first candidate of the block.
+    nb : (n, k) int64
+        Nearest rows so far (-1: none yet); updated in place.
+    key : (n, k) float64
+        Their keys (inf: none yet); updated in place.
+    """
+    k = nb.shape[1]
+    for i in range(g.shape[0]):
+        p = a + i
+        worst = key[p, k - 1]
+        for j in range(g.shape[1]):
+            q = c0 + j
+            if q == p:
+                continue
+            s = ysq[q] - 2.0 * np.float64(g[i, j])
+            if s < worst:
+                pos = k - 1
+                while pos > 0 and key[p, pos - 1] > s:
+                    key[p, pos] = key[p, pos - 1]
+                    nb[p, pos] = nb[p, pos - 1]
+                    pos -= 1
+                key[p, pos] = s
+                nb[p, pos] = q
+                worst = key[p, k - 1]
