@@ -72,7 +72,7 @@ def rho_from_lists(nb_d: np.ndarray, nb_n: np.ndarray, base: np.ndarray) -> np.n
         return kernels.rho_from_lists(nb_d, nb_n, nb_d.shape[0], base)
     num = np.zeros(nb_d.shape[0])
     den = np.zeros(nb_d.shape[0])
-    for k in range(nb_d.shape[1]):  # where, not masked updates: 5x faster at N = 100,000
+    for k in range(nb_d.shape[1]):  # no gathers / scatters: 3.0 vs 3.4-6.0 ms at N = 100,000
         on = nb_n > k
         num += np.where(on, base[k] * nb_d[:, k], 0.0)  # + 0.0 leaves the others' bits
         den += np.where(on, base[k], 0.0)

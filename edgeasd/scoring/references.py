@@ -108,7 +108,7 @@ def score_one(
     """One query's normalized minimum from its inner products, in numpy.
 
     The same IEEE operations, in the same order, as
-    :func:`edgeasd.scoring.kernels.score.score_from_dots` (the batch path), so both give
+    :func:`edgeasd.scoring.kernels.score.score_from_dots_t` (the batch path), so both give
     the same bits for the same products.
 
     Parameters
@@ -331,7 +331,8 @@ class ReferenceSet:
 
         ``targets``: (rows, per-reference weights as :meth:`_weights`); ``best``, ``pos``:
         (m,) running minima and their rows, one per target, updated in place as
-        :meth:`score`'s batch path folds its blocks (:func:`kernels.score_from_dots`).
+        :meth:`score`'s batch path folds its blocks (the same expression per entry,
+        :func:`kernels.score_from_dots` on the (new rows, block) orientation).
         """
         metric = kernels.METRICS[self.geometry.metric]
         norm = kernels.NORMS[self.geometry.norm]
