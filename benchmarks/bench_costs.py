@@ -7,7 +7,10 @@ it, the 100k column uses a build of a smaller dim for the bank the other rows ne
 
 Every comparison runs both sides in one process, interleaved, with one BLAS thread (the
 daemon's pinned setting, :mod:`edgeasd.threads`), and reports medians. Data: clustered unit
-vectors (a centre per 50 rows, noise 0.6), groups of 6 rows (one enrollment group).
+vectors (a centre per 50 rows, noise 0.6), groups of 6 rows (one enrollment group), the
+agent's scoring settings (density cap 1.5, rule ``auto``); each saved bank carries its forward
+and session-forward calibration (:func:`calibrated`, once per cache), so that an enrollment
+into it keeps them incrementally, as in the agent, and its cost shows in the enrollment row.
 
 - **numpy references**: one query ``0.5 * (1 - Y @ q) / rho`` and its argmin; a batch of 64
   the same with ``Q @ Y.T`` (the issue's reference; ``Y @ Q.T``, the orientation edgeasd
