@@ -53,8 +53,8 @@ The LOGO 0.95-quantile understates later normal scores (up to 50 % false alarms 
 condition; 100 % of later real fan recordings, issue 9).
 
 Cost (issue 21): after an enrollment, ``auto`` reads the kept scores: O(N log N), no distance
-(at N = 10,000, dim 512, on a loaded 2-core machine: the enrollment of a group 8.1 ms, 1.6x
-numpy's N x 6 product, and the new threshold 1.2 ms; the from-scratch replay 6.1 s, 58 s
+(at N = 10,000, dim 512, on a loaded 2-core machine: the enrollment of a group 7.8 ms, 0.93x
+numpy's N x 6 product, and the new threshold 1.2 ms; the from-scratch replay 4.2 s, 58 s
 before the forward scores came from the density update's products; BENCHMARKS.md, costs). LOGO
 (``quantile``, ``gamma``, and ``auto`` with little evidence) is two passes of float64 BLAS
 distances over the bank, O(N² · dim), capped at :data:`MAX_LOO_ROWS` query rows, computed

@@ -28,7 +28,7 @@ them; it equals the threshold of a bank enrolled from the survivors (test). The 
 from enrollment are not reused: each was measured against a bank that held references the
 reduction removed, i.e. denser than the one later windows meet, so they would understate
 what later windows score. The replay reads each group's earlier rows once (the same
-per-group update as an enrollment, O(N² · dim) in all): about 3-9 s at N = 9,000, dim 512,
+per-group update as an enrollment, O(N² · dim) in all): 2.9-8.8 s at N = 9,000, dim 512,
 on this 2-core machine depending on its load (BENCHMARKS.md, section costs; it took 58 s
 before the forward scores came from the density update's own products), paid once per
 ``(1 - HYSTERESIS) x cap`` references enrolled.
