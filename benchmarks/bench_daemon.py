@@ -11,7 +11,10 @@ rendered to a WAV file) replayed by the file source at real-time pace:
   ``READY`` (status ``running``) and to its first score, on a non-real-time feed so that
   no audio has to accumulate first.
 
-Goals (issue 3): < 10 % of one core, < 200 MB RSS, < 3 s cold start to first score.
+Goals: < 10 % of one core (issue 3); resident memory <= 150 MB and cold start to the first
+score <= 1.0 s with warm caches (issue 21). Cold starts are reported as wall time, CPU time and
+the main thread's wait for a core (``/proc/PID/schedstat``), with the load average, so that a
+figure taken on a loaded machine says what a quiet core would give.
 """
 
 from __future__ import annotations
@@ -119,9 +122,22 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.wait(30)
 
 
-def _cold_start(root: Path, config: Path, env: dict[str, str]) -> tuple[float, float, float]:
-    """Seconds from spawn to READY and to the first score (non-real-time feed), and the
-    CPU seconds the process used until that score (independent of other load)."""
+def _run_delay(pid: int) -> float:
+    """Seconds the process's main thread spent runnable but waiting for a core.
+
+    The second field of ``/proc/PID/schedstat`` (kernel schedstats, nanoseconds): on a loaded
+    machine this is what separates a wall time from the one a quiet core would give.
+    """
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
+def _cold_start(root: Path, config: Path, env: dict[str, str]) -> tuple[float, float, float, float]:
+    """Seconds from spawn to READY and to the first score (non-real-time feed), the CPU
+    seconds the process used until that score (independent of other load), and the seconds
+    its main thread waited for a core until then."""
     status = root / "run-False" / "status.json"
     log_dir = root / "log-False"
     for p in (status, log_dir / "scores.jsonl"):
@@ -134,67 +150,103 @@ def _cold_start(root: Path, config: Path, env: dict[str, str]) -> tuple[float, f
         )
         first = _wait(lambda: bool(_scores(log_dir)), 60, proc)
         cpu = _cpu_seconds(proc.pid)
+        waited = _run_delay(proc.pid)
     finally:
         _stop(proc)
-    return ready - t0, first - t0, cpu
+    return ready - t0, first - t0, cpu, waited
 
 
-def main(seconds: float = 60.0) -> None:
+def _environment() -> dict[str, str]:
+    """The daemon's environment as a service has it: bytecode caches written and read.
+
+    An installed package has its ``.pyc`` files (pip compiles them); a development shell
+    with ``PYTHONDONTWRITEBYTECODE`` would compile about 80 modules from source at every
+    start (0.16 s of CPU on this machine), which no installed agent does.
+    """
+    env = dict(os.environ)
+    for key in ("PYTHONDONTWRITEBYTECODE", "NOTIFY_SOCKET"):
+        env.pop(key, None)
+    return env
+
+
+def cold_starts(root: Path, config: Path, env: dict[str, str], runs: int = 5) -> list[str]:
+    """Markdown rows: cold start to READY and to the first score, wall / CPU / waiting."""
+    _cold_start(root, config, env)  # warm the numba and bytecode caches once
+    load = os.getloadavg()[0]
+    starts = np.array([_cold_start(root, config, env) for _ in range(runs)])
+    ready, first, cpu, waited = (starts[:, i] for i in range(4))
+    quiet = first - waited
+    best = int(np.argmin(first))
+    return [
+        f"| cold start to READY (median / best of {runs}, warm caches) | "
+        f"{np.median(ready):.2f} / {ready.min():.2f} s | |",
+        f"| cold start to first score, wall (median / best of {runs}) | "
+        f"{np.median(first):.2f} / {first.min():.2f} s | <= 1.0 s |",
+        f"| CPU time used until the first score (median / best run's) | "
+        f"{np.median(cpu):.2f} / {cpu[best]:.2f} s | |",
+        f"| main thread waiting for a core until then (median / best run's) | "
+        f"{np.median(waited):.2f} / {waited[best]:.2f} s | |",
+        f"| first score on a quiet core: wall minus that wait (median / best run's) | "
+        f"{np.median(quiet):.2f} / {quiet[best]:.2f} s | <= 1.0 s |",
+        f"| load average when the cold starts began | {load:.1f} on {os.cpu_count()} cores | |",
+    ]
+
+
+def main(seconds: float = 60.0, cold_only: bool = False) -> None:
     """Run the measurements and print a Markdown table."""
     with tempfile.TemporaryDirectory(prefix="edgeasd-bench-") as tmp:
         root = Path(tmp)
-        env = dict(os.environ, NUMBA_CACHE_DIR=str(root / "numba"))
-        env.pop("NOTIFY_SOCKET", None)
+        env = dict(_environment(), NUMBA_CACHE_DIR=str(root / "numba"))
         feed = _render(root / "feed.wav", 60.0, seed=1)
         # two sessions (groups), seeds far apart so no simulated clip repeats
         enroll = [_render(root / f"enroll{i}.wav", 50.0, seed=100 * (i + 1)) for i in range(2)]
         realtime = _config(root, feed, realtime=True)
         fast = _config(root, feed, realtime=False)
         _cli("enroll", "--config", str(realtime), *map(str, enroll), env=env)
+        cold = cold_starts(root, fast, env)
+        if not cold_only:
+            proc = _start(realtime, env)
+            try:
+                log_dir = root / "log-True"
+                _wait(lambda: bool(_scores(log_dir)), 60, proc)
+                cpu0, t0 = _cpu_seconds(proc.pid), time.monotonic()
+                time.sleep(seconds)
+                cpu1, t1 = _cpu_seconds(proc.pid), time.monotonic()
+                rss_peak = _status_kb(proc.pid, "VmHWM") / 1024
+                rss_now = _status_kb(proc.pid, "VmRSS") / 1024
+            finally:
+                _stop(proc)
+            windows = _scores(log_dir)
+            ms = np.array([w["processing_ms"] for w in windows[1:]])  # the first: warm-up
 
-        # warm the numba cache once, then measure cold starts of fresh processes
-        _cold_start(root, fast, env)
-        starts = [_cold_start(root, fast, env) for _ in range(3)]
-
-        proc = _start(realtime, env)
-        try:
-            log_dir = root / "log-True"
-            _wait(lambda: bool(_scores(log_dir)), 60, proc)
-            cpu0, t0 = _cpu_seconds(proc.pid), time.monotonic()
-            time.sleep(seconds)
-            cpu1, t1 = _cpu_seconds(proc.pid), time.monotonic()
-            rss_peak = _status_kb(proc.pid, "VmHWM") / 1024
-            rss_now = _status_kb(proc.pid, "VmRSS") / 1024
-        finally:
-            _stop(proc)
-        windows = _scores(log_dir)
-        ms = np.array([w["processing_ms"] for w in windows[1:]])  # the first includes warm-up
-
-    cpu = 100 * (cpu1 - cpu0) / (t1 - t0)
-    ready = min(s[0] for s in starts)
-    first = min(s[1] for s in starts)
-    first_cpu = min(s[2] for s in starts)
-    load = os.getloadavg()[0]
     model = default_model_path().name
-    print(f"Default model `{model}`, 10 s windows, file source at real-time pace, one process.\n")
+    print(f"Default model `{model}`, 10 s windows, file source at real-time pace, one process.")
+    print("Command: `python benchmarks/bench_daemon.py` (`--cold-only`: the cold starts alone).\n")
     print("| measure | value | goal |")
     print("|---|---|---|")
-    print(f"| steady-state CPU over {t1 - t0:.0f} s | {cpu:.2f} % of one core | < 10 % |")
-    print(f"| resident memory (now / peak) | {rss_now:.0f} / {rss_peak:.0f} MB | < 200 MB |")
+    if not cold_only:
+        cpu = 100 * (cpu1 - cpu0) / (t1 - t0)
+        print(f"| steady-state CPU over {t1 - t0:.0f} s | {cpu:.2f} % of one core | < 10 % |")
+        print(f"| resident memory (now / peak) | {rss_now:.0f} / {rss_peak:.0f} MB | <= 150 MB |")
+        print(
+            f"| per-window processing (median / max of {ms.size}) | "
+            f"{np.median(ms):.1f} / {ms.max():.1f} ms | |"
+        )
+    for row in cold:
+        print(row)
     print(
-        f"| per-window processing (median / max of {ms.size}) | "
-        f"{np.median(ms):.1f} / {ms.max():.1f} ms | |"
-    )
-    print(f"| cold start to READY (best of 3, warm numba cache) | {ready:.2f} s | |")
-    print(f"| cold start to first score (best of 3) | {first:.2f} s | < 3 s |")
-    print(f"| CPU time used until the first score (best of 3) | {first_cpu:.2f} s | |")
-    print(
-        f"\nLoad average during the run: {load:.1f} on {os.cpu_count()} cores "
-        "(wall-clock start-up times grow with other load; CPU times do not)."
+        "\nWall-clock start-up times grow with other load; CPU times and the quiet-core "
+        "figure (wall minus the main thread's wait for a core, `/proc/PID/schedstat`) do not. "
+        "On a loaded machine rerun `python benchmarks/bench_daemon.py --cold-only` when the "
+        "load average is below 1 to see the wall time itself."
     )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="steady-state duration")
-    main(parser.parse_args().seconds)
+    parser.add_argument(
+        "--cold-only", action="store_true", help="measure the cold starts only (about 30 s)"
+    )
+    args = parser.parse_args()
+    main(args.seconds, args.cold_only)

@@ -338,17 +338,19 @@ class ReferenceBank(Calibrated):
         scores, session, close = [], [], []
         for a, b in zip(starts, ends, strict=True):
             if incremental:
-                cal.session.advance(ref, now)
-                f, g = _fwd.score_group(ref, cal.session, X[a:b], int(dom[a]))
+                f, g, pairs, lonely = _fwd.append_group(
+                    ref, cal.session, X[a:b], grp[a:b], dom[a:b], now, DUPLICATE_DISTANCE
+                )
                 scores.append(f)
                 session.append(g)
-            _, pairs = ref.append(X[a:b], grp[a:b], dom[a:b], now, DUPLICATE_DISTANCE)
-            ref.refresh()
+            else:
+                _, pairs, _ = ref.append(X[a:b], grp[a:b], dom[a:b], now, DUPLICATE_DISTANCE)
+                lonely = ref.refresh()
             close.append(pairs)
         if incremental:
             cal.forward = np.concatenate([cal.forward, *scores])
             cal.session_forward = np.concatenate([cal.session_forward, *session])
-        self._refresh()
+        self._mark_stale(lonely)  # the densities were refreshed with the last group
         self._report_duplicates(np.concatenate(close), m)
         return ref.ids[n_start : ref.n].copy()
 
@@ -407,7 +409,14 @@ class ReferenceBank(Calibrated):
 
     def _refresh(self) -> None:
         """Recompute the scoring densities and mark the calibration stale."""
-        if self.references_.refresh():
+        self._mark_stale(self.references_.refresh())
+
+    def _mark_stale(self, lonely: bool) -> None:
+        """Mark the calibration stale after a change; warn when no reference has a neighbour.
+
+        ``lonely``: what :meth:`ReferenceSet.refresh` returned for the current densities.
+        """
+        if lonely:
             log.warning(
                 "no reference has a neighbour outside its own group, so scores "
                 "are plain distances; enroll normal audio of another recording or "

@@ -31,11 +31,12 @@ score was 0.58-1.96x the largest session-forward score, against 0.43-3.9x the la
 forward score (14 machine/seed sets; BENCHMARKS.md, operating_point).
 
 Incremental (issue 21): both depend only on what came before, so
-:meth:`edgeasd.scoring.bank.ReferenceBank.enroll` scores each new group both ways just before
-appending it (:func:`score_group`: one matrix product, O(N · dim)) and keeps the result;
-:func:`replay` (from scratch, O(N² · dim)) gives the same numbers and runs only after a
-removal, after an enrollment that extends an existing group, or for a bank saved before
-these scores were kept.
+:meth:`edgeasd.scoring.bank.ReferenceBank.enroll` scores each new group both ways as it
+appends it (:func:`append_group`: from the products of the density update, so the bank is
+read once, O(N · dim)) and keeps the result; :func:`replay` (from scratch, O(N² · dim))
+runs the same function group by group, gives the same bits, and runs only after a removal
+(a reduction to ``scoring.max_references`` included), after an enrollment that extends an
+existing group, or for a bank saved before these scores were kept.
 """
 
 from __future__ import annotations
@@ -79,13 +80,17 @@ class SessionState:
         self.last = max(self.last, at)
 
 
+def _two_groups(codes: np.ndarray) -> bool:
+    """Whether ``codes`` holds at least two distinct group codes (O(n), no sort)."""
+    return codes.size > 1 and bool(codes.min() != codes.max())
+
+
 def session_scorable(data: ReferenceSet, state: SessionState, dom: int) -> bool:
     """Whether a group of domain ``dom`` gets a session-forward score (module docstring)."""
     n = state.start
     if n == 0:
         return False
-    grp = data.grp[:n]
-    return np.unique(grp).size >= 2 and bool(np.any(data.dom[:n] == dom))
+    return _two_groups(data.grp[:n]) and bool(np.any(data.dom[:n] == dom))
 
 
 def earlier_groups_needed(data: ReferenceSet) -> int:
@@ -96,35 +101,68 @@ def earlier_groups_needed(data: ReferenceSet) -> int:
 def scorable(data: ReferenceSet, dom: int) -> bool:
     """Whether a group of domain code ``dom`` enrolled next gets a forward score.
 
-    ``data`` is the bank just before that group (O(N) on its group and domain codes).
+    ``data`` is the bank just before that group (O(N) on its group and domain codes, no
+    sort: it runs at every enrollment).
     """
     n = data.n
-    if n == 0:
+    if n == 0 or not _two_groups(data.grp[:n]):
         return False
-    grp = data.grp[:n]
-    if np.unique(grp).size < 2:
-        return False
-    mine = np.unique(grp[data.dom[:n] == dom]).size
-    return mine >= earlier_groups_needed(data)
+    mine = data.grp[:n][data.dom[:n] == dom]
+    return _two_groups(mine) if earlier_groups_needed(data) == 2 else mine.size > 0
 
 
-def score_group(
-    data: ReferenceSet, state: SessionState, X: np.ndarray, dom: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Forward and session-forward scores of a group about to be appended (NaN: not scored).
+def append_group(
+    data: ReferenceSet,
+    state: SessionState,
+    X: np.ndarray,
+    grp: np.ndarray,
+    dom: np.ndarray,
+    at: float,
+    close: float = -1.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Append one new group, scoring it forward and session-forward, and refresh the densities.
 
-    ``state`` must already have :meth:`SessionState.advance`-d for this group. One matrix
-    product under cosine when both are scored (:meth:`ReferenceSet.score_twice`).
+    The scores are the group's against the bank before it (its current densities) and
+    against the rows and densities of :class:`SessionState` (NaN: not scored), computed
+    from the products of the neighbour update (:meth:`ReferenceSet.append` ``against``):
+    one read of the bank, O(N · dim). The incremental enrollment and :func:`replay` both
+    run this, so they give the same bits.
+
+    Parameters
+    ----------
+    data : ReferenceSet
+        The bank; the group is appended to it.
+    state : SessionState
+        Advanced here for the group.
+    X : (m, dim) float32
+        The group's validated rows.
+    grp, dom : (m,) int64
+        Its group code (one) and domain codes (the first one decides eligibility).
+    at : float
+        Its enrollment time.
+    close : float
+        Duplicate distance for the close-pair report (< 0: none).
+
+    Returns
+    -------
+    forward, session : (m,) float64
+    pairs : (p, 3) float64
+        Close pairs (:meth:`ReferenceSet.append`).
+    lonely : bool
+        What :meth:`ReferenceSet.refresh` returned.
     """
-    both = scorable(data, dom), session_scorable(data, state, dom)
-    if all(both):
-        return data.score_twice(X, state.start, state.rho)
-    nan = np.full(X.shape[0], np.nan)
-    if both[0]:
-        return data.score(X)[0], nan
-    if both[1]:
-        return nan, data.score(X, state.start, state.rho)[0]
-    return nan, nan.copy()
+    state.advance(data, at)
+    d = int(dom[0])
+    want = scorable(data, d), session_scorable(data, state, d)
+    against = [(data.n, None)] if want[0] else []
+    if want[1]:
+        against.append((state.start, state.rho))
+    _, pairs, scores = data.append(X, grp, dom, at, close, against)
+    lonely = data.refresh()
+    got = iter(scores)
+    forward = next(got) if want[0] else np.full(X.shape[0], np.nan)
+    session = next(got) if want[1] else np.full(X.shape[0], np.nan)
+    return forward, session, pairs, lonely
 
 
 def group_order(data: ReferenceSet) -> list[np.ndarray]:
@@ -166,12 +204,10 @@ def replay(data: ReferenceSet) -> tuple[np.ndarray, np.ndarray, SessionState]:
     state = SessionState()
     for rows in group_order(data):
         X = np.ascontiguousarray(emb[rows])
-        d, at = int(dom[rows[0]]), float(added[rows[0]])
-        state.advance(fresh, at)
-        forward[rows], session[rows] = score_group(fresh, state, X, d)
+        at = float(added[rows[0]])
         # the group's own code for all its rows, as enroll(group=name) gives
-        fresh.append(X, np.full(rows.size, grp[rows[0]]), dom[rows], at)
-        fresh.refresh()
+        codes = np.full(rows.size, grp[rows[0]])
+        forward[rows], session[rows], _, _ = append_group(fresh, state, X, codes, dom[rows], at)
     return forward, session, state
 
 

@@ -14,6 +14,7 @@ copies). Only the first ``n`` rows are meaningful.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,7 +70,7 @@ def score_one(
     """One query's normalized minimum from its inner products, in numpy.
 
     The same IEEE operations, in the same order, as
-    :func:`edgeasd.scoring.kernels.score.score_from_dots` (the batch path), so both give
+    :func:`edgeasd.scoring.kernels.score.score_from_dots_t` (the batch path), so both give
     the same bits for the same products.
 
     Parameters
@@ -229,8 +230,14 @@ class ReferenceSet:
         self.neighbours.reserve(cap)
 
     def append(
-        self, X: np.ndarray, grp: np.ndarray, dom: np.ndarray, added: float, close: float = -1.0
-    ) -> tuple[int, np.ndarray]:
+        self,
+        X: np.ndarray,
+        grp: np.ndarray,
+        dom: np.ndarray,
+        added: float,
+        close: float = -1.0,
+        against: Sequence[tuple[int, np.ndarray | None]] = (),
+    ) -> tuple[int, np.ndarray, list[np.ndarray]]:
         """Store validated rows and account for them in the neighbour state.
 
         Parameters
@@ -243,6 +250,13 @@ class ReferenceSet:
             UNIX time of the enrollment.
         close : float
             Report pairs of a new and an earlier reference within this distance (< 0: none).
+        against : sequence of (rows, rho)
+            Also score the new rows against the first ``rows`` references with densities
+            ``rho`` (``None``: the current ones, i.e. the bank before this append), as
+            :meth:`score` does (``score(X, rows, rho)[0]``, to the float32 rounding of the
+            products): the forward calibration (:mod:`edgeasd.scoring.forward`). Under cosine
+            with neighbour lists the scores come from the products the neighbour update
+            computes, so the bank is read once.
 
         Returns
         -------
@@ -250,21 +264,60 @@ class ReferenceSet:
             Rows before the append (the new rows are ``n_old .. n_old+m-1``).
         pairs : (p, 3) float64
             Close pairs: row of the new reference, row of the earlier one, distance.
+        scores : list of (m,) float64
+            One per ``against`` entry.
 
         Densities are not refreshed: call :meth:`refresh`.
         """
         m = X.shape[0]
         first, n_old = self.next_id, self.n
         n = n_old + m
+        g = self.geometry
+        fused = g.metric == "cosine" and self.neighbours.length is not None
+        scores = [] if fused else [self.score(X, rows, rho)[0] for rows, rho in against]
         self.reserve(n)
         self.y[n_old:n] = X
         self.ysq[n_old:n] = np.einsum("ij,ij->i", X, X, dtype=np.float64)
         self.ids[n_old:n] = np.arange(first, first + m)
         self.grp[n_old:n], self.dom[n_old:n], self.added[n_old:n] = grp, dom, added
-        metric = kernels.METRICS[self.geometry.metric]
-        pairs = self.neighbours.add(self.y, self.ysq, n_old, m, self.ids, self.grp, metric, close)
+        metric = kernels.METRICS[g.metric]
+        fold = None
+        if fused and against:
+            targets = [(rows, self._weights(rho)) for rows, rho in against]
+            scores = [np.full(m, np.inf) for _ in against]
+            pos = [np.full(m, -1, np.int64) for _ in against]
+            fold = self._folder(n_old, targets, scores, pos)
+        pairs = self.neighbours.add(
+            self.y, self.ysq, n_old, m, self.ids, self.grp, metric, close, fold
+        )
         self.n, self.next_id = n, first + m
-        return n_old, pairs
+        return n_old, pairs, scores
+
+    def _folder(self, n_old: int, targets: list, best: list, pos: list):
+        """``fold`` for :meth:`NeighbourState.add`: each block's products into prefix minima.
+
+        ``targets``: (rows, per-reference weights as :meth:`_weights`); ``best``, ``pos``:
+        (m,) running minima and their rows, one per target, updated in place as
+        :meth:`score`'s batch path folds its blocks (the same expression per entry,
+        :func:`kernels.score_from_dots` on the (new rows, block) orientation).
+        """
+        metric = kernels.METRICS[self.geometry.metric]
+        norm = kernels.NORMS[self.geometry.norm]
+        ysq = self.ysq
+
+        def fold(g: np.ndarray, a: int, b: int, c0: int) -> None:
+            c1 = c0 + g.shape[1]
+            for (rows, w), low, at in zip(targets, best, pos, strict=True):
+                if c0 >= rows:
+                    continue
+                c = min(c1, rows)
+                part = g if c == c1 else np.ascontiguousarray(g[:, : c - c0])
+                i, j = a - n_old, b - n_old
+                kernels.score_from_dots(
+                    part, ysq[a:b], ysq[c0:c], w[c0:c], c0, metric, norm, low[i:j], at[i:j]
+                )
+
+        return fold
 
     def remove(self, ids: np.ndarray) -> None:
         """Drop the references with ``ids`` (all present); densities are not refreshed."""
@@ -368,12 +421,15 @@ class ReferenceSet:
         scores.fill(np.inf)
         pos.fill(-1)
         # blocks of references, all queries at once: the bank is read once per call, and
-        # the (m, block) product stays in cache for the fused normalize-and-min pass
+        # the (block, m) product stays in cache for the fused normalize-and-min pass
         step = max(BLOCK_MIN, BLOCK_ENTRIES // Q.shape[0])
+        Qt = Q.T
         for a in range(0, n, step):
             b = min(n, a + step)
-            dots = Q @ self.y[a:b].T
-            kernels.score_from_dots(dots, qsq, self.ysq[a:b], w[a:b], a, metric, norm, scores, pos)
+            dots = self.y[a:b] @ Qt
+            kernels.score_from_dots_t(
+                dots, qsq, self.ysq[a:b], w[a:b], a, metric, norm, scores, pos
+            )
         return scores, pos
 
     def _weights(self, rho: np.ndarray | None) -> np.ndarray:
@@ -386,42 +442,6 @@ class ReferenceSet:
         if self.geometry.norm != "ratio":
             return self.rho if rho is None else rho
         return self.inv_rho if rho is None else 1.0 / rho
-
-    def score_twice(self, Q: np.ndarray, n: int, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Scores against the whole set and against its first ``n`` rows with ``rho``.
-
-        ``score(Q)[0]`` exactly and ``score(Q, n, rho)[0]`` (to float32 rounding of the
-        product in the block holding row ``n``); for several cosine queries from one pass
-        over the bank: each reference block's product folds into both minima (the
-        incremental calibration scores each new group both ways). One query, or another
-        metric, takes :meth:`score` twice (its single-query paths).
-
-        Returns
-        -------
-        whole, prefix : (m,) float64
-        """
-        g, m = self.geometry, Q.shape[0]
-        if g.metric != "cosine" or m < max(BATCH_MIN, 2) or n > self.n:
-            return self.score(Q)[0], self.score(Q, n, rho)[0]
-        metric, norm = kernels.METRICS[g.metric], kernels.NORMS[g.norm]
-        qsq = np.einsum("ij,ij->i", Q, Q, dtype=np.float64)
-        w_all, w_pre = self._weights(None), self._weights(rho)
-        whole, prefix = np.full(m, np.inf), np.full(m, np.inf)
-        pos_all, pos_pre = np.full(m, -1, np.int64), np.full(m, -1, np.int64)
-        step = max(BLOCK_MIN, BLOCK_ENTRIES // m)  # the blocks of score(Q)
-        for a in range(0, self.n, step):
-            b = min(self.n, a + step)
-            dots = Q @ self.y[a:b].T
-            kernels.score_from_dots(
-                dots, qsq, self.ysq[a:b], w_all[a:b], a, metric, norm, whole, pos_all
-            )
-            if a < n:
-                c = min(b, n)
-                part = dots if c == b else np.ascontiguousarray(dots[:, : c - a])
-                kernels.score_from_dots(
-                    part, qsq, self.ysq[a:c], w_pre[a:c], a, metric, norm, prefix, pos_pre
-                )
-        return whole, prefix
 
     # ------------------------------------------------------------------ views
     def names(self, labels: Labels, codes: np.ndarray) -> np.ndarray:

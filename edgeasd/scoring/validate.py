@@ -50,6 +50,15 @@ def check_embeddings(X: object, dim: int, metric: str, name: str) -> np.ndarray:
             f"{name} has dimension {arr.shape[1]}, the bank expects {dim}",
             help="embeddings must come from the model the bank was built with",
         )
+    if metric == "cosine":
+        ss = np.einsum("ij,ij->i", arr, arr)
+        # fast path (every query batch): squared norms in [dim 1e-200, 1e200] put every row's
+        # peak in _SAFE (peak^2 <= ss <= dim peak^2), so all are finite, non-zero and
+        # normalized directly, as _unit_rows does, bit for bit; NaN fails the comparison
+        if np.all((ss >= dim * _SAFE[0] ** 2) & (ss <= _SAFE[1] ** 2)):
+            out = np.empty(arr.shape, np.float32)
+            np.divide(arr, np.sqrt(ss)[:, None], out=out, casting="unsafe")
+            return out
     peak = np.abs(arr).max(axis=1)  # NaN or inf anywhere in a row shows in its peak
     if not np.isfinite(peak).all():
         bad = np.flatnonzero(~np.isfinite(peak))

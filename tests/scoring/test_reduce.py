@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from edgeasd.scoring import ReferenceBank
+from edgeasd.scoring import ReferenceBank, reduce
 from edgeasd.scoring.reduce import HYSTERESIS, choose_removals, reduce_bank
 
 
@@ -110,3 +114,33 @@ def test_a_bank_within_its_cap_is_untouched_and_bad_caps_are_refused():
     assert reduce_bank(bank, 4) is None and len(bank) == 4
     with pytest.raises(Exception, match="positive integer"):
         reduce_bank(bank, 0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 40),
+    k=st.integers(1, 9),
+    blocks=st.sampled_from([(256, 4096), (3, 5)]),
+)
+def test_nearest_rows_are_the_plain_nearest(seed, n, k, blocks):
+    """``_nearest`` (float32 product blocks merged into sorted lists) against a plain float64
+    search: the same distances to float32 rounding, sorted, -1 / inf padded past n - 1."""
+    rng = np.random.default_rng(seed)
+    y = rng.normal(size=(n, 6)).astype(np.float32)
+    y[n // 2 :] = y[: n - n // 2] + 1e-3 * rng.normal(size=(n - n // 2, 6))  # near twins
+    ysq = np.einsum("ij,ij->i", y, y, dtype=np.float64)
+    with mock.patch.multiple(reduce, _BLOCK=blocks[0], _COLS=blocks[1]):
+        rows, dist = reduce._nearest(y, ysq, k)
+    y64 = y.astype(np.float64)
+    full = ((y64[:, None, :] - y64[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(full, np.inf)
+    want = np.sort(full, axis=1)[:, : min(k, n - 1)]
+    have = min(k, n - 1)
+    assert (rows[:, have:] == -1).all() and np.isinf(dist[:, have:]).all()
+    assert (rows[:, :have] != np.arange(n)[:, None]).all()
+    scale = 1e-5 * (ysq[:, None] + 1.0)
+    assert np.all(np.abs(dist[:, :have] - want) <= scale)
+    # each listed row's true distance is what the list says, to the same rounding
+    listed = np.take_along_axis(full, np.maximum(rows[:, :have], 0), axis=1)
+    assert np.all(np.abs(listed - dist[:, :have]) <= scale)

@@ -39,11 +39,14 @@ _WHERE = {
     "loo_density_table": "loo",
     "loo_scores": "loo",
     "merge_block": "select",
+    "nearest_merge": "select",
     "prepare_rows": "score",
     "rho_from_lists": "neighbours",
     "score_from_dots": "score",
+    "score_from_dots_t": "score",
     "score_fused": "score",
     "score_one_pass": "score",
+    "thin_dots": "select",
 }
 
 
@@ -76,8 +79,12 @@ __all__ = [
     "loo_density_table",
     "loo_scores",
     "merge_block",
+    "nearest_merge",
     "prepare_rows",
     "rho_from_lists",
     "score_from_dots",
+    "score_from_dots_t",
     "score_fused",
+    "score_one_pass",
+    "thin_dots",
 ]

@@ -114,6 +114,40 @@ def exact_dist(a: np.ndarray, b: np.ndarray, metric: int) -> np.ndarray:
     return out
 
 
+@njit(cache=True, fastmath=True)
+def _dot_rows(y: np.ndarray, p: int, q: int) -> float:
+    """``<y[p], y[q]>`` in float32: one vectorized loop whose order depends only on ``dim``."""
+    acc = np.float32(0.0)
+    for k in range(y.shape[1]):
+        acc += y[p, k] * y[q, k]
+    return acc
+
+
+@njit(cache=True)
+def thin_dots(y: np.ndarray, a: int, b: int, c0: int, c1: int, out: np.ndarray) -> None:
+    """``out[i - a, j - c0] = <y[i], y[j]>`` (float32) for a few rows against many.
+
+    The product of a thin block (an enrollment of a few rows against the bank): each bank
+    row is read once and meets every new row while it is in cache, at the speed of reading
+    the bank (BLAS packs the bank's block first: 2.4x slower for 6 x 4096 x 512,
+    ``benchmarks/bench_costs.py``). Each entry is one call of the same loop, so it does not
+    depend on the block's shape or position: a replay that appends the same rows gets the
+    same bits. Its rounding is within the bound :func:`merge_block` assumes (any order).
+
+    Parameters
+    ----------
+    y : (cap, dim) float32
+    a, b : int
+        New rows ``a .. b-1``.
+    c0, c1 : int
+        Candidate rows ``c0 .. c1-1``.
+    out : (b - a, c1 - c0) float32
+    """
+    for j in range(c0, c1):
+        for i in range(a, b):
+            out[i - a, j - c0] = _dot_rows(y, i, j)
+
+
 @njit(cache=True)
 def _ss_of(d: float, metric: int) -> float:
     """An upper bound of the squared difference behind distance ``d`` (inf if clipped)."""
@@ -231,3 +265,47 @@ def merge_block(
                 cnt = _insert(nb_id, nb_d, p, cnt, d, ids[q])
                 wd, wid = _tail(nb_id, nb_d, p, cnt)
         nb_n[p] = cnt
+
+
+@njit(cache=True)
+def nearest_merge(
+    g: np.ndarray, ysq: np.ndarray, a: int, c0: int, nb: np.ndarray, key: np.ndarray
+) -> None:
+    """Merge candidates ``c0 ..`` into the sorted lists of the nearest rows of rows ``a ..``.
+
+    Any row is a candidate except the row itself (the reduction's near-duplicate search,
+    :mod:`edgeasd.scoring.reduce`). Rows are ordered by ``|y_q|² - 2 <y_p, y_q>``, the squared
+    distance without the row's own ``|y_p|²``, from float32 products; ties keep the smaller
+    row first (candidates come in increasing order and only a strictly smaller key moves).
+
+    Parameters
+    ----------
+    g : (r, c) float32
+        ``y[a:a+r] @ y[c0:c0+c].T``.
+    ysq : (n,) float64
+        Squared norms of every row.
+    a, c0 : int
+        First row and first candidate of the block.
+    nb : (n, k) int64
+        Nearest rows so far (-1: none yet); updated in place.
+    key : (n, k) float64
+        Their keys (inf: none yet); updated in place.
+    """
+    k = nb.shape[1]
+    for i in range(g.shape[0]):
+        p = a + i
+        worst = key[p, k - 1]
+        for j in range(g.shape[1]):
+            q = c0 + j
+            if q == p:
+                continue
+            s = ysq[q] - 2.0 * np.float64(g[i, j])
+            if s < worst:
+                pos = k - 1
+                while pos > 0 and key[p, pos - 1] > s:
+                    key[p, pos] = key[p, pos - 1]
+                    nb[p, pos] = nb[p, pos - 1]
+                    pos -= 1
+                key[p, pos] = s
+                nb[p, pos] = q
+                worst = key[p, k - 1]
