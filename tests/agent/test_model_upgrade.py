@@ -18,22 +18,52 @@ from .conftest import wav
 
 
 @pytest.fixture
-def spectral_bank(tmp_path, make_config, capsys):
-    """A bank of the shipped default (spectral) model: 2 recordings of 20 s (2 groups)."""
+def spectral_v1_bank(tmp_path, make_config, capsys, monkeypatch):
+    """A bank enrolled by the previous release, whose default was spectral-v1 (2 groups)."""
     cfg = make_config(None, model={"path": None}, scoring={"min_references": 4})
     files = [wav(tmp_path / f"n{i}.wav", [(20, "normal")], seed=10 * i) for i in range(2)]
-    assert main(["enroll", "--config", str(cfg), *map(str, files)]) == 0
+    with monkeypatch.context() as m:  # the previous release's preference order
+        m.setattr(models, "DEFAULT_ORDER", (models.SPECTRAL_MODEL, models.DIRECTACT_MODEL))
+        assert main(["enroll", "--config", str(cfg), *map(str, files)]) == 0
     capsys.readouterr()
-    assert load_bank(tmp_path / "state" / "bank").meta["model_id"].startswith("edgeasd-spectral")
+    assert (
+        load_bank(tmp_path / "state" / "bank").meta["model_id"].startswith("edgeasd-spectral-v1:")
+    )
     return cfg
 
 
-def test_an_older_shipped_model_keeps_scoring_the_bank_it_built(
-    spectral_bank, tmp_path, monkeypatch, capsys
+def test_a_bank_of_the_previous_default_keeps_its_model_after_the_upgrade(
+    spectral_v1_bank, tmp_path, capsys
 ):
-    cfg = spectral_bank
+    """Issue 18: this release's default is spectral-v2 int8; a v1 bank keeps being scored by v1."""
+    cfg = spectral_v1_bank
+    v1_id = load_bank(tmp_path / "state" / "bank").meta["model_id"]
+    assert models.default_model_path().name == models.SPECTRAL_V2_MODEL  # no patching here
+    probe = wav(tmp_path / "p.wav", [(20, "normal")], seed=99)
+    assert main(["score", "--config", str(cfg), str(probe)]) == 0
+    err = capsys.readouterr().err
+    assert f"note: the bank was built with the shipped model {v1_id}" in err
+    assert "this release's default is edgeasd-spectral-v2-int8:" in err
+    assert "edgeasd bank rebuild" in err
+    assert main(["config", "check", "--config", str(cfg)]) == 0
+    assert "the bank keeps being scored by the model that built it" in capsys.readouterr().out
+    assert main(["bank", "rebuild", "--config", str(cfg)]) == 0
+    assert "rebuilt the bank with edgeasd-spectral-v2-int8" in capsys.readouterr().out
+    assert (
+        load_bank(tmp_path / "state" / "bank")
+        .meta["model_id"]
+        .startswith("edgeasd-spectral-v2-int8:")
+    )
+    assert main(["score", "--config", str(cfg), str(probe)]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_an_older_shipped_model_keeps_scoring_the_bank_it_built(
+    spectral_v1_bank, tmp_path, monkeypatch, capsys
+):
+    cfg = spectral_v1_bank
     spectral_id = load_bank(tmp_path / "state" / "bank").meta["model_id"]
-    # the upgrade: a release whose default is the Direct-ACT model, still shipping spectral
+    # a later upgrade: a release whose default is the Direct-ACT model, still shipping v1
     monkeypatch.setattr(models, "DEFAULT_ORDER", (models.DIRECTACT_MODEL, models.SPECTRAL_MODEL))
     assert models.default_model_path().name == models.DIRECTACT_MODEL
     probe = wav(tmp_path / "p.wav", [(20, "normal")], seed=99)
