@@ -87,10 +87,12 @@ def block_dims() -> dict[str, int]:
         "flux4": N_MELS,
         "modulation": (N_MELS // POOL) * len(MOD_EDGES),
         "spectrum": N_FFT // 2 + 1,
+        "peak": N_MELS,
+        "temporal": 4,
     }
 
 
-EMBEDDING_DIM = sum(block_dims().values())
+EMBEDDING_DIM = sum(d for k, d in block_dims().items() if BLOCK_WEIGHTS.get(k, 0) > 0)
 
 
 def modulation_matrices(n_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -151,7 +153,8 @@ class SpectralTemporalEmbedding(torch.nn.Module):
             and ``"level"``, the log-mel spectrogram in bels, ``(batch, N_MELS, frames)``.
         """
         power = stft_magnitude(waveform, N_FFT, HOP, method="stft") ** 2  # (b, bins, frames)
-        level = torch.log10(torch.matmul(self.filterbank, power).clamp_min(LOG_FLOOR))
+        mel = torch.matmul(self.filterbank, power)  # (b, mels, frames)
+        level = torch.log10(mel.clamp_min(LOG_FLOOR))
         mean = level.mean(dim=2)
         pooled = torch.matmul(self.pool, level)  # (b, 8, frames)
         pooled = pooled - pooled.mean(dim=2, keepdim=True)
@@ -159,12 +162,24 @@ class SpectralTemporalEmbedding(torch.nn.Module):
         half = re_im.shape[2] // 2
         envelope = torch.sqrt(re_im[:, :, :half] ** 2 + re_im[:, :, half:] ** 2)
         spectrum = torch.log10(power.mean(dim=2).clamp_min(LOG_FLOOR))
+        energy = torch.log10(mel.sum(dim=1).clamp_min(LOG_FLOOR))  # (b, frames)
+        e_mean = energy.mean(dim=1, keepdim=True)
         return {
             "shape": mean - mean.mean(dim=1, keepdim=True),
             "flux": (level[:, :, 1:] - level[:, :, :-1]).abs().mean(dim=2),
             "flux4": (level[:, :, 4:] - level[:, :, :-4]).abs().mean(dim=2),
             "modulation": torch.log10(torch.matmul(envelope, self.bands) + MOD_OFFSET).flatten(1),
             "spectrum": spectrum - spectrum.mean(dim=1, keepdim=True),
+            "peak": level.amax(dim=2) - mean,
+            "temporal": torch.cat(
+                [
+                    mean.mean(dim=1, keepdim=True) / 10.0,
+                    energy.std(dim=1, correction=0, keepdim=True),
+                    energy.amax(dim=1, keepdim=True) - e_mean,
+                    e_mean - energy.amin(dim=1, keepdim=True),
+                ],
+                dim=1,
+            ),
             "level": level,
         }
 
@@ -181,7 +196,9 @@ class SpectralTemporalEmbedding(torch.nn.Module):
         """
         blocks = self.blocks(waveform)
         parts = [
-            F.normalize(blocks[k], dim=1, eps=BLOCK_EPS) * self.scale[k] for k in BLOCK_WEIGHTS
+            F.normalize(blocks[k], dim=1, eps=BLOCK_EPS) * self.scale[k]
+            for k, w in BLOCK_WEIGHTS.items()
+            if w > 0
         ]
         # unit norm already, except where a block is (nearly) constant: digital silence
         return F.normalize(torch.cat(parts, dim=1), dim=1)
@@ -229,14 +246,19 @@ def build_int8(fp32: str | Path, out: str | Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: ``python -m edgeasd.train.spectral_v2``."""
+    import importlib
+
     from edgeasd.embedding.models import MODELS_DIR
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", type=Path, default=MODELS_DIR)
     args = parser.parse_args(argv)
-    fp32 = build_fp32(args.out_dir / f"{MODEL_NAME}-{MODEL_VERSION}.onnx")
+    # the package's module, also under ``python -m``: the exported graph names the module
+    # class by its import path, so the file is byte-identical however it is built
+    this = importlib.import_module("edgeasd.train.spectral_v2")
+    fp32 = this.build_fp32(args.out_dir / f"{MODEL_NAME}-{MODEL_VERSION}.onnx")
     print(fp32)
-    print(build_int8(fp32, args.out_dir / f"{MODEL_NAME}-{MODEL_VERSION}-int8.onnx"))
+    print(this.build_int8(fp32, args.out_dir / f"{MODEL_NAME}-{MODEL_VERSION}-int8.onnx"))
     return 0
 
 
