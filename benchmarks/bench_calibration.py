@@ -22,7 +22,7 @@ import numpy as np
 
 from edgeasd.scoring import ReferenceBank
 from edgeasd.scoring.calibrate import Calibration
-from edgeasd.scoring.references import DEFAULT_DENSITY_CAP
+from edgeasd.scoring.density_rules import DEFAULT_DENSITY_CAP
 from edgeasd.scoring.store import load_bank, save_bank
 
 DIM = 512

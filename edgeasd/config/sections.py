@@ -84,8 +84,10 @@ class ScoringConfig:
     r: float | None = _opt(None, (float, _NULL), lo=0.0, hi=1.0)
     norm: str = _opt("ratio", (str,), choices=("ratio", "difference", "none"))
     exclude_same_group: bool = _opt(True, (bool,))
-    # edgeasd.scoring.references.DEFAULT_DENSITY_CAP (a test keeps them equal)
+    # edgeasd.scoring.density_rules.DEFAULT_DENSITY_CAP and DEFAULT_DENSITY_RULE (a test
+    # keeps them equal)
     density_cap: float | None = _opt(1.5, (float, _NULL), lo=0.0, lo_open=True, hi=1e6)
+    density_rule: str = _opt("condition", (str,), choices=("paper", "cap", "condition"))
     min_references: int = _opt(10, (int,), lo=1, hi=1000000)
     #: Most references the bank keeps; above it a reduction (edgeasd/scoring/reduce.py)
     #: brings it to 90 % of the cap. 10,000 windows are 28 h of enrolled audio (years of

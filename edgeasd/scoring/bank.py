@@ -46,7 +46,17 @@ log = logging.getLogger(__name__)
 #: Under cosine A = 1e-6 is an angle of about 0.11 degrees.
 DUPLICATE_DISTANCE = 1e-6
 #: Constructor parameters that shape distances and densities (fixed once enrolled).
-_GEOMETRY = ("dim", "metric", "density", "k", "r", "norm", "exclude_same_group", "density_cap")
+_GEOMETRY = (
+    "dim",
+    "metric",
+    "density",
+    "k",
+    "r",
+    "norm",
+    "exclude_same_group",
+    "density_cap",
+    "density_rule",
+)
 #: Constructor parameters of the threshold rule (may change at any time).
 _CALIBRATION = ("rule", "q", "value")
 
@@ -80,10 +90,13 @@ class ReferenceBank(Calibrated):
         one recording would otherwise make rho tiny). Default True: chosen by the
         calibration measurement in BENCHMARKS.md.
     density_cap : float or None
-        Cut every density at this many times the bank's median density
-        (:func:`edgeasd.scoring.references.capped`). ``None`` (the estimator's default, the
-        paper's exact rule); the agent's configuration defaults to
-        :data:`edgeasd.scoring.references.DEFAULT_DENSITY_CAP` (measured there).
+        Factor of the ``cap`` rule: every density cut at this many times the bank's median
+        density (:func:`edgeasd.scoring.density_rules.capped`).
+    density_rule : {"paper", "cap", "condition"} or None
+        How the raw densities are finished (:mod:`edgeasd.scoring.density_rules`). ``None``
+        (the estimator's default): ``cap`` when ``density_cap`` is given, else ``paper``, the
+        paper's exact rule. The agent's configuration defaults to
+        :data:`edgeasd.scoring.density_rules.DEFAULT_DENSITY_RULE` (measured there).
     rule : {"auto", "quantile", "gamma", "fixed"}
         Threshold rule (see :mod:`edgeasd.scoring.calibrate`, default there).
     q : float in (0, 1)
@@ -102,15 +115,19 @@ class ReferenceBank(Calibrated):
         norm: str = "ratio",
         exclude_same_group: bool = True,
         density_cap: float | None = None,
+        density_rule: str | None = None,
         rule: str = _cal.DEFAULT_RULE,
         q: float = _cal.DEFAULT_Q,
         value: float | None = None,
     ) -> None:
-        geometry = Geometry(dim, metric, density, k, r, norm, exclude_same_group, density_cap)
+        geometry = Geometry(
+            dim, metric, density, k, r, norm, exclude_same_group, density_cap, density_rule
+        )
         self.dim, self.metric, self.density = geometry.dim, metric, density
         self.k, self.r, self.norm = geometry.k, geometry.r, norm
         self.exclude_same_group = geometry.exclude_same_group
         self.density_cap = geometry.density_cap
+        self.density_rule = geometry.density_rule
         self.calibration_ = _cal.Calibration()
         self.calibration_.configure(rule, q, value, norm)
         self.rule, self.q, self.value = rule, self.calibration_.q, self.calibration_.value
@@ -131,7 +148,15 @@ class ReferenceBank(Calibrated):
         """
         g = references.geometry
         bank = cls(
-            g.dim, g.metric, g.density, g.k, g.r, g.norm, g.exclude_same_group, g.density_cap
+            g.dim,
+            g.metric,
+            g.density,
+            g.k,
+            g.r,
+            g.norm,
+            g.exclude_same_group,
+            g.density_cap,
+            g.density_rule,
         )
         bank.references_ = references
         bank._refresh()
@@ -166,7 +191,10 @@ class ReferenceBank(Calibrated):
                     f"cannot change {sorted(geometry)} of a bank holding references",
                     help="build a new bank (edgeasd bank rebuild) with the new settings",
                 )
-            fresh = type(self)(**{**self.get_params(), **geometry})
+            base = self.get_params()
+            if "density_rule" not in geometry and base["density_rule"] in ("paper", "cap"):
+                base["density_rule"] = None  # inferred again from the new density_cap
+            fresh = type(self)(**{**base, **geometry})
             fresh.meta = self.meta
             self.__dict__.update(fresh.__dict__)
         cal = {k: v for k, v in params.items() if k in _CALIBRATION}
@@ -183,6 +211,7 @@ class ReferenceBank(Calibrated):
             f"ReferenceBank(dim={self.dim}, metric={self.metric!r}, density="
             f"{self.density!r}, k={self.k}, r={self.r}, norm={self.norm!r}, "
             f"exclude_same_group={self.exclude_same_group}, density_cap={self.density_cap}, "
+            f"density_rule={self.density_rule!r}, "
             f"rule={self.rule!r}, "
             f"n={len(self)})"
         )

@@ -411,13 +411,15 @@ def loo_scores(data: ReferenceSet) -> np.ndarray:
                 loo_g,
                 loo_rho,
             )
-    if geometry.density_cap is not None:
-        # the density cap, at its value in the full bank (leaving one group out moves the
-        # median by little; the left-out densities are cut at the same value)
-        top = geometry.density_cap * float(np.median(np.where(np.isnan(raw), fallback, raw)))
-        raw = np.minimum(raw, top)  # NaN (no neighbour) stays NaN
-        np.minimum(loo_rho, top, out=loo_rho)
-        fallback = min(fallback, top)
+    finish = data.finish(np.where(np.isnan(raw), fallback, raw))
+    if finish.weight is not None or np.isfinite(finish.top):
+        # the density rule (edgeasd.scoring.density_rules) at its value in the full bank:
+        # leaving one group out moves the median and the condition counts by little, and the
+        # left-out densities are finished by the same row-wise map (NaN, no neighbour, stays
+        # NaN except on the rows the rule replaces outright)
+        raw = finish(raw)
+        loo_rho = finish(loo_rho)
+        fallback = min(fallback, finish.top)
     # Queries ordered by group so that a chunk always holds whole groups (mode 1 needs
     # each group's summed distances).
     sums = state.sums[:n]

@@ -18,8 +18,8 @@ tagging it, ``edgeasd enroll --domain``), and a bank of one group has no densiti
 (``exclude_same_group``). Under the paper's uncapped densities the second group of a
 condition scored tiny as well (0.02 against 1.6-3.9 for later recordings, pump seed 0),
 because its only same-condition references took their density from the other conditions;
-the density cap (:data:`edgeasd.scoring.references.DEFAULT_DENSITY_CAP`) removes that, so
-with a cap the second group is scored. Without a cap (the paper's rule) it is not.
+the ``cap`` and ``condition`` density rules (:mod:`edgeasd.scoring.density_rules`) remove
+that, so under them the second group is scored. Under the paper's rule it is not.
 
 Session-forward scores: enrollments more than :data:`SESSION_GAP_SECONDS` apart (their ``at``
 times) start a new *session* (a machine start, a re-seated microphone, another shift). The
@@ -90,7 +90,7 @@ def session_scorable(data: ReferenceSet, state: SessionState, dom: int) -> bool:
 
 def earlier_groups_needed(data: ReferenceSet) -> int:
     """Earlier groups of the same domain a group needs to be scored (module docstring)."""
-    return 1 if data.geometry.density_cap is not None else 2
+    return 2 if data.geometry.density_rule == "paper" else 1
 
 
 def scorable(data: ReferenceSet, dom: int) -> bool:

@@ -18,48 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgeasd.errors import InputError
-from edgeasd.scoring import kernels
+from edgeasd.scoring import density_rules, kernels
 from edgeasd.scoring.density import NeighbourState, base_weights, list_length
+from edgeasd.scoring.density_rules import check_cap, check_rule
 from edgeasd.scoring.validate import Labels, check_params
-
-#: The product's density cap (``scoring.density_cap``): densities above this many times the
-#: bank's median density are cut to it. Why: a recording group alone in its condition (the
-#: first after a domain shift or a new session) takes its density from the *other*
-#: conditions (``exclude_same_group``), so it is far from everything and every window near
-#: it is divided by a large number: issue 17 measured faults there scoring 40-160x lower
-#: after one enrollment. Chosen on the choice sets of ``benchmarks/bench_operating_point.py``
-#: (fan, pump, valve x seeds 0, 1; target enrolled from 1, 2 and 4 recordings; caps 1, 1.25,
-#: 1.5, 2, 3 times the median): with one target recording its later normal windows scored
-#: 0.04-0.30x the source's (largest against largest) under the paper's densities, 0.50-2.72x
-#: with 1.5; 1.5 kept the most detection of fault kinds with AUC >= 0.99 (no kind below 50 %
-#: with 2 recordings). Held-out figures: BENCHMARKS.md, section operating_point.
-DEFAULT_DENSITY_CAP = 1.5
-
-
-def check_cap(cap: object) -> float | None:
-    """``density_cap`` validated: None or a finite number > 0 (as float)."""
-    if cap is None:
-        return None
-    if isinstance(cap, bool) or not isinstance(cap, int | float | np.integer | np.floating):
-        raise InputError(f"density_cap must be a number or None, got {cap!r}")
-    if not (np.isfinite(cap) and cap > 0):
-        raise InputError(f"density_cap must be finite and > 0, got {cap!r}")
-    return float(cap)
-
-
-def capped(rho: np.ndarray, cap: float | None) -> np.ndarray:
-    """Densities cut at ``cap`` times their median, shape ``(n,)`` (``None``: unchanged).
-
-    The rule of :data:`DEFAULT_DENSITY_CAP`: ``min(rho_i, cap * median(rho))``. It changes
-    only references whose neighbours outside their own group are unusually far (a lone
-    group of a new condition or session); as groups accumulate, their densities fall
-    below the cap and the paper's rule holds unchanged. O(n) per refresh.
-    """
-    if cap is None or rho.size == 0:
-        return rho
-    return np.minimum(rho, cap * float(np.median(rho)))
-
 
 #: Floor of every density constant (scikit-learn's LOF uses the same 1e-10).
 RHO_EPS = 1e-10
@@ -163,8 +125,11 @@ class Geometry:
     norm : {"ratio", "difference", "none"}
     exclude_same_group : bool
     density_cap : float or None
-        Cap of every density at ``density_cap`` times the median density of the bank
-        (:func:`capped`); ``None``: the paper's densities, uncapped.
+        Factor of the ``cap`` rule (:func:`~edgeasd.scoring.density_rules.capped`).
+    density_rule : {"paper", "cap", "condition"} or None
+        How raw densities are finished (:mod:`edgeasd.scoring.density_rules`); ``None``: the
+        rule of a bank saved before rules had names, ``cap`` with a ``density_cap``, else
+        ``paper``.
     """
 
     dim: int
@@ -175,10 +140,12 @@ class Geometry:
     norm: str = "ratio"
     exclude_same_group: bool = True
     density_cap: float | None = None
+    density_rule: str | None = None
 
     def __post_init__(self) -> None:
         r = check_params(self.dim, self.metric, self.density, self.k, self.r, self.norm)
         object.__setattr__(self, "density_cap", check_cap(self.density_cap))
+        object.__setattr__(self, "density_rule", check_rule(self.density_rule, self.density_cap))
         object.__setattr__(self, "dim", int(self.dim))
         object.__setattr__(self, "k", int(self.k))
         object.__setattr__(self, "r", r)
@@ -335,8 +302,16 @@ class ReferenceSet:
         missing = np.isnan(raw)
         if missing.any():
             raw = np.where(missing, self.fallback(raw), raw)
-        self.rho = np.maximum(capped(raw, self.geometry.density_cap), RHO_EPS)
+        self.rho = np.maximum(self.finish(raw)(raw), RHO_EPS)
         return bool(self.n > 1 and missing.all())
+
+    def finish(self, raw: np.ndarray) -> density_rules.Finish:
+        """The density rule's row-wise map for this state (``raw``: densities with the
+        no-neighbour fallback applied, shape ``(n,)``; :mod:`edgeasd.scoring.density_rules`)."""
+        g = self.geometry
+        return density_rules.fit(
+            g.density_rule, g.density_cap, raw, self.y, self.ysq, self.grp, self.dom, g.metric
+        )
 
     # ------------------------------------------------------------------ scoring
     @property

@@ -47,11 +47,17 @@ def test_defaults_match_the_scoring_engine():
     bank_defaults = inspect.signature(ReferenceBank).parameters
     for key in ("density", "k", "r", "norm", "exclude_same_group"):
         assert getattr(cfg.scoring, key) == bank_defaults[key].default, key
-    # the estimator keeps the paper's exact rule by default; the agent caps densities
-    from edgeasd.scoring.references import DEFAULT_DENSITY_CAP
+    # the estimator keeps the paper's exact rule by default; the agent finishes densities
+    # per condition (edgeasd.scoring.density_rules, measured there)
+    from edgeasd.scoring.density_rules import DEFAULT_DENSITY_CAP, DEFAULT_DENSITY_RULE, RULES
 
     assert bank_defaults["density_cap"].default is None
+    assert bank_defaults["density_rule"].default is None
+    assert ReferenceBank(4).density_rule == "paper"
     assert cfg.scoring.density_cap == DEFAULT_DENSITY_CAP
+    assert cfg.scoring.density_rule == DEFAULT_DENSITY_RULE
+    fields = Config.__dataclass_fields__["scoring"].default_factory.__dataclass_fields__
+    assert fields["density_rule"].metadata["spec"]["choices"] == RULES
 
 
 def test_defaults_match_quality_assess():

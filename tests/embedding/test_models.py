@@ -186,7 +186,7 @@ def _windows_for_parity():
     return np.stack(x).astype(np.float32)
 
 
-def test_default_int8_model_matches_its_fp32_original():
+def test_spectral_v2_int8_model_matches_its_fp32_original():
     """spectral-v2 int8 vs fp32, as the agent runs it and computed exactly (QDQ reference).
 
     The int8 file computes in float from int8-stored matrices (no integer kernels, so no

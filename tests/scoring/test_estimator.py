@@ -25,6 +25,7 @@ def test_parameters_are_stored_under_their_own_names():
         "norm": "difference",
         "exclude_same_group": True,
         "density_cap": None,
+        "density_rule": "paper",
         "rule": "quantile",
         "q": 0.9,
         "value": None,

@@ -30,7 +30,8 @@ def new_bank(scoring: Any, model_info: Any) -> ReferenceBank:
     Parameters
     ----------
     scoring : edgeasd.config.sections.ScoringConfig
-        ``density``, ``k``, ``r``, ``norm``, ``exclude_same_group``, ``density_cap``.
+        ``density``, ``k``, ``r``, ``norm``, ``exclude_same_group``, ``density_cap``,
+        ``density_rule``.
     model_info : edgeasd.embedding.onnx.ModelInfo
     """
     bank = ReferenceBank(
@@ -42,6 +43,7 @@ def new_bank(scoring: Any, model_info: Any) -> ReferenceBank:
         norm=scoring.norm,
         exclude_same_group=scoring.exclude_same_group,
         density_cap=scoring.density_cap,
+        density_rule=scoring.density_rule,
     )
     bank.meta["model_id"] = model_info.id
     bank.meta["model_name"] = model_info.name
@@ -70,14 +72,15 @@ BANK_SETTINGS = {
     "norm": "norm",
     "exclude_same_group": "exclude_same_group",
     "density_cap": "density_cap",
+    "density_rule": "density_rule",
 }
 
 
 def settings_mismatch(bank: ReferenceBank, scoring: Any) -> str | None:
     """Which ``scoring`` keys differ from the settings the bank was built with (None: none).
 
-    A bank keeps the density, k, r, norm, exclude_same_group and density_cap it was built
-    with; changing them in the configuration does nothing until ``edgeasd bank rebuild``.
+    A bank keeps the density, k, r, norm, exclude_same_group, density_cap and density_rule it
+    was built with; changing them in the configuration does nothing until ``edgeasd bank rebuild``.
     This warns rather than refuses: the agent keeps monitoring with the bank it has (the
     daemon degrades, never dies), and the message says how to apply the new settings.
     """

@@ -169,6 +169,7 @@ def warm_kernels(bank: ReferenceBank, dim: int, metric: str) -> None:
             norm=bank.norm,
             exclude_same_group=bank.exclude_same_group,
             density_cap=bank.density_cap,
+            density_rule=bank.density_rule,
         )
         refs = rng.standard_normal((3, dim)).astype(np.float32)
         bank.enroll(refs, domain="warm-up", group=["a", "b", "c"])

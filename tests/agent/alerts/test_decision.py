@@ -95,7 +95,7 @@ def test_bank_state_uses_the_configured_rule_not_the_stored_one() -> None:
     loose = loose.replace(threshold={"rule": "quantile"})
     state = decision.bank_state(lone, loose, hop_seconds=10.0)  # config differs from the bank
     assert any("exclude_same_group" in w and "bank rebuild" in w for w in state.warnings)
-    flat = ReferenceBank(8, exclude_same_group=False, density_cap=1.5)
+    flat = ReferenceBank(8, exclude_same_group=False, density_cap=1.5, density_rule="condition")
     flat.enroll(base + 0.1 * rng.normal(size=(6, 8)), group="one")
     state = decision.bank_state(flat, loose, hop_seconds=10.0)
     assert not state.calibrated and state.state == "uncalibrated"  # rule quantile, 1 group
