@@ -7,7 +7,7 @@ features computed on the same windows.
 
 Candidates (fixed before this table was run; exploratory variants are in MODEL_CARD.md):
 
-* the shipped ``spectral-v1`` and ``directact-v2-int8``, and their ensemble; the default
+* the shipped ``spectral-v1`` and ``directact-v2-int8``, and their ensemble; the opt-in
   ``spectral-v2-int8`` (chosen afterwards by ``benchmarks/real_block_grid.py``) for reference;
 * untrained features with temporal structure, from a 64-band log-mel spectrogram (Hann 1024,
   hop 512, in bels): ``flux`` (mean absolute frame-to-frame change per band), ``peak`` (per

@@ -21,7 +21,8 @@ density rule and the capped one; chosen on five types, the same combination was 
 four of the six held-out types. MODEL_CARD.md has the figures, including the honest
 leave-one-type-out estimate.
 
-Build the shipped files (fp32, then the int8 copy the agent uses by default)::
+Build the shipped files (fp32, then the int8 copy; opt-in with ``model.path``, the default
+stays spectral-v1)::
 
     python -m edgeasd.train.spectral_v2
 

@@ -22,7 +22,7 @@ from edgeasd.embedding.onnx import REQUIRED_METADATA
 METADATA_KEYS = REQUIRED_METADATA
 SHIPPED = [
     MODELS_DIR / name
-    for name in (*DEFAULT_ORDER, DIRECTACT_FP32_MODEL, SPECTRAL_V2_FP32_MODEL)
+    for name in (*DEFAULT_ORDER, SPECTRAL_V2_MODEL, DIRECTACT_FP32_MODEL, SPECTRAL_V2_FP32_MODEL)
     if (MODELS_DIR / name).is_file()
 ]
 UNSEEN = "compressor"  # the machine type the shipped Direct-ACT never saw in training
@@ -41,10 +41,15 @@ def test_default_model_is_the_first_shipped_one_in_preference_order():
     assert spectral_model_path().name == SPECTRAL_MODEL
 
 
-def test_default_model_is_int8_spectral_v2():
-    """Issue 18: the shipped default is an int8 QDQ model (its matrices stored as int8)."""
-    assert default_model_path().name == SPECTRAL_V2_MODEL
-    model = onnx.load(str(default_model_path()))
+def test_default_is_spectral_v1_and_v2_is_opt_in():
+    """spectral-v1 stays the default until a held-out evaluation supports v2 (MODEL_CARD.md)."""
+    assert default_model_path().name == SPECTRAL_MODEL
+    assert SPECTRAL_V2_MODEL not in DEFAULT_ORDER
+
+
+def test_spectral_v2_model_is_int8():
+    """The opt-in spectral-v2 is an int8 QDQ model (its matrices stored as int8)."""
+    model = onnx.load(str(MODELS_DIR / SPECTRAL_V2_MODEL))
     meta = {p.key: p.value for p in model.metadata_props}
     assert (meta["model_name"], meta["model_version"]) == ("edgeasd-spectral", "v2-int8")
     int8 = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8}

@@ -1,4 +1,4 @@
-"""The shipped default model is what ``python -m edgeasd.train.spectral_v2`` builds."""
+"""The shipped (opt-in) spectral-v2 model is what ``python -m edgeasd.train.spectral_v2`` builds."""
 
 from __future__ import annotations
 
