@@ -219,8 +219,18 @@ def metadata(version: str = MODEL_VERSION) -> ModelMetadata:
 
 
 def build_fp32(out: str | Path) -> Path:
-    """Export the float model to ``out`` and return the path."""
-    return export_onnx(SpectralTemporalEmbedding(), out, metadata())
+    """Export the float model to ``out`` and return the path.
+
+    Without the exporter's source trace (:func:`~edgeasd.train.metadata.drop_source_trace`):
+    the file, and so its model id, does not depend on where or from which lines it is built.
+    """
+    import onnx
+
+    from edgeasd.train.metadata import drop_source_trace, save_model
+
+    model = onnx.load(str(export_onnx(SpectralTemporalEmbedding(), out, metadata())))
+    drop_source_trace(model)
+    return save_model(model, out)
 
 
 def build_int8(fp32: str | Path, out: str | Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import onnxscript  # noqa: F401  (needed by edgeasd.train.export)
 import pytest
@@ -89,3 +90,16 @@ def test_digital_silence_gives_a_finite_unit_vector():
         y = ort.InferenceSession(str(MODELS_DIR / name)).run(None, {"waveform": x})[0]
         assert np.isfinite(y).all()
         np.testing.assert_allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-5)
+
+
+def test_shipped_files_carry_no_source_path_or_line_numbers():
+    """The exporter's per-node trace (this checkout's path, line numbers) is dropped.
+
+    With it, a rebuild from another folder, or after a comment moved a line of
+    ``spectral_v2.py``, gave a different file and so a different model id.
+    """
+    for name in (SPECTRAL_V2_MODEL, SPECTRAL_V2_FP32_MODEL):
+        data = (MODELS_DIR / name).read_bytes()
+        assert b"spectral_v2.py" not in data and b"stack_trace" not in data, name
+        model = onnx.load(str(MODELS_DIR / name))
+        assert not any(n.metadata_props or n.doc_string for n in model.graph.node), name
