@@ -7,7 +7,8 @@ features computed on the same windows.
 
 Candidates (fixed before this table was run; exploratory variants are in MODEL_CARD.md):
 
-* the shipped ``spectral-v1`` and ``directact-v2-int8``, and their ensemble;
+* the shipped ``spectral-v1`` and ``directact-v2-int8``, and their ensemble; the opt-in
+  ``spectral-v2-int8`` (chosen afterwards by ``benchmarks/real_block_grid.py``) for reference;
 * untrained features with temporal structure, from a 64-band log-mel spectrogram (Hann 1024,
   hop 512, in bels): ``flux`` (mean absolute frame-to-frame change per band), ``peak`` (per
   band: maximum minus mean, impacts), ``modulation`` (per 8 pooled bands: log mean magnitude
@@ -41,7 +42,11 @@ import numpy as np
 from edgeasd.audio.mel import log_mel
 from edgeasd.config import Config
 from edgeasd.embedding.ensemble import combine, load_embedder
-from edgeasd.embedding.models import directact_model_path, spectral_model_path
+from edgeasd.embedding.models import (
+    directact_model_path,
+    spectral_model_path,
+    spectral_v2_model_path,
+)
 from edgeasd.evaluation.labelled import LabelledClip, scan_labelled
 from edgeasd.evaluation.real import RealReport, clip_windows_of, evaluate_embeddings
 
@@ -124,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     clips = scan_labelled(args.folder)
     spectral = load_embedder(spectral_model_path())
     directact = load_embedder(directact_model_path())
-    W: dict[str, list[np.ndarray]] = {k: [] for k in ("v1", "da", "flux", "peak")}
+    v2 = load_embedder(spectral_v2_model_path())
+    W: dict[str, list[np.ndarray]] = {k: [] for k in ("v1", "da", "v2", "flux", "peak")}
     W |= {"modulation": [], "energy-pct": []}
     for c in clips:
         from edgeasd.audio.io import read_audio
@@ -133,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         x = np.stack(wins)
         W["v1"].append(spectral.embed(x))
         W["da"].append(directact.embed(x))
+        W["v2"].append(v2.embed(x))
         blocks = [temporal_blocks(w) for w in wins]
         for k in ("flux", "peak", "modulation", "energy-pct"):
             W[k].append(np.stack([b[k] for b in blocks]).astype(np.float32))
@@ -144,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         ev("spectral-v1", W["v1"]),
         ev("directact-v2-int8", W["da"]),
         ev("ensemble v1+da", [combine([a, b]) for a, b in zip(W["v1"], W["da"], strict=True)]),
+        ev("spectral-v2-int8", W["v2"]),
     ]
     for k in ("flux", "peak", "modulation", "energy-pct"):
         reports.append(ev(k, [l2(e) for e in W[k]]))
@@ -195,7 +203,8 @@ def table(reports: list[RealReport], config: Config) -> str:
             + f" | **{mean:.3f}** / {np.mean([g[t].pauc for t in types]):.3f}"
             + f" | {ids:.3f} | {'yes' if ok else 'no'} |"
         )
-    pool = [n for n in names if n not in ("spectral-v1", "directact-v2-int8", "ensemble v1+da")]
+    shipped = ("spectral-v1", "directact-v2-int8", "ensemble v1+da", "spectral-v2-int8")
+    pool = [n for n in names if n not in shipped]
     chosen, held = [], []
     for t in types:
         others = [u for u in types if u != t]

@@ -57,6 +57,27 @@ def set_metadata(model: onnx.ModelProto, metadata: ModelMetadata) -> None:
         entry.key, entry.value = key, value
 
 
+def drop_source_trace(model: onnx.ModelProto) -> None:
+    """Remove the exporter's per-node debug properties and doc strings (in place).
+
+    torch's ONNX exporter records, on every node, the exporting source file's absolute path
+    and line numbers (``pkg.torch.onnx.stack_trace`` and kin): without this, a file built
+    from another checkout, or after a comment moved a line, differs byte for byte, and so
+    does its model id (the file's hash). Subgraphs are cleaned too.
+    """
+    graphs = [model.graph]
+    while graphs:
+        graph = graphs.pop()
+        graph.doc_string = ""
+        for node in graph.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    graphs.append(attr.g)
+                graphs.extend(attr.graphs)
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The ``metadata_props`` of an ONNX file as a dict (graph not loaded into memory twice)."""
     model = onnx.load(str(path), load_external_data=False)

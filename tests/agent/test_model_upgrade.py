@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 from support.onnx_models import make_test_model
 
 from edgeasd.cli import main
@@ -18,22 +19,78 @@ from .conftest import wav
 
 
 @pytest.fixture
-def spectral_bank(tmp_path, make_config, capsys):
-    """A bank of the shipped default (spectral) model: 2 recordings of 20 s (2 groups)."""
+def spectral_v1_bank(tmp_path, make_config, capsys):
+    """A bank enrolled with the default model, spectral-v1 (2 recordings of 20 s, 2 groups)."""
     cfg = make_config(None, model={"path": None}, scoring={"min_references": 4})
     files = [wav(tmp_path / f"n{i}.wav", [(20, "normal")], seed=10 * i) for i in range(2)]
     assert main(["enroll", "--config", str(cfg), *map(str, files)]) == 0
     capsys.readouterr()
-    assert load_bank(tmp_path / "state" / "bank").meta["model_id"].startswith("edgeasd-spectral")
+    assert (
+        load_bank(tmp_path / "state" / "bank").meta["model_id"].startswith("edgeasd-spectral-v1:")
+    )
     return cfg
 
 
-def test_an_older_shipped_model_keeps_scoring_the_bank_it_built(
-    spectral_bank, tmp_path, monkeypatch, capsys
+def test_a_v1_bank_keeps_its_model_when_a_release_makes_v2_the_default(
+    spectral_v1_bank, tmp_path, monkeypatch, capsys
 ):
-    cfg = spectral_bank
+    """Issue 18: should spectral-v2 int8 become the default, a v1 bank keeps being scored by v1.
+
+    The note says so and names ``edgeasd bank rebuild``, which moves the bank to v2.
+    """
+    cfg = spectral_v1_bank
+    v1_id = load_bank(tmp_path / "state" / "bank").meta["model_id"]
+    assert models.default_model_path().name == models.SPECTRAL_MODEL  # this release: v1
+    order = (models.SPECTRAL_V2_MODEL, models.SPECTRAL_MODEL, models.DIRECTACT_MODEL)
+    monkeypatch.setattr(models, "DEFAULT_ORDER", order)
+    assert models.default_model_path().name == models.SPECTRAL_V2_MODEL
+    probe = wav(tmp_path / "p.wav", [(20, "normal")], seed=99)
+    assert main(["score", "--config", str(cfg), str(probe)]) == 0
+    err = capsys.readouterr().err
+    assert f"note: the bank was built with the shipped model {v1_id}" in err
+    assert "this release's default is edgeasd-spectral-v2-int8:" in err
+    assert "edgeasd bank rebuild" in err
+    assert main(["config", "check", "--config", str(cfg)]) == 0
+    assert "the bank keeps being scored by the model that built it" in capsys.readouterr().out
+    assert main(["bank", "rebuild", "--config", str(cfg)]) == 0
+    assert "rebuilt the bank with edgeasd-spectral-v2-int8" in capsys.readouterr().out
+    assert (
+        load_bank(tmp_path / "state" / "bank")
+        .meta["model_id"]
+        .startswith("edgeasd-spectral-v2-int8:")
+    )
+    assert main(["score", "--config", str(cfg), str(probe)]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_opting_in_to_v2_with_a_v1_bank_names_the_rebuild(spectral_v1_bank, tmp_path, capsys):
+    """``model.path`` naming spectral-v2 int8 over a v1 bank: refused, with the command to run.
+
+    A configured model is always the one used (never silently another); ``edgeasd bank
+    rebuild`` under that configuration re-embeds the kept audio with v2.
+    """
+    data = yaml.safe_load(spectral_v1_bank.read_text())
+    data["model"]["path"] = str(models.spectral_v2_model_path())  # the opt-in line
+    cfg = tmp_path / "v2.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    probe = wav(tmp_path / "p.wav", [(20, "normal")], seed=99)
+    assert main(["score", "--config", str(cfg), str(probe)]) != 0
+    err = capsys.readouterr().err
+    assert "was embedded with model edgeasd-spectral-v1:" in err
+    assert "the configured model is edgeasd-spectral-v2-int8:" in err
+    assert "edgeasd bank rebuild" in err
+    assert main(["bank", "rebuild", "--config", str(cfg)]) == 0
+    assert "rebuilt the bank with edgeasd-spectral-v2-int8" in capsys.readouterr().out
+    assert main(["score", "--config", str(cfg), str(probe)]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_an_older_shipped_model_keeps_scoring_the_bank_it_built(
+    spectral_v1_bank, tmp_path, monkeypatch, capsys
+):
+    cfg = spectral_v1_bank
     spectral_id = load_bank(tmp_path / "state" / "bank").meta["model_id"]
-    # the upgrade: a release whose default is the Direct-ACT model, still shipping spectral
+    # a later upgrade: a release whose default is the Direct-ACT model, still shipping v1
     monkeypatch.setattr(models, "DEFAULT_ORDER", (models.DIRECTACT_MODEL, models.SPECTRAL_MODEL))
     assert models.default_model_path().name == models.DIRECTACT_MODEL
     probe = wav(tmp_path / "p.wav", [(20, "normal")], seed=99)

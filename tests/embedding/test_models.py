@@ -12,6 +12,8 @@ from edgeasd.embedding.models import (
     DIRECTACT_MODEL,
     MODELS_DIR,
     SPECTRAL_MODEL,
+    SPECTRAL_V2_FP32_MODEL,
+    SPECTRAL_V2_MODEL,
     default_model_path,
     spectral_model_path,
 )
@@ -20,7 +22,7 @@ from edgeasd.embedding.onnx import REQUIRED_METADATA
 METADATA_KEYS = REQUIRED_METADATA
 SHIPPED = [
     MODELS_DIR / name
-    for name in (*DEFAULT_ORDER, DIRECTACT_FP32_MODEL)
+    for name in (*DEFAULT_ORDER, SPECTRAL_V2_MODEL, DIRECTACT_FP32_MODEL, SPECTRAL_V2_FP32_MODEL)
     if (MODELS_DIR / name).is_file()
 ]
 UNSEEN = "compressor"  # the machine type the shipped Direct-ACT never saw in training
@@ -37,6 +39,27 @@ def test_default_model_is_the_first_shipped_one_in_preference_order():
     present = [MODELS_DIR / n for n in DEFAULT_ORDER if (MODELS_DIR / n).is_file()]
     assert default_model_path() == present[0]
     assert spectral_model_path().name == SPECTRAL_MODEL
+
+
+def test_default_is_spectral_v1_and_v2_is_opt_in():
+    """spectral-v1 stays the default until a held-out evaluation supports v2 (MODEL_CARD.md)."""
+    assert default_model_path().name == SPECTRAL_MODEL
+    assert SPECTRAL_V2_MODEL not in DEFAULT_ORDER
+
+
+def test_spectral_v2_model_is_int8():
+    """The opt-in spectral-v2 is an int8 QDQ model (its matrices stored as int8)."""
+    model = onnx.load(str(MODELS_DIR / SPECTRAL_V2_MODEL))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert (meta["model_name"], meta["model_version"]) == ("edgeasd-spectral", "v2-int8")
+    int8 = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8}
+    dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
+    assert len(dq) == 4 and {n.input[0] for n in dq} <= int8
+    # every MatMul reads its constant matrix through a DequantizeLinear: no float matrix left
+    floats = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    dq_out = {n.output[0] for n in dq}
+    for node in (n for n in model.graph.node if n.op_type == "MatMul"):
+        assert not floats & set(node.input) and dq_out & set(node.input), node.name
 
 
 def test_models_package_does_not_import_torch():
@@ -145,6 +168,52 @@ def test_shipped_int8_model_matches_its_fp32_original():
     ).astype(np.float32)
     cos = (embed.Embedder(int8).embed(x) * embed.Embedder(fp32).embed(x)).sum(axis=1)
     assert cos.mean() >= 0.999 and cos.min() >= 0.998
+
+
+def _windows_for_parity():
+    """Synthetic windows, clicks, silence, and every 8th real clip when the shared data is there."""
+    import os
+    from pathlib import Path
+
+    from edgeasd.audio.io import read_audio
+
+    repo = Path(__file__).resolve().parents[2]
+    shared = Path(os.environ.get("EDGEASD_SHARED_DATA", repo.parent / "shared" / "data"))
+
+    synth = pytest.importorskip("edgeasd.synth")
+    spec = synth.MACHINE_TYPES[UNSEEN]
+    attrs = {k: a.source[0] for k, a in spec.attributes.items()}
+    x = [synth.render(UNSEEN, 10.0, 16000, seed=s, attributes=attrs) for s in range(300, 308)]
+    x.append(0.5 * np.sign(np.sin(np.arange(160000) / 16000 * 2 * np.pi * 3.0)))  # clicks
+    x.append(np.zeros(160000))  # digital silence: the log floor
+    clips = sorted((shared / "real-clips").glob("*/*/*.wav"))[::8]
+    x += [np.resize(read_audio(f, 16000).samples, 160000) for f in clips]
+    return np.stack(x).astype(np.float32)
+
+
+def test_spectral_v2_int8_model_matches_its_fp32_original():
+    """spectral-v2 int8 vs fp32, as the agent runs it and computed exactly (QDQ reference).
+
+    The int8 file computes in float from int8-stored matrices (no integer kernels, so no
+    VNNI-dependent saturation); fused (the Embedder's optimized session, this CPU's
+    kernels) and unfused (``ORT_DISABLE_ALL``: every DequantizeLinear evaluated as written)
+    must both stay within the goal of MODEL_CARD.md: mean cosine >= 0.999, min >= 0.998.
+    """
+    import onnxruntime as ort
+
+    from edgeasd.embedding.onnx import Embedder
+
+    x = _windows_for_parity()
+    ref = Embedder(MODELS_DIR / SPECTRAL_V2_FP32_MODEL).embed(x)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    exact = ort.InferenceSession(str(MODELS_DIR / SPECTRAL_V2_MODEL), opts)
+    for y in (
+        Embedder(MODELS_DIR / SPECTRAL_V2_MODEL).embed(x),
+        exact.run(None, {"waveform": x})[0],
+    ):
+        cos = (y * ref).sum(axis=1)
+        assert cos.mean() >= 0.999 and cos.min() >= 0.998, (cos.mean(), cos.min())
 
 
 def test_shipped_model_for_finds_the_model_that_built_a_bank():

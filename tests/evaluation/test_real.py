@@ -199,14 +199,26 @@ def test_dcase_and_mimii_layouts_of_the_shared_data(shared_data):
 
 
 def test_model_card_real_audio_rows_are_what_eval_real_prints(shared_data):
-    """The card's table of the shipped models is this command's output, not a stale copy."""
+    """The card's table of the shipped models is this command's output, not a stale copy.
+
+    Under the default configuration: the default model's row (spectral-v1), the opt-in
+    spectral-v2 int8's (in-sample) and Direct-ACT's.
+    """
     import re
 
-    from edgeasd.embedding.models import MODELS_DIR, directact_model_path, spectral_model_path
+    from edgeasd.embedding.models import (
+        MODELS_DIR,
+        default_model_path,
+        directact_model_path,
+        spectral_model_path,
+        spectral_v2_model_path,
+    )
 
+    assert default_model_path() == spectral_model_path()  # the card's "(default)" row
     card = (MODELS_DIR / "MODEL_CARD.md").read_text()
     for label, path in (
-        ("**spectral-v1 (default)**", spectral_model_path()),
+        ("**spectral-v1 (default)**", default_model_path()),
+        ("spectral-v2-int8 (opt-in; in-sample)", spectral_v2_model_path()),
         ("directact-v2-int8", directact_model_path()),
     ):
         row = next(r for r in card.splitlines() if r.startswith(f"| {label} |"))
