@@ -21,6 +21,7 @@ Run with ``python benchmarks/run.py threshold_rules`` (embeddings cached by
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,10 +39,9 @@ from edgeasd.evaluation.operating_point import (
 from edgeasd.scoring import ReferenceBank
 from edgeasd.scoring.forecast import debounced_starts
 
-REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / "data" / "operating_point"
-CHOICE = [("fan", 0), ("pump", 0), ("valve", 0), ("fan", 1), ("pump", 1), ("valve", 1)]
-HELDOUT = [(m, s) for s in (2, 3) for m in ("fan", "pump", "valve", "gearbox")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_operating_point import CACHE, CHOICE, HELDOUT  # the same protocol
+
 BAND = (1.1, 3.0)
 HOP = 10.0
 
