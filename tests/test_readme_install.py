@@ -184,6 +184,9 @@ def test_readme_command_1_installs_with_an_externally_managed_python(setup):
         capture_output=True,
         text=True,
         env=_environment(python_bin),
+        # not the repository: a stale `edgeasd.egg-info` left there by an older editable
+        # install would shadow the metadata the venv installed (License-Expression None)
+        cwd=checkout.parent,
         check=True,
     )
     license_expression, base_prefix = info.stdout.split()
