@@ -14,6 +14,8 @@ from edgeasd.embedding.models import (
     SPECTRAL_MODEL,
     SPECTRAL_V2_FP32_MODEL,
     SPECTRAL_V2_MODEL,
+    SPECTRAL_V3_FP32_MODEL,
+    SPECTRAL_V3_MODEL,
     default_model_path,
     spectral_model_path,
 )
@@ -22,7 +24,16 @@ from edgeasd.embedding.onnx import REQUIRED_METADATA
 METADATA_KEYS = REQUIRED_METADATA
 SHIPPED = [
     MODELS_DIR / name
-    for name in (*DEFAULT_ORDER, SPECTRAL_V2_MODEL, DIRECTACT_FP32_MODEL, SPECTRAL_V2_FP32_MODEL)
+    for name in dict.fromkeys(
+        (
+            *DEFAULT_ORDER,
+            SPECTRAL_V2_MODEL,
+            SPECTRAL_V3_MODEL,
+            DIRECTACT_FP32_MODEL,
+            SPECTRAL_V2_FP32_MODEL,
+            SPECTRAL_V3_FP32_MODEL,
+        )
+    )
     if (MODELS_DIR / name).is_file()
 ]
 UNSEEN = "compressor"  # the machine type the shipped Direct-ACT never saw in training
@@ -47,14 +58,18 @@ def test_default_is_spectral_v1_and_v2_is_opt_in():
     assert SPECTRAL_V2_MODEL not in DEFAULT_ORDER
 
 
-def test_spectral_v2_model_is_int8():
-    """The opt-in spectral-v2 is an int8 QDQ model (its matrices stored as int8)."""
-    model = onnx.load(str(MODELS_DIR / SPECTRAL_V2_MODEL))
+@pytest.mark.parametrize(
+    ("name", "version", "matrices"),
+    [(SPECTRAL_V2_MODEL, "v2-int8", 4), (SPECTRAL_V3_MODEL, "v3-int8", 1)],
+)
+def test_spectral_int8_models_store_their_matrices_as_int8(name, version, matrices):
+    """spectral-v2 and v3 int8 are QDQ models: every matrix product reads int8 weights."""
+    model = onnx.load(str(MODELS_DIR / name))
     meta = {p.key: p.value for p in model.metadata_props}
-    assert (meta["model_name"], meta["model_version"]) == ("edgeasd-spectral", "v2-int8")
+    assert (meta["model_name"], meta["model_version"]) == ("edgeasd-spectral", version)
     int8 = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8}
     dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear"]
-    assert len(dq) == 4 and {n.input[0] for n in dq} <= int8
+    assert len(dq) == matrices and {n.input[0] for n in dq} <= int8
     # every MatMul reads its constant matrix through a DequantizeLinear: no float matrix left
     floats = {t.name for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
     dq_out = {n.output[0] for n in dq}
@@ -191,8 +206,12 @@ def _windows_for_parity():
     return np.stack(x).astype(np.float32)
 
 
-def test_spectral_v2_int8_model_matches_its_fp32_original():
-    """spectral-v2 int8 vs fp32, as the agent runs it and computed exactly (QDQ reference).
+@pytest.mark.parametrize(
+    ("int8", "fp32"),
+    [(SPECTRAL_V2_MODEL, SPECTRAL_V2_FP32_MODEL), (SPECTRAL_V3_MODEL, SPECTRAL_V3_FP32_MODEL)],
+)
+def test_spectral_int8_model_matches_its_fp32_original(int8, fp32):
+    """spectral-v2 and v3 int8 vs fp32, as the agent runs it and computed exactly (QDQ reference).
 
     The int8 file computes in float from int8-stored matrices (no integer kernels, so no
     VNNI-dependent saturation); fused (the Embedder's optimized session, this CPU's
@@ -204,12 +223,12 @@ def test_spectral_v2_int8_model_matches_its_fp32_original():
     from edgeasd.embedding.onnx import Embedder
 
     x = _windows_for_parity()
-    ref = Embedder(MODELS_DIR / SPECTRAL_V2_FP32_MODEL).embed(x)
+    ref = Embedder(MODELS_DIR / fp32).embed(x)
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    exact = ort.InferenceSession(str(MODELS_DIR / SPECTRAL_V2_MODEL), opts)
+    exact = ort.InferenceSession(str(MODELS_DIR / int8), opts)
     for y in (
-        Embedder(MODELS_DIR / SPECTRAL_V2_MODEL).embed(x),
+        Embedder(MODELS_DIR / int8).embed(x),
         exact.run(None, {"waveform": x})[0],
     ):
         cos = (y * ref).sum(axis=1)

@@ -31,6 +31,10 @@ SPECTRAL_MODEL = "edgeasd-spectral-v1.onnx"
 SPECTRAL_V2_MODEL = "edgeasd-spectral-v2-int8.onnx"
 #: Its fp32 original (the int8-vs-fp32 parity check).
 SPECTRAL_V2_FP32_MODEL = "edgeasd-spectral-v2.onnx"
+#: File name of spectral v3, int8 (``python -m edgeasd.train.spectral_v3``).
+SPECTRAL_V3_MODEL = "edgeasd-spectral-v3-int8.onnx"
+#: Its fp32 original (the int8-vs-fp32 parity check).
+SPECTRAL_V3_FP32_MODEL = "edgeasd-spectral-v3.onnx"
 #: Preference order of the default model. spectral-v1 first: it beat the trained Direct-ACT
 #: on the real recordings of ``../shared/data/real-clips`` and on the simulated checks.
 #: spectral-v2 int8 is not in it: its mean AUC per machine type there (0.712 vs 0.662) is
@@ -69,6 +73,11 @@ def spectral_model_path() -> Path:
 def spectral_v2_model_path() -> Path:
     """The no-training spectral model v2, int8: opt-in (``model.path``)."""
     return MODELS_DIR / SPECTRAL_V2_MODEL
+
+
+def spectral_v3_model_path() -> Path:
+    """The no-training spectral model v3 (shape, flux, fine spectrum), int8."""
+    return MODELS_DIR / SPECTRAL_V3_MODEL
 
 
 def shipped_models() -> list[Path]:
