@@ -21,6 +21,8 @@ from edgeasd.embedding.models import (
     SPECTRAL_MODEL,
     SPECTRAL_V2_FP32_MODEL,
     SPECTRAL_V2_MODEL,
+    SPECTRAL_V3_FP32_MODEL,
+    SPECTRAL_V3_MODEL,
 )
 from edgeasd.embedding.onnx import Embedder
 
@@ -36,6 +38,8 @@ def shipped_models() -> dict[str, Path]:
         "Direct-ACT fp32": DIRECTACT_FP32_MODEL,
         "spectral-v2 int8 (opt-in)": SPECTRAL_V2_MODEL,
         "spectral-v2 fp32": SPECTRAL_V2_FP32_MODEL,
+        "spectral-v3 int8 (opt-in)": SPECTRAL_V3_MODEL,
+        "spectral-v3 fp32": SPECTRAL_V3_FP32_MODEL,
         "spectral-v1 (default)": SPECTRAL_MODEL,
     }
     return {k: MODELS_DIR / v for k, v in names.items() if (MODELS_DIR / v).is_file()}
@@ -86,9 +90,13 @@ def main() -> None:
             f"\nint8 / fp32 time ratio: {i8 / f32:.2f}; goal (int8 <= {GOAL_MS:.0f} ms and "
             f"faster than fp32): {verdict}."
         )
-    if {"spectral-v2 int8 (opt-in)", "spectral-v2 fp32"} <= set(med):
-        ratio = med["spectral-v2 int8 (opt-in)"] / med["spectral-v2 fp32"]
-        print(f"spectral-v2 int8 / fp32 time ratio: {ratio:.2f} (int8-stored matrices, float math)")
+    for v in ("v2", "v3"):
+        if {f"spectral-{v} int8 (opt-in)", f"spectral-{v} fp32"} <= set(med):
+            ratio = med[f"spectral-{v} int8 (opt-in)"] / med[f"spectral-{v} fp32"]
+            print(
+                f"spectral-{v} int8 / fp32 time ratio: {ratio:.2f} (int8-stored matrices, "
+                "float math)"
+            )
 
 
 if __name__ == "__main__":

@@ -63,24 +63,28 @@ def test_a_v1_bank_keeps_its_model_when_a_release_makes_v2_the_default(
     assert "note:" not in capsys.readouterr().err
 
 
-def test_opting_in_to_v2_with_a_v1_bank_names_the_rebuild(spectral_v1_bank, tmp_path, capsys):
-    """``model.path`` naming spectral-v2 int8 over a v1 bank: refused, with the command to run.
+@pytest.mark.parametrize("version", ["v2", "v3"])
+def test_opting_in_to_v2_or_v3_with_a_v1_bank_names_the_rebuild(
+    spectral_v1_bank, tmp_path, capsys, version
+):
+    """``model.path`` naming spectral-v2/v3 int8 over a v1 bank: refused, with the command to run.
 
     A configured model is always the one used (never silently another); ``edgeasd bank
-    rebuild`` under that configuration re-embeds the kept audio with v2.
+    rebuild`` under that configuration re-embeds the kept audio with the configured model.
     """
     data = yaml.safe_load(spectral_v1_bank.read_text())
-    data["model"]["path"] = str(models.spectral_v2_model_path())  # the opt-in line
+    path = {"v2": models.spectral_v2_model_path(), "v3": models.spectral_v3_model_path()}
+    data["model"]["path"] = str(path[version])  # the opt-in line
     cfg = tmp_path / "v2.yaml"
     cfg.write_text(yaml.safe_dump(data))
     probe = wav(tmp_path / "p.wav", [(20, "normal")], seed=99)
     assert main(["score", "--config", str(cfg), str(probe)]) != 0
     err = capsys.readouterr().err
     assert "was embedded with model edgeasd-spectral-v1:" in err
-    assert "the configured model is edgeasd-spectral-v2-int8:" in err
+    assert f"the configured model is edgeasd-spectral-{version}-int8:" in err
     assert "edgeasd bank rebuild" in err
     assert main(["bank", "rebuild", "--config", str(cfg)]) == 0
-    assert "rebuilt the bank with edgeasd-spectral-v2-int8" in capsys.readouterr().out
+    assert f"rebuilt the bank with edgeasd-spectral-{version}-int8" in capsys.readouterr().out
     assert main(["score", "--config", str(cfg), str(probe)]) == 0
     assert "note:" not in capsys.readouterr().err
 

@@ -202,7 +202,7 @@ def test_model_card_real_audio_rows_are_what_eval_real_prints(shared_data):
     """The card's table of the shipped models is this command's output, not a stale copy.
 
     Under the default configuration: the default model's row (spectral-v1), the opt-in
-    spectral-v2 int8's (in-sample) and Direct-ACT's.
+    spectral-v2 int8's (in-sample), spectral-v3 int8's and Direct-ACT's.
     """
     import re
 
@@ -212,6 +212,7 @@ def test_model_card_real_audio_rows_are_what_eval_real_prints(shared_data):
         directact_model_path,
         spectral_model_path,
         spectral_v2_model_path,
+        spectral_v3_model_path,
     )
 
     assert default_model_path() == spectral_model_path()  # the card's "(default)" row
@@ -219,6 +220,7 @@ def test_model_card_real_audio_rows_are_what_eval_real_prints(shared_data):
     for label, path in (
         ("**spectral-v1 (default)**", default_model_path()),
         ("spectral-v2-int8 (opt-in; in-sample)", spectral_v2_model_path()),
+        ("spectral-v3-int8 (opt-in)", spectral_v3_model_path()),
         ("directact-v2-int8", directact_model_path()),
     ):
         row = next(r for r in card.splitlines() if r.startswith(f"| {label} |"))
