@@ -31,33 +31,34 @@ def spectral_v1_bank(tmp_path, make_config, capsys):
     return cfg
 
 
-def test_a_v1_bank_keeps_its_model_when_a_release_makes_v2_the_default(
-    spectral_v1_bank, tmp_path, monkeypatch, capsys
+@pytest.mark.parametrize("version", ["v2", "v3"])
+def test_a_v1_bank_keeps_its_model_when_a_release_makes_v2_or_v3_the_default(
+    spectral_v1_bank, tmp_path, monkeypatch, capsys, version
 ):
-    """Issue 18: should spectral-v2 int8 become the default, a v1 bank keeps being scored by v1.
-
-    The note says so and names ``edgeasd bank rebuild``, which moves the bank to v2.
+    """Issue 18: should spectral-v2 or v3 int8 become the default, a v1 bank keeps being scored
+    by v1. The note says so and names ``edgeasd bank rebuild``, which moves the bank to it.
     """
     cfg = spectral_v1_bank
     v1_id = load_bank(tmp_path / "state" / "bank").meta["model_id"]
     assert models.default_model_path().name == models.SPECTRAL_MODEL  # this release: v1
-    order = (models.SPECTRAL_V2_MODEL, models.SPECTRAL_MODEL, models.DIRECTACT_MODEL)
+    new = {"v2": models.SPECTRAL_V2_MODEL, "v3": models.SPECTRAL_V3_MODEL}[version]
+    order = (new, models.SPECTRAL_MODEL, models.DIRECTACT_MODEL)
     monkeypatch.setattr(models, "DEFAULT_ORDER", order)
-    assert models.default_model_path().name == models.SPECTRAL_V2_MODEL
+    assert models.default_model_path().name == new
     probe = wav(tmp_path / "p.wav", [(20, "normal")], seed=99)
     assert main(["score", "--config", str(cfg), str(probe)]) == 0
     err = capsys.readouterr().err
     assert f"note: the bank was built with the shipped model {v1_id}" in err
-    assert "this release's default is edgeasd-spectral-v2-int8:" in err
+    assert f"this release's default is edgeasd-spectral-{version}-int8:" in err
     assert "edgeasd bank rebuild" in err
     assert main(["config", "check", "--config", str(cfg)]) == 0
     assert "the bank keeps being scored by the model that built it" in capsys.readouterr().out
     assert main(["bank", "rebuild", "--config", str(cfg)]) == 0
-    assert "rebuilt the bank with edgeasd-spectral-v2-int8" in capsys.readouterr().out
+    assert f"rebuilt the bank with edgeasd-spectral-{version}-int8" in capsys.readouterr().out
     assert (
         load_bank(tmp_path / "state" / "bank")
         .meta["model_id"]
-        .startswith("edgeasd-spectral-v2-int8:")
+        .startswith(f"edgeasd-spectral-{version}-int8:")
     )
     assert main(["score", "--config", str(cfg), str(probe)]) == 0
     assert "note:" not in capsys.readouterr().err
