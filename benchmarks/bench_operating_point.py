@@ -185,8 +185,8 @@ def real_table(rule: Callable[[ReferenceBank], tuple[float, float, str]]) -> str
     )
     lines.append(
         f"\nEnrolled (source) condition: {summary or 'no decision'}. Each machine type has "
-        "two training clips (two groups of one 10 s window): `auto` falls back to "
-        f"{calibrate.FORWARD_MARGIN:g} x the "
+        "two training clips (two groups of one 10 s window, one session): `auto` falls back to "
+        f"{calibrate.ONE_SESSION_MARGIN:g} x the "
         "leave-one-group-out maximum and `bank summary` asks for more minutes; the figures are "
         "anecdotes, not rates."
     )

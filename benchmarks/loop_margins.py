@@ -6,7 +6,9 @@ normal recordings are scored in time order; the first false alarm of each later 
 confirmed normal (enrolled as a group of its condition, as ``edgeasd feedback ALERT normal``
 does), the threshold recomputed, scoring continues; faults are scored against the bank after
 the corrections. The margin ``m`` scales the shipped ``auto`` threshold (``m /
-FORWARD_MARGIN`` x it: ``auto`` is linear in its margin, with no floor by default). Per margin,
+FORWARD_MARGIN`` x it: the evidence that sets it on this protocol is the source's
+session-forward scores, from 6 groups, so ``auto`` is ``FORWARD_MARGIN`` x their maximum,
+with no floor by default). Per margin,
 model and set: without corrections ("plain") and with them ("loop"), the worst false-alarm
 rate of a commissioned condition (source) and of the target (2 recordings: provisional),
 mean detection of the fault kinds with AUC >= 0.99 (source / target; the worst condition's
@@ -167,8 +169,9 @@ def stability_table() -> str:
                 f"{np.median(a):.0%} |"
             )
     return "\n".join(lines) + (
-        "\n\nDefault model. The threshold is the margin x the largest evidence score, so its "
-        "relative moves do not depend on the margin. Source recordings 1-6 are its first "
+        "\n\nDefault model. The threshold is the margin x the largest evidence score (all of it "
+        "session-forward here: one margin), so its relative moves do not depend on the margin. "
+        "Source recordings 1-6 are its first "
         "session, 7-12 its second (recording 7: the second session's first); target 1-6 and "
         "7-12 likewise. The threshold follows the largest evidence score: it steps when one new "
         "recording of the newest session scores above every earlier one (held out, under the "

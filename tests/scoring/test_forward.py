@@ -185,6 +185,22 @@ def test_each_condition_s_evidence_takes_the_margin_of_what_it_has_seen(rng):
     )
 
 
+def test_the_fallback_on_few_groups_takes_the_evidence_s_margin(rng):
+    """A second session's first group: session-forward evidence from one group, so the LOGO
+    maximum counts too, at the session-forward margin (at 2 it lifted the threshold for the
+    first groups of every session and dropped it back at the third: threshold_rules)."""
+    t0 = 1.7e9
+    bank = ReferenceBank(4, density_cap=1.5)
+    X = rng.normal(size=(12, 4))
+    for g in range(4):  # groups 0-2 at t0, group 3 two hours later
+        at = t0 + (7200.0 if g >= 3 else 0.0) + 60.0 * g
+        bank.enroll(X[3 * g : 3 * g + 3], domain="source", group=f"g{g}", at=at)
+    s = bank.session_forward_scores_
+    assert np.isfinite(s[9:]).all() and np.isnan(s[:9]).all()
+    top = max(np.nanmax(s), np.nanmax(bank.loo_scores_))
+    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * top)
+
+
 def test_session_forward_scores_a_later_session_against_the_earlier_ones(rng):
     """Each group of a later session is scored against the bank as that session began."""
     t0 = 1.7e9
