@@ -102,7 +102,8 @@ class ThresholdConfig:
     """``threshold``: how the bank derives its single decision threshold.
 
     The names and defaults are those of ``edgeasd.scoring.calibrate`` (a test keeps
-    them equal): ``auto`` = ``FORWARD_MARGIN`` x the largest calibration score (with
+    them equal): ``auto`` = the largest calibration score x its margin (``FORWARD_MARGIN``
+    on session-forward evidence, ``ONE_SESSION_MARGIN`` on one session's; with
     ``value`` as a floor if set), ``quantile`` / ``gamma`` (DCASE baseline's gamma-fit
     percentile) of leave-one-group-out scores, or ``fixed``. ``value`` null = for
     ``fixed`` the bank's default constant for the normalization (3.0 for ratio), for

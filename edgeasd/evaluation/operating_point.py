@@ -275,6 +275,7 @@ def operator_loop(
     machine: str,
     rule: Callable[[ReferenceBank], float],
     config: Config | None = None,
+    per_session: int = 1,
     **layout: Any,
 ) -> tuple[ReferenceBank, dict[str, dict[str, Any]], int]:
     """The operator in the loop: the first false alarm of each new session is confirmed normal.
@@ -283,8 +284,9 @@ def operator_loop(
     a session (:func:`plan`'s ``Recording.session``) that exceeds the threshold is enrolled as
     normal of its condition (a group of its own, as ``edgeasd feedback`` enrolls an alert's
     windows), the threshold is recomputed with ``rule`` and scoring continues. Faults are then
-    scored against the final bank. ``layout``: the keyword arguments of :func:`plan` the data
-    was simulated with.
+    scored against the final bank. ``per_session``: how many false alarms of one session the
+    operator confirms (the later ones are counted, not confirmed). ``layout``: the keyword
+    arguments of :func:`plan` the data was simulated with.
 
     Returns
     -------
@@ -303,7 +305,7 @@ def operator_loop(
     later = data["phase"] == "later"
     normal = later & (data["kind"] == "normal")
     fa: dict[str, int] = {}
-    corrected: set[tuple[str, int]] = set()
+    corrected: dict[tuple[str, int], int] = {}
     for r in np.unique(data["recording"][normal]):
         rows = np.flatnonzero(normal & (data["recording"] == r))
         cond = str(data["condition"][rows[0]])
@@ -312,8 +314,8 @@ def operator_loop(
             if float(bank.score(data["emb"][w : w + 1])[0]) <= t:
                 continue
             fa[cond] = fa.get(cond, 0) + 1
-            if session not in corrected:
-                corrected.add(session)
+            if corrected.get(session, 0) < per_session:
+                corrected[session] = corrected.get(session, 0) + 1
                 at = float(times[int(r)] + data["start"][w])
                 bank.enroll(data["emb"][w : w + 1], domain=cond, group=f"feedback-{w}", at=at)
                 t = rule(bank)
@@ -321,4 +323,4 @@ def operator_loop(
     for cond, res in result.items():
         res["false_alarms"] = fa.get(cond, 0)
         res["fa_rate"] = res["false_alarms"] / res["normal"]
-    return bank, result, len(corrected)
+    return bank, result, sum(corrected.values())

@@ -185,6 +185,14 @@ class Calibrated:
         self._ensure_calibrated()
         return self.calibration_.recent(self.references_, all_groups=True)[0]
 
+    @property
+    def forecast_margins_(self) -> np.ndarray:
+        """The margin of each :attr:`forecast_scores_` entry, shape ``(N,)`` (NaN outside):
+        ``FORWARD_MARGIN`` for session-forward evidence, ``ONE_SESSION_MARGIN`` for the
+        forward scores of a condition with one session (:meth:`Calibration.margins`)."""
+        self._ensure_calibrated()
+        return self.calibration_.margins(self.references_, all_groups=True)
+
     def _ensure_calibrated(self) -> None:
         if self.calibration_.stale or self.calibration_.forward_stale:
             self.calibration_.update(self.references_)

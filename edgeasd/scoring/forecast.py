@@ -20,8 +20,8 @@ False **alerts** a day after the detector's k-of-n debounce, not windows. The ca
 evidence is the scores the ``auto`` threshold rests on (session-forward, else forward-chaining:
 :meth:`edgeasd.scoring.calibrate.Calibration.recent`): each is a normal window the agent met
 later than the references before it. Their windows are taken group by group in time order,
-scaled by the margin the ``auto`` rule assumes between forward and later scores
-(:data:`edgeasd.scoring.calibrate.FORWARD_MARGIN`), and run through the same k-of-n
+scaled by the margin the ``auto`` rule assumes between them and later scores (per score:
+:meth:`edgeasd.scoring.calibrate.Calibration.margins`), and run through the same k-of-n
 debounce; an episode start is a false alert. The threshold rests on the latest
 :data:`edgeasd.scoring.calibrate.MAX_FORWARD_GROUPS` scored groups; the forecast counts
 the scored windows of every group (``forecast_scores_``), so that what it asks for can be
@@ -43,7 +43,6 @@ from typing import Any
 
 import numpy as np
 
-from edgeasd.scoring.calibrate import FORWARD_MARGIN
 from edgeasd.scoring.forward import SESSION_GAP_SECONDS
 
 #: A condition with less enrolled audio than this has provisional alerts. Measured with
@@ -219,12 +218,13 @@ def forecast(bank: Any, threshold: float, hop_seconds: float, k: int = 1, n: int
         return Forecast(False, None, None, 0.0, 0.0, "false alerts a day: no threshold yet")
     ref = bank.references_
     forward = bank.forecast_scores_
+    margins = bank.forecast_margins_
     mask = np.isfinite(forward)
     windows, starts = 0, 0
     grp = ref.grp[: ref.n]
     for code in np.unique(grp[mask]):
         rows = np.flatnonzero(mask & (grp == code))  # storage order = time order
-        starts += debounced_starts(FORWARD_MARGIN * forward[rows] > threshold, k, n)
+        starts += debounced_starts(margins[rows] * forward[rows] > threshold, k, n)
         windows += rows.size
     scored = windows * minute
     if windows == 0:

@@ -3,6 +3,8 @@ false-alarm rate on *later* normal recordings is within the claim (README, "One 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,17 @@ from edgeasd.evaluation.operating_point import (
 )
 
 GOAL_FA = 0.05
+BAND = (1.1, 3.0)
+
+
+@lru_cache(maxsize=4)
+def _seed3(machine: str) -> dict:
+    """The benchmark's layout on seed 3 (not a choice seed), rendered once per machine."""
+    return simulate(machine, 3, None)
+
+
+def _shipped_threshold(bank) -> float:
+    return threshold_policy.threshold_report(bank, Config(), hop_seconds=10.0)["threshold"]
 
 
 def _check_claim(data: dict, conditions: tuple[str, ...], machine: str, **layout) -> dict:
@@ -90,22 +103,56 @@ def test_target_sizes_and_the_operator_loop_small_set() -> None:
         "valve",
         # the gearbox target, enrolled from 2 recordings, alarms on many later windows: its
         # alerts are provisional (issue 17), which the claim allows. Its commissioned source
-        # condition misses the claim under the default density rule `condition` (= the paper's
-        # densities for an established condition): the third session's normals score 2.6x the
-        # largest calibration score, 4 of 24 windows above 2x it (17 %; the earlier `cap` rule:
-        # 0 %). Known, measured (BENCHMARKS.md operating_point), issue 17 open: strict, so a
-        # fix shows up here.
+        # condition misses the claim: the third session drifted (its normals score 2.6x the
+        # largest calibration score), 10 of its 24 windows score above the threshold of 1.25 x
+        # that score (42 %; at the margin 2 before the operator loop: 4 of 24, 17 %; the
+        # earlier `cap` density rule: 0 %). With the operator in the loop (the test below) one
+        # confirmation brings it to 1 of 24. Known, measured (BENCHMARKS.md operating_point
+        # and threshold_rules), issue 17 open: strict, so a fix shows up here.
         pytest.param(
             "gearbox",
             marks=pytest.mark.xfail(
-                strict=True, reason="issue 17: gearbox seed 3 source 17 % false alarms"
+                strict=True, reason="issue 17: gearbox seed 3 source 42 % false alarms uncorrected"
             ),
         ),
     ],
 )
 def test_default_threshold_holds_on_later_recordings_full_protocol(machine) -> None:
     """The benchmark's layout on a seed it was not chosen on (3), with every fault kind."""
-    data = simulate(machine, 3, None)
-    out = _check_claim(data, ("source", "target"), machine)
+    out = _check_claim(_seed3(machine), ("source", "target"), machine)
     for r in out["result"].values():
         assert all(0.0 <= f["rate"] <= 1.0 for f in r["faults"].values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "machine",
+    [
+        "fan",
+        "pump",
+        "valve",
+        # after two confirmations (one per drifted session) the gearbox keeps 1 false alarm of
+        # 24 source windows (4 %), but its threshold ends 1.09x (source) and 1.04x (target)
+        # its later normal maximum, just below the band (BENCHMARKS.md threshold_rules)
+        pytest.param(
+            "gearbox",
+            marks=pytest.mark.xfail(
+                strict=True, reason="issue 17: gearbox seed 3 threshold 1.09x the later normals"
+            ),
+        ),
+    ],
+)
+def test_operator_loop_keeps_the_threshold_just_above_later_normals(machine) -> None:
+    """Issue 17: with the first false alarm of each later session confirmed normal, at most 5 %
+    false alarms on a commissioned condition's later normal windows (the confirmed ones
+    counted), and the threshold within 1.1-3x each condition's highest later normal score.
+
+    Fails at the margin 2 of before the operator loop (fan seed 3: the target's threshold
+    3.6x its later normal maximum; valve: the source's 3.5x)."""
+    data = _seed3(machine)
+    bank, res, fixes = operator_loop(data, machine, _shipped_threshold)
+    t = _shipped_threshold(bank)
+    assert fixes <= 3  # at most one per later session (source: 1, target: 2)
+    assert res["source"]["fa_rate"] <= GOAL_FA, res["source"]
+    for cond, r in res.items():
+        assert BAND[0] <= t / r["max_normal"] <= BAND[1], (cond, t, r["max_normal"])

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgeasd.scoring import ReferenceBank, calibrate
-from edgeasd.scoring.calibrate import FORWARD_MARGIN, predicted_rate
+from edgeasd.scoring.calibrate import FORWARD_MARGIN, ONE_SESSION_MARGIN, predicted_rate
 
 from . import reference as ref
 from .helpers import MODES, clustered, make_bank
@@ -86,8 +86,8 @@ def test_first_two_groups_of_each_domain_are_not_scored(rng):
     bank.enroll(rng.normal(size=(3, 4)), domain="target", group="t2")
     bank.enroll(rng.normal(size=(3, 4)), domain="source", group="s2")
     assert np.isnan(bank.forward_scores_).all()
-    # auto without forward scores: the LOGO maximum times the margin
-    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * np.nanmax(bank.loo_scores_))
+    # auto without forward scores: the LOGO maximum times the margin of one-session evidence
+    assert bank.threshold_ == pytest.approx(ONE_SESSION_MARGIN * np.nanmax(bank.loo_scores_))
     assert "leave-one-group-out" in bank.threshold_rule_
     single = ReferenceBank(4)
     single.enroll(rng.normal(size=(3, 4)), group="only")
@@ -97,7 +97,7 @@ def test_first_two_groups_of_each_domain_are_not_scored(rng):
     assert np.isnan(f[:12]).all() and np.isfinite(f[12:]).all()
     # forward scores of one group only: the LOGO maximum counts too (MIN_FORWARD_GROUPS)
     top = max(f[12:].max(), np.nanmax(bank.loo_scores_))
-    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * top)
+    assert bank.threshold_ == pytest.approx(ONE_SESSION_MARGIN * top)  # one session
 
 
 @settings(max_examples=200, deadline=None)
@@ -131,7 +131,9 @@ def test_auto_rule_is_the_margin_times_the_largest_forward_score_or_the_floor(f,
     # from fewer than MIN_FORWARD_GROUPS groups, the LOGO maximum counts too
     loo = np.array([v * 1.5 for v in f])
     few, text = calibrate.threshold(loo, "auto", 0.95, floor, np.array(f), forward_groups=1)
-    assert few == pytest.approx(max(FORWARD_MARGIN * 1.5 * max(f), floor))
+    assert few == pytest.approx(
+        max(FORWARD_MARGIN * max(f), ONE_SESSION_MARGIN * 1.5 * max(f), floor)
+    )
     enough, _ = calibrate.threshold(
         loo, "auto", 0.95, floor, np.array(f), forward_groups=calibrate.MIN_FORWARD_GROUPS
     )
@@ -148,10 +150,55 @@ def test_the_threshold_follows_the_latest_scored_groups(rng, monkeypatch):
     # the condition's first scored group (2) leaves the evidence once later ones are scored
     np.testing.assert_array_equal(bank.calibration_scores_[6:], f[6:])
     assert np.isnan(bank.calibration_scores_[:6]).all()
-    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * f[6:].max())
+    # enrolled at once: one session, its forward scores take the one-session margin
+    assert bank.threshold_ == pytest.approx(ONE_SESSION_MARGIN * f[6:].max())
     monkeypatch.setattr(calibrate, "MAX_FORWARD_GROUPS", 4)  # groups 4..7; 4 is dropped
     bank.calibrate(value=-1.0)
-    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * f[10:].max())
+    assert bank.threshold_ == pytest.approx(ONE_SESSION_MARGIN * f[10:].max())
+
+
+def test_each_condition_s_evidence_takes_the_margin_of_what_it_has_seen(rng):
+    """Issue 17: session-forward evidence (a session change seen) takes FORWARD_MARGIN (1.25),
+    the forward scores of a condition with one session ONE_SESSION_MARGIN (2); the threshold
+    is the largest evidence score times its own margin (the margin 2 for all before)."""
+    t0 = 1.7e9
+    bank = ReferenceBank(4, density_cap=1.5)
+    X = rng.normal(size=(36, 4))
+    for g in range(6):  # source: 2 sessions of 3 groups, two hours apart
+        at = t0 + (7200.0 if g >= 3 else 0.0) + 60.0 * g
+        bank.enroll(X[3 * g : 3 * g + 3], domain="source", group=f"s{g}", at=at)
+    for g in range(6):  # target: 6 groups (commissioned), one session, a day later
+        at = t0 + 86400.0 + 60.0 * g
+        bank.enroll(3.0 + X[18 + 3 * g : 21 + 3 * g], domain="target", group=f"t{g}", at=at)
+    assert (FORWARD_MARGIN, ONE_SESSION_MARGIN) == (1.25, 2.0)
+    ev, dom = bank.calibration_scores_, bank.domains_
+    m = bank.forecast_margins_
+    src, tgt = ev[dom == "source"], ev[dom == "target"]
+    assert np.isfinite(src).any() and np.isfinite(tgt).any()
+    np.testing.assert_array_equal(m[np.isfinite(ev) & (dom == "source")], FORWARD_MARGIN)
+    np.testing.assert_array_equal(m[np.isfinite(ev) & (dom == "target")], ONE_SESSION_MARGIN)
+    assert np.isnan(m[~np.isfinite(ev)]).all()
+    want = max(1.25 * np.nanmax(src), 2.0 * np.nanmax(tgt))
+    assert bank.threshold_ == pytest.approx(want)
+    assert "their margin (1.25 where a condition has several sessions, 2 within one)" in (
+        bank.threshold_rule_
+    )
+
+
+def test_the_fallback_on_few_groups_takes_the_evidence_s_margin(rng):
+    """A second session's first group: session-forward evidence from one group, so the LOGO
+    maximum counts too, at the session-forward margin (at 2 it lifted the threshold for the
+    first groups of every session and dropped it back at the third: threshold_rules)."""
+    t0 = 1.7e9
+    bank = ReferenceBank(4, density_cap=1.5)
+    X = rng.normal(size=(12, 4))
+    for g in range(4):  # groups 0-2 at t0, group 3 two hours later
+        at = t0 + (7200.0 if g >= 3 else 0.0) + 60.0 * g
+        bank.enroll(X[3 * g : 3 * g + 3], domain="source", group=f"g{g}", at=at)
+    s = bank.session_forward_scores_
+    assert np.isfinite(s[9:]).all() and np.isnan(s[:9]).all()
+    top = max(np.nanmax(s), np.nanmax(bank.loo_scores_))
+    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * top)
 
 
 def test_session_forward_scores_a_later_session_against_the_earlier_ones(rng):
@@ -294,7 +341,7 @@ def test_a_condition_still_commissioning_does_not_set_the_threshold(rng):
     assert np.isfinite(f[dom == "target"]).any()  # scored, but still commissioning ...
     evidence = bank.calibration_scores_
     assert np.isnan(evidence[dom == "target"]).all()  # ... so not part of the evidence
-    assert bank.threshold_ == pytest.approx(FORWARD_MARGIN * np.nanmax(evidence))
+    assert bank.threshold_ == pytest.approx(ONE_SESSION_MARGIN * np.nanmax(evidence))
     for g in range(3, calibrate.MIN_CONDITION_GROUPS):  # the target reaches 5 groups
         bank.enroll(far + 0.8 * rng.normal(size=(3, 4)), domain="target", group=f"t{g}")
     assert np.isfinite(bank.calibration_scores_[bank.domains_ == "target"]).any()

@@ -12,7 +12,7 @@ from edgeasd.agent.alerts import threshold_policy
 from edgeasd.config import Config
 from edgeasd.errors import InputError
 from edgeasd.scoring import ReferenceBank, forecast
-from edgeasd.scoring.calibrate import FORWARD_MARGIN
+from edgeasd.scoring.calibrate import ONE_SESSION_MARGIN
 
 from .test_forward import reference_forward
 
@@ -70,7 +70,8 @@ def test_auto_rule_report() -> None:
     # scored); from fewer than 3 groups, so the LOGO maximum counts too
     np.testing.assert_allclose(bank.calibration_scores_[6:10], f[6:10], rtol=1e-4)
     top = max(np.nanmax(f[6:10]), np.nanmax(bank.loo_scores_))
-    assert rep["threshold"] == pytest.approx(FORWARD_MARGIN * top, rel=1e-4)
+    # one session: the one-session margin
+    assert rep["threshold"] == pytest.approx(ONE_SESSION_MARGIN * top, rel=1e-4)
     assert rep["source"].startswith("bank of 12: ")
     # 4 evidence windows, none above at the margin: the bound is 1 / 5 of 8,640 windows
     # a day, far from useful: no number, the minutes that would make it known
@@ -131,13 +132,14 @@ def test_the_forecast_counts_evidence_beyond_the_groups_the_threshold_follows() 
 def test_fixed_threshold_forecast_counts_debounced_episodes(k, n) -> None:
     bank, f = _bank()
     finite = np.sort(f[np.isfinite(f)])
-    value = float(FORWARD_MARGIN * (finite[2] + finite[3]) / 2)  # some scaled scores above
+    # one session: the evidence is scaled by the one-session margin
+    value = float(ONE_SESSION_MARGIN * (finite[2] + finite[3]) / 2)  # some scaled scores above
     cfg = Config().replace(threshold={"rule": "fixed", "value": value}, detector={"k": k, "n": n})
     hop = 6 * 3600.0  # 4 windows a day
     rep = threshold_policy.threshold_report(bank, cfg, hop_seconds=hop)
     assert rep["threshold"] == value and rep["rule"] == "fixed"
     starts = sum(
-        _starts([bool(FORWARD_MARGIN * v > value) for v in f[rows]], k, n)
+        _starts([bool(ONE_SESSION_MARGIN * v > value) for v in f[rows]], k, n)
         for rows in ([6, 7], [8, 9])  # the evidence: groups s4, s5, in time order
     )
     assert rep["forecast"]["bound_per_day"] == pytest.approx((1 + starts) / 5 * 4)

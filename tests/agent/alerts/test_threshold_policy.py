@@ -10,7 +10,7 @@ from edgeasd.config import Config
 from edgeasd.errors import ConfigError
 from edgeasd.evaluation.synthetic import domain_shift_scenario
 from edgeasd.scoring import ReferenceBank
-from edgeasd.scoring.calibrate import FORWARD_MARGIN
+from edgeasd.scoring.calibrate import ONE_SESSION_MARGIN
 
 
 def _bank(norm: str = "ratio") -> ReferenceBank:
@@ -64,12 +64,13 @@ def test_fixed_rule_with_and_without_value() -> None:
 
 
 def test_auto_rule_forward_margin_and_floor() -> None:
-    # auto changed (issue 9): FORWARD_MARGIN x the largest forward-chaining score, no
+    # auto changed (issue 9): the margin x the largest forward-chaining score, no
     # floor of 3 unless threshold.value is set; q is not used by it
     bank = _bank()
     t, source = threshold_policy.threshold_for(bank, _cfg(rule="auto", q=0.95))
     assert t == pytest.approx(_expected("auto", 0.95, None)) and np.isfinite(t)
-    assert t == pytest.approx(FORWARD_MARGIN * np.nanmax(bank.forward_scores_))
+    # one session (enrolled at once): the one-session margin (issue 17)
+    assert t == pytest.approx(ONE_SESSION_MARGIN * np.nanmax(bank.forward_scores_))
     assert "forward-chaining" in source
     assert threshold_policy.threshold_for(bank, _cfg(rule="auto", q=0.5))[0] == pytest.approx(t)
     high, _ = threshold_policy.threshold_for(bank, _cfg(rule="auto", value=1e3))
