@@ -88,9 +88,9 @@ SPREAD_FACTOR = 1.5
 #: takes this factor instead of :data:`SPREAD_FACTOR`. One recording shows how its windows
 #: vary, nothing of how its condition's later recordings (another session) lie from it; from
 #: the second group on, the paper's density (the distance to the condition's other groups)
-#: enters the blend and carries that. Measured (``benchmarks/lone_group.py``): the lone
-#: group is 5 windows of a 50 s recording, their nearest-window distances even (none
-#: dominated by one window); the later target normals of the sets that overshoot (fan seed
+#: enters the blend and carries that. Measured (``python benchmarks/run.py lone_group``):
+#: the lone group is 5 windows of a 50 s recording, whose median nearest-window distance
+#: its odd far window does not move; the later target normals of the sets that overshoot (fan seed
 #: 2: 4.20x, gearbox seed 2: 3.39x the source's) lie 14-21x that spread from the enrolled
 #: recording, those of the pumps 5-7x. A robust spread (median or mean pairwise distance,
 #: nearest window at least 2 windows apart, largest pairwise distance) left held-out ranges
