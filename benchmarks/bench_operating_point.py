@@ -462,7 +462,7 @@ def main() -> None:
         print("`paper`: the paper's densities; `cap`: every density cut at 1.5 x the bank's")
         print("median (the earlier default); `condition` (default): a condition with fewer than")
         print("4 groups takes its own window spread x the established conditions' ratio x 1.5")
-        print("(`edgeasd/scoring/density_rules.py`).\n")
+        print("(x 2.25 while it holds one group; `edgeasd/scoring/density_rules.py`).\n")
         print(rule_table(held, cfg))
         print()
         print("### Per condition, target from 2 recordings (held-out sets)\n")

@@ -21,7 +21,7 @@ import numpy as np
 
 from edgeasd.scoring import density_rules, kernels
 from edgeasd.scoring.density import NeighbourState, base_weights, list_length
-from edgeasd.scoring.density_rules import check_cap, check_rule
+from edgeasd.scoring.density_rules import CONDITION_VERSION, check_cap, check_rule, check_version
 from edgeasd.scoring.validate import Labels, check_params
 
 #: Floor of every density constant (scikit-learn's LOF uses the same 1e-10).
@@ -131,6 +131,9 @@ class Geometry:
         How raw densities are finished (:mod:`edgeasd.scoring.density_rules`); ``None``: the
         rule of a bank saved before rules had names, ``cap`` with a ``density_cap``, else
         ``paper``.
+    condition_version : int
+        Version of the ``condition`` rule (:data:`~edgeasd.scoring.density_rules.CONDITION_VERSION`;
+        a bank file without one keeps version 1, :func:`edgeasd.scoring.serialize.from_state`).
     """
 
     dim: int
@@ -142,11 +145,13 @@ class Geometry:
     exclude_same_group: bool = True
     density_cap: float | None = None
     density_rule: str | None = None
+    condition_version: int = CONDITION_VERSION
 
     def __post_init__(self) -> None:
         r = check_params(self.dim, self.metric, self.density, self.k, self.r, self.norm)
         object.__setattr__(self, "density_cap", check_cap(self.density_cap))
         object.__setattr__(self, "density_rule", check_rule(self.density_rule, self.density_cap))
+        object.__setattr__(self, "condition_version", check_version(self.condition_version))
         object.__setattr__(self, "dim", int(self.dim))
         object.__setattr__(self, "k", int(self.k))
         object.__setattr__(self, "r", r)
@@ -363,7 +368,15 @@ class ReferenceSet:
         no-neighbour fallback applied, shape ``(n,)``; :mod:`edgeasd.scoring.density_rules`)."""
         g = self.geometry
         return density_rules.fit(
-            g.density_rule, g.density_cap, raw, self.y, self.ysq, self.grp, self.dom, g.metric
+            g.density_rule,
+            g.density_cap,
+            raw,
+            self.y,
+            self.ysq,
+            self.grp,
+            self.dom,
+            g.metric,
+            g.condition_version,
         )
 
     # ------------------------------------------------------------------ scoring

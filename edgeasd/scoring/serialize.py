@@ -74,7 +74,8 @@ def _references(
 
     ``spare``: copy into storage with spare rows; else keep the given arrays (no copy).
     """
-    data = ReferenceSet(Geometry(**header["params"]))
+    # a file written before the condition rule had versions was built with its first one
+    data = ReferenceSet(Geometry(**{"condition_version": 1, **header["params"]}))
     n = int(header["n"])
     ids = arrays["ids"]
     if arrays["embeddings"].shape != (n, data.geometry.dim):

@@ -156,3 +156,19 @@ def test_operator_loop_keeps_the_threshold_just_above_later_normals(machine) -> 
     assert res["source"]["fa_rate"] <= GOAL_FA, res["source"]
     for cond, r in res.items():
         assert BAND[0] <= t / r["max_normal"] <= BAND[1], (cond, t, r["max_normal"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("machine", ["fan", "gearbox"])
+def test_one_target_recording_scores_within_3x_of_the_source(machine) -> None:
+    """Issue 17: after 1 recording of the target is enrolled, its later normal windows score
+    within 3x of the source's (largest against largest). Held-out seed 2, whose fan and
+    gearbox overshot under the first version of the `condition` rule (4.20x and 3.39x; now
+    2.80x and 2.26x, BENCHMARKS.md lone_group). Normal recordings only (the same renders as
+    the benchmark's: each recording's seed is its own)."""
+    data = with_target_recordings(simulate(machine, 2, None, faults=False), 1)
+    bank = build_bank(data, None, recording_times(machine, faults=False))
+    sel = (data["phase"] == "later") & (data["kind"] == "normal")
+    s, cond = bank.score(data["emb"][sel]), data["condition"][sel]
+    ratio = s[cond == "target"].max() / s[cond == "source"].max()
+    assert 1 / 3 <= ratio <= 3, ratio

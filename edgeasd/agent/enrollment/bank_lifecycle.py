@@ -17,6 +17,7 @@ import numpy as np
 from edgeasd.errors import BankError
 from edgeasd.model_check import require_compatible
 from edgeasd.scoring import ReferenceBank, load_bank
+from edgeasd.scoring.density_rules import CONDITION_VERSION
 
 if TYPE_CHECKING:
     from edgeasd.embedding.onnx import ModelInfo
@@ -80,7 +81,9 @@ def settings_mismatch(bank: ReferenceBank, scoring: Any) -> str | None:
     """Which ``scoring`` keys differ from the settings the bank was built with (None: none).
 
     A bank keeps the density, k, r, norm, exclude_same_group, density_cap and density_rule it
-    was built with; changing them in the configuration does nothing until ``edgeasd bank rebuild``.
+    was built with (and the ``condition`` rule's version,
+    :data:`edgeasd.scoring.density_rules.CONDITION_VERSION`); changing them in the
+    configuration does nothing until ``edgeasd bank rebuild``.
     This warns rather than refuses: the agent keeps monitoring with the bank it has (the
     daemon degrades, never dies), and the message says how to apply the new settings.
     """
@@ -89,6 +92,12 @@ def settings_mismatch(bank: ReferenceBank, scoring: Any) -> str | None:
         for key, attr in BANK_SETTINGS.items()
         if getattr(scoring, key) != getattr(bank, attr)
     ]
+    version = bank.references_.geometry.condition_version
+    if scoring.density_rule == bank.density_rule == "condition" and version < CONDITION_VERSION:
+        diff.append(
+            f"scoring.density_rule: bank 'condition' version {version}, this edgeasd's "
+            f"version {CONDITION_VERSION} (a condition's first recording scored too high)"
+        )
     if not diff:
         return None
     return (

@@ -147,6 +147,34 @@ def test_scoring_settings_differing_from_the_bank_warn_with_the_rebuild_hint(
     assert "edgeasd bank rebuild" in caplog.text
 
 
+def test_a_bank_of_the_condition_rules_first_version_warns_with_the_rebuild_hint(
+    tmp_path, embedder, caplog
+) -> None:
+    """A bank built before the lone-group factor keeps its rule's version 1 (its file has
+    none); the operator is told, and told how to move on."""
+    from edgeasd.scoring.references import Geometry
+    from edgeasd.scoring.serialize import to_state
+    from edgeasd.scoring.store import encode
+
+    path = tmp_path / "bank"
+    bank = bank_lifecycle.new_bank(Config().scoring, embedder.info)
+    bank.enroll(np.eye(3, 16, dtype=np.float32) + 0.1)
+    header, arrays = to_state(bank)
+    del header["params"]["condition_version"]  # as the first version wrote it
+    path.write_bytes(encode(header, arrays))
+    with caplog.at_level("WARNING"):
+        old = bank_lifecycle.open_bank(path, Config().scoring, embedder.info)
+    g = old.references_.geometry
+    assert (g.density_rule, g.condition_version) == ("condition", 1)
+    assert "'condition' version 1, this edgeasd's version 2" in caplog.text
+    assert "edgeasd bank rebuild" in caplog.text
+    # the paper's rule has no version to move on
+    paper = Config().replace(scoring={"density_rule": "paper"}).scoring
+    bank = bank_lifecycle.new_bank(paper, embedder.info)
+    bank.references_.geometry = Geometry(16, density_rule="paper", condition_version=1)
+    assert bank_lifecycle.settings_mismatch(bank, paper) is None
+
+
 @pytest.mark.parametrize("tag", ["source", "belt-2.after_fix", "x" * 64])
 def test_validate_tag_accepts_safe_tags(tag) -> None:
     assert validate_tag("domain", tag) == tag
