@@ -25,14 +25,13 @@ the mel filterbank, the one feature matrix, as int8 behind ``DequantizeLinear``
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from edgeasd.errors import ModelError
+from edgeasd.train import fixed_build
 from edgeasd.train.frontend import mel_filterbank, stft_magnitude
 from edgeasd.train.metadata import ModelMetadata
 from edgeasd.train.spectral_v2 import (
@@ -129,50 +128,20 @@ def metadata(version: str = MODEL_VERSION) -> ModelMetadata:
 
 
 def build_fp32(out: str | Path) -> Path:
-    """Export the float model to ``out`` (without the exporter's source trace) and return it."""
-    import onnx
-
-    from edgeasd.train.export import export_onnx
-    from edgeasd.train.metadata import drop_source_trace, save_model
-
-    model = onnx.load(str(export_onnx(SpectralShapeFluxEmbedding(), out, metadata())))
-    drop_source_trace(model)
-    return save_model(model, out)
+    """Export the float model to ``out`` and return the path (:func:`fixed_build.export_fp32`)."""
+    return fixed_build.export_fp32(SpectralShapeFluxEmbedding(), metadata(), out)
 
 
 def build_int8(fp32: str | Path, out: str | Path) -> Path:
     """The int8 copy of the float model at ``fp32``: its mel filterbank stored as int8 (QDQ)."""
-    import onnx
-
-    from edgeasd.train.metadata import save_model, set_metadata
-    from edgeasd.train.weight_only import matmul_constants_int8
-
-    model = onnx.load(str(fp32))
-    converted = matmul_constants_int8(model)
-    if converted != ["filterbank"]:
-        raise ModelError(
-            f"{fp32}: expected the mel filterbank to convert to int8, got {converted}",
-            help="build the float file with `python -m edgeasd.train.spectral_v3`",
-        )
-    set_metadata(model, metadata(f"{MODEL_VERSION}-int8"))
-    return save_model(model, out)
+    meta = metadata(f"{MODEL_VERSION}-int8")
+    return fixed_build.int8_copy(fp32, out, meta, ["filterbank"], "edgeasd.train.spectral_v3")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: ``python -m edgeasd.train.spectral_v3``."""
-    import importlib
-
-    from edgeasd.embedding.models import MODELS_DIR
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", type=Path, default=MODELS_DIR)
-    args = parser.parse_args(argv)
-    # the package's module, also under ``python -m`` (byte-identical however it is built)
-    this = importlib.import_module("edgeasd.train.spectral_v3")
-    fp32 = this.build_fp32(args.out_dir / f"{MODEL_NAME}-{MODEL_VERSION}.onnx")
-    print(fp32)
-    print(this.build_int8(fp32, args.out_dir / f"{MODEL_NAME}-{MODEL_VERSION}-int8.onnx"))
-    return 0
+    stem = f"{MODEL_NAME}-{MODEL_VERSION}"
+    return fixed_build.main(argv, "edgeasd.train.spectral_v3", stem, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

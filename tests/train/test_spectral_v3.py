@@ -74,3 +74,20 @@ def test_shipped_files_carry_no_source_path_or_line_numbers():
     for name in (SPECTRAL_V3_MODEL, SPECTRAL_V3_FP32_MODEL):
         data = (MODELS_DIR / name).read_bytes()
         assert b"spectral_v3.py" not in data and b"stack_trace" not in data, name
+
+
+def test_int8_copy_of_another_builds_float_file_is_refused_by_name(tmp_path) -> None:
+    """v2's int8 step given v3's float file (one matrix, not v2's four): a ModelError naming
+    the file, the matrices that converted and the command that builds v2's float file; no
+    int8 file is written."""
+    from edgeasd.errors import ModelError
+    from edgeasd.train import spectral_v2
+
+    wrong = MODELS_DIR / "edgeasd-spectral-v3.onnx"
+    out = tmp_path / "v2-int8.onnx"
+    with pytest.raises(ModelError) as err:
+        spectral_v2.build_int8(wrong, out)
+    text = str(err.value)
+    assert "edgeasd-spectral-v3.onnx" in text and "['filterbank']" in text
+    assert "python -m edgeasd.train.spectral_v2" in err.value.help
+    assert not out.exists()
