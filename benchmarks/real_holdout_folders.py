@@ -8,7 +8,11 @@ OUT, as symbolic links (nothing copied):
   section, so the classes are machine type × id);
 * ``faults/<machine>/test/section_<id>_source_test_anomaly_<n>_id_<id>.wav``: their anomalous
   recordings (``--fault-data``: one fault class per type and id);
-* ``heldout/``: the other types' recordings and their ``manifest.csv`` (``edgeasd eval-real``).
+* ``heldout/``: the other types' recordings and their ``manifest.csv`` (``edgeasd eval-real``);
+* with ``--with-sim SIM`` (a folder written by ``edgeasd synth``), also
+  ``train/sim_<machine>/train/<name>.wav``: SIM's normal ``train/`` clips under their own names,
+  so the simulated machines join as their own classes (type × section × attributes) and never
+  merge with a real type of the same name.
 
 The fine-tuning rows of MODEL_CARD.md ("Direct-ACT trained on real clips of other machine
 types") were made with equivalent folders (the same classes and files under other link
@@ -20,7 +24,15 @@ names, so batches differ) and::
     edgeasd export runA --version ftA
     edgeasd eval-real OUT_A/heldout --model runA/edgeasd-directact-ftA-int8.onnx
 
-and the same with ``OUT_B valve slider ToyConveyor``.
+and the same with ``OUT_B valve slider ToyConveyor``. The row "real + simulated" was made
+with one simulated set shared by both folds (108 clips, 9 types × 12, 7 s to render)::
+
+    edgeasd synth --out SIM --n-source-train 12 --n-target-train 0 --n-test 0 --seed 0
+    python benchmarks/real_holdout_folders.py OUT_A fan pump ToyCar --with-sim SIM
+    edgeasd train --data OUT_A/train --fault-data OUT_A/faults --out runA --epochs 200 \\
+        --max-minutes 12 --batch-size 32 --width 16 --crop-seconds 3 --threads 1 --seed 0
+
+then export and ``eval-real`` as above.
 """
 
 from __future__ import annotations
@@ -68,14 +80,42 @@ def write_folders(source: Path, out: Path, train_types: set[str]) -> dict[str, i
     return counts
 
 
+def link_simulated(sim: Path, out: Path) -> int:
+    """Link SIM's normal training clips into ``out/train/sim_<machine>/train``; return the count.
+
+    Raises
+    ------
+    SystemExit
+        When SIM holds no ``<machine>/train/*normal*.wav`` clip.
+    """
+    count = 0
+    for src in sorted(sim.glob("*/train/*.wav")):
+        if "_normal_" not in src.name:
+            continue
+        link = out / "train" / f"sim_{src.parent.parent.name}" / "train" / src.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(src.resolve())
+        count += 1
+    if not count:
+        raise SystemExit(
+            f"{sim}: no <machine>/train/*_normal_*.wav clip; write one with edgeasd synth"
+        )
+    return count
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``OUT TYPE... [--source FOLDER]``."""
+    """Command line: ``OUT TYPE... [--source FOLDER] [--with-sim SIM]``."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path)
     p.add_argument("train_types", nargs="+", metavar="TYPE")
     p.add_argument("--source", type=Path, default=DEFAULT_FOLDER)
+    p.add_argument("--with-sim", type=Path, metavar="SIM", help="also link SIM's normal clips")
     args = p.parse_args(argv)
-    print(write_folders(args.source, args.out, set(args.train_types)))
+    counts = write_folders(args.source, args.out, set(args.train_types))
+    if args.with_sim is not None:
+        counts["simulated"] = link_simulated(args.with_sim, args.out)
+    print(counts)
     return 0
 
 
