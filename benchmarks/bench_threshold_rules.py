@@ -42,7 +42,7 @@ from edgeasd.scoring.forecast import debounced_starts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_operating_point import CACHE, CHOICE, HELDOUT  # the same protocol
-from loop_margins import loop_margin_table, stability_table
+from loop_margins import loop_margin_table, per_condition_loop_table, stability_table
 
 BAND = (1.1, 3.0)
 HOP = 10.0
@@ -351,6 +351,8 @@ def main() -> None:
         print(per_condition_table(sets, cfg))
         print()
     print("Not built: the daemon applies one threshold (the shared one).")
+    print("\n### Per-condition thresholds in the operator loop (target: 2 and 4 recordings)\n")
+    print(per_condition_loop_table())
     print("\n### Forecast against the protocol (held-out sets, operating threshold)\n")
     print(forecast_table(held, cfg))
 
