@@ -52,6 +52,20 @@ def _shipped(bank: ReferenceBank, cfg: Config) -> float:
 
 def _summary(rows: list[tuple[float, dict]]) -> str:
     """``rows``: (threshold, :func:`evaluate` result) per set -> the table's cells."""
+    fa, det, per_condition, band = _stats([({"source": t, "target": t}, res) for t, res in rows])
+    return (
+        f"{max(fa['source']):.0%} / {max(fa['target']):.0%} | "
+        f"{np.mean(det['source']):.2f} / {np.mean(det['target']):.2f} "
+        f"({min(per_condition):.2f}) | {np.mean(band):.0%}"
+    )
+
+
+def _stats(
+    rows: list[tuple[dict[str, float], dict]],
+) -> tuple[dict[str, list[float]], dict[str, list[float]], list[float], list[bool]]:
+    """(threshold per condition, :func:`evaluate`-shaped result) per set -> false-alarm rates
+    and detection rates of the kinds with AUC >= 0.99 per condition, mean detection per
+    (set, condition), and whether each threshold lies in the band."""
     fa: dict[str, list[float]] = {"source": [], "target": []}
     det: dict[str, list[float]] = {"source": [], "target": []}
     per_condition, band = [], []
@@ -62,12 +76,8 @@ def _summary(rows: list[tuple[float, dict]]) -> str:
             det[c] += clean
             if clean:
                 per_condition.append(float(np.mean(clean)))
-            band.append(BAND[0] <= t / res[c]["max_normal"] <= BAND[1])
-    return (
-        f"{max(fa['source']):.0%} / {max(fa['target']):.0%} | "
-        f"{np.mean(det['source']):.2f} / {np.mean(det['target']):.2f} "
-        f"({min(per_condition):.2f}) | {np.mean(band):.0%}"
-    )
+            band.append(BAND[0] <= t[c] / res[c]["max_normal"] <= BAND[1])
+    return fa, det, per_condition, band
 
 
 def _margin_rows(
@@ -292,17 +302,7 @@ def _condition_loop(
 
 def _condition_summary(rows: list[tuple[dict[str, float], dict]]) -> str:
     """(threshold per condition, :func:`evaluate`-shaped result) per set -> the table's cells."""
-    fa: dict[str, list[float]] = {"source": [], "target": []}
-    det: dict[str, list[float]] = {"source": [], "target": []}
-    per_condition, band = [], []
-    for t, res in rows:
-        for c in ("source", "target"):
-            fa[c].append(res[c]["fa_rate"])
-            clean = [f["rate"] for f in res[c]["faults"].values() if f["auc"] >= 0.99]
-            det[c] += clean
-            if clean:
-                per_condition.append(float(np.mean(clean)))
-            band.append(BAND[0] <= t[c] / res[c]["max_normal"] <= BAND[1])
+    fa, det, per_condition, band = _stats(rows)
     kinds = det["source"] + det["target"]
     return (
         f"{max(fa['source']):.0%} / {max(fa['target']):.0%} | "

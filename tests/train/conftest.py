@@ -20,6 +20,21 @@ def tone_clip(f0: float, rng: np.random.Generator, seconds: float = SECONDS) -> 
     return (0.1 * x + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
 
 
+def probe_windows() -> np.ndarray:
+    """Three 10 s windows at 16 kHz, shape (3, 160000) float32: noise, a tone over a little
+    noise, and noise with 2 impacts a second (the fixed spectral models' build checks)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(160000) / 16000
+    clicks = (np.sin(2 * np.pi * 2.0 * t) > 0.999).astype(float)
+    return np.stack(
+        [
+            0.1 * rng.standard_normal(160000),
+            0.3 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.standard_normal(160000),
+            0.05 * rng.standard_normal(160000) + 0.5 * clicks,
+        ]
+    ).astype(np.float32)
+
+
 def write_tiny_dataset(root: Path, n_per_class: int = 8) -> Path:
     """Two machine types × two attribute values, tones of distinct pitch, 2 s clips."""
     rng = np.random.default_rng(0)

@@ -13,27 +13,16 @@ from edgeasd.embedding.onnx import file_sha256
 from edgeasd.train.spectral_v2 import SpectralTemporalEmbedding
 from edgeasd.train.spectral_v3 import BLOCKS, EMBEDDING_DIM, SpectralShapeFluxEmbedding, main
 
+from .conftest import probe_windows
+
 pytestmark = pytest.mark.train
-
-
-def _windows() -> np.ndarray:
-    rng = np.random.default_rng(0)
-    t = np.arange(160000) / 16000
-    clicks = (np.sin(2 * np.pi * 2.0 * t) > 0.999).astype(float)  # 2 impacts a second
-    return np.stack(
-        [
-            0.1 * rng.standard_normal(160000),
-            0.3 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.standard_normal(160000),
-            0.05 * rng.standard_normal(160000) + 0.5 * clicks,
-        ]
-    ).astype(np.float32)
 
 
 def test_rebuilt_files_are_the_shipped_ones_and_compute_the_torch_module(tmp_path):
     assert main(["--out-dir", str(tmp_path)]) == 0
     for name in (SPECTRAL_V3_MODEL, SPECTRAL_V3_FP32_MODEL):
         assert file_sha256(tmp_path / name) == file_sha256(MODELS_DIR / name), name
-    x = _windows()
+    x = probe_windows()
     with torch.no_grad():
         ref = SpectralShapeFluxEmbedding()(torch.from_numpy(x)).numpy()
     fp32 = ort.InferenceSession(str(MODELS_DIR / SPECTRAL_V3_FP32_MODEL)).run(None, {"waveform": x})
@@ -45,7 +34,7 @@ def test_rebuilt_files_are_the_shipped_ones_and_compute_the_torch_module(tmp_pat
 def test_it_is_v2s_shape_flux_and_spectrum_blocks_with_equal_weights():
     """Reference: v2's own blocks (the features the selection was run on), each L2-normalized
     and scaled by sqrt(1/3), in the order shape, flux, spectrum."""
-    x = torch.from_numpy(_windows())
+    x = torch.from_numpy(probe_windows())
     with torch.no_grad():
         e = SpectralShapeFluxEmbedding()(x).numpy()
         v2 = {
