@@ -50,8 +50,8 @@ def test_constants_set_and_restore_even_on_error() -> None:
             density_rules.LONE_SPREAD_FACTOR) == shipped  # fmt: skip
 
 
-def _row(det: float, lo: float, hi: float, band: int) -> str:
-    return (f"| 2 | 0% | 0% (yes) | 0.80 | {det:.2f} | 0/17 | {lo:.2f}-{hi:.2f} (median 1.00) "
+def _row(det: float, lo: float, hi: float, band: int, fa: int = 0) -> str:
+    return (f"| 2 | 0% | {fa}% (yes) | 0.80 | {det:.2f} | 0/17 | {lo:.2f}-{hi:.2f} (median 1.00) "
             f"| {band}% (0.69-2.19 (median 1.27)) |")  # fmt: skip
 
 
@@ -60,6 +60,10 @@ def test_picks_follow_the_stated_order() -> None:
     rows = {0.5: _row(0.92, 0.81, 2.28, 42), 0.75: _row(0.79, 0.62, 1.74, 75),
             1.0: _row(0.71, 0.51, 1.44, 75)}  # fmt: skip
     assert bench.pick_spread(rows) == 0.75
+    # nothing within 2x, equal detection: the fewest target false alarms (spectral-v1's 1.5)
+    rows = {1.0: _row(0.92, 0.55, 2.73, 75, fa=20), 1.25: _row(0.92, 0.48, 2.35, 75, fa=7),
+            1.5: _row(0.92, 0.42, 2.08, 83), 2.0: _row(0.83, 0.35, 1.72, 83)}  # fmt: skip
+    assert bench.pick_spread(rows) == 1.5
     # nothing within 2x: within 3x, then detection, then band, then the widest room
     rows = {1.5: _row(0.50, 0.66, 3.07, 58), 2.25: _row(0.35, 0.44, 2.05, 50),
             2.5: _row(0.35, 0.40, 1.84, 50), 3.0: _row(0.25, 0.33, 1.53, 33)}  # fmt: skip
