@@ -37,10 +37,10 @@ Run with ``OMP_NUM_THREADS=1 python benchmarks/run.py spread`` (cached embedding
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import numpy as np
-from bench_operating_point import CHOICE, HELDOUT, MODELS, _config
-from loop_margins import _shipped, _summary
 
 from edgeasd.config import Config
 from edgeasd.evaluation.operating_point import (
@@ -51,6 +51,10 @@ from edgeasd.evaluation.operating_point import (
     simulate,
     with_target_recordings,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_operating_point import CHOICE, HELDOUT, MODELS, _config  # the same protocol
+from loop_margins import _shipped, _summary
 
 MARGIN = 1.25
 SCORING = (("k", 1), ("k", 3), ("k", 5), ("norm", "none"), ("norm", "difference"))
