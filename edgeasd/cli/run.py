@@ -42,10 +42,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "every window is scored; a bearing fault starts after 2 minutes and is repaired "
             "a minute later.\n"
         )
-        # one request; its windows form groups of enrollment.group_seconds (calibration
-        # leaves whole groups out, so it needs at least two)
+        # two requests, as two recordings: each is one recording group (calibration leaves
+        # whole groups out, so it needs at least two)
         printer = DemoPrinter()
-        daemon = Daemon(config, initial_enroll=[(learn, "demo")], on_record=printer)
+        first = learn // 2
+        daemon = Daemon(
+            config, initial_enroll=[(first, "demo"), (learn - first, "demo")], on_record=printer
+        )
         daemon.run()
         alerts = daemon.status.snapshot()["alerts"]
     print(f"\ndemo finished: {alerts} alert(s). Next: `edgeasd doctor`, then `edgeasd run`.")
@@ -106,8 +109,13 @@ def _enrolled_notes(event: dict[str, Any], window: dict[str, Any], first: bool) 
         )
     per_day = event.get("predicted_false_alarms_per_day")
     provisional = event.get("provisional_conditions")
-    if per_day is None:  # the forecast needs far more than the demo's 100 s of one session
-        n = len(event.get("ids") or ())
+    if event.get("threshold") is None:  # one recording group: nothing to leave out yet
+        notes.append(
+            "one recording enrolled: no threshold yet; the second recording gives one (the "
+            "threshold rests on how a recording scores against the others)"
+        )
+    elif per_day is None:  # the forecast needs far more than the demo's 100 s of one session
+        n = event.get("bank_size", len(event.get("ids") or ()))
         notes.append(
             f"a bank of {n} windows from one session: false alerts a day are not known yet"
             + (

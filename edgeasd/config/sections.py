@@ -183,7 +183,7 @@ class EnrollmentConfig:
     together in calibration; windows of different groups count as independent samples.
     """
 
-    group_seconds: float = _opt(60.0, (float,), lo=0.0, lo_open=True, hi=86400.0)
+    group_seconds: float = _opt(3600.0, (float,), lo=0.0, lo_open=True, hi=86400.0)
     keep_audio: bool = _opt(True, (bool,))
     audio_max_bytes: int = _opt(268435456, (int,), lo=0, hi=2**44)
     #: Most audio one file enrollment request may hold (see

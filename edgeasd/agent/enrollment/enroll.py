@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Default of ``enrollment.group_seconds``: most contiguous audio per enrollment group.
-DEFAULT_GROUP_SECONDS = 60.0
+DEFAULT_GROUP_SECONDS = 3600.0
 
 
 def chunk_group_ids(kind: str, n: int) -> list[str]:
