@@ -337,6 +337,37 @@ def loop_table(sets: list[tuple[str, int, dict]], cfg: Config) -> str:
     )
 
 
+#: Seconds per source recording of the long-recording variant (target ones 10 s longer):
+#: 3 windows-groups of at most 60 s each under the earlier ``enrollment.group_seconds``.
+LONG_SECONDS = 170.0
+
+
+def long_recordings() -> str:
+    """The protocol with recordings of about 3 minutes, enrolled as groups of 60 s (the
+    ``enrollment.group_seconds`` of earlier releases) and as one group per recording (the
+    default since issue 17): default model, target from 1, 2 and 4 recordings, and the
+    operator loop."""
+    cfg = Config()
+    out = [
+        f"Every recording {LONG_SECONDS:g} s (source) or {LONG_SECONDS + 10:g} s (target) "
+        "instead of 40 / 50 s, the same timeline; default model and threshold.\n"
+    ]
+    sets = {
+        title: [(m, s, simulate(m, s, CACHE, cfg, seconds=LONG_SECONDS)) for m, s in ss]
+        for title, ss in (("choice", CHOICE), ("held-out", HELDOUT))
+    }
+    for seconds, what in (
+        (60.0, "groups of 60 s (earlier default)"),
+        (3600.0, "one group per recording (default)"),
+    ):
+        c = cfg.replace(enrollment={"group_seconds": seconds})
+        for title, ss in sets.items():
+            out.append(f"`enrollment.group_seconds: {seconds:g}`, {what}, {title} sets:\n")
+            out.append(size_table(ss, c))
+            out.append("\nOperator in the loop: " + loop_table(ss, c) + "\n")
+    return "\n".join(out)
+
+
 def stability(sets: list[tuple[str, int, dict]], cfg: Config) -> str:
     """Threshold moves per added source recording once it has >= 3 groups from 2 sessions."""
     moves = []
@@ -473,6 +504,8 @@ def main() -> None:
         print(loop_table(held, cfg))
         print("\n### Stability (held-out sets): one more source recording\n")
         print(stability(held, cfg))
+    print("\n### Long recordings: one group per recording against groups of 60 s\n")
+    print(long_recordings())
     print("\n### Two real campaigns, few recordings of one (default model)\n")
     print(two_campaigns())
     print("\n### Real clips (DCASE 2023 Task 2, ../shared/data; tiny samples)\n")

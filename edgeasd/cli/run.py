@@ -123,7 +123,7 @@ def _enrolled_notes(event: dict[str, Any], window: dict[str, Any], first: bool) 
                 if provisional
                 else ""
             )
-            + "; beside a real machine, enroll at least 5 minutes of each condition from two "
+            + "; beside a real machine, enroll at least 5 minutes of each condition in five "
             "or more recordings, and `edgeasd bank summary` says what is still needed"
         )
     else:

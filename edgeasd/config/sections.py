@@ -177,10 +177,12 @@ class LogsConfig:
 class EnrollmentConfig:
     """``enrollment``: grouping of enrolled windows, and keeping their audio for re-embedding.
 
-    ``group_seconds``: an enrollment (a ``--next N`` request, a file) is split into groups
-    of at most this much contiguous audio. Windows within a group are near twins and do
-    not define each other's density (``scoring.exclude_same_group``) and are left out
-    together in calibration; windows of different groups count as independent samples.
+    ``group_seconds``: an enrollment (a ``--next N`` request, a file) is one recording
+    group, split only into groups of at most this much contiguous audio (1 h; 60 s until
+    issue 17: ``edgeasd.agent.enrollment.enroll.DEFAULT_GROUP_SECONDS`` says why). Windows
+    within a group are near twins and do not define each other's density
+    (``scoring.exclude_same_group``) and are left out together in calibration; windows of
+    different groups count as independent samples.
     """
 
     group_seconds: float = _opt(3600.0, (float,), lo=0.0, lo_open=True, hi=86400.0)

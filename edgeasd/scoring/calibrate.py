@@ -140,10 +140,12 @@ ONE_SESSION_MARGIN = 2.0
 #: by more than 25 %, without it 3 and 3 (``python benchmarks/run.py threshold_rules``): no
 #: better on the choice sets, kept.
 MIN_FORWARD_GROUPS = 3
-#: A condition with fewer groups than this (5 groups: 5 minutes at the default
-#: ``enrollment.group_seconds``, :data:`edgeasd.scoring.forecast.MIN_CONDITION_MINUTES`) is
-#: still commissioning: its alerts are provisional, and while another condition with this many
-#: groups has evidence, its own evidence does not set the one threshold. Measured with
+#: A condition with fewer recording groups than this (5 recordings: one group per recording
+#: at the default ``enrollment.group_seconds``; with at least
+#: :data:`edgeasd.scoring.forecast.MIN_CONDITION_MINUTES` of audio,
+#: :func:`edgeasd.scoring.forecast.commissioning`) is still commissioning: its alerts are
+#: provisional, and while another condition with this many groups has evidence, its own
+#: evidence does not set the one threshold. Measured with
 #: ``python benchmarks/run.py operating_point`` (choice sets): a target's first scored
 #: recordings lifted the threshold to 5.8x the source's later normal maximum (fan), taking
 #: detection of clean source faults with it; without them the threshold stood within 1.1-3x

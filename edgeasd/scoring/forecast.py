@@ -7,12 +7,15 @@ and the daemon read them without any distance computation: O(N log N).
 Commissioning (:func:`commissioning`)
 -------------------------------------
 Per condition (``--domain`` tag): minutes and sessions enrolled, how much of that audio was
-scored against earlier recordings (forward chaining), the minutes still needed, and whether
-its alerts are *provisional*. A condition is commissioned once it holds
-:data:`MIN_CONDITION_MINUTES` of audio and at least one of its recording groups was scored
-against earlier ones of the same condition; until then its threshold comes from the other
-conditions alone and its alerts are provisional (issue 17: with 1-2 target recordings the
-worst later false-alarm rate reached 53 %).
+scored against earlier recordings (forward chaining), the minutes and recordings still
+needed, and whether its alerts are *provisional*. A condition is commissioned once it holds
+:data:`MIN_CONDITION_MINUTES` of audio in at least
+:data:`edgeasd.scoring.calibrate.MIN_CONDITION_GROUPS` recording groups (one group per
+recording, ``enrollment.group_seconds``) and at least one of its groups was scored against
+earlier ones; until then its own scores do not set the threshold (the calibration's rule, the
+same constant), the threshold comes from the other conditions and its alerts are
+provisional (issue 17: with 1-2 target recordings the worst later false-alarm rate reached
+53 %).
 
 Forecast (:func:`forecast`)
 ---------------------------
@@ -43,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeasd.scoring.calibrate import MIN_CONDITION_GROUPS
 from edgeasd.scoring.forward import SESSION_GAP_SECONDS
 
 #: A condition with less enrolled audio than this has provisional alerts. Measured with
@@ -70,6 +74,8 @@ class ConditionStatus:
         Audio of its groups scored against earlier recordings (forward chaining).
     minutes_needed : float
         More minutes to enroll before its alerts stop being provisional (0: none).
+    recordings_needed : int
+        More recordings (recording groups) to enroll before then (0: none).
     provisional : bool
         Its alerts rest on other conditions' calibration (see the module docstring).
     words : str
@@ -82,6 +88,7 @@ class ConditionStatus:
     sessions: int
     scored_minutes: float
     minutes_needed: float
+    recordings_needed: int
     provisional: bool
     words: str
 
@@ -149,15 +156,22 @@ def commissioning(bank: Any, hop_seconds: float) -> list[ConditionStatus]:
         n_groups = len(set(groups[mask].tolist()))
         sessions = _sessions(added[mask])
         needed = max(0.0, MIN_CONDITION_MINUTES - minutes)
-        provisional = bool(needed > 0 or scored == 0)
+        recordings = max(0, MIN_CONDITION_GROUPS - n_groups)
+        provisional = bool(needed > 0 or recordings > 0 or scored == 0)
         if provisional:
-            more = max(needed, minute)
-            why = (
-                f"enroll at least {math.ceil(more)} more minute{'s' if more > 1 else ''} "
-                "of its normal operation"
+            recordings = max(recordings, 1 if scored == 0 else 0)
+            more = math.ceil(max(needed, minute)) if needed > 0 else 0
+            amount = " in ".join(
+                x
+                for x in (
+                    f"at least {more} more minute{'s' if more > 1 else ''}" if more else "",
+                    f"{recordings} more recording{'s' if recordings > 1 else ''}"
+                    if recordings
+                    else "",
+                )
+                if x
             )
-            if scored == 0 and needed == 0:
-                why = "enroll one more recording of its normal operation"
+            why = f"enroll {amount} of its normal operation"
             words = (
                 f"condition {d!r}: {minutes:.1f} min enrolled in {n_groups} recording "
                 f"group{'s' if n_groups != 1 else ''}, {sessions} session"
@@ -178,6 +192,7 @@ def commissioning(bank: Any, hop_seconds: float) -> list[ConditionStatus]:
                 sessions,
                 scored,
                 needed if provisional else 0.0,
+                recordings if provisional else 0,
                 provisional,
                 words,
             )

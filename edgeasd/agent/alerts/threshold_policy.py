@@ -136,7 +136,17 @@ def _calibration_warning(
     if state == "unreachable":
         parts.append(unreachable_fix(threshold, bank.score_bound_))
     elif not np.isfinite(threshold):
-        parts.append("no threshold yet: scores are not decided")
+        one = len(set(bank.groups_.tolist())) == 1
+        parts.append(
+            "no threshold yet: scores are not decided"
+            + (
+                "; the bank holds one recording, and the threshold rests on how a recording "
+                "scores against the others: enroll a second one (another edgeasd enroll "
+                "--next N, or FILE...), ideally from another hour"
+                if one
+                else ""
+            )
+        )
     return "; ".join(parts) or None
 
 
