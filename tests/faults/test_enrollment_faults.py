@@ -100,7 +100,7 @@ def test_file_enrollment_memory_is_flat_in_file_length(tmp_path) -> None:
     # size (calibrate._CHUNK: 2 x 8 MiB at most), not audio
     assert growth[1] - growth[0] < 15
     assert len(bank) == 20 + 60 + 600  # 1 s windows, every one enrolled
-    assert len(set(bank.groups_)) == 1 + 1 + 10  # groups of 60 s
+    assert len(set(bank.groups_)) == 3  # one group per file (enrollment.group_seconds: 1 h)
 
 
 @pytest.mark.slow
@@ -247,11 +247,12 @@ def test_streamed_file_object_and_names(tmp_path) -> None:
     model = make_test_model(tmp_path / "m.onnx", window_seconds=1.0)
     embedder = Embedder(model)
     a = _long_wav(tmp_path / "a.wav", 130)
-    by_path = file_enrollment.file_batches([a], embedder, "s", stage_dir=tmp_path / "p")
+    groups = {"group_seconds": 60.0}  # split, so that both stream group by group
+    by_path = file_enrollment.file_batches([a], embedder, "s", stage_dir=tmp_path / "p", **groups)
     fd = os.open(a, os.O_RDONLY)
     with os.fdopen(fd, "rb") as fh:
         by_fd = file_enrollment.file_batches(
-            [fh], embedder, "s", names=["client:a.wav"], stage_dir=tmp_path / "f"
+            [fh], embedder, "s", names=["client:a.wav"], stage_dir=tmp_path / "f", **groups
         )
     assert [len(b.embeddings) for b in by_fd] == [60, 60, 10]
     assert {b.origin for b in by_fd} == {"client:a.wav"}

@@ -201,6 +201,11 @@ class Decision:
         return {"clipped": True, "clip_fraction": round(float(self.clip_fraction or 0), 6)}
 
 
+#: What a bank of one recording group asks for before it can score: a second recording of
+#: at least a minute (the group size of earlier releases; more than one window).
+SECOND_RECORDING_SECONDS = 60.0
+
+
 def learning_reason(
     references: int,
     groups: int,
@@ -238,14 +243,16 @@ def learning_reason(
             f"{needed} more normal windows needed (edgeasd enroll --next N, or enroll FILE...)"
         )
     if exclude_same_group and groups < 2:
-        # each reference's density comes from other groups: with one (a first enrollment
-        # shorter than enrollment.group_seconds), scores are raw distances and the
-        # threshold cannot be calibrated. Any further enrollment is a new group; ask for
-        # a full group's worth so that the new group is more than a single window.
-        n = str(max(1, math.ceil(group_seconds / hop_seconds))) if hop_seconds else "N"
+        # each reference's density comes from other groups: with one (a first recording,
+        # one group at the default enrollment.group_seconds), scores are raw distances and
+        # the threshold cannot be calibrated. Any further enrollment is a new group; ask for
+        # a minute of it (capped at a group), so that it is more than a single window.
+        seconds = min(group_seconds, SECOND_RECORDING_SECONDS)
+        n = str(max(1, math.ceil(seconds / hop_seconds))) if hop_seconds else "N"
         return needed, (
-            f"enroll at least {group_seconds:g} more seconds of normal operation "
-            f"(edgeasd enroll --next {n}, or enroll FILE...)"
+            f"one recording enrolled: enroll a second recording of at least {seconds:g} "
+            f"seconds of normal operation (edgeasd enroll --next {n}, or enroll FILE...), "
+            "ideally from another hour"
         )
     return needed, None
 

@@ -86,7 +86,7 @@ def test_chunks_of_live_windows_and_bad_group_seconds() -> None:
 
 
 def test_group_seconds_is_configurable_and_validated(tmp_path) -> None:
-    assert Config().enrollment.group_seconds == 60.0
+    assert Config().enrollment.group_seconds == 3600.0  # one group per recording
     assert Config().replace(enrollment={"group_seconds": 30}).enrollment.group_seconds == 30.0
     for bad in (0, -1.0, "60"):
         with pytest.raises(ConfigError, match=r"enrollment\.group_seconds"):
@@ -184,7 +184,7 @@ def test_a_long_file_is_split_and_keeps_its_audio_per_group(tmp_path, embedder) 
     assert len({b.group for b in batches}) == 3 and {b.origin for b in batches} == {
         str(a.resolve())
     }
-    whole = file_enrollment.file_batches([a], embedder, "s")  # default 60 s: one group
+    whole = file_enrollment.file_batches([a], embedder, "s")  # default: one group per file
     assert len(whole) == 1 and len(whole[0].embeddings) == 5
 
 
@@ -192,10 +192,10 @@ def test_live_enrollment_chunks_and_the_learning_message(tmp_path, make_config) 
     feed = wav(tmp_path / "f.wav", [(8, "normal")])
     short = Daemon(load_config(make_config(feed)), initial_enroll=[(4, "a")], handle_signals=False)
     short.run()
-    assert len(set(short.bank.groups_)) == 1  # 4 s < 60 s: one group, cannot calibrate
+    assert len(set(short.bank.groups_)) == 1  # one request: one group, cannot calibrate
     assert short._learning() == (
-        "enroll at least 60 more seconds of normal operation "
-        "(edgeasd enroll --next 60, or enroll FILE...)"
+        "one recording enrolled: enroll a second recording of at least 60 seconds of normal "
+        "operation (edgeasd enroll --next 60, or enroll FILE...), ideally from another hour"
     )
     (tmp_path / "state" / "bank").unlink()
     cfg = make_config(feed, enrollment={"group_seconds": 2.0})

@@ -218,8 +218,9 @@ def test_one_enrollment_session_is_not_enough_to_score(tmp_path, make_config) ->
     decisions = [r["decision"] for r in records if r["event"] == "window"]
     assert decisions == ["enrolling"] * 4 + ["learning"] * 2
     snap = d.status.snapshot()
-    assert snap["learning_needed"] == 0 and "enroll at least 60 more seconds" in snap["learning"]
-    assert d.status.line().startswith("learning: enroll at least 60 more seconds")
+    assert snap["learning_needed"] == 0
+    assert "enroll a second recording of at least 60 seconds" in snap["learning"]
+    assert d.status.line().startswith("learning: one recording enrolled: enroll a second")
 
 
 def test_sd_notify_ready_status_watchdog_stopping(tmp_path, make_config, monkeypatch) -> None:
