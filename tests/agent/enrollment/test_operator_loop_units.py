@@ -129,12 +129,22 @@ def test_commissioning_in_plain_words() -> None:
     rng = np.random.default_rng(3)
     bank, base = _bank(rng)  # 12 refs, 4 groups of source
     bank.enroll(base + 0.1 * rng.normal(size=(3, 8)), group="t0", domain="target")
-    keys = {"condition", "minutes", "sessions", "minutes_needed", "provisional", "words"}
+    keys = {"condition", "minutes", "sessions", "minutes_needed", "recordings_needed"}
+    keys |= {"provisional", "words"}
     assert all(keys <= set(c) for c in commissioning.conditions(bank, hop_seconds=30.0))
     got = {c["condition"]: c for c in commissioning.conditions(bank, hop_seconds=30.0)}
-    # 12 x 30 s = 6 min in 4 groups: commissioned; 3 x 30 s = 1.5 min in 1 group: provisional
-    assert got["source"]["minutes"] == pytest.approx(6.0) and not got["source"]["provisional"]
-    assert "commissioned" in got["source"]["words"]
+    # 12 x 30 s = 6 min, but in 4 recording groups: one more recording is needed (5, the
+    # calibration's MIN_CONDITION_GROUPS); 3 x 30 s = 1.5 min in 1 group: both are short
+    src = got["source"]
+    assert src["minutes"] == pytest.approx(6.0) and src["provisional"]
+    assert src["minutes_needed"] == 0 and src["recordings_needed"] == 1
+    assert "enroll 1 more recording of its normal operation" in src["words"]
     assert got["target"]["provisional"] and got["target"]["minutes"] == pytest.approx(1.5)
+    assert got["target"]["recordings_needed"] == 4
+    assert "enroll at least 4 more minutes in 4 more recordings" in got["target"]["words"]
     assert "alerts are provisional" in got["target"]["words"]
     assert "--domain target" in got["target"]["words"]
+    bank.enroll(base + 0.1 * rng.normal(size=(3, 8)), group="g4", domain="source")
+    got = {c["condition"]: c for c in commissioning.conditions(bank, hop_seconds=30.0)}
+    assert not got["source"]["provisional"] and got["source"]["recordings_needed"] == 0
+    assert "commissioned" in got["source"]["words"]
