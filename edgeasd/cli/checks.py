@@ -71,11 +71,32 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(f"  {(label + ':') if label else '':<{width}}{text}")
     if note:
         print(f"note: {note}")
+    split = split_recordings_note(config.enrollment.group_seconds)
+    if split:
+        print(f"note: {split}")
     if paths.bank.exists():
         mismatch = bank_lifecycle.settings_mismatch(bank, config.scoring)
         if mismatch:
             print(f"warning: {mismatch}")
     return 0
+
+
+#: Below this ``enrollment.group_seconds`` a recording of a few minutes becomes several
+#: groups; ``config check`` says what that does (a configuration copied from a release before
+#: issue 17 says 60).
+SPLIT_NOTE_BELOW_SECONDS = 600.0
+
+
+def split_recordings_note(group_seconds: float) -> str | None:
+    """A note when ``enrollment.group_seconds`` cuts ordinary recordings into several groups."""
+    if group_seconds >= SPLIT_NOTE_BELOW_SECONDS:
+        return None
+    return (
+        f"enrollment.group_seconds is {group_seconds:g} s: a recording longer than that is "
+        "enrolled as several groups, which then score each other as if they were separate "
+        "recordings (the threshold and the commissioning count them so); the default, 3600, "
+        "makes each recording one group: set it unless you measured otherwise"
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

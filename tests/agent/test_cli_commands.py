@@ -115,11 +115,17 @@ def test_config_check_and_doctor(make_config, tmp_path, capsys) -> None:
     assert main(["config", "check", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     assert "configuration ok" in out and str(tmp_path / "state") in out
+    assert "group_seconds" not in out  # the default: one group per recording
     assert main(["doctor", "--config", str(cfg)]) == 0
     out = capsys.readouterr().out
     for name in ("config", "paths", "model", "bank", "numba", "disk"):
         assert f"] {name}" in out
     assert "[WARN] bank" in out  # no bank yet: learning
+    old = make_config(None, enrollment={"group_seconds": 60.0})  # an earlier release's copy
+    assert main(["config", "check", "--config", str(old)]) == 0
+    out = capsys.readouterr().out
+    assert "note: enrollment.group_seconds is 60 s: a recording longer than that" in out
+    assert "the default, 3600, makes each recording one group" in out
     broken = make_config(None, model={"path": str(tmp_path / "missing.onnx")})
     assert main(["doctor", "--config", str(broken)]) == 1
     assert "[FAIL] model" in capsys.readouterr().out
