@@ -97,7 +97,10 @@ class TrainConfig:
                 f"unknown loss {self.loss!r}", help=f"choose one of: {', '.join(LOSSES)}"
             )
         if self.n_subclusters < 1:
-            raise InputError(f"n_subclusters must be at least 1, got {self.n_subclusters}")
+            raise InputError(
+                f"the number of sub-clusters (--subclusters) must be at least 1, "
+                f"got {self.n_subclusters}"
+            )
 
 
 class Heads(torch.nn.Module):
