@@ -32,7 +32,8 @@ with one simulated set shared by both folds (108 clips, 9 types × 12, 7 s to re
     edgeasd train --data OUT_A/train --fault-data OUT_A/faults --out runA --epochs 200 \\
         --max-minutes 12 --batch-size 32 --width 16 --crop-seconds 3 --threads 1 --seed 0
 
-then export and ``eval-real`` as above.
+then export and ``eval-real`` as above. The sub-cluster AdaCos rows add ``--loss subcluster``
+to that ``edgeasd train`` command.
 """
 
 from __future__ import annotations

@@ -208,6 +208,19 @@ def _register_training(subparsers: argparse._SubParsersAction) -> None:
         help="fault-aware training: the anomalous test/ clips of this DCASE-layout folder "
         "become extra classes, one per machine type and section",
     )
+    t.add_argument(
+        "--loss",
+        choices=("adaproj", "subcluster"),
+        default="adaproj",
+        help="class loss: AdaProj subspaces (default) or sub-cluster AdaCos centres",
+    )
+    t.add_argument(
+        "--subclusters",
+        type=int,
+        default=16,
+        metavar="N",
+        help="centres per class with --loss subcluster (default: 16)",
+    )
     t.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     t.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
     t.add_argument("--restart", action="store_true", help="discard an existing checkpoint")
@@ -284,6 +297,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         threads=args.threads,
         crop_seconds=args.crop_seconds,
         fault_data=str(args.fault_data) if args.fault_data else None,
+        loss=args.loss,
+        n_subclusters=args.subclusters,
         model={"width": args.width, "window_seconds": args.window_seconds},
     )
     print(train(cfg, progress=True))

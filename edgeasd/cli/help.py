@@ -54,7 +54,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "edgeasd service install --dry-run | less",
     ),
     "synth": ("edgeasd synth --out data/sim --machines fan pump valve", "edgeasd synth --list"),
-    "train": ("edgeasd train --data data/sim --out runs/m1 --max-minutes 60",),
+    "train": (
+        "edgeasd train --data data/sim --out runs/m1 --max-minutes 60",
+        "edgeasd train --data data/sim --out runs/m2 --loss subcluster --subclusters 16",
+    ),
     "export": ("edgeasd export runs/m1 --calibration data/sim",),
     "quantize": ("edgeasd quantize runs/m1/model.onnx --calibration data/sim",),
     "eval": ("edgeasd eval --data data/sim --out eval-out",),

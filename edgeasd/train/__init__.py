@@ -6,6 +6,8 @@ onnxruntime and the exported ``.onnx`` files. Modules:
 * ``frontend``: exportable feature code (STFT magnitude, log1p FFT, mel filterbank),
 * ``spectral``: the no-training log-mel statistics baseline model,
 * ``directact``, ``adaproj``, ``trainer``: Direct-ACT, its loss and training loop,
+* ``subcluster``: sub-cluster AdaCos, the alternative loss (``--loss subcluster``);
+  ``adacos``: the AdaCos scale and soft-target cross-entropy both losses share,
 * ``data``: DCASE-layout clips and auxiliary classes (torch-free),
 * ``export``: torch → self-contained ONNX; ``metadata``: the ``metadata_props``
   contract (torch-free),

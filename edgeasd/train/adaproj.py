@@ -5,8 +5,7 @@ Each class ``c`` owns ``m`` learnable unit vectors ``W_c`` (shape ``(dim, m)``, 
 projection ``P_c x = W_c W_cᵀ x`` by the cosine ``cos θ_c = <x, P_c x> / ‖P_c x‖``
 (which equals the norm of the orthogonal projection when ``W_c`` is orthonormal). The
 logits ``s · cos θ_c`` go through softmax cross-entropy with soft targets (mixup), and
-the scale ``s`` is set each batch as in AdaCos: ``s = log(B_avg) / cos(min(π/4, θ_med))``
-with ``B_avg`` the mean summed non-target exponent and ``θ_med`` the median target angle.
+the scale ``s`` is set each batch as in AdaCos (:mod:`edgeasd.train.adacos`).
 Compared with one centre per class, a subspace lets normal sounds of a class spread
 over several directions, which keeps the embedding informative for anomaly detection.
 """
@@ -20,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeasd.errors import InputError
+from edgeasd.train.adacos import adacos_scale, soft_cross_entropy
 
 
 class AdaProj(nn.Module):
@@ -79,20 +79,5 @@ class AdaProj(nn.Module):
         """
         cos = self.cosines(x)
         if self.training:
-            self._update_scale(cos.detach(), target)
-        logp = F.log_softmax(self.scale * cos, dim=1)
-        per_sample = -(target * logp).sum(dim=1)
-        return (per_sample * weight).sum() / weight.sum().clamp_min(1.0)
-
-    @torch.no_grad()
-    def _update_scale(self, cos: torch.Tensor, target: torch.Tensor) -> None:
-        valid = target.sum(dim=1) > 0
-        if not bool(valid.any()):
-            return
-        cos, target = cos[valid], target[valid]
-        non_target = (target == 0).float()
-        b_avg = (torch.exp(self.scale * cos) * non_target).sum(dim=1).mean()
-        theta = torch.acos((cos * target).sum(dim=1) / target.sum(dim=1))
-        theta_med = torch.median(theta).clamp(max=math.pi / 4)
-        scale = torch.log(b_avg.clamp_min(1e-6)) / torch.cos(theta_med)
-        self.scale.copy_(scale.clamp(1.0, 64.0))
+            self.scale.copy_(adacos_scale(self.scale, cos.detach()[:, :, None], target))
+        return soft_cross_entropy(self.scale * cos, target, weight)

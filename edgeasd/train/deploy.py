@@ -23,10 +23,16 @@ def training_summary(state: dict) -> str:
     """One-line ``training_data`` metadata from a checkpoint."""
     tc = state.get("train_config", {})
     faults = f" + anomalies of {Path(tc['fault_data']).name}" if tc.get("fault_data") else ""
+    loss = tc.get("loss", "adaproj")
+    loss = (
+        f"; sub-cluster AdaCos loss ({tc.get('n_subclusters')} centres)"
+        if loss == "subcluster"
+        else ""
+    )
     return (
         f"{state.get('n_clips', '?')} clips of {','.join(state.get('machines', []))} "
         f"from {Path(tc.get('data', '?')).name}{faults}; {len(state['classes'])} classes; "
-        f"{state['step']} steps"
+        f"{state['step']} steps{loss}"
     )
 
 

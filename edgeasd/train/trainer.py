@@ -6,9 +6,10 @@ Per batch of 64 random 10 s crops:
    reversed batch, ``λ x_i + (1 - λ) x_j`` with ``λ ~ U(0, 1)``; its class target is
    mixed likewise;
 2. the two branch embeddings are computed; the **class loss** is AdaProj over the
-   ``C`` classes (machine × section × attributes) on the concatenation;
+   ``C`` classes (machine × section × attributes) on the concatenation (or, with
+   ``loss="subcluster"``, sub-cluster AdaCos: :mod:`edgeasd.train.subcluster`);
 3. **feature exchange** (self-supervised): with probability 0.5 a clip's spectrogram
-   branch embedding is replaced by its partner's; a second AdaProj head over ``3C``
+   branch embedding is replaced by its partner's; a second head of the same loss over ``3C``
    classes must tell ``[own class | exchanged: 0.5·own, 0.5·partner's]`` apart.
 
 Target-domain clips carry no class loss (weight 0), as in the reference code; they only
@@ -35,9 +36,11 @@ from edgeasd.errors import InputError, ModelError
 from edgeasd.train.adaproj import AdaProj
 from edgeasd.train.data import ClipSet, scan
 from edgeasd.train.directact import DirectACT, DirectACTConfig
+from edgeasd.train.subcluster import SubClusterAdaCos
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
+LOSSES = ("adaproj", "subcluster")
 
 
 @dataclass
@@ -56,6 +59,10 @@ class TrainConfig:
     and section. The class loss then rewards features that separate fault signatures
     (impulse trains, sidebands, cavitation noise) from normal operation, not only the
     operating attributes.
+
+    ``loss`` picks the class loss of both heads: ``"adaproj"`` (the reference recipe,
+    ``subspace_dim`` vectors per class) or ``"subcluster"`` (sub-cluster AdaCos,
+    ``n_subclusters`` fixed centres per class). A resumed run keeps its checkpoint's loss.
     """
 
     data: str
@@ -67,6 +74,8 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     subspace_dim: int = 32
+    loss: str = "adaproj"
+    n_subclusters: int = 16
     mixup_prob: float = 0.5
     featex_prob: float = 0.5
     seed: int = 0
@@ -83,16 +92,49 @@ class TrainConfig:
             raise InputError("epochs and lr must be positive")
         if self.crop_seconds is not None and self.crop_seconds <= 0:
             raise InputError(f"crop_seconds must be positive, got {self.crop_seconds}")
+        if self.loss not in LOSSES:
+            raise InputError(
+                f"unknown loss {self.loss!r}", help=f"choose one of: {', '.join(LOSSES)}"
+            )
+        if self.n_subclusters < 1:
+            raise InputError(
+                f"the number of sub-clusters (--subclusters) must be at least 1, "
+                f"got {self.n_subclusters}"
+            )
 
 
 class Heads(torch.nn.Module):
-    """The network and its two classification heads, checkpointed together."""
+    """The network and its two classification heads, checkpointed together.
 
-    def __init__(self, cfg: DirectACTConfig, n_classes: int, subspace_dim: int) -> None:
+    Parameters
+    ----------
+    cfg : DirectACTConfig
+    n_classes : int
+    subspace_dim : int
+        AdaProj's vectors per class.
+    loss : str
+        One of :data:`LOSSES`.
+    n_subclusters : int
+        Sub-cluster AdaCos's centres per class.
+    """
+
+    def __init__(
+        self,
+        cfg: DirectACTConfig,
+        n_classes: int,
+        subspace_dim: int,
+        loss: str = "adaproj",
+        n_subclusters: int = 16,
+    ) -> None:
         super().__init__()
         self.net = DirectACT(cfg)
-        self.cls = AdaProj(cfg.embedding_dim, n_classes, subspace_dim)
-        self.featex = AdaProj(cfg.embedding_dim, 3 * n_classes, subspace_dim)
+        dim = cfg.embedding_dim
+        if loss == "subcluster":
+            self.cls = SubClusterAdaCos(dim, n_classes, n_subclusters)
+            self.featex = SubClusterAdaCos(dim, 3 * n_classes, n_subclusters)
+        else:
+            self.cls = AdaProj(dim, n_classes, subspace_dim)
+            self.featex = AdaProj(dim, 3 * n_classes, subspace_dim)
 
 
 def training_loss(
@@ -212,6 +254,21 @@ def network_from_checkpoint(state: dict) -> DirectACT:
     return net.eval()
 
 
+def _check_same_loss(cfg: TrainConfig, resumed: dict, ckpt_path: Path) -> None:
+    """Refuse to resume a checkpoint with another loss than the one asked for."""
+    tc = resumed.get("train_config", {})
+    had = (tc.get("loss", "adaproj"), tc.get("n_subclusters", 16))
+    if had[0] != cfg.loss or (cfg.loss == "subcluster" and had[1] != cfg.n_subclusters):
+        asked = f"--loss {cfg.loss}" + (
+            f" --subclusters {cfg.n_subclusters}" if cfg.loss == "subcluster" else ""
+        )
+        was = f"--loss {had[0]}" + (f" --subclusters {had[1]}" if had[0] == "subcluster" else "")
+        raise InputError(
+            f"{ckpt_path} was trained with {was}, not {asked}",
+            help=f"resume with {was}, or start over with --restart",
+        )
+
+
 def train(cfg: TrainConfig, progress: bool = True) -> Path:
     """Train (or resume) a Direct-ACT model; returns the checkpoint path.
 
@@ -255,8 +312,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             f"{cfg.data} has {len(data.classes)} source-domain class(es); need at least 2",
             help="train on several machine types or attribute values",
         )
+    if resumed:
+        _check_same_loss(cfg, resumed, ckpt_path)
     torch.manual_seed(cfg.seed)
-    heads = Heads(model_cfg, len(data.classes), cfg.subspace_dim)
+    heads = Heads(model_cfg, len(data.classes), cfg.subspace_dim, cfg.loss, cfg.n_subclusters)
     opt = torch.optim.Adam(heads.parameters(), lr=cfg.lr)
     steps_per_epoch = max(1, len(data) // cfg.batch_size)
     total = math.ceil(cfg.epochs * steps_per_epoch)
