@@ -69,7 +69,11 @@ def test_learning_rule() -> None:
     kw = {"min_references": 10, "exclude_same_group": True, "group_seconds": 60.0}
     assert decision.learning_reason(4, 2, hop_seconds=10.0, **kw)[0] == 6
     needed, why = decision.learning_reason(12, 1, hop_seconds=10.0, **kw)
-    assert needed == 0 and "enroll at least 60 more seconds" in why and "--next 6" in why
+    assert needed == 0 and "enroll a second recording of at least 60 seconds" in why
+    assert "--next 6" in why and why.startswith("one recording enrolled")
+    # a minute, or a whole group where groups are shorter
+    why = decision.learning_reason(12, 1, hop_seconds=10.0, **{**kw, "group_seconds": 30.0})[1]
+    assert "at least 30 seconds" in why and "--next 3" in why
     assert decision.learning_reason(12, 2, hop_seconds=10.0, **kw) == (0, None)
     kw["exclude_same_group"] = False
     assert decision.learning_reason(12, 1, hop_seconds=None, **kw) == (0, None)
