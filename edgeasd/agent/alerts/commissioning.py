@@ -3,8 +3,8 @@
 The rule is the scoring layer's (:func:`edgeasd.scoring.forecast.commissioning`): a condition
 (domain tag) is *commissioned* once it holds ``MIN_CONDITION_MINUTES`` of enrolled audio in at
 least ``MIN_CONDITION_GROUPS`` recordings (one group per recording) and one of its groups was
-scored against earlier ones; until then its alerts are *provisional*. This module is the agent's one entry point to it
-(:func:`conditions`), as plain dicts for the status snapshot.
+scored against earlier ones; until then its alerts are *provisional*. This module is the
+agent's one entry point to it (:func:`conditions`), as plain dicts for the status snapshot.
 """
 
 from __future__ import annotations
