@@ -14,6 +14,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 @torch.no_grad()
@@ -72,3 +73,52 @@ def soft_cross_entropy(
     """
     per_sample = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
     return (per_sample * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+class AdaCosLoss(nn.Module):
+    """An angular classification loss with the AdaCos scale: what AdaProj and sub-cluster
+    AdaCos share.
+
+    A subclass holds a ``scale`` buffer and defines :meth:`centre_cosines`; a class's logit
+    is ``logsumexp_j(s · cos_j)`` over its centres (with one centre, ``s · cos``).
+    """
+
+    scale: torch.Tensor
+
+    def centre_cosines(self, x: torch.Tensor) -> torch.Tensor:
+        """Cosines between each embedding and each centre (or subspace) of each class.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, dim)
+
+        Returns
+        -------
+        torch.Tensor, shape (batch, n_classes, n_centres), values in [-1, 1]
+        """
+        raise NotImplementedError
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits at the current scale, shape (batch, n_classes)."""
+        return torch.logsumexp(self.scale * self.centre_cosines(x), dim=2)
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Weighted soft-target cross-entropy of the class logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor, shape (batch, dim)
+            Embeddings.
+        target : torch.Tensor, shape (batch, n_classes)
+            Soft class targets, each row summing to 1 (or 0 for ignored rows).
+        weight : torch.Tensor, shape (batch,)
+            Per-sample weight (0 excludes a sample, e.g. target-domain clips).
+
+        Returns
+        -------
+        torch.Tensor, shape ()
+        """
+        cos = self.centre_cosines(x)
+        if self.training:
+            self.scale.copy_(adacos_scale(self.scale, cos.detach(), target))
+        return soft_cross_entropy(torch.logsumexp(self.scale * cos, dim=2), target, weight)

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeasd.errors import InputError
-from edgeasd.train.adacos import adacos_scale, soft_cross_entropy
+from edgeasd.train.adacos import AdaCosLoss
 
 
-class AdaProj(nn.Module):
+class AdaProj(AdaCosLoss):
     """AdaProj classification loss.
 
     Parameters
@@ -61,23 +61,6 @@ class AdaProj(nn.Module):
         cos = (proj * x.unsqueeze(1)).sum(dim=2) / proj.norm(dim=2).clamp_min(1e-8)
         return cos.clamp(-1.0, 1.0)
 
-    def forward(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """Weighted soft-target cross-entropy of the scaled subspace cosines.
-
-        Parameters
-        ----------
-        x : torch.Tensor, shape (batch, dim)
-            Embeddings.
-        target : torch.Tensor, shape (batch, n_classes)
-            Soft class targets, each row summing to 1 (or 0 for ignored rows).
-        weight : torch.Tensor, shape (batch,)
-            Per-sample weight (0 excludes a sample, e.g. target-domain clips).
-
-        Returns
-        -------
-        torch.Tensor, shape ()
-        """
-        cos = self.cosines(x)
-        if self.training:
-            self.scale.copy_(adacos_scale(self.scale, cos.detach()[:, :, None], target))
-        return soft_cross_entropy(self.scale * cos, target, weight)
+    def centre_cosines(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`cosines` as one centre per class, shape (batch, n_classes, 1)."""
+        return self.cosines(x)[:, :, None]

@@ -18,13 +18,12 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from edgeasd.errors import InputError
-from edgeasd.train.adacos import adacos_scale, soft_cross_entropy
+from edgeasd.train.adacos import AdaCosLoss
 
 
-class SubClusterAdaCos(nn.Module):
+class SubClusterAdaCos(AdaCosLoss):
     """Sub-cluster AdaCos classification loss.
 
     Parameters
@@ -50,7 +49,7 @@ class SubClusterAdaCos(nn.Module):
         s0 = math.sqrt(2.0) * math.log(max(n_classes * n_subclusters - 1, 2))
         self.register_buffer("scale", torch.tensor(s0))
 
-    def subcluster_cosines(self, x: torch.Tensor) -> torch.Tensor:
+    def centre_cosines(self, x: torch.Tensor) -> torch.Tensor:
         """Cosine between each embedding and each centre.
 
         Parameters
@@ -66,38 +65,4 @@ class SubClusterAdaCos(nn.Module):
 
     def cosines(self, x: torch.Tensor) -> torch.Tensor:
         """Cosine to the nearest centre of each class, shape (batch, n_classes)."""
-        return self.subcluster_cosines(x).max(dim=2).values
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits ``logsumexp_j(s · cos(x, w_cj))`` at the current scale.
-
-        Parameters
-        ----------
-        x : torch.Tensor, shape (batch, dim)
-
-        Returns
-        -------
-        torch.Tensor, shape (batch, n_classes)
-        """
-        return torch.logsumexp(self.scale * self.subcluster_cosines(x), dim=2)
-
-    def forward(self, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """Weighted soft-target cross-entropy of the class logits.
-
-        Parameters
-        ----------
-        x : torch.Tensor, shape (batch, dim)
-            Embeddings.
-        target : torch.Tensor, shape (batch, n_classes)
-            Soft class targets, each row summing to 1 (or 0 for ignored rows).
-        weight : torch.Tensor, shape (batch,)
-            Per-sample weight (0 excludes a sample, e.g. target-domain clips).
-
-        Returns
-        -------
-        torch.Tensor, shape ()
-        """
-        cos = self.subcluster_cosines(x)
-        if self.training:
-            self.scale.copy_(adacos_scale(self.scale, cos.detach(), target))
-        return soft_cross_entropy(torch.logsumexp(self.scale * cos, dim=2), target, weight)
+        return self.centre_cosines(x).max(dim=2).values
