@@ -42,6 +42,7 @@ from edgeasd.scoring.forecast import debounced_starts
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_operating_point import CACHE, CHOICE, HELDOUT  # the same protocol
+from feasibility import section as feasibility_section
 from loop_margins import loop_margin_table, per_condition_loop_table, stability_table
 
 BAND = (1.1, 3.0)
@@ -343,6 +344,8 @@ def main() -> None:
     print(limits(held))
     print("\n### Limits on the choice sets\n")
     print(limits(choice))
+    print("\n### Feasible margins: false alarms and detection together\n")
+    print(feasibility_section(cfg))
     print("\n### k-of-n debouncing (default model, no operator)\n")
     print(debounce_table(choice, held))
     print("\n### Per-condition thresholds, both conditions commissioned (target: 6 recordings)\n")
