@@ -43,6 +43,7 @@ from edgeasd.scoring.forecast import debounced_starts
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_operating_point import CACHE, CHOICE, HELDOUT  # the same protocol
 from feasibility import section as feasibility_section
+from forecast_check import calibration_table
 from loop_margins import loop_margin_table, per_condition_loop_table, stability_table
 
 BAND = (1.1, 3.0)
@@ -358,6 +359,8 @@ def main() -> None:
     print(per_condition_loop_table())
     print("\n### Forecast against the protocol (held-out sets, operating threshold)\n")
     print(forecast_table(held, cfg))
+    print("\n### The forecast's estimate where the protocol can count false alerts\n")
+    print(calibration_table(cfg))
 
 
 if __name__ == "__main__":
