@@ -127,7 +127,7 @@ def _enrolled_notes(event: dict[str, Any], window: dict[str, Any], first: bool) 
             "or more recordings, and `edgeasd bank summary` says what is still needed"
         )
     else:
-        notes.append(f"forecast: {readable.count(per_day)} false alert(s) a day")
+        notes.append(f"forecast: at most {readable.count(per_day)} false alert(s) a day")
     return notes
 
 

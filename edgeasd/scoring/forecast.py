@@ -36,6 +36,16 @@ is at most :data:`USEFUL_PER_DAY` a day; before that it is "not known yet", with
 of scored audio that would make it known, in plain words. The bound needs about a day of
 scored audio with the default detector (1 of 1): that is what the evidence supports, and it
 is said so instead of printing hundreds a day.
+
+What a known forecast promises is its **bound**, "at most" so many a day, and only while the
+machine sounds as it did in the scored audio. The estimate ``E / W`` is 0 by construction at
+the ``auto`` threshold (it lies above every margin-scaled evidence score), and on the
+operating-point protocol a later session whose sound drifted above the evidence alerted
+regardless (``python benchmarks/run.py threshold_rules``, BENCHMARKS.md "The forecast's
+estimate where the protocol can count false alerts": below the operating threshold the
+estimate was within 2x of the counted false alerts in 1-4 of 8 held-out conditions). So the
+words lead with the bound, name the estimate only when it is not 0, and say what a change in
+the machine's sound does.
 """
 
 from __future__ import annotations
@@ -255,6 +265,7 @@ def forecast(bank: Any, threshold: float, hop_seconds: float, k: int = 1, n: int
     starts, windows = int(starts), int(windows)
     expected = starts / windows * per_day_windows
     bound = (1 + starts) / (windows + 1) * per_day_windows
+    seen = f"{starts} of them would have alerted" if starts else "none of them would have alerted"
     if bound <= USEFUL_PER_DAY:
         return Forecast(
             True,
@@ -262,13 +273,15 @@ def forecast(bank: Any, threshold: float, hop_seconds: float, k: int = 1, n: int
             bound,
             scored,
             0.0,
-            f"false alerts a day: about {expected:.2g}, at most {bound:.2g} (from {scored:.0f} "
-            "min of normal audio scored against earlier recordings)",
+            f"false alerts a day: at most {bound:.2g}"
+            + (f" (about {expected:.2g})" if starts else "")
+            + f", while the machine sounds as in the {scored:,.0f} min of normal audio scored "
+            f"against earlier recordings ({seen}); a lasting change in its sound alerts "
+            "regardless: if it is normal, confirm it with `edgeasd feedback ALERT normal`",
         )
     # windows W for which (1 + E) / (W + 1) * per_day_windows <= USEFUL_PER_DAY
     need_windows = (1 + starts) * per_day_windows / USEFUL_PER_DAY - 1
     more = max(0.0, need_windows - windows) * minute
-    seen = f"{starts} of them would have alerted" if starts else "none of them would have alerted"
     # the conditions whose recordings count (those the threshold rests on: a condition still
     # commissioning does not, while a commissioned one has evidence)
     names = sorted({str(d) for d in np.asarray(bank.domains_)[mask]})

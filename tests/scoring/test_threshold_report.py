@@ -100,8 +100,12 @@ def test_the_forecast_is_a_number_once_the_bound_is_useful() -> None:
     rep = threshold_policy.threshold_report(bank, Config(), hop_seconds=hop)
     fc = rep["forecast"]
     assert fc["known"] and fc["per_day"] == 0.0 and fc["bound_per_day"] == pytest.approx(8 / 9)
-    assert rep["predicted_false_alarms_per_day"] == 0.0
-    assert fc["words"].startswith("false alerts a day: about 0, at most 0.89")
+    # the promise is the bound: the estimate is 0 at the `auto` threshold by construction
+    assert rep["predicted_false_alarms_per_day"] == pytest.approx(8 / 9)
+    assert rep["predicted_false_alarm_rate"] == pytest.approx(1 / 9)
+    assert fc["words"].startswith("false alerts a day: at most 0.89, while the machine sounds")
+    assert "(none of them would have alerted)" in fc["words"]
+    assert "about" not in fc["words"]
 
 
 def test_the_forecast_counts_evidence_beyond_the_groups_the_threshold_follows() -> None:

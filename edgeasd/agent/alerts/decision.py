@@ -64,10 +64,10 @@ class BankState:
     threshold_rule : str
         The configured ``threshold.rule``.
     predicted_false_alarm_rate : float or None
-        Predicted fraction of normal windows above the threshold
-        (:func:`edgeasd.agent.alerts.threshold_policy.threshold_report`); None without a threshold.
+        At most this many false alerts per window: the forecast's bound
+        (:func:`edgeasd.agent.alerts.threshold_policy.threshold_report`); None until known.
     predicted_false_alarms_per_day : float or None
-        That rate at the configured hop (None: hop not known or no rate).
+        The same a day at the configured hop (None: hop not known or not known yet).
     calibration_warning : str or None
         What to enroll when a condition has too little audio to calibrate on.
     unreachable : bool

@@ -78,8 +78,8 @@ def threshold_report(bank: ReferenceBank, cfg: Any, hop_seconds: float | None) -
         ``state`` (``"uncalibrated"``, ``"unreachable"``: no score of this bank can exceed
         it, or ``"ready"``), ``forecast``
         (:class:`edgeasd.scoring.forecast.Forecast` as a dict, or None),
-        ``predicted_false_alarms_per_day`` (false *alerts* a day after the configured
-        k-of-n debounce, None until the calibration supports a forecast),
+        ``predicted_false_alarms_per_day`` (at most so many false *alerts* a day after the
+        configured k-of-n debounce: the forecast's bound, None until it is known),
         ``predicted_false_alarm_rate`` (the same per window, or None),
         ``commissioning`` (one :class:`edgeasd.scoring.forecast.ConditionStatus` dict per
         condition), ``provisional`` (conditions whose alerts are provisional) and
@@ -96,7 +96,8 @@ def threshold_report(bank: ReferenceBank, cfg: Any, hop_seconds: float | None) -
         d = cfg.detector
         fc = forecast(bank, threshold, hop_seconds, d.k, d.n)
         conditions = commissioning(bank, hop_seconds)
-    per_day = None if fc is None else fc.per_day
+    # the promise is the bound (forecast module docstring): the estimate is 0 at `auto`
+    per_day = None if fc is None or not fc.known else fc.bound_per_day
     return {
         "threshold": float(threshold) if np.isfinite(threshold) else None,
         "rule": cfg.threshold.rule,
