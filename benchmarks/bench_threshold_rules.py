@@ -325,9 +325,9 @@ def forecast_table(prepared: list[dict], cfg: Config) -> str:
         "\n\nEach condition's later session holds 24 windows (4 minutes): the smallest false-alert "
         "rate it can measure is one window in 24, 360 a day at the 10 s hop. The forecast's "
         "bound needs a day of normal audio scored against earlier recordings (1-of-1 debounce), "
-        "so every protocol condition says `not known yet` with the minutes it needs: the 2x "
-        "check of issue 17 needs a later normal stream of about a day per condition, which "
-        "this protocol does not have."
+        "so every protocol condition says `not known yet` with the minutes it needs: a 2x "
+        "check of the bound needs a later normal stream of about a day per condition, which "
+        "this protocol does not have; the estimate behind it is checked below."
     )
 
 
