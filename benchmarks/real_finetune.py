@@ -74,9 +74,9 @@ from edgeasd.train.metadata import ModelMetadata
 from edgeasd.train.quantize import quantize_int8
 from edgeasd.train.trainer import Heads, training_loss
 
-SR = 16000
-WINDOW_SECONDS = 10.0
-DEFAULT_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-clips"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_candidates import DEFAULT_FOLDER, SR, WINDOW_SECONDS  # the same clips and windows
+
 FP32 = MODELS_DIR / "edgeasd-directact-v2.onnx"
 
 
